@@ -1,0 +1,1 @@
+"""wikisnap.pipelines"""

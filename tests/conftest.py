@@ -1,0 +1,71 @@
+"""Shared fixtures: the real dumps bundled in tests/data (see tests/data/PROVENANCE.md)."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+XML = DATA / "xml"
+ENWIKI = XML / "gensim__enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+ELWIKIVOYAGE = XML / "mwbzutils__elwikivoyage-sample-pages-articles.xml.bz2"
+ENWIKTIONARY = XML / "wiktextract__enwiktionary-test-pages-articles.xml.bz2"
+BGWIKI_UTF16 = XML / "gensim__bgwiki-latest-pages-articles-shortened.xml.bz2"
+NO_SITEINFO = XML / "gensim__enwiki-table-markup.xml.bz2"
+VIWIKI_TRUNCATED = XML / "wikiextractor__viwiki-test.xml"
+WIKIDATA = XML / "operations-dumps"
+
+
+def read_xml_bytes(path: Path) -> bytes:
+    """Decompressed bytes of a bundled dump (tests build bad inputs from real ones)."""
+    raw = path.read_bytes()
+    if raw[:3] == b"BZh":
+        return bz2.decompress(raw)
+    if raw[:2] == b"\x1f\x8b":
+        return gzip.decompress(raw)
+    return raw
+
+
+def read_snapshot(tar_path: Path) -> tuple[list[str], list[dict], list[bytes]]:
+    """(member names, records, raw lines) of a snapshot tarball, in member order."""
+    names, records, lines = [], [], []
+    with tarfile.open(tar_path, "r:gz") as tar:
+        for member in tar.getmembers():
+            names.append(member.name)
+            data = tar.extractfile(member).read()
+            for line in data.splitlines(keepends=True):
+                lines.append(line)
+                records.append(json.loads(line))
+    return names, records, lines
+
+
+@pytest.fixture(scope="session")
+def build():
+    """Run `wikisnap build` in-process: `build(inputs, out, *flags) -> (exit code, stdout, stderr)`."""
+    import contextlib
+    import io
+
+    from wikisnap.pipelines.cli import main
+
+    def _run(inputs, out, *flags):
+        stdout, stderr = io.StringIO(), io.StringIO()
+        argv = ["-q", "build", *[str(p) for p in inputs], "--out", str(out), *flags]
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(argv)
+        return code, stdout.getvalue(), stderr.getvalue()
+
+    return _run
+
+
+@pytest.fixture(scope="session")
+def enwiki_build(tmp_path_factory, build):
+    """The enwiki sample built once with default options (1 worker)."""
+    out = tmp_path_factory.mktemp("enwiki-1")
+    code, stdout, stderr = build([ENWIKI], out)
+    assert code == 0, stderr
+    return out

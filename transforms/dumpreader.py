@@ -1,0 +1,490 @@
+"""Reading MediaWiki XML dumps: sniff the container, checksum the bytes, stream pages.
+
+Pure functions and generators, no Beam: `open_dump` opens any fsspec URL or local path and picks
+the decompressor from the file's first bytes (not its name, so `…-shortened.bz2` and misnamed
+files work); `read_siteinfo` reads only the header; `iter_pages` streams `RawPage`s with bounded
+memory (each `<page>` element is freed once it has been turned into a value) and reports a
+truncated or corrupt file as a `DumpError` that names the file, the byte offset and the last
+complete page.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import os
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import fsspec
+from lxml import etree
+
+from wikisnap.schemas.siteinfo import Namespace, SiteInfo
+
+# Containers recognised by their first bytes.
+_MAGIC = (
+    (b"BZh", "bz2"),
+    (b"\x1f\x8b", "gzip"),
+)
+_UNSUPPORTED_MAGIC = (
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"PK\x03\x04", "zip"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+)
+_XML_STARTS = (b"<", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+_READ_CHUNK = 1 << 20
+
+
+class DumpError(Exception):
+    """A user-facing problem with an input file: the message names the file and the problem."""
+
+    def __init__(self, path: str, problem: str, *, offset: int | None = None, kind: str = "invalid"):
+        self.path = path
+        self.problem = problem
+        self.offset = offset
+        self.kind = kind
+        where = f" (at byte {offset:,})" if offset is not None else ""
+        super().__init__(f"{path}: {problem}{where}")
+
+
+@dataclass
+class Revision:
+    """The current revision of a page, as the dump gives it."""
+
+    id: int
+    parent_id: int | None
+    timestamp: str
+    editor_id: int | None = None
+    editor_name: str | None = None
+    editor_ip: str | None = None
+    minor: bool = False
+    comment: str | None = None
+    model: str = "wikitext"
+    format: str = "text/x-wiki"
+    text: str | None = None
+    sha1: str | None = None
+
+
+@dataclass
+class RawPage:
+    """One `<page>` with its last `<revision>` (pages-articles dumps carry exactly one)."""
+
+    title: str
+    ns: int
+    id: int
+    redirect: str | None
+    revision: Revision | None
+    revisions_seen: int = 1
+
+
+@dataclass
+class PageFailure:
+    """A page the reader could not turn into a `RawPage`; keeps the raw XML for the dead letter."""
+
+    reason: str
+    raw_xml: str
+    page_id: int | None = None
+    title: str | None = None
+
+
+@dataclass
+class ReadStats:
+    """What reading one file took and saw; filled in as the file is read."""
+
+    path: str
+    compression: str = ""
+    bytes_read: int = 0
+    size: int | None = None
+    pages: int = 0
+    md5: str = ""
+    sha1: str = ""
+    error: DumpError | None = None
+    last_page: tuple[int, str] | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class _HashingReader(io.RawIOBase):
+    """Counts and hashes the raw (compressed) bytes as they stream past: one pass, no re-read."""
+
+    def __init__(self, raw):
+        self._raw = raw
+        self.md5 = hashlib.md5()
+        self.sha1 = hashlib.sha1()
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        if n:
+            self.md5.update(data)
+            self.sha1.update(data)
+            self.count += n
+        return n
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+def input_size(path: str) -> int | None:
+    """Size in bytes of an input, or None when the filesystem cannot tell."""
+    try:
+        fs, fs_path = fsspec.core.url_to_fs(path)
+        return int(fs.size(fs_path))
+    except Exception:  # noqa: BLE001 - a size is only used for progress and ETA
+        return None
+
+
+def _open_raw(path: str):
+    try:
+        return fsspec.open(path, "rb").open()
+    except FileNotFoundError:
+        raise DumpError(path, "no such file", kind="missing") from None
+    except IsADirectoryError:
+        raise DumpError(path, "is a directory, not a dump file", kind="missing") from None
+    except PermissionError:
+        raise DumpError(path, "permission denied", kind="missing") from None
+    except ValueError as exc:  # fsspec: unknown protocol
+        raise DumpError(path, f"cannot open: {exc}", kind="missing") from None
+    except ImportError as exc:  # fsspec: protocol needs an optional package
+        raise DumpError(path, f"cannot open: {exc}", kind="missing") from None
+
+
+def sniff_compression(path: str, head: bytes) -> str:
+    """`'bz2'`, `'gzip'` or `'xml'` from a file's first bytes; DumpError for anything else."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    for magic, name in _UNSUPPORTED_MAGIC:
+        if head.startswith(magic):
+            raise DumpError(
+                path,
+                f"{name} compression is not supported; recompress as .bz2 or .gz, or decompress to .xml",
+                kind="compression",
+            )
+    if not head:
+        raise DumpError(path, "the file is empty", kind="invalid")
+    if head.lstrip(b" \t\r\n").startswith(_XML_STARTS):
+        return "xml"
+    raise DumpError(
+        path,
+        f"unknown compression or not an XML dump (first bytes {head[:8].hex(' ')}); "
+        "wikisnap reads .xml, .xml.bz2 and .xml.gz",
+        kind="compression",
+    )
+
+
+def open_dump(path: str) -> tuple[io.BufferedIOBase, _HashingReader, str]:
+    """Open `path` for reading decompressed XML bytes.
+
+    Returns `(stream, hasher, compression)`: read the XML from `stream`; `hasher` has counted and
+    hashed the raw bytes read so far.
+    """
+    raw = _open_raw(path)
+    hasher = _HashingReader(raw)
+    buffered = io.BufferedReader(hasher, buffer_size=_READ_CHUNK)
+    head = buffered.peek(16)[:16]
+    compression = sniff_compression(path, head)
+    if compression == "bz2":
+        stream: io.BufferedIOBase = bz2.BZ2File(buffered, "rb")
+    elif compression == "gzip":
+        stream = gzip.GzipFile(fileobj=buffered, mode="rb")
+    else:
+        stream = buffered
+    return stream, hasher, compression
+
+
+# -- siteinfo ------------------------------------------------------------------------------
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def siteinfo_from_element(root: etree._Element, siteinfo: etree._Element | None, path: str) -> SiteInfo:
+    """Build a SiteInfo from the `<mediawiki>` root and its `<siteinfo>` element."""
+    if siteinfo is None:
+        raise DumpError(
+            path,
+            "has no <siteinfo> header, so the wiki (db name, language, namespaces) is unknown; "
+            "give a dump with its header, or --siteinfo-from another dump of the same wiki",
+            kind="no-siteinfo",
+        )
+    values: dict[str, str] = {}
+    namespaces: list[Namespace] = []
+    for child in siteinfo:
+        name = _local(child.tag) if isinstance(child.tag, str) else ""
+        if name == "namespaces":
+            for ns in child:
+                if not isinstance(ns.tag, str):
+                    continue
+                try:
+                    key = int(ns.get("key", ""))
+                except ValueError:
+                    raise DumpError(path, f"<namespace key={ns.get('key')!r}> is not a number") from None
+                namespaces.append(
+                    Namespace(key=key, name=(ns.text or "").strip(), case=ns.get("case") or "first-letter")
+                )
+        elif name:
+            values[name] = (child.text or "").strip()
+    dbname = values.get("dbname", "")
+    if not dbname:
+        raise DumpError(path, "<siteinfo> has no <dbname>; wikisnap names its outputs after it", kind="no-siteinfo")
+    lang = root.get("{http://www.w3.org/XML/1998/namespace}lang") or ""
+    return SiteInfo(
+        dbname=dbname,
+        sitename=values.get("sitename", ""),
+        base=values.get("base", ""),
+        lang=lang,
+        case=values.get("case", "first-letter") or "first-letter",
+        generator=values.get("generator", ""),
+        schema_version=root.get("version", ""),
+        namespaces=tuple(namespaces),
+    )
+
+
+def read_siteinfo(path: str) -> SiteInfo:
+    """Read only the `<siteinfo>` header of a dump (a few KB of decompression)."""
+    stream, hasher, _ = open_dump(path)
+    root = None
+    try:
+        for event, elem in etree.iterparse(stream, events=("start", "end"), huge_tree=True):
+            if event == "start":
+                if root is None:
+                    root = elem
+                    if _local(elem.tag) != "mediawiki":
+                        raise DumpError(path, f"is XML but not a MediaWiki dump (root element <{_local(elem.tag)}>)")
+                elif _local(elem.tag) == "page":
+                    break
+                continue
+            if _local(elem.tag) == "siteinfo":
+                return siteinfo_from_element(root, elem, path)
+    except etree.XMLSyntaxError as exc:
+        raise DumpError(path, f"is not well-formed XML before any page: {exc}", offset=hasher.count) from None
+    except (EOFError, OSError, zlib.error) as exc:
+        raise DumpError(path, f"cannot be decompressed: {exc}", offset=hasher.count, kind="corrupt") from None
+    finally:
+        stream.close()
+    if root is None:
+        raise DumpError(path, "contains no XML elements")
+    return siteinfo_from_element(root, None, path)
+
+
+# -- pages ---------------------------------------------------------------------------------
+
+
+def _int(text: str | None) -> int | None:
+    if text is None:
+        return None
+    text = text.strip()
+    return int(text) if text else None
+
+
+def _revision_from_element(rev: etree._Element) -> Revision:
+    values: dict[str, object] = {}
+    for child in rev:
+        tag = child.tag
+        if not isinstance(tag, str):
+            continue
+        name = tag[tag.rfind("}") + 1 :]
+        if name == "contributor":
+            if child.get("deleted"):
+                continue
+            for c in child:
+                if not isinstance(c.tag, str):
+                    continue
+                cname = c.tag[c.tag.rfind("}") + 1 :]
+                values["c_" + cname] = c.text
+        elif name == "minor":
+            values["minor"] = True
+        elif name == "text":
+            values["text"] = None if child.get("deleted") else (child.text or "")
+        elif name == "comment":
+            values["comment"] = None if child.get("deleted") else child.text
+        elif name == "content":
+            # export-0.11 multi-slot form: <content><role>main</role><model/><format/><text/></content>
+            role = None
+            for c in child:
+                if isinstance(c.tag, str):
+                    cname = c.tag[c.tag.rfind("}") + 1 :]
+                    if cname == "role":
+                        role = c.text
+                    elif role in (None, "main") and cname in ("model", "format"):
+                        values[cname] = c.text
+                    elif role in (None, "main") and cname == "text":
+                        values["text"] = None if c.get("deleted") else (c.text or "")
+        else:
+            values[name] = child.text
+    rev_id = _int(values.get("id"))  # type: ignore[arg-type]
+    if rev_id is None:
+        raise ValueError("<revision> has no <id>")
+    timestamp = (values.get("timestamp") or "").strip()  # type: ignore[union-attr]
+    if not timestamp:
+        raise ValueError(f"revision {rev_id} has no <timestamp>")
+    editor_id = _int(values.get("c_id"))  # type: ignore[arg-type]
+    return Revision(
+        id=rev_id,
+        parent_id=_int(values.get("parentid")),  # type: ignore[arg-type]
+        timestamp=timestamp,
+        editor_id=editor_id,
+        editor_name=values.get("c_username"),  # type: ignore[arg-type]
+        editor_ip=values.get("c_ip"),  # type: ignore[arg-type]
+        minor=bool(values.get("minor")),
+        comment=values.get("comment"),  # type: ignore[arg-type]
+        model=(values.get("model") or "wikitext"),  # type: ignore[arg-type]
+        format=(values.get("format") or "text/x-wiki"),  # type: ignore[arg-type]
+        text=values.get("text"),  # type: ignore[arg-type]
+        sha1=values.get("sha1"),  # type: ignore[arg-type]
+    )
+
+
+def page_from_element(page: etree._Element, site: SiteInfo) -> RawPage:
+    """Turn a `<page>` element into a RawPage (the last revision wins); ValueError when malformed."""
+    title = None
+    ns = None
+    page_id = None
+    redirect = None
+    revision = None
+    count = 0
+    for child in page:
+        tag = child.tag
+        if not isinstance(tag, str):
+            continue
+        name = tag[tag.rfind("}") + 1 :]
+        if name == "revision":
+            count += 1
+            candidate = _revision_from_element(child)
+            if revision is None or candidate.id > revision.id:
+                revision = candidate
+        elif name == "title":
+            title = child.text
+        elif name == "ns":
+            ns = _int(child.text)
+        elif name == "id":
+            page_id = _int(child.text)
+        elif name == "redirect":
+            redirect = child.get("title")
+            if redirect is None:  # export-0.3 style <redirect/> without a target
+                redirect = ""
+    if not title:
+        raise ValueError("<page> has no <title>")
+    if page_id is None:
+        raise ValueError(f"page {title!r} has no <id>")
+    if ns is None:
+        # Exports before 0.6 carry no <ns>: derive it from the title's prefix.
+        ns = site.split_title(title)[0]
+    return RawPage(title=title, ns=ns, id=page_id, redirect=redirect, revision=revision, revisions_seen=count)
+
+
+def iter_pages(
+    path: str,
+    site: SiteInfo,
+    stats: ReadStats,
+    *,
+    progress=None,
+) -> Iterator[RawPage | PageFailure]:
+    """Stream the pages of one dump file.
+
+    Yields a `RawPage` per well-formed page and a `PageFailure` (with the raw XML) per page that
+    cannot be read; fills `stats` (bytes, pages, checksums) as it goes. A truncated or corrupt
+    file ends the stream with `stats.error` set — the pages before it have been yielded.
+    `progress(stats)` is called about once per MB of input when given.
+    """
+    stream, hasher, compression = open_dump(path)
+    stats.compression = compression
+    next_report = 0
+    try:
+        context = etree.iterparse(stream, events=("end",), tag=("{*}page", "{*}mediawiki"), huge_tree=True)
+        finished = False
+        for _, elem in context:
+            tag = elem.tag
+            if tag.endswith("}mediawiki") or tag == "mediawiki":
+                finished = True
+                break
+            stats.pages += 1
+            try:
+                page = page_from_element(elem, site)
+            except (ValueError, TypeError) as exc:
+                yield PageFailure(
+                    reason=f"malformed page: {exc}",
+                    raw_xml=etree.tostring(elem, encoding="unicode"),
+                    page_id=_int(elem.findtext("{*}id")) if elem.findtext("{*}id", "").strip().isdigit() else None,
+                    title=elem.findtext("{*}title"),
+                )
+            else:
+                stats.last_page = (page.id, page.title)
+                yield page
+            # Free the page and everything before it: memory stays flat whatever the dump size.
+            elem.clear()
+            parent = elem.getparent()
+            if parent is not None:
+                while elem.getprevious() is not None:
+                    del parent[0]
+            stats.bytes_read = hasher.count
+            if progress is not None and hasher.count >= next_report:
+                next_report = hasher.count + _READ_CHUNK
+                progress(stats)
+        if not finished:
+            raise etree.XMLSyntaxError("no closing </mediawiki>", None, 0, 0)  # type: ignore[call-arg]
+    except etree.XMLSyntaxError as exc:
+        stats.error = _describe_truncation(path, stats, hasher, str(exc))
+    except (EOFError, OSError, zlib.error) as exc:
+        stats.error = DumpError(
+            path,
+            f"{compression} data is truncated or corrupt ({exc}); {_after_last(stats)}",
+            offset=hasher.count,
+            kind="corrupt",
+        )
+    finally:
+        stats.bytes_read = hasher.count
+        stats.md5 = hasher.md5.hexdigest()
+        stats.sha1 = hasher.sha1.hexdigest()
+        stream.close()
+
+
+def _after_last(stats: ReadStats) -> str:
+    if stats.last_page is None:
+        return "no complete page was read"
+    page_id, title = stats.last_page
+    return f"the last complete page was id {page_id} ({title!r}), page {stats.pages:,} of the file"
+
+
+def _describe_truncation(path: str, stats: ReadStats, hasher: _HashingReader, detail: str) -> DumpError:
+    premature = (
+        "Premature end" in detail or "no closing" in detail or "EndTag" in detail or "end of data" in detail.lower()
+    )
+    if premature:
+        if stats.pages == 0:
+            problem = "ends without </mediawiki> and holds no <page>: a header-only part or a truncated file"
+        else:
+            problem = "ends without </mediawiki>: the file is truncated"
+        return DumpError(path, f"{problem}; {_after_last(stats)}", offset=hasher.count, kind="truncated")
+    return DumpError(
+        path, f"is not well-formed XML ({detail}); {_after_last(stats)}", offset=hasher.count, kind="malformed"
+    )
+
+
+def describe_input(path: str) -> str:
+    """Short name of an input for logs: the file name, or the URL for remote inputs."""
+    return os.path.basename(path.rstrip("/")) or path
+
+
+_DB_DATE = re.compile(r"(?:^|[^0-9])(\d{8})(?:[^0-9]|$)")
+
+
+def date_from_name(path: str) -> str | None:
+    """`enwiki-20241101-pages-articles.xml.bz2` → `'20241101'`; None when the name has no date."""
+    match = _DB_DATE.search(describe_input(path))
+    return match.group(1) if match else None

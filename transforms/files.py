@@ -1,0 +1,296 @@
+"""File plumbing for the snapshot writer: spill runs, NDJSON members, tar.gz assembly.
+
+Why files and not shuffles for article bodies: Beam's local runner keeps every shuffled element
+in memory, so a snapshot the size of enwiki cannot pass through a GroupByKey on one machine.
+Parsed records therefore go to compressed *spill runs* (sorted by page id) under the run's temp
+folder, and only small descriptors are shuffled. A writer then merges the runs of one page-id
+bucket, cuts NDJSON members at the size limit and gzips them in parallel with other buckets; the
+final tarball is a concatenation of those gzip members (gzip members concatenate into a valid
+gzip stream), so nothing is recompressed by a single process.
+
+Everything goes through fsspec, so temp and output folders may be local paths or bucket URLs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import io
+import pickle
+import struct
+import tarfile
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import fsspec
+import pyarrow as pa
+
+_FRAME = struct.Struct("<II")  # compressed length, raw length
+_FRAME_TARGET = 4 << 20  # bytes of pickled records per spill frame
+_CODEC = "zstd"
+TAR_BLOCK = 512
+
+
+def fs_for(path: str):
+    """`(filesystem, path within it)` for a local path or URL."""
+    return fsspec.core.url_to_fs(path)
+
+
+def join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *parts])
+
+
+def makedirs(path: str) -> None:
+    fs, p = fs_for(path)
+    fs.makedirs(p, exist_ok=True)
+
+
+def open_write(path: str):
+    """Open `path` for binary writing, creating parent folders."""
+    fs, p = fs_for(path)
+    parent = p.rsplit("/", 1)[0]
+    if parent and parent != p:
+        fs.makedirs(parent, exist_ok=True)
+    return fs.open(p, "wb")
+
+
+def open_read(path: str):
+    fs, p = fs_for(path)
+    return fs.open(p, "rb")
+
+
+def remove_tree(path: str) -> None:
+    fs, p = fs_for(path)
+    if fs.exists(p):
+        fs.rm(p, recursive=True)
+
+
+def remove_empty_dir(path: str) -> None:
+    """Remove folder `path` if it exists and is empty (a shared temp root other runs may use)."""
+    fs, p = fs_for(path)
+    try:
+        if fs.exists(p) and not fs.ls(p):
+            fs.rmdir(p)
+    except OSError:
+        pass
+
+
+def move(src: str, dst: str) -> None:
+    fs, s = fs_for(src)
+    _, d = fs_for(dst)
+    parent = d.rsplit("/", 1)[0]
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    fs.mv(s, d)
+
+
+# -- spill runs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpillRun:
+    """One sorted run of records of one (db, namespace, bucket), written by one work unit."""
+
+    dbname: str
+    ns: int
+    bucket: int
+    path: str
+    records: int
+
+
+def write_run(path: str, items: list[tuple[int, int, dict]]) -> None:
+    """Write `(page_id, rev_id, record)` items, sorted, as zstd frames of pickled lists."""
+    items.sort(key=lambda item: (item[0], -item[1]))
+    with open_write(path) as out:
+        batch: list[tuple[int, int, dict]] = []
+        size = 0
+        for item in items:
+            batch.append(item)
+            body = item[2].get("article_body")
+            size += len(body.get("wikitext", "")) if body else 0
+            size += 512
+            if size >= _FRAME_TARGET:
+                _write_frame(out, batch)
+                batch, size = [], 0
+        if batch:
+            _write_frame(out, batch)
+
+
+def _write_frame(out, batch: list) -> None:
+    raw = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+    packed = pa.compress(raw, codec=_CODEC, asbytes=True)
+    out.write(_FRAME.pack(len(packed), len(raw)))
+    out.write(packed)
+
+
+def iter_run(path: str) -> Iterator[tuple[int, int, dict]]:
+    """Stream the items of one spill run, one frame in memory at a time."""
+    with open_read(path) as f:
+        while True:
+            head = f.read(_FRAME.size)
+            if not head:
+                return
+            if len(head) != _FRAME.size:
+                raise OSError(f"{path}: spill run truncated")
+            packed_len, raw_len = _FRAME.unpack(head)
+            packed = f.read(packed_len)
+            raw = pa.decompress(packed, decompressed_size=raw_len, codec=_CODEC, asbytes=True)
+            yield from pickle.loads(raw)
+
+
+def merge_runs(paths: Iterable[str]) -> Iterator[tuple[int, int, dict]]:
+    """K-way merge of sorted runs by (page id, newest revision first)."""
+    return heapq.merge(*(iter_run(p) for p in sorted(paths)), key=lambda item: (item[0], -item[1]))
+
+
+class SpillBuffer:
+    """Buffers a work unit's records per (db, ns, bucket) and spills sorted runs past a byte budget."""
+
+    def __init__(self, temp_dir: str, unit_name: str, bucket_span: int, budget_bytes: int):
+        self.temp_dir = temp_dir
+        self.unit_name = unit_name
+        self.bucket_span = bucket_span
+        self.budget = budget_bytes
+        self.buffers: dict[tuple[str, int, int], list[tuple[int, int, dict]]] = {}
+        self.buffered = 0
+        self.sequence = 0
+        self.runs: list[SpillRun] = []
+
+    def add(self, dbname: str, ns: int, page_id: int, rev_id: int, record: dict, size: int) -> list[SpillRun]:
+        """Add one record; returns the runs written if the budget was passed (else [])."""
+        key = (dbname, ns, page_id // self.bucket_span)
+        self.buffers.setdefault(key, []).append((page_id, rev_id, record))
+        self.buffered += size + 512
+        if self.buffered >= self.budget:
+            return self.flush()
+        return []
+
+    def flush(self) -> list[SpillRun]:
+        written = []
+        for (dbname, ns, bucket), items in sorted(self.buffers.items()):
+            path = join(
+                self.temp_dir, "spill", dbname, str(ns), f"{bucket:06d}", f"{self.unit_name}-{self.sequence:05d}.run"
+            )
+            write_run(path, items)
+            written.append(SpillRun(dbname, ns, bucket, path, len(items)))
+        self.buffers.clear()
+        self.buffered = 0
+        self.sequence += 1
+        self.runs.extend(written)
+        return written
+
+
+# -- NDJSON members and tarballs -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberPart:
+    """One NDJSON member written by a bucket writer, waiting for its number in the tarball."""
+
+    dbname: str
+    ns: int
+    bucket: int
+    index: int  # position within its bucket
+    data_size: int  # uncompressed NDJSON bytes
+    records: int
+    gz_path: str  # gzip member holding the NDJSON data plus tar padding
+    parquet_path: str | None
+    max_date: str = ""  # newest date_modified in the member (RFC 3339)
+
+
+def tar_padding(size: int) -> bytes:
+    return b"\0" * (-size % TAR_BLOCK)
+
+
+def tar_header(name: str, size: int, mtime: int) -> bytes:
+    """A deterministic ustar header (owner root, mode 0644, fixed mtime)."""
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = mtime
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.REGTYPE
+    return info.tobuf(format=tarfile.USTAR_FORMAT)
+
+
+def gzip_member(data: bytes, level: int = 6) -> bytes:
+    """One complete gzip member (fixed header: no name, mtime 0) — the same bytes on every run."""
+    comp = zlib.compressobj(level, zlib.DEFLATED, 31)
+    return comp.compress(data) + comp.flush()
+
+
+class GzipMemberWriter:
+    """Streams bytes into one gzip member at `path`, counting the uncompressed size."""
+
+    def __init__(self, path: str, level: int = 6):
+        self.path = path
+        self._out = open_write(path)
+        self._comp = zlib.compressobj(level, zlib.DEFLATED, 31)
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        chunk = self._comp.compress(data)
+        if chunk:
+            self._out.write(chunk)
+
+    def close(self) -> None:
+        self._out.write(self._comp.flush())
+        self._out.close()
+
+
+def assemble_tarball(path: str, members: list[tuple[str, MemberPart]], mtime: int) -> tuple[str, int]:
+    """Concatenate member gzip parts into `{path}` as one valid .tar.gz; returns (md5, bytes).
+
+    Each member contributes a tiny gzip member with its tar header and its pre-compressed data;
+    a last member holds the end-of-archive blocks. Only bytes are copied — nothing recompressed.
+    """
+    md5 = hashlib.md5()
+    total = 0
+
+    def emit(out, chunk: bytes) -> None:
+        nonlocal total
+        md5.update(chunk)
+        total += len(chunk)
+        out.write(chunk)
+
+    with open_write(path) as out:
+        for name, part in members:
+            emit(out, gzip_member(tar_header(name, part.data_size, mtime)))
+            with open_read(part.gz_path) as src:
+                while True:
+                    chunk = src.read(1 << 22)
+                    if not chunk:
+                        break
+                    emit(out, chunk)
+        emit(out, gzip_member(b"\0" * (2 * TAR_BLOCK)))
+    return md5.hexdigest(), total
+
+
+def file_md5(path: str) -> tuple[str, int]:
+    md5 = hashlib.md5()
+    total = 0
+    with open_read(path) as f:
+        while True:
+            chunk = f.read(1 << 22)
+            if not chunk:
+                break
+            md5.update(chunk)
+            total += len(chunk)
+    return md5.hexdigest(), total
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    with open_write(path) as out:
+        out.write(data)
+
+
+def read_bytes(path: str) -> bytes:
+    with open_read(path) as f:
+        return f.read()
+
+
+def bytes_io() -> io.BytesIO:
+    return io.BytesIO()

@@ -1,0 +1,972 @@
+"""Facts from a page's wikitext: direct templates, categories, maintenance tags, noindex, abstract.
+
+Pure functions, no Beam. Everything is a linear scan with compiled regular expressions and
+`str.find`, following the structure of MediaWiki's own preprocessor (`Preprocessor_Hash`) rather
+than a full parse, so a typical article costs well under a millisecond and no input — unclosed
+braces, megabytes of nesting — makes a scan quadratic:
+
+1. `_strip` — comments, `<includeonly>` and extension tags (`<ref>`, `<nowiki>`, `<math>`…) are
+   cut out the way the preprocessor does it, each extension tag replaced by a placeholder; the
+   content of tags MediaWiki parses as wikitext (`<ref>`, `<poem>`, `<gallery>`…) is analysed as
+   its own scope, exactly as the tag hook's `recursiveTagParse` does.
+2. `_braces` — the preprocessor's brace stack (`{{`, `{{{`, `[[`) with its run-length rules,
+   so `{{{{Foo}}}}`, `{{Foo|[[a|b]]}}` and unclosed braces pair up as in MediaWiki.
+3. Titles are classified the way `Parser::braceSubstitution` does (subst, variables, msg/raw,
+   parser functions, then `Title::newFromText`) using `magic_words`.
+
+What a static reading cannot know is documented where it matters: templates used only by
+other templates are not listed (that is the point of "direct"), both branches of `{{#if:}}` count,
+and names built from other templates or parameters (`{{ {{{1}}} }}`) are skipped.
+
+mwparserfromhell is not used here at all: every construct above has an exact linear rule. It is
+the oracle in `tests/test_wikitext.py`, which states where the two legitimately differ.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import re
+import threading
+from dataclasses import dataclass
+
+from wikisnap.schemas.siteinfo import CANONICAL_NAMESPACES, SiteInfo
+
+from .magic_words import MAGIC_WORDS, MagicWords
+
+__all__ = ["WikitextFacts", "abstract", "analyze"]
+
+
+@dataclass(frozen=True)
+class WikitextFacts:
+    """What `analyze` finds in one page's wikitext (WME `templates`, `categories`, `version.*`)."""
+
+    templates: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    citation_needed_count: int = 0
+    pov_count: int = 0
+    clarification_needed_count: int = 0
+    update_count: int = 0
+    noindex: bool = False
+
+
+# -- extension tags -------------------------------------------------------------------------------
+# Tags whose content the tag hook parses as wikitext again: templates and categories in them
+# count (a citation template inside <ref> is transcluded by the page).
+PARSED_TAGS = frozenset({"ref", "references", "poem", "gallery", "indicator", "quiz"})
+# Tags whose content is not wikitext (or not shown): nothing inside them counts.
+OPAQUE_TAGS = frozenset(
+    {
+        "nowiki", "pre", "math", "chem", "ce", "syntaxhighlight", "source", "score", "timeline",
+        "hiero", "graph", "templatedata", "templatestyles", "mapframe", "maplink", "inputbox",
+        "categorytree", "imagemap", "section", "charinsert", "rss", "dynamicpagelist",
+        "languages", "phonos", "langconvert", "pagelist", "pages", "pagequality",
+    }
+)  # fmt: skip
+# Page-view rules (`Preprocessor_Hash`, not including): <includeonly> elements vanish with their
+# content; <noinclude>/<onlyinclude> tags vanish but their content stays.
+_IGNORED_TAGS = frozenset({"noinclude", "onlyinclude"})
+_ALL_TAGS = sorted(PARSED_TAGS | OPAQUE_TAGS | _IGNORED_TAGS | {"includeonly"}, key=len, reverse=True)
+# `<name` followed by whitespace, `/>` or `>` (PCRE `\s` is ASCII whitespace), or `<!--`.
+
+
+@functools.lru_cache(maxsize=256)
+def _tag_pattern(closed: frozenset[str]) -> re.Pattern[str]:
+    """`<!--` or `<name` followed by whitespace, `/>` or `>` (PCRE `\\s` is ASCII whitespace),
+    for every tag name except those known to have no closing tag left."""
+    names = "|".join(name for name in _ALL_TAGS if name not in closed)
+    return re.compile(r"<(?:(!--)|(/?)(" + names + r")(?=[ \t\n\r\f\v]|/>|>))", re.IGNORECASE)
+
+
+_TAG_OPEN = _tag_pattern(frozenset())
+_COMMENT_ONLY = re.compile(r"<!--")
+_CLOSE_RES: dict[str, re.Pattern[str]] = {
+    name: re.compile(r"</" + name + r"[ \t\n\r\f\v]*>", re.IGNORECASE) for name in _ALL_TAGS
+}
+# Placeholders stand where an extension tag was, like MediaWiki's strip markers: \x7f is illegal
+# in titles, so a placeholder inside a template name or link target makes it invalid, as in
+# MediaWiki.
+_MARK = "\x7f"
+_PLACEHOLDER = re.compile("\x7f(\\d+)\x7f")
+
+
+@dataclass(frozen=True)
+class _Element:
+    """One extension tag cut out by `_strip`: lower-case name, attribute text, raw content."""
+
+    name: str
+    attrs: str
+    content: str
+
+
+def _strip(text: str) -> tuple[str, list[_Element]]:
+    """Cut comments, <includeonly> and extension tags out of `text`, as MediaWiki's preprocessor.
+
+    Returns the text with `\\x7f<n>\\x7f` placeholders for the extension tags, and the tags.
+    Follows `Preprocessor_Hash::buildDomTreeArrayFromText`: an unclosed comment or
+    <includeonly> runs to the end; an extension tag without its closing tag is literal text, and
+    after one such miss that tag name is never searched again (MediaWiki's own guard against
+    quadratic time). The next `>` is cached for the same reason.
+    """
+    if _MARK in text:
+        text = text.replace(_MARK, "")
+    if "<" not in text:
+        return text, []
+    out: list[str] = []
+    elements: list[_Element] = []
+    pos = 0
+    end_text = len(text)
+    gt = -2  # position of the next '>' at or after the last tag name; -1: there is none
+    no_close: frozenset[str] = frozenset()
+    pattern = _TAG_OPEN
+    while True:
+        m = pattern.search(text, pos)
+        if m is None:
+            break
+        start = m.start()
+        if pattern is _COMMENT_ONLY or m.group(1):
+            out.append(text[pos:start])
+            close = text.find("-->", start + 4)
+            if close < 0:
+                pos = end_text
+                break
+            pos = close + 3
+            continue
+        name = m.group(3).lower()
+        slash = m.group(2)
+        name_end = m.end()
+        if slash and name not in _IGNORED_TAGS:
+            # A stray closing tag is text.
+            out.append(text[pos:name_end])
+            pos = name_end
+            continue
+        if gt != -1 and gt < name_end:
+            gt = text.find(">", name_end)
+        if gt == -1:
+            # No '>' left: no tag can open any more, only comments.
+            pattern = _COMMENT_ONLY
+            out.append(text[pos:name_end])
+            pos = name_end
+            continue
+        out.append(text[pos:start])
+        if name in _IGNORED_TAGS:
+            pos = gt + 1
+            continue
+        self_closing = text[gt - 1] == "/"
+        attrs = text[name_end : gt - 1 if self_closing else gt]
+        if self_closing:
+            content = ""
+            pos = gt + 1
+        else:
+            close_m = _CLOSE_RES[name].search(text, gt + 1)
+            if close_m is None:
+                if name == "includeonly":
+                    pos = end_text
+                    break
+                # Stop looking for this tag: its later openings are text too.
+                no_close = no_close | {name}
+                pattern = _tag_pattern(no_close)
+                out.append(text[start : gt + 1])
+                pos = gt + 1
+                continue
+            content = text[gt + 1 : close_m.start()]
+            pos = close_m.end()
+        if name == "includeonly":
+            continue
+        out.append(f"{_MARK}{len(elements)}{_MARK}")
+        elements.append(_Element(name, attrs, content))
+    out.append(text[pos:])
+    return "".join(out), elements
+
+
+class _Scope:
+    """One piece of wikitext after `_strip`, with its brace pairing computed on first use."""
+
+    __slots__ = ("s", "elements", "_found", "_spans")
+
+    def __init__(self, text: str) -> None:
+        self.s, self.elements = _strip(text)
+        self._found: list[tuple[int, str, bool]] | None = None
+        self._spans: list[tuple[int, int]] = []
+
+    def braces(self) -> tuple[list[tuple[int, str, bool]], list[tuple[int, int]]]:
+        """(templates, spans of templates and arguments) — see `_braces`."""
+        if self._found is None:
+            self._found = _braces(self.s, self._spans) if "{{" in self.s else []
+        return self._found, self._spans
+
+
+# One-entry cache per thread: pipelines call `analyze` and then `abstract` on the same string,
+# which share the strip pass and the brace pairing. Keyed by identity and holding the string,
+# so the key cannot be recycled.
+_last = threading.local()
+
+
+def _prepare(text: str) -> _Scope:
+    cached = getattr(_last, "value", None)
+    if cached is not None and cached[0] is text:
+        return cached[1]
+    scope = _Scope(text)
+    _last.value = (text, scope)
+    return scope
+
+
+# -- the brace stack ----------------------------------------------------------------------------
+_BRACE_TOKENS = re.compile(r"\{\{+|\}\}+|\[\[+|\]\]+")
+_OPEN_BRACES = re.compile(r"\{\{+")
+# Fast path: after an opening run of exactly two braces, a body without braces or brackets and
+# an exact `}}` is a template whatever surrounds it (push and pop leave the stack unchanged).
+_SIMPLE_BODY = re.compile(r"([^{}\[\]|]*+)(\|[^{}\[\]]*+)?\}\}(?!\})")
+# The name part of a template ends at the first '|' or at its closing braces; any brace or
+# bracket before that means the name is built from other elements (or is invalid).
+_NAME_STOP = re.compile(r"[|{}\[\]]")
+
+
+def _braces(s: str, spans: list[tuple[int, int]] | None = None) -> list[tuple[int, str, bool]]:
+    """Pair braces like MediaWiki's preprocessor; return the templates `(open pos, raw name, has args)`.
+
+    Rules from `Preprocessor_Hash`: a run of n `{` opens one piece of count n; a closing run
+    matches the top piece only, with `}}}` (template argument) preferred over `}}` (template);
+    leftover opening braces stay on the stack or become literal; `[[` pieces take part so a
+    `}}` inside an open `[[` is literal. When `spans` is given, the (start, end) of every
+    template and template argument is appended (for the abstract).
+
+    A `[[` piece with no `{` piece below it can never change how braces pair (a closing run it
+    blocks would be literal on an empty stack too), so while the stack is empty only `{{` is
+    searched for: the links of running text are skipped at C speed.
+    """
+    found: list[tuple[int, str, bool]] = []
+    # stack entries: [opening char, remaining count, content start, (name end, name) or None]
+    stack: list[list] = []
+    name_stop = _NAME_STOP.search
+    any_token = _BRACE_TOKENS.search
+    next_open = _OPEN_BRACES.search
+    simple = _SIMPLE_BODY.match
+    pos = 0
+    while True:
+        m = any_token(s, pos) if stack else next_open(s, pos)
+        if m is None:
+            break
+        tok = m.group()
+        ch = tok[0]
+        pos = m.end()
+        if ch == "{":
+            if len(tok) == 2:
+                body = simple(s, pos)
+                if body is not None:
+                    found.append((pos - 2, body.group(1), body.group(2) is not None))
+                    if spans is not None:
+                        spans.append((pos - 2, body.end()))
+                    pos = body.end()
+                    continue
+            stack.append([ch, len(tok), pos, None])
+            continue
+        if ch == "[":
+            stack.append([ch, len(tok), pos, None])
+            continue
+        opener = "{" if ch == "}" else "["
+        remaining = len(tok)
+        at = m.start()
+        while remaining and stack and stack[-1][0] == opener:
+            piece = stack[-1]
+            count = remaining if remaining < piece[1] else piece[1]
+            if opener == "{":
+                matched = 3 if count >= 3 else (2 if count == 2 else 0)
+            else:
+                matched = 2 if count >= 2 else 0
+            if not matched:
+                # A lone closing brace is text; MediaWiki skips it and goes on.
+                at += count
+                remaining -= count
+                continue
+            content_start = piece[2]
+            if opener == "{":
+                if matched == 2:
+                    # The name runs to the first structural character after the opening
+                    # braces; computed once per piece (a piece of count 2n can close n times,
+                    # and rescanning or re-slicing a long name each time would be quadratic).
+                    name = piece[3]
+                    if name is None:
+                        # Always found: the closing brace at `at` is one.
+                        stop = name_stop(s, content_start).start()  # type: ignore[union-attr]
+                        name = piece[3] = (stop, s[content_start:stop])
+                    stop = name[0]
+                    if stop == at or s[stop] == "|":
+                        found.append((content_start - 2, name[1], stop != at))
+                if spans is not None:
+                    spans.append((content_start - matched, at + matched))
+            at += matched
+            remaining -= matched
+            stack.pop()
+            piece[1] -= matched
+            if piece[1] >= 2:
+                stack.append(piece)
+    return found
+
+
+# -- titles -------------------------------------------------------------------------------------
+# Characters MediaWiki never allows in a title (`Title::legalChars()` is everything else; '#'
+# starts a fragment and is handled by `SiteInfo.normalize`).
+_ILLEGAL = re.compile(r"[<>\[\]{}|\x00-\x1f\x7f\ufffd]")
+# Directional marks MediaWikiTitleCodec deletes from titles.
+_BIDI_MARKS = re.compile(r"[\u200e\u200f\u202a-\u202e]")
+_PHP_TRIM = " \t\n\r\x00\x0b"
+
+
+def _valid_text(site: SiteInfo, ns: int, full: str) -> bool:
+    """MediaWikiTitleCodec's remaining checks on a normalised title: no illegal characters,
+    no relative path segments, no leading ':' after the prefix, no '~~~', at most 255 bytes."""
+    if _ILLEGAL.search(full):
+        return False
+    text = full[len(site.namespace_name(ns)) + 1 :] if ns else full
+    if not text or text[0] == ":" or "~~~" in text:
+        return False
+    if text in (".", "..") or text.startswith(("./", "../")) or "/./" in text or "/../" in text:
+        return False
+    if text.endswith(("/.", "/..")):
+        return False
+    return len(text.encode("utf-8")) <= 255
+
+
+def _title(site: SiteInfo, target: str, default_ns: int) -> tuple[int, str] | None:
+    """`Title::newFromText(target, default_ns)`: `(ns, full title)` or None when invalid."""
+    # Characters after '#' belong to the fragment, which MediaWiki does not check.
+    head = target.split("#", 1)[0] if "#" in target else target
+    if _ILLEGAL.search(head):
+        return None
+    if _BIDI_MARKS.search(target):
+        target = _BIDI_MARKS.sub("", target)
+    result = site.normalize(target, default_ns)
+    if result is None or not _valid_text(site, *result):
+        return None
+    return result
+
+
+def _template_target(raw: str, has_args: bool, magic: MagicWords) -> str | None:
+    """The page a `{{raw|…}}` transcludes, as text for `Title::newFromText`, or None.
+
+    `Parser::braceSubstitution` order: `subst:` (shown literally on a normal view, so not a
+    transclusion) and `safesubst:`; variables (only without arguments); `msgnw:`/`msg:`/`raw:`;
+    parser functions (name before the first ':'); otherwise a title.
+    """
+    name = raw.strip(_PHP_TRIM)
+    if not name:
+        return None
+    if name[0] in "sS":
+        low = name[:10].lower()
+        if low.startswith("subst:"):
+            return None
+        if low.startswith("safesubst:"):
+            name = name[10:]
+    if not has_args and magic.is_variable(name):
+        return None
+    if name[:6].lower() == "msgnw:":
+        name = name[6:]
+    elif name[:4].lower() == "msg:":
+        name = name[4:]
+    if name[:4].lower() == "raw:":
+        name = name[4:]
+    if name.startswith("#"):
+        return None
+    colon = name.find(":")
+    if colon > 0 and magic.is_function(name[:colon]):
+        return None
+    return name
+
+
+class _SiteData:
+    """Per-site lookups computed once: the category-link regex and name caches."""
+
+    def __init__(self, site: SiteInfo, magic: MagicWords) -> None:
+        self.site = site
+        self.magic = magic
+        names = {CANONICAL_NAMESPACES[14], site.namespace_name(14)}
+        alternatives = "|".join(
+            sorted(
+                (r"[ _]+".join(re.escape(w) for w in n.split()) for n in names if n),
+                key=len,
+                reverse=True,
+            )
+        )
+        # `[[Category:X]]` / `[[Category:X|key]]`: `Parser::handleInternalLinks` splits the text
+        # at every `[[` (so a run of '[' pairs up from the left) and takes the longest run of
+        # legal title characters as the target.
+        # The pattern starts with a literal so the regex engine can skip to each `[[` quickly;
+        # group 1 holds further bracket pairs, for the odd-run check in `_analyze_scope`; it is
+        # bounded so that a long run of '[' costs O(1) per position, the check counts the run.
+        self.category_link = re.compile(
+            r"\[\[((?:\[\[){0,8}+)[ _]*((?i:" + alternatives + r")[ _]*:[^<>\[\]{}|\x00-\x1f\x7f]*+)(\||\]\])"
+        )
+        self.templates: dict[tuple[str, bool], tuple[str, int] | None] = {}
+        self.categories: dict[str, str | None] = {}
+
+    def template(self, raw: str, has_args: bool) -> tuple[str, int] | None:
+        """(full title, maintenance kind) of a transclusion, or None; memoised per site."""
+        key = (raw, has_args)
+        try:
+            return self.templates[key]
+        except KeyError:
+            pass
+        result: tuple[str, int] | None = None
+        target = _template_target(raw, has_args, self.magic)
+        if target is not None:
+            title = _title(self.site, target, 10)
+            if title is not None and title[0] >= 0:
+                ns, full = title
+                result = (full, _maintenance_kind(self.site, ns, full))
+        if len(raw) < 512:
+            if len(self.templates) > 200_000:
+                self.templates.clear()
+            self.templates[key] = result
+        return result
+
+    def category(self, target: str) -> str | None:
+        """Full category title for a `[[target]]` known to start with a category prefix."""
+        try:
+            return self.categories[target]
+        except KeyError:
+            pass
+        title = _title(self.site, target, 0)
+        result = title[1] if title is not None and title[0] == 14 else None
+        if len(self.categories) > 200_000:
+            self.categories.clear()
+        self.categories[target] = result
+        return result
+
+
+_SITE_CACHE: dict[int, _SiteData] = {}
+_SITE_LOCK = threading.Lock()
+
+
+def _site_data(site: SiteInfo, magic: MagicWords) -> _SiteData:
+    # Keyed by id() but holding the SiteInfo itself, so an id cannot be reused while cached.
+    data = _SITE_CACHE.get(id(site))
+    if data is not None and data.site is site and data.magic is magic:
+        return data
+    with _SITE_LOCK:
+        if len(_SITE_CACHE) > 64:
+            _SITE_CACHE.clear()
+        data = _SiteData(site, magic)
+        _SITE_CACHE[id(site)] = data
+    return data
+
+
+# -- maintenance tags ---------------------------------------------------------------------------
+# WME counts `{{Citation needed…}}`, `{{POV…}}`, `{{Clarify…}}`, `{{Update…}}` with the Go regexes
+# `(?i){{Citation needed(\|*).*?}}` etc. in `general/builder/maintenance_tags.go` — a prefix match
+# on the raw wikitext. We count transclusions whose template name (without namespace prefix)
+# starts with the same words, case-insensitively: the same templates, but not inside comments,
+# <nowiki> or <includeonly>, and also when written `{{ citation needed }}` or over two lines.
+_MAINTENANCE_PREFIXES = (("citation needed", 1), ("pov", 2), ("clarify", 3), ("update", 4))
+
+
+def _maintenance_kind(site: SiteInfo, ns: int, full: str) -> int:
+    if ns != 10:
+        return 0
+    name = full[len(site.namespace_name(10)) + 1 :].lower()
+    for prefix, kind in _MAINTENANCE_PREFIXES:
+        if name.startswith(prefix):
+            return kind
+    return 0
+
+
+# -- analyze ------------------------------------------------------------------------------------
+_NOINDEX = "__NOINDEX__"
+
+
+def analyze(text: str, site: SiteInfo, magic: MagicWords = MAGIC_WORDS) -> WikitextFacts:
+    """Templates, categories, maintenance-tag counts and `__NOINDEX__` of one page's wikitext.
+
+    `text` is the revision's wikitext, `site` the wiki it comes from (namespace names and case
+    rules). Titles are full and localised (`Template:Infobox person`, `Κατηγορία:Πόλεις`), in
+    order of first appearance, without duplicates.
+    """
+    data = _site_data(site, magic)
+    templates: list[tuple[tuple[int, ...], str]] = []
+    categories: list[tuple[tuple[int, ...], str]] = []
+    counts = [0, 0, 0, 0, 0]
+    noindex = _analyze_scope(_prepare(text), (), data, templates, categories, counts)
+    return WikitextFacts(
+        templates=_ordered_unique(templates),
+        categories=_ordered_unique(categories),
+        citation_needed_count=counts[1],
+        pov_count=counts[2],
+        clarification_needed_count=counts[3],
+        update_count=counts[4],
+        noindex=noindex,
+    )
+
+
+def _analyze_scope(
+    scope: _Scope,
+    key: tuple[int, ...],
+    data: _SiteData,
+    templates: list[tuple[tuple[int, ...], str]],
+    categories: list[tuple[tuple[int, ...], str]],
+    counts: list[int],
+) -> bool:
+    """Collect from one scope (the page, or the content of one parsed tag); True if noindex."""
+    s, elements = scope.s, scope.elements
+    if "{{" in s:
+        lookup = data.template
+        for pos, raw, has_args in scope.braces()[0]:
+            hit = lookup(raw, has_args)
+            if hit is not None:
+                templates.append(((*key, pos), hit[0]))
+                counts[hit[1]] += 1
+    if "[[" in s:
+        s_find = s.find
+        close = -2  # cached position of the next ']]' (-1: none left)
+        for m in data.category_link.finditer(s):
+            # `[[[Category:X]]`: split at `[[` from the left, the target starts with '[' — not
+            # a link. Only an even run of '[' leaves the target intact.
+            start = m.start()
+            before = 0
+            while start - before > 0 and s[start - before - 1] == "[":
+                before += 1
+            if (before + len(m.group(1))) % 2:
+                continue
+            if m.group(3) == "|":
+                after = m.end()
+                if close != -1 and close < after:
+                    close = s_find("]]", after)
+                # The sort key runs to the next ']]', which must come before the next '[['.
+                if close == -1:
+                    continue
+                opening = s_find("[[", after, close)
+                if opening != -1:
+                    continue
+            name = data.category(m.group(2))
+            if name is not None:
+                categories.append(((*key, start), name))
+    noindex = _NOINDEX in s
+    if elements:
+        for m in _PLACEHOLDER.finditer(s):
+            element = elements[int(m.group(1))]
+            if element.name in PARSED_TAGS and element.content:
+                sub = _analyze_scope(_Scope(element.content), (*key, m.start()), data, templates, categories, counts)
+                noindex = noindex or sub
+    return noindex
+
+
+def _ordered_unique(hits: list[tuple[tuple[int, ...], str]]) -> tuple[str, ...]:
+    hits.sort(key=lambda hit: hit[0])
+    return tuple(dict.fromkeys(name for _, name in hits))
+
+
+# -- abstract -----------------------------------------------------------------------------------
+_HEADING = re.compile(r"^=[^\n]*=[ \t]*$", re.MULTILINE)
+_REDIRECT = re.compile(r"[ \t\n\r]*#REDIRECT", re.IGNORECASE)
+
+
+# HTML tags MediaWiki's Sanitizer accepts; anything else in angle brackets is text.
+_HTML_TAGS = (
+    "b|bdi|del|i|ins|u|font|big|small|sub|sup|h1|h2|h3|h4|h5|h6|cite|code|em|s|strike|strong|tt|"
+    "var|div|center|blockquote|ol|ul|dl|table|caption|ruby|rb|rp|rt|rtc|p|span|abbr|dfn|kbd|"
+    "samp|data|time|mark|br|wbr|hr|li|dt|dd|td|th|tr|q|bdo|meta|link|thead|tbody|tfoot"
+)
+_HTML_TAG = re.compile(r"<(/?)(" + _HTML_TAGS + r")(?=[ \t\n\r\f\v/>])([^<>]*+)>", re.IGNORECASE)
+# Elements dropped with everything inside: not lead prose (WME keeps only the <p>, <ul> and <ol>
+# children of the first section, and removes tables, divs, hidden spans and headings).
+_DROP_ELEMENTS = frozenset(
+    {"div", "table", "blockquote", "center", "dl", "h1", "h2", "h3", "h4", "h5", "h6", "caption"}
+)
+_HIDDEN = re.compile(r"display\s*:\s*none", re.IGNORECASE)
+_BLOCK_BREAKS = frozenset({"p", "li", "ul", "ol", "br", "hr", "tr", "td", "th"})
+_LINK_TOKENS = re.compile(r"\[\[|\]\]")
+_INTERLANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]+)*|simple")
+# MediaWiki's default $wgUrlProtocols (Wikimedia wikis add a few more; they render the same).
+_URL_PROTOCOLS = frozenset(
+    {
+        "bitcoin:", "ftp://", "ftps://", "geo:", "git://", "gopher://", "http://", "https://",
+        "irc://", "ircs://", "magnet:", "mailto:", "mms://", "news:", "nntp://", "redis://",
+        "sftp://", "sip:", "sips:", "sms:", "ssh://", "svn://", "tel:", "telnet://", "urn:",
+        "worldwind://", "xmpp:", "//",
+    }
+)  # fmt: skip
+# `[url label]`; the scheme is checked in `_ext_link_repl`. Possessive quantifiers keep a long
+# run without ']' linear. Unlike MediaWiki the label may not contain '[' — that bounds every
+# attempt by the next '['.
+_EXT_LINK = re.compile(r"\[((?:[A-Za-z][A-Za-z0-9+.-]*:)?(?://)?)[^\[\]<>\"\x00-\x20\x7f]*+[ \t]*+([^\[\]\n]*+)\]")
+
+
+def _ext_link_repl(m: re.Match[str]) -> str:
+    scheme = m.group(1).lower()
+    if scheme in _URL_PROTOCOLS or scheme.endswith("//") and scheme[:-2] in _URL_PROTOCOLS:
+        return m.group(2).strip()
+    return m.group(0)
+
+
+_SWITCH = re.compile(r"__([^\W_]++)__")
+_QUOTES = re.compile(r"''+")
+# WME's paren clean-up skips leads with chemistry or maths (`H<sub>2</sub>O`, `(''x''`). Two
+# patterns, each starting with a literal, so the search skips ahead fast.
+_FORMULA = re.compile(r"(?:(?<=[0-9A-Z)])|(?<=[A-Z][a-z]))<su[bp]>[0-9+-]{1,3}</su[bp]>")
+_MATH_EXPR = re.compile(r"\((?: |&nbsp;)*(?:''|<i>)[A-Za-z0-9+-](?:''|</i>)")
+_ASCII_SPACES = re.compile(r"[ \t\r\f\v]+")
+_EMPTY_PARENS = re.compile(r"\([ \t\n\r\f\v]*\)|\[[ \t\n\r\f\v]*\]")
+# Possessive runs anchored at their start: a long run of spaces is tried once, not per space.
+_SPACE_BEFORE_PUNCT = re.compile(r"(?<![ \u00a0])[ \u00a0]++(?:([,.!?])(?=[ \u00a0]|$)|([，。]))")
+
+
+def abstract(text: str, site: SiteInfo) -> str:
+    """Plain text of the lead section (before the first heading), in the spirit of WME's abstract.
+
+    For namespace-0 wikitext pages. Removes references, templates, tables, files, categories,
+    interlanguage links, behaviour switches, definition lists, HTML tags (keeping the text of
+    inline ones) and WME's parenthetical asides (a parenthesis with a space inside, after a space);
+    links become their label. Paragraphs and list items are joined by "\\n". A redirect gives "".
+    """
+    scope = _prepare(text)
+    s, elements = scope.s, scope.elements
+    if _REDIRECT.match(s):
+        return ""
+    m = _HEADING.search(s)
+    if m:
+        s = s[: m.start()]
+    if "{{" in s:
+        # Braces paired over the whole page, as MediaWiki does: a template opened in the lead
+        # and closed after the first heading is cut at the heading.
+        s = _remove_spans(s, scope.braces()[1])
+    s = _remove_tables(s)
+    # WME looks for formulas in what is left of the lead (no infobox, no tables).
+    skip_parens = bool(_FORMULA.search(s) or _MATH_EXPR.search(s))
+    s = _strip_html(s)
+    if "[[" in s:
+        s = _render_links(s, _site_data(site, MAGIC_WORDS))
+    if "[" in s:
+        s = _EXT_LINK.sub(_ext_link_repl, s)
+    if "__" in s:
+        s = _SWITCH.sub(_switch_repl, s)
+    if "''" in s:
+        s = _QUOTES.sub(_quotes_repl, s)
+    paragraphs = _paragraphs(s)
+    result = []
+    for para in paragraphs:
+        if _MARK in para:
+            para = _PLACEHOLDER.sub(lambda m: _inline_element(elements[int(m.group(1))]), para)
+            para = para.replace(_MARK, "")
+        if "&" in para:
+            para = html.unescape(para)
+        para = _tidy(para, skip_parens)
+        if para:
+            result.append(para)
+    return "\n".join(result)
+
+
+def _inline_element(element: _Element) -> str:
+    """What an extension tag contributes to plain text: only <nowiki> shows its content."""
+    if element.name == "nowiki":
+        return html.unescape(element.content)
+    return ""
+
+
+def _remove_spans(s: str, spans: list[tuple[int, int]]) -> str:
+    """`s` without the given spans (they may nest or reach past the end of `s`)."""
+    if not spans:
+        return s
+    spans = sorted(spans)
+    out = []
+    pos = 0
+    for start, end in spans:
+        if start >= len(s):
+            break
+        if start >= pos:
+            out.append(s[pos:start])
+            pos = end
+        elif end > pos:
+            pos = end
+    out.append(s[pos:])
+    return "".join(out)
+
+
+_TABLE_LINE = re.compile(r"^[ \t]*:*[ \t]*(\{\||\|\})", re.MULTILINE)
+
+
+def _remove_tables(s: str) -> str:
+    """`s` without wikitext tables: lines from `{|` to the matching `|}` (nested; unclosed → end)."""
+    if "{|" not in s:
+        return s
+    out = []
+    pos = 0
+    depth = 0
+    for m in _TABLE_LINE.finditer(s):
+        if m.group(1) == "{|":
+            if depth == 0:
+                out.append(s[pos : m.start()])
+            depth += 1
+        elif depth:
+            depth -= 1
+            if depth == 0:
+                line_end = s.find("\n", m.end())
+                pos = len(s) if line_end < 0 else line_end
+    if depth == 0:
+        out.append(s[pos:])
+    return "".join(out)
+
+
+def _strip_html(s: str) -> str:
+    """Drop block elements with their content and hidden spans; keep the text of inline tags."""
+    if "<" not in s:
+        return s
+    out = []
+    pos = 0
+    drop_name = ""  # element being dropped, with its nesting depth
+    depth = 0
+    for m in _HTML_TAG.finditer(s):
+        closing, name, attrs = m.group(1), m.group(2).lower(), m.group(3)
+        if drop_name:
+            if name == drop_name and not attrs.endswith("/"):
+                depth += -1 if closing else 1
+                if depth == 0:
+                    drop_name = ""
+                    pos = m.end()
+            continue
+        out.append(s[pos : m.start()])
+        pos = m.end()
+        if closing:
+            if name in _BLOCK_BREAKS:
+                out.append("\n" if name != "br" else " ")
+            continue
+        if attrs.endswith("/"):
+            if name in _BLOCK_BREAKS:
+                out.append(" " if name == "br" else "\n")
+            continue
+        if name in _DROP_ELEMENTS or (name == "span" and _HIDDEN.search(attrs)):
+            drop_name = name
+            depth = 1
+        elif name in _BLOCK_BREAKS:
+            out.append(" " if name == "br" else "\n")
+    if not drop_name:
+        out.append(s[pos:])
+    return "".join(out)
+
+
+def _render_links(s: str, data: _SiteData) -> str:
+    """Replace `[[…]]` links by their label; drop files, categories and interlanguage links.
+
+    Linear: brackets are paired first (positions only), then one walk emits text. A link's
+    target is read up to its first '|' or nested `[[`; a target with a nested link is not a link
+    in MediaWiki and is dropped with it. Unpaired brackets stay as text.
+    """
+    if "]]" not in s:
+        return s
+    pairs: list[tuple[int, int]] = []
+    stack: list[int] = []
+    for m in _LINK_TOKENS.finditer(s):
+        if m.group() == "[[":
+            stack.append(m.start())
+        elif stack:
+            pairs.append((stack.pop(), m.end()))
+    if not pairs:
+        return s
+    pairs.sort()
+    out: list[str] = []
+    pos = 0
+    closers: list[int] = []  # start of the `]]` of kept links whose label is being emitted
+    skip_until = 0
+    site = data.site
+    for i, (start, end) in enumerate(pairs):
+        if start < skip_until:
+            continue
+        while closers and closers[-1] <= start:
+            close = closers.pop()
+            out.append(s[pos:close])
+            pos = close + 2
+        out.append(s[pos:start])
+        boundary = end - 2
+        if i + 1 < len(pairs) and pairs[i + 1][0] < boundary:
+            boundary = pairs[i + 1][0]
+        pipe = s.find("|", start + 2, boundary)
+        target_end = boundary if pipe < 0 else pipe
+        if target_end != end - 2 and pipe < 0:
+            # A nested link inside the target: not a link.
+            pos = skip_until = end
+            continue
+        keep, label = _link_label(s[start + 2 : target_end], pipe >= 0, site)
+        if not keep:
+            pos = skip_until = end
+        elif pipe >= 0:
+            # The label may hold nested links: keep walking inside it.
+            pos = pipe + 1
+            closers.append(end - 2)
+        else:
+            out.append(label)
+            pos = skip_until = end
+    while closers:
+        close = closers.pop()
+        out.append(s[pos:close])
+        pos = close + 2
+    out.append(s[pos:])
+    return "".join(out)
+
+
+def _link_label(target: str, piped: bool, site: SiteInfo) -> tuple[bool, str]:
+    """(shown?, text) of a link to `target`; the text is the target itself when not piped."""
+    target = target.strip()
+    if target.startswith(":"):
+        return True, target[1:].lstrip()
+    if ":" in target:
+        prefix = target.split(":", 1)[0].strip()
+        ns = site.namespace_for_prefix(prefix)
+        if ns == 6 or ns == 14:
+            return False, ""
+        if ns is None and not piped and _INTERLANGUAGE.fullmatch(prefix):
+            return False, ""
+    return True, target
+
+
+def _switch_repl(m: re.Match[str]) -> str:
+    word = m.group(0)
+    if MAGIC_WORDS.is_switch(word) or m.group(1).isupper():
+        return ""
+    return word
+
+
+def _quotes_repl(m: re.Match[str]) -> str:
+    # doQuotes: '' and ''' and ''''' are markup; '''' is an apostrophe plus bold; longer runs
+    # keep the extra apostrophes as text.
+    n = len(m.group(0))
+    if n == 4:
+        return "'"
+    if n > 5:
+        return "'" * (n - 5)
+    return ""
+
+
+def _paragraphs(s: str) -> list[str]:
+    """Paragraphs (runs of text lines) and list items; definition lists and rules dropped."""
+    paragraphs: list[str] = []
+    current: list[str] = []
+    for line in s.split("\n"):
+        stripped = line.strip()
+        if not stripped:
+            if current:
+                paragraphs.append(" ".join(current))
+                current = []
+            continue
+        first = stripped[0]
+        if first in ":;":
+            # Indented text and definition lists render as <dl>, which WME leaves out.
+            if current:
+                paragraphs.append(" ".join(current))
+                current = []
+            continue
+        if first in "*#":
+            if current:
+                paragraphs.append(" ".join(current))
+                current = []
+            item = stripped.lstrip("*#:; \t")
+            if item:
+                paragraphs.append(item)
+            continue
+        if stripped.startswith("----"):
+            stripped = stripped.lstrip("-").strip()
+            if not stripped:
+                continue
+        current.append(stripped)
+    if current:
+        paragraphs.append(" ".join(current))
+    return paragraphs
+
+
+def _tidy(para: str, skip_parens: bool) -> str:
+    """WME's clean-up of one paragraph: asides in parentheses, empty brackets, spaces."""
+    para = _ASCII_SPACES.sub(" ", para.replace("\n", " "))
+    if not skip_parens and ("(" in para or "（" in para):
+        para = _remove_asides(para)
+    if "(" in para or "[" in para:
+        para = _EMPTY_PARENS.sub("", para)
+    para = _SPACE_BEFORE_PUNCT.sub(lambda m: m.group(1) or m.group(2), para)
+    return _ASCII_SPACES.sub(" ", para).strip()
+
+
+_PARENS = re.compile(r"[()（）]")
+
+
+def _remove_asides(para: str) -> str:
+    """WME's parenthetical rules (`general/parser/parser.go`), as one linear pass.
+
+    1. Parentheses nested inside another open parenthesis go (`nestedBraces`, applied until
+       nothing changes, removes exactly these).
+    2. `( |nbsp)\\([^)]+ [^)]*\\)`: a parenthesis after a space, with a space inside that is not
+       its first character, goes together with the space before it.
+    3. Full-width `（…）` containing a space, '：' or '，' between other characters goes.
+    """
+    # Step 1: a stack of open parentheses; a pair whose opening had another open one below it is
+    # cut (the outermost such pair covers the deeper ones).
+    cuts: list[tuple[int, int]] = []
+    stack: list[int] = []
+    for m in _PARENS.finditer(para):
+        if m.group() in "(（":
+            stack.append(m.start())
+        elif stack:
+            start = stack.pop()
+            if stack and m.end() - start > 2:
+                cuts.append((start, m.end()))
+    if cuts:
+        cuts.sort()
+        out = []
+        pos = 0
+        for start, end in cuts:
+            if start >= pos:
+                out.append(para[pos:start])
+                pos = end
+        out.append(para[pos:])
+        para = "".join(out)
+    para = _remove_spaced_parens(para)
+    if "（" in para:
+        para = _remove_fullwidth_parens(para)
+    return para
+
+
+def _remove_spaced_parens(para: str) -> str:
+    """Go's `( |&nbsp;)\\([^)]+ [^)]*\\)` → "": leftmost-first, non-overlapping, linear."""
+    out = []
+    pos = 0
+    close = -2  # cached next ')' (-1: none left)
+    for m in _SPACED_PAREN.finditer(para):
+        i = m.end() - 1  # the '('
+        if m.start() < pos:
+            continue
+        if close != -1 and close <= i:
+            close = para.find(")", i + 1)
+        if close == -1:
+            break
+        # `[^)]+ ` — a space inside, not as the first character.
+        if para.find(" ", i + 2, close) < 0:
+            continue
+        out.append(para[pos : m.start()])
+        pos = close + 1
+    out.append(para[pos:])
+    return "".join(out)
+
+
+def _remove_fullwidth_parens(para: str) -> str:
+    """Go's `（[^）]+[ ：，][^）]+）` → "": a separator with text on both sides inside （…）."""
+    out = []
+    pos = 0
+    close = -2  # cached next '）' and next separator (-1: none left), so that a run of
+    sep = -2  # openings before one far '）' costs linear time
+    for m in _FULLWIDTH_OPEN.finditer(para):
+        i = m.start()
+        if i < pos:
+            continue
+        if close != -1 and close <= i:
+            close = para.find("）", i + 1)
+        if close == -1:
+            break
+        if sep != -1 and sep < i + 2:
+            found = _FULLWIDTH_SEPARATOR.search(para, i + 2)
+            sep = found.start() if found else -1
+        if sep == -1 or sep > close - 2:
+            continue
+        out.append(para[pos:i])
+        pos = close + 1
+    out.append(para[pos:])
+    return "".join(out)
+
+
+_SPACED_PAREN = re.compile("[ \u00a0]\\(")
+_FULLWIDTH_OPEN = re.compile("（")
+_FULLWIDTH_SEPARATOR = re.compile("[ ：，]")

@@ -1,0 +1,343 @@
+"""Writing snapshots: bucket writers in parallel, then a cheap per-(db, ns) assembly.
+
+WriteBuckets   ((db, ns, bucket) → spill runs + redirect lists) → `MemberPart`s: merges the
+               sorted runs (newest revision of a page id wins), attaches redirects, serialises
+               WME JSON, cuts NDJSON members at the size limit, gzips each member and writes its
+               Parquet shard — in parallel over buckets.
+AssembleSnapshots  (db, ns) → numbers the members in page-id order, concatenates their gzip
+               members into `{db}_namespace_{ns}.tar.gz` (copy only), writes the metadata JSON and
+               moves the Parquet shards into place. Withholds everything when an input was bad.
+WriteDeadLetters   db → `deadletter/{db}_deadletters.ndjson`, sorted, raw input kept.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import time
+from dataclasses import dataclass
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.metrics import Metrics
+
+from wikisnap.schemas.arrow import ARTICLE_SCHEMA, records_to_table
+from wikisnap.schemas.serialize import to_wme_json_bytes
+from wikisnap.transforms.files import (
+    GzipMemberWriter,
+    MemberPart,
+    assemble_tarball,
+    file_md5,
+    join,
+    merge_runs,
+    move,
+    tar_padding,
+    write_bytes,
+)
+
+TAG_STATS = "stats"
+TAG_PARTS = "parts"
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    out_dir: str
+    temp_dir: str
+    member_bytes: int
+    formats: frozenset[str]
+    snapshot_date: str | None  # RFC 3339, or None: the newest revision of each snapshot
+    parquet_row_group_rows: int = 5000
+    parquet_row_group_bytes: int = 64 << 20
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    kind: str  # "tarball", "metadata", "parquet", "deadletter"
+    dbname: str
+    ns: int | None
+    path: str
+    bytes: int
+    md5: str
+    records: int
+
+
+def snapshot_id(dbname: str, ns: int) -> str:
+    return f"{dbname}_namespace_{ns}"
+
+
+# -- bucket writer -------------------------------------------------------------------------
+
+
+class _MemberSink:
+    """One NDJSON member being written: gzip data part + optional Parquet shard."""
+
+    def __init__(self, opts: WriteOptions, dbname: str, ns: int, bucket: int, index: int):
+        base = join(opts.temp_dir, "parts", snapshot_id(dbname, ns), f"{bucket:06d}-{index:04d}")
+        self.opts = opts
+        self.key = (dbname, ns, bucket, index)
+        self.gz = GzipMemberWriter(base + ".ndjson.gz") if "ndjson" in opts.formats else None
+        self.parquet_path = base + ".parquet" if "parquet" in opts.formats else None
+        self.size = 0
+        self.records = 0
+        self.max_date = ""
+        self._rows: list[dict] = []
+        self._rows_bytes = 0
+        self._writer = None
+
+    def add(self, line: bytes, record: dict) -> None:
+        self.size += len(line)
+        self.records += 1
+        date = record.get("date_modified") or ""
+        if date > self.max_date:
+            self.max_date = date
+        if self.gz is not None:
+            self.gz.write(line)
+        if self.parquet_path is not None:
+            self._rows.append(record)
+            self._rows_bytes += len(line)
+            if (
+                len(self._rows) >= self.opts.parquet_row_group_rows
+                or self._rows_bytes >= self.opts.parquet_row_group_bytes
+            ):
+                self._flush_rows()
+
+    def _flush_rows(self) -> None:
+        if not self._rows:
+            return
+        table = records_to_table(self._rows)
+        if self._writer is None:
+            from wikisnap.transforms.files import open_write
+
+            self._sink = open_write(self.parquet_path)
+            self._writer = pq.ParquetWriter(self._sink, ARTICLE_SCHEMA, compression="zstd", write_statistics=True)
+        self._writer.write_table(table, row_group_size=len(self._rows))
+        self._rows = []
+        self._rows_bytes = 0
+
+    def close(self) -> MemberPart:
+        dbname, ns, bucket, index = self.key
+        if self.gz is not None:
+            self.gz.write(tar_padding(self.size))
+            self.gz.close()
+        if self.parquet_path is not None:
+            self._flush_rows()
+            if self._writer is not None:
+                self._writer.close()
+                self._sink.close()
+        return MemberPart(
+            dbname=dbname,
+            ns=ns,
+            bucket=bucket,
+            index=index,
+            data_size=self.size,
+            records=self.records,
+            gz_path=self.gz.path if self.gz is not None else "",
+            parquet_path=self.parquet_path,
+            max_date=self.max_date,
+        )
+
+
+def write_bucket(key: tuple[str, int, int], run_paths: list[str], redirect_lists, opts: WriteOptions):
+    """Pure-ish core of one bucket: returns `(parts, counts)`.
+
+    In: the spill-run paths of one (db, ns, bucket) and `(page_id, [(name, url)])` redirect lists.
+    Out: the `MemberPart`s written, in order, and counts (`written/{ns}`, `duplicates_superseded`).
+    """
+    dbname, ns, bucket = key
+    redirects: dict[int, set[tuple[str, str]]] = {}
+    for page_id, pairs in redirect_lists:
+        redirects.setdefault(page_id, set()).update(pairs)
+    parts: list[MemberPart] = []
+    counts = {f"written/{ns}": 0, "duplicates_superseded": 0, "redirects_written": 0}
+    sink: _MemberSink | None = None
+    previous = None
+    for page_id, _rev_id, record in merge_runs(run_paths):
+        if page_id == previous:
+            # The same page in two inputs (e.g. overlapping parts): the newest revision came first.
+            counts["duplicates_superseded"] += 1
+            continue
+        previous = page_id
+        pairs = redirects.get(page_id)
+        if pairs:
+            record["redirects"] = [{"name": name, "url": url} for name, url in sorted(pairs)]
+            counts["redirects_written"] += len(pairs)
+        line = to_wme_json_bytes(record)
+        if sink is None or (sink.size and sink.size + len(line) > opts.member_bytes):
+            if sink is not None:
+                parts.append(sink.close())
+            sink = _MemberSink(opts, dbname, ns, bucket, len(parts))
+        sink.add(line, record)
+        counts[f"written/{ns}"] += 1
+    if sink is not None:
+        parts.append(sink.close())
+    return parts, counts
+
+
+class _WriteBucketFn(beam.DoFn):
+    def __init__(self, opts: WriteOptions):
+        self.opts = opts
+
+    def setup(self) -> None:
+        self.c_written = Metrics.counter("wikisnap", "records_written")
+        self.c_dupes = Metrics.counter("wikisnap", "duplicates_superseded")
+
+    def process(self, element):
+        key, groups = element
+        runs = [run.path for run in groups["runs"]]
+        # A bucket always has runs: redirect lists only name pages that were spilled.
+        parts, counts = write_bucket(key, runs, groups["redirects"], self.opts)
+        dbname = key[0]
+        self.c_written.inc(counts[f"written/{key[1]}"])
+        self.c_dupes.inc(counts["duplicates_superseded"])
+        for part in parts:
+            yield ((part.dbname, part.ns), part)
+        for name, n in counts.items():
+            yield beam.pvalue.TaggedOutput(TAG_STATS, ((dbname, name), n))
+
+
+class WriteBuckets(beam.PTransform):
+    """(runs, redirect_lists) → DoOutputsTuple(main `((db, ns), MemberPart)`, stats)."""
+
+    def __init__(self, opts: WriteOptions):
+        super().__init__()
+        self.opts = opts
+
+    def expand(self, pcolls):
+        runs, redirect_lists = pcolls
+        keyed_runs = runs | "KeyRunsByBucket" >> beam.Map(lambda run: ((run.dbname, run.ns, run.bucket), run))
+        return (
+            {"runs": keyed_runs, "redirects": redirect_lists}
+            | "GroupByBucket" >> beam.CoGroupByKey()
+            | "MergeAndWriteMembers"
+            >> beam.ParDo(_WriteBucketFn(self.opts))
+            .with_output_types(tuple[tuple[str, int], MemberPart])
+            .with_outputs(TAG_STATS, main=TAG_PARTS)
+        )
+
+
+# -- assembly ------------------------------------------------------------------------------
+
+
+def _epoch(rfc3339: str) -> int:
+    return calendar.timegm(time.strptime(rfc3339[:19], "%Y-%m-%dT%H:%M:%S"))
+
+
+def snapshot_metadata(dbname: str, ns: int, lang: str, md5: str, size: int, date: str) -> dict:
+    """WME's snapshot metadata object (`Snapshot` struct order)."""
+    return {
+        "identifier": snapshot_id(dbname, ns),
+        "version": md5,
+        "date_modified": date,
+        "is_part_of": {"identifier": dbname},
+        "in_language": {"identifier": lang},
+        "namespace": {"identifier": ns},
+        "size": {"value": round(size / 1e6, 3), "unit_text": "MB"},
+    }
+
+
+def assemble_snapshot(key: tuple[str, int], parts: list[MemberPart], lang: str, opts: WriteOptions) -> list[OutputFile]:
+    """Number the members of one (db, ns), build its tarball, metadata and Parquet shards."""
+    dbname, ns = key
+    sid = snapshot_id(dbname, ns)
+    parts = sorted(parts, key=lambda p: (p.bucket, p.index))
+    records = sum(p.records for p in parts)
+    date = opts.snapshot_date or max(p.max_date for p in parts)
+    outputs: list[OutputFile] = []
+    if "ndjson" in opts.formats:
+        tar_path = join(opts.out_dir, f"{sid}.tar.gz")
+        named = [(f"{sid}_{n}.ndjson", part) for n, part in enumerate(parts)]
+        md5, size = assemble_tarball(tar_path, named, _epoch(date))
+        outputs.append(OutputFile("tarball", dbname, ns, tar_path, size, md5, records))
+        meta = snapshot_metadata(dbname, ns, lang, md5, size, date)
+        meta_bytes = (json.dumps(meta, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        meta_path = join(opts.out_dir, f"{sid}.json")
+        write_bytes(meta_path, meta_bytes)
+        outputs.append(OutputFile("metadata", dbname, ns, meta_path, len(meta_bytes), file_md5(meta_path)[0], 0))
+    if "parquet" in opts.formats:
+        for n, part in enumerate(parts):
+            dest = join(opts.out_dir, "parquet", sid, f"{sid}_{n}.parquet")
+            move(part.parquet_path, dest)
+            md5, size = file_md5(dest)
+            outputs.append(OutputFile("parquet", dbname, ns, dest, size, md5, part.records))
+    return outputs
+
+
+class _AssembleFn(beam.DoFn):
+    def __init__(self, opts: WriteOptions, languages: dict[str, str], allow_errors: bool):
+        self.opts = opts
+        self.languages = languages
+        self.allow_errors = allow_errors
+
+    def process(self, element, input_errors):
+        key, parts = element
+        # Nothing is published from a run with a bad input; the launcher explains why.
+        if self.allow_errors or not input_errors:
+            yield from assemble_snapshot(key, list(parts), self.languages.get(key[0], ""), self.opts)
+
+
+class AssembleSnapshots(beam.PTransform):
+    """`((db, ns), MemberPart)` → `OutputFile`s; `input_errors` is a small side input."""
+
+    def __init__(self, opts: WriteOptions, languages: dict[str, str], input_errors, allow_errors: bool):
+        super().__init__()
+        self.opts = opts
+        self.languages = languages
+        self.input_errors = input_errors
+        self.allow_errors = allow_errors
+
+    def expand(self, parts):
+        return (
+            parts
+            | "GroupBySnapshot" >> beam.GroupByKey()
+            | "ConcatenateTarballs"
+            >> beam.ParDo(
+                _AssembleFn(self.opts, self.languages, self.allow_errors),
+                input_errors=beam.pvalue.AsList(self.input_errors),
+            )
+        )
+
+
+# -- dead letters --------------------------------------------------------------------------
+
+
+def deadletter_line(letter) -> bytes:
+    obj = {
+        "dbname": letter.dbname,
+        "source": letter.source,
+        "page_id": letter.page_id,
+        "title": letter.title,
+        "reason": letter.reason,
+        "raw": letter.raw,
+    }
+    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+class _WriteDeadLettersFn(beam.DoFn):
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+
+    def process(self, element):
+        dbname, letters = element
+        ordered = sorted(letters, key=lambda d: (d.source, d.page_id or -1, d.title or "", d.reason))
+        data = b"".join(deadletter_line(d) for d in ordered)
+        path = join(self.out_dir, "deadletter", f"{dbname}_deadletters.ndjson")
+        write_bytes(path, data)
+        import hashlib
+
+        yield OutputFile("deadletter", dbname, None, path, len(data), hashlib.md5(data).hexdigest(), len(ordered))
+
+
+class WriteDeadLetters(beam.PTransform):
+    """DeadLetter → one sorted NDJSON file per wiki (raw input kept) → OutputFile."""
+
+    def __init__(self, out_dir: str):
+        super().__init__()
+        self.out_dir = out_dir
+
+    def expand(self, letters):
+        return (
+            letters
+            | "KeyByWiki" >> beam.Map(lambda d: (d.dbname, d))
+            | "GroupByWiki" >> beam.GroupByKey()
+            | "WriteDeadLetterFiles" >> beam.ParDo(_WriteDeadLettersFn(self.out_dir))
+        )
