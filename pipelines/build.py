@@ -60,6 +60,7 @@ class BuildConfig:
     workers: int = 1
     formats: tuple[str, ...] = FORMATS
     member_size_mb: float = 100.0
+    gzip_level: int = 3
     bucket_span: int = 1_000_000
     spill_mb: int = 64
     max_page_bytes: int = 32 << 20
@@ -159,6 +160,15 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         help="an NDJSON member closes before it would pass this size (default 100, as WME's default)",
     )
     parser.add_argument(
+        "--gzip-level",
+        type=int,
+        choices=range(1, 10),
+        default=3,
+        metavar="1-9",
+        help="gzip level of the tarballs (default 3: on real enwiki pages 2.3x faster than 6 for 9%% "
+        "larger files; 6 matches gzip's default)",
+    )
+    parser.add_argument(
         "--bucket-span",
         type=_positive_int,
         default=1_000_000,
@@ -217,6 +227,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildCon
         workers=args.workers,
         formats=tuple(args.formats),
         member_size_mb=args.member_size_mb,
+        gzip_level=args.gzip_level,
         bucket_span=args.bucket_span,
         spill_mb=args.spill_mb,
         max_page_bytes=args.max_page_bytes,
@@ -361,6 +372,7 @@ def build_pipeline(pipeline: beam.Pipeline, config: BuildConfig, units: list[Wor
         member_bytes=int(config.member_size_mb * 1_000_000),
         formats=frozenset(config.formats),
         snapshot_date=snapshot_date,
+        gzip_level=config.gzip_level,
     )
     languages = {unit.site.dbname: unit.site.lang for unit in units}
 
@@ -475,6 +487,7 @@ def run(config: BuildConfig) -> dict:
             "date": config.date,
             "formats": list(config.formats),
             "member_size_mb": config.member_size_mb,
+            "gzip_level": config.gzip_level,
             "bucket_span": config.bucket_span,
             "allow_truncated": config.allow_truncated,
             "workers": config.workers,

@@ -39,6 +39,8 @@ CORE_ALIASES: dict[str, int] = {"image": 6, "image talk": 7}
 
 _SPACES = re.compile(r"[ _\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+# MediaWiki's Title deletes directional marks (LRM, RLM, embeddings) before anything else.
+_DIRECTION_MARKS = re.compile("[\u200e\u200f\u202a-\u202e]")
 # MediaWiki's wfUrlencode leaves these readable in URLs.
 _URL_SAFE = ";:@$!*(),/~"
 
@@ -122,6 +124,7 @@ class SiteInfo:
         if "%" in text and _PERCENT.search(text):
             text = urllib.parse.unquote(text)
         text = text.split("#", 1)[0]
+        text = _DIRECTION_MARKS.sub("", text)
         text = _SPACES.sub(" ", text).strip()
         forced_main = False
         if text.startswith(":"):

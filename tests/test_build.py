@@ -348,3 +348,9 @@ def test_date_option_sets_metadata_and_is_deterministic(build, tmp_path):
     meta = json.loads((tmp_path / "a/enwiki_namespace_0.json").read_text())
     assert meta["date_modified"] == "2024-11-01T00:00:00Z"
     assert md5(tmp_path / "a/enwiki_namespace_0.tar.gz") == md5(tmp_path / "b/enwiki_namespace_0.tar.gz")
+
+
+def test_fsspec_url_input_gives_the_same_bytes(enwiki_build, build, tmp_path):
+    code, _, err = build([ENWIKI.resolve().as_uri()], tmp_path)
+    assert code == 0, err
+    assert md5(tmp_path / "enwiki_namespace_0.tar.gz") == md5(enwiki_build / "enwiki_namespace_0.tar.gz")

@@ -39,6 +39,7 @@ _UNSUPPORTED_MAGIC = (
 )
 _XML_STARTS = (b"<", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 _READ_CHUNK = 1 << 20
+_DECOMPRESSED_CHUNK = 8 << 20
 
 
 class DumpError(Exception):
@@ -186,24 +187,68 @@ def sniff_compression(path: str, head: bytes) -> str:
     )
 
 
-def open_dump(path: str) -> tuple[io.BufferedIOBase, _HashingReader, str]:
+def open_dump(path: str, *, read_ahead: bool = True) -> tuple[io.BufferedIOBase, _HashingReader, str]:
     """Open `path` for reading decompressed XML bytes.
 
     Returns `(stream, hasher, compression)`: read the XML from `stream`; `hasher` has counted and
-    hashed the raw bytes read so far.
+    hashed the raw bytes read so far. `read_ahead=False` decompresses no more than asked for
+    (header reads must not run into a truncation far behind the header).
     """
     raw = _open_raw(path)
     hasher = _HashingReader(raw)
     buffered = io.BufferedReader(hasher, buffer_size=_READ_CHUNK)
     head = buffered.peek(16)[:16]
     compression = sniff_compression(path, head)
+    if compression == "xml":
+        return buffered, hasher, compression
     if compression == "bz2":
         stream: io.BufferedIOBase = bz2.BZ2File(buffered, "rb")
-    elif compression == "gzip":
-        stream = gzip.GzipFile(fileobj=buffered, mode="rb")
     else:
-        stream = buffered
-    return stream, hasher, compression
+        stream = gzip.GzipFile(fileobj=buffered, mode="rb")
+    if not read_ahead:
+        return stream, hasher, compression
+    return io.BufferedReader(_ReadAhead(stream), buffer_size=_DECOMPRESSED_CHUNK), hasher, compression
+
+
+class _ReadAhead(io.RawIOBase):
+    """Decompresses in long stretches, yet hands over what it got before a truncation.
+
+    Interleaving bz2 with parsing page by page evicts its tables from the CPU cache: measured 2x
+    slower decompression on real enwiki pages. Filling an 8 MB buffer at a time avoids that; a
+    stream that ends early still yields its good bytes first and raises on the next read.
+    """
+
+    def __init__(self, stream: io.BufferedIOBase):
+        self._stream = stream
+        self._error: BaseException | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._error is not None:
+            raise self._error
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view):
+            try:
+                data = self._stream.read1(len(view) - filled)
+            except (EOFError, OSError, zlib.error) as exc:
+                if not filled:
+                    raise
+                self._error = exc
+                break
+            if not data:
+                break
+            view[filled : filled + len(data)] = data
+            filled += len(data)
+        return filled
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            super().close()
 
 
 # -- siteinfo ------------------------------------------------------------------------------
@@ -257,7 +302,7 @@ def siteinfo_from_element(root: etree._Element, siteinfo: etree._Element | None,
 
 def read_siteinfo(path: str) -> SiteInfo:
     """Read only the `<siteinfo>` header of a dump (a few KB of decompression)."""
-    stream, hasher, _ = open_dump(path)
+    stream, hasher, _ = open_dump(path, read_ahead=False)
     root = None
     try:
         for event, elem in etree.iterparse(stream, events=("start", "end"), huge_tree=True):

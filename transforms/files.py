@@ -215,7 +215,7 @@ def tar_header(name: str, size: int, mtime: int) -> bytes:
     return info.tobuf(format=tarfile.USTAR_FORMAT)
 
 
-def gzip_member(data: bytes, level: int = 6) -> bytes:
+def gzip_member(data: bytes, level: int = 3) -> bytes:
     """One complete gzip member (fixed header: no name, mtime 0) — the same bytes on every run."""
     comp = zlib.compressobj(level, zlib.DEFLATED, 31)
     return comp.compress(data) + comp.flush()
@@ -224,7 +224,7 @@ def gzip_member(data: bytes, level: int = 6) -> bytes:
 class GzipMemberWriter:
     """Streams bytes into one gzip member at `path`, counting the uncompressed size."""
 
-    def __init__(self, path: str, level: int = 6):
+    def __init__(self, path: str, level: int = 3):
         self.path = path
         self._out = open_write(path)
         self._comp = zlib.compressobj(level, zlib.DEFLATED, 31)

@@ -14,12 +14,20 @@ braces, megabytes of nesting — makes a scan quadratic:
 3. Titles are classified the way `Parser::braceSubstitution` does (subst, variables, msg/raw,
    parser functions, then `Title::newFromText`) using `magic_words`.
 
-What a static reading cannot know is documented where it matters: templates used only by
-other templates are not listed (that is the point of "direct"), both branches of `{{#if:}}` count,
-and names built from other templates or parameters (`{{ {{{1}}} }}`) are skipped.
+What a static reading cannot know: templates used only by other templates are not listed (that
+is the point of "direct"), both branches of `{{#if:}}` count, and names built from other
+templates or parameters (`{{ {{{1}}} }}`) are skipped.
 
-mwparserfromhell is not used here at all: every construct above has an exact linear rule. It is
-the oracle in `tests/test_wikitext.py`, which states where the two legitimately differ.
+mwparserfromhell is not used here: every construct above has an exact linear rule, so no
+fallback is needed. It is the oracle in `tests/test_wikitext.py`, which lists where the two
+differ (in each case MediaWiki agrees with this module). Known simplifications:
+- `-{…}-` language-converter markup is not a brace piece (matters on zh/sr/kk wikis only), nor
+  are the preprocessor's heading pieces (a `== … ==` line inside an open template);
+- `<gallery>` content is one scope (MediaWiki parses each caption line on its own);
+- interwiki prefixes and localised magic words are not in dumps: `{{w:Foo}}` is read as
+  `Template:W:Foo`, `{{ΟΝΟΜΑΣΕΛΙΔΑΣ}}` as a template (see `MagicWords.extended`);
+- `{{/Sub}}` is not resolved against the page title; percent-escapes in template names are
+  decoded (MediaWiki rejects such titles).
 """
 
 from __future__ import annotations
@@ -572,7 +580,7 @@ _DROP_ELEMENTS = frozenset(
     {"div", "table", "blockquote", "center", "dl", "h1", "h2", "h3", "h4", "h5", "h6", "caption"}
 )
 _HIDDEN = re.compile(r"display\s*:\s*none", re.IGNORECASE)
-_BLOCK_BREAKS = frozenset({"p", "li", "ul", "ol", "br", "hr", "tr", "td", "th"})
+_BLOCK_BREAKS = frozenset({"p", "li", "ul", "ol", "hr", "tr", "td", "th"})
 _LINK_TOKENS = re.compile(r"\[\[|\]\]")
 _INTERLANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]+)*|simple")
 # MediaWiki's default $wgUrlProtocols (Wikimedia wikis add a few more; they render the same).
@@ -615,7 +623,10 @@ def abstract(text: str, site: SiteInfo) -> str:
     For namespace-0 wikitext pages. Removes references, templates, tables, files, categories,
     interlanguage links, behaviour switches, definition lists, HTML tags (keeping the text of
     inline ones) and WME's parenthetical asides (a parenthesis with a space inside, after a space);
-    links become their label. Paragraphs and list items are joined by "\\n". A redirect gives "".
+    links become their label. Paragraphs and list items are joined by "\\n". A page starting with
+    `#REDIRECT` gives "" (localised redirect words are not in dumps: skip redirects by `<redirect>`).
+    Text that templates would render (dates, conversions, transliterations) is missing: WME
+    abstracts come from rendered HTML.
     """
     scope = _prepare(text)
     s, elements = scope.s, scope.elements
@@ -633,7 +644,7 @@ def abstract(text: str, site: SiteInfo) -> str:
     skip_parens = bool(_FORMULA.search(s) or _MATH_EXPR.search(s))
     s = _strip_html(s)
     if "[[" in s:
-        s = _render_links(s, _site_data(site, MAGIC_WORDS))
+        s = _render_links(s, site)
     if "[" in s:
         s = _EXT_LINK.sub(_ext_link_repl, s)
     if "__" in s:
@@ -724,25 +735,24 @@ def _strip_html(s: str) -> str:
             continue
         out.append(s[pos : m.start()])
         pos = m.end()
-        if closing:
-            if name in _BLOCK_BREAKS:
-                out.append("\n" if name != "br" else " ")
-            continue
-        if attrs.endswith("/"):
-            if name in _BLOCK_BREAKS:
-                out.append(" " if name == "br" else "\n")
-            continue
-        if name in _DROP_ELEMENTS or (name == "span" and _HIDDEN.search(attrs)):
+        if (
+            not closing
+            and not attrs.endswith("/")
+            and (name in _DROP_ELEMENTS or (name == "span" and _HIDDEN.search(attrs)))
+        ):
             drop_name = name
             depth = 1
+        elif name == "br":
+            out.append(" ")
         elif name in _BLOCK_BREAKS:
-            out.append(" " if name == "br" else "\n")
+            # A blank line: `_paragraphs` starts a new paragraph.
+            out.append("\n\n")
     if not drop_name:
         out.append(s[pos:])
     return "".join(out)
 
 
-def _render_links(s: str, data: _SiteData) -> str:
+def _render_links(s: str, site: SiteInfo) -> str:
     """Replace `[[…]]` links by their label; drop files, categories and interlanguage links.
 
     Linear: brackets are paired first (positions only), then one walk emits text. A link's
@@ -765,7 +775,6 @@ def _render_links(s: str, data: _SiteData) -> str:
     pos = 0
     closers: list[int] = []  # start of the `]]` of kept links whose label is being emitted
     skip_until = 0
-    site = data.site
     for i, (start, end) in enumerate(pairs):
         if start < skip_until:
             continue

@@ -46,6 +46,7 @@ class WriteOptions:
     member_bytes: int
     formats: frozenset[str]
     snapshot_date: str | None  # RFC 3339, or None: the newest revision of each snapshot
+    gzip_level: int = 3
     parquet_row_group_rows: int = 5000
     parquet_row_group_bytes: int = 64 << 20
 
@@ -75,7 +76,7 @@ class _MemberSink:
         base = join(opts.temp_dir, "parts", snapshot_id(dbname, ns), f"{bucket:06d}-{index:04d}")
         self.opts = opts
         self.key = (dbname, ns, bucket, index)
-        self.gz = GzipMemberWriter(base + ".ndjson.gz") if "ndjson" in opts.formats else None
+        self.gz = GzipMemberWriter(base + ".ndjson.gz", opts.gzip_level) if "ndjson" in opts.formats else None
         self.parquet_path = base + ".parquet" if "parquet" in opts.formats else None
         self.size = 0
         self.records = 0
