@@ -62,13 +62,6 @@ def _go_struct_name(go_type: str) -> str | None:
     return name if name[:1].isupper() else None
 
 
-def test_reference_file_is_the_shared_copy():
-    shared = Path(__file__).resolve().parents[2] / "shared" / "reference" / "wme" / "field_order.json"
-    if not shared.exists():
-        pytest.skip("shared/ is not beside the repository")
-    assert shared.read_bytes() == REFERENCE.read_bytes()
-
-
 def test_table_is_the_go_structs_reachable_from_article():
     ref = json.loads(REFERENCE.read_text(encoding="utf-8"))
 
