@@ -185,3 +185,40 @@ def ucfirst(text: str) -> str:
 def wf_urlencode(title: str) -> str:
     """MediaWiki's `wfUrlencode` of a title: spaces as `_`, UTF-8 percent-escapes, `;:@$!*(),/~` kept."""
     return urllib.parse.quote(title.replace(" ", "_"), safe=_URL_SAFE)
+
+
+# Hosts whose db name does not follow `{lang}.{family}.org` → `{lang}{suffix}`.
+_SPECIAL_HOSTS = {
+    "www.wikidata.org": "wikidatawiki",
+    "commons.wikimedia.org": "commonswiki",
+    "meta.wikimedia.org": "metawiki",
+    "species.wikimedia.org": "specieswiki",
+    "www.mediawiki.org": "mediawikiwiki",
+    "incubator.wikimedia.org": "incubatorwiki",
+    "www.wikifunctions.org": "wikifunctionswiki",
+    "wikisource.org": "sourceswiki",
+}
+_FAMILY_SUFFIX = {
+    "wikipedia": "wiki",
+    "wiktionary": "wiktionary",
+    "wikibooks": "wikibooks",
+    "wikinews": "wikinews",
+    "wikiquote": "wikiquote",
+    "wikisource": "wikisource",
+    "wikiversity": "wikiversity",
+    "wikivoyage": "wikivoyage",
+}
+
+
+def dbname_from_base(base: str) -> str | None:
+    """`https://en.wikipedia.org/wiki/Main_Page` → `'enwiki'`, for exports older than 0.4 (no <dbname>).
+
+    None when the host is not a Wikimedia project URL.
+    """
+    host = urllib.parse.urlsplit(base).netloc.lower()
+    if host in _SPECIAL_HOSTS:
+        return _SPECIAL_HOSTS[host]
+    parts = host.split(".")
+    if len(parts) == 3 and parts[2] == "org" and parts[1] in _FAMILY_SUFFIX and parts[0] != "www":
+        return parts[0].replace("-", "_") + _FAMILY_SUFFIX[parts[1]]
+    return None

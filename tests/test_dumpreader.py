@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import re
 
 import pytest
 
@@ -193,3 +194,26 @@ def test_sniff_by_content_not_name():
     assert sniff_compression("x.bz2", b"<mediawiki") == "xml"
     assert sniff_compression("x", b"\xff\xfe<\x00") == "xml"
     assert list(XML.glob("*.bz2"))
+
+
+def test_export_03_without_dbname_and_ns():
+    # Special:Export of 2009 (schema 0.3): no <dbname>, no <ns>, several revisions per page
+    path = XML.parent / "history" / "pywikibot__article-pear.xml"
+    site, stats, items = pages_of(path)
+    assert site.dbname == "enwiki" and site.schema_version == "0.3"
+    [page] = items
+    assert page.title == "Pear" and page.ns == 0 and page.revisions_seen == 4
+    ids = [int(i) for i in re.findall(r"<revision>\s*<id>(\d+)</id>", path.read_text())]
+    assert len(ids) == 4 and page.revision.id == max(ids)  # the newest revision is kept
+    talk = site.split_title("Talk:Pear")
+    assert talk == (1, "Pear")
+
+
+def test_dbname_from_base():
+    from wikisnap.schemas.siteinfo import dbname_from_base
+
+    assert dbname_from_base("https://en.wikipedia.org/wiki/Main_Page") == "enwiki"
+    assert dbname_from_base("https://zh-min-nan.wikipedia.org/wiki/X") == "zh_min_nanwiki"
+    assert dbname_from_base("https://www.wikidata.org/wiki/Wikidata:Main_Page") == "wikidatawiki"
+    assert dbname_from_base("https://el.wikivoyage.org/wiki/X") == "elwikivoyage"
+    assert dbname_from_base("http://localhost/elwv/index.php/X") is None

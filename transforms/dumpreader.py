@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import fsspec
 from lxml import etree
 
-from wikisnap.schemas.siteinfo import Namespace, SiteInfo
+from wikisnap.schemas.siteinfo import Namespace, SiteInfo, dbname_from_base
 
 # Containers recognised by their first bytes.
 _MAGIC = (
@@ -284,9 +284,15 @@ def siteinfo_from_element(root: etree._Element, siteinfo: etree._Element | None,
                 )
         elif name:
             values[name] = (child.text or "").strip()
-    dbname = values.get("dbname", "")
+    # Exports before 0.4 carry no <dbname>: a Wikimedia <base> URL still tells the wiki.
+    dbname = values.get("dbname", "") or dbname_from_base(values.get("base", "")) or ""
     if not dbname:
-        raise DumpError(path, "<siteinfo> has no <dbname>; wikisnap names its outputs after it", kind="no-siteinfo")
+        raise DumpError(
+            path,
+            "<siteinfo> has no <dbname> and its <base> is not a Wikimedia project URL; "
+            "wikisnap names its outputs after the db name",
+            kind="no-siteinfo",
+        )
     lang = root.get("{http://www.w3.org/XML/1998/namespace}lang") or ""
     return SiteInfo(
         dbname=dbname,
