@@ -39,11 +39,12 @@ setup(
         "pyarrow>=15",
         "fsspec>=2024.2",
         "mwparserfromhell>=0.6.6",
+        # fsspec's HTTP(S) filesystem: dumps and dump runs read straight from a mirror
+        "aiohttp>=3.9",
     ],
     extras_require={
         "test": ["pytest>=8", "jsonschema>=4.18"],
         "dev": ["pytest>=8", "jsonschema>=4.18", "ruff>=0.5"],
-        "http": ["aiohttp>=3.9", "requests>=2.31"],
         "gcp": ["apache-beam[gcp]", "gcsfs"],
         "s3": ["s3fs"],
     },

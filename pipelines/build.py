@@ -21,19 +21,39 @@ import logging
 import os
 import pickle
 import sys
+import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 import wikisnap
 from wikisnap.schemas.siteinfo import SiteInfo
-from wikisnap.transforms.dumpreader import DumpError, input_size, read_siteinfo
-from wikisnap.transforms.files import join, read_bytes, remove_empty_dir, remove_tree, write_bytes
-from wikisnap.transforms.read import ReadDumps, ReadOptions, WorkUnit
+from wikisnap.transforms.dumpreader import (
+    DumpError,
+    describe_input,
+    index_path_for,
+    input_size,
+    plan_ranges,
+    read_index,
+    read_siteinfo,
+)
+from wikisnap.transforms.dumprun import DEFAULT_MIRROR, DumpRunError, plan_dump_run
+from wikisnap.transforms.enrich import (
+    CATEGORY_MODES,
+    QID_MAP_TABLE,
+    EnrichFromSql,
+    EnrichOptions,
+    SqlInput,
+    qid_map_layout,
+    read_qid_map,
+)
+from wikisnap.transforms.files import fs_for, join, read_bytes, remove_empty_dir, remove_tree, write_bytes
+from wikisnap.transforms.read import ReadDumps, ReadOptions, WorkUnit, format_progress
 from wikisnap.transforms.redirects import JoinRedirects
+from wikisnap.transforms.sqldump import SqlDumpError, check_header, db_from_name, read_sql_header, sql_table_of
 from wikisnap.transforms.write import AssembleSnapshots, WriteBuckets, WriteDeadLetters, WriteOptions
 
 log = logging.getLogger("wikisnap")
@@ -66,10 +86,23 @@ class BuildConfig:
     max_page_bytes: int = 32 << 20
     allow_truncated: bool = False
     siteinfo_from: str | None = None
+    index: str | None = None
+    unit_mb: float = 64.0
+    checksums: list[str] = field(default_factory=list)
+    dump_run: str | None = None
+    mirror: str = DEFAULT_MIRROR
+    force: bool = False
+    index_for: dict[str, str] = field(default_factory=dict)  # dump → its index (from a dump run)
+    expected_checksums: dict[str, dict[str, str]] = field(default_factory=dict)  # file name → digests
     temp_location: str | None = None
     keep_temp: bool = False
     progress_seconds: float = 10.0
     beam_args: list[str] = field(default_factory=list)
+    # SQL enrichment (EnrichFromSql): table dumps split off `inputs` by `run()`, how their
+    # categories combine with the wikitext ones (None: both when categorylinks is given), QID map.
+    sql_inputs: list[str] = field(default_factory=list)
+    categories: str | None = None
+    qid_map: str | None = None
 
 
 # -- command line --------------------------------------------------------------------------
@@ -116,11 +149,14 @@ def _positive_int(text: str) -> int:
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "inputs",
-        nargs="+",
+        nargs="*",
         metavar="INPUT",
         help="pages-articles XML dumps (.xml, .xml.bz2, .xml.gz; compression is read from the file's "
         "first bytes): local paths or fsspec URLs (file://, https://, s3://, gs://). Several files may be "
-        "parts of one wiki or different wikis; each wiki gets its own snapshots.",
+        "parts of one wiki or different wikis; each wiki gets its own snapshots. MySQL table dumps "
+        "(.sql, .sql.gz, .sql.bz2 of page_props, categorylinks, linktarget, redirect, page, "
+        "page_restrictions, wb_items_per_site) are recognised by their CREATE TABLE and enrich the records "
+        "of their wiki (named by the file's {db}-{date}- prefix, or the only wiki of the run).",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (local path or fsspec URL)")
     parser.add_argument(
@@ -202,6 +238,47 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         help="take <siteinfo> from this dump for inputs that have none (e.g. hand-made excerpts)",
     )
     parser.add_argument(
+        "--index",
+        metavar="FILE",
+        default=None,
+        help="multistream index (offset:page_id:title, .bz2 or plain) of the one INPUT; by default the "
+        "index is looked for beside each multistream dump under its standard name",
+    )
+    parser.add_argument(
+        "--unit-mb",
+        type=float,
+        default=64.0,
+        metavar="MB",
+        help="largest byte range of a split multistream dump given to one worker (default 64); smaller "
+        "files are cut into about 4 ranges per worker",
+    )
+    parser.add_argument(
+        "--checksums",
+        action="append",
+        metavar="FILE",
+        help="md5sums/sha1sums file of the dump run (repeatable); each input is verified while it is "
+        "read and a mismatch stops the run before anything is published",
+    )
+    parser.add_argument(
+        "--dump-run",
+        metavar="RUN",
+        default=None,
+        help="read a whole dump run: a folder or URL such as …/enwiki/20241101, or 'enwiki/20241101' on "
+        "--mirror. Its dumpstatus.json picks the best layout (multistream parts + indexes, else the "
+        "multistream file, else split parts, else one file) and the SQL tables, with their checksums",
+    )
+    parser.add_argument(
+        "--mirror",
+        metavar="URL",
+        default=DEFAULT_MIRROR,
+        help=f"dumps mirror for --dump-run names (default {DEFAULT_MIRROR}; pick one near you)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="use a dump run whose jobs are not all 'done' (its files may be partial)",
+    )
+    parser.add_argument(
         "--temp-location",
         metavar="DIR",
         default=None,
@@ -209,6 +286,21 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         "every worker (a bucket URL on a cluster)",
     )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp folder after the run")
+    parser.add_argument(
+        "--categories",
+        choices=CATEGORY_MODES,
+        default=None,
+        help="where record categories come from: wikitext (the page's own [[Category:]] links), sql "
+        "(categorylinks.sql: also hidden and template-added ones), both (wikitext order, then the SQL-only "
+        "ones sorted). Default: both when a categorylinks dump is given, else wikitext",
+    )
+    parser.add_argument(
+        "--qid-map",
+        metavar="FILE",
+        default=None,
+        help="Wikidata ids without SQL dumps: CSV/TSV/Parquet with columns page_id,qid (optional db), or "
+        "Wikidata's wb_items_per_site rows ips_item_id,ips_site_id,ips_site_page (matched by title)",
+    )
     parser.add_argument(
         "--progress-seconds",
         type=float,
@@ -233,10 +325,18 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildCon
         max_page_bytes=args.max_page_bytes,
         allow_truncated=args.allow_truncated,
         siteinfo_from=args.siteinfo_from,
+        index=args.index,
+        unit_mb=args.unit_mb,
+        checksums=list(args.checksums or []),
+        dump_run=args.dump_run,
+        mirror=args.mirror,
+        force=args.force,
         temp_location=args.temp_location,
         keep_temp=args.keep_temp,
         progress_seconds=args.progress_seconds,
         beam_args=list(beam_args),
+        categories=getattr(args, "categories", None),
+        qid_map=getattr(args, "qid_map", None),
     )
 
 
@@ -309,16 +409,26 @@ def _worker_provision_info():
 
 
 def discover_units(config: BuildConfig) -> list[WorkUnit]:
-    """Check every input and read its siteinfo; UsageError names the file and the problem."""
+    """Check every input, read its siteinfo and cut it into work units.
+
+    A multistream dump with its index (beside it under the standard name, or `--index`) becomes
+    ranges of whole bz2 streams sized for balance; any other file is one unit. UsageError names
+    the file and the problem.
+    """
     fallback: SiteInfo | None = None
     if config.siteinfo_from:
         try:
             fallback = read_siteinfo(config.siteinfo_from)
         except DumpError as exc:
             raise UsageError(f"--siteinfo-from {exc}") from None
-    units = []
+    if config.index and len(config.inputs) != 1:
+        raise UsageError("--index names the index of one multistream dump: give exactly one INPUT with it")
+    expected = load_checksums(config.checksums)
+    for name, digests in config.expected_checksums.items():
+        expected.setdefault(name, {}).update(digests)
+    units: list[WorkUnit] = []
     seen: set[str] = set()
-    for index, path in enumerate(config.inputs):
+    for number, path in enumerate(config.inputs):
         if path in seen:
             raise UsageError(f"{path}: given twice")
         seen.add(path)
@@ -329,9 +439,218 @@ def discover_units(config: BuildConfig) -> list[WorkUnit]:
                 site = fallback
             else:
                 raise UsageError(str(exc)) from None
-        digest = hashlib.sha1(path.encode("utf-8")).hexdigest()[:8]
-        units.append(WorkUnit(path=path, site=site, name=f"u{index:05d}-{digest}", size=input_size(path)))
+        digests = expected.get(describe_input(path), {})
+        base = WorkUnit(
+            path=path,
+            site=site,
+            name=f"u{number:05d}-{hashlib.sha1(path.encode('utf-8')).hexdigest()[:8]}",
+            size=input_size(path),
+            expected_md5=digests.get("md5"),
+            expected_sha1=digests.get("sha1"),
+        )
+        units.extend(split_unit(base, config))
     return units
+
+
+class OverallProgress:
+    """Sums the units' progress files every few seconds into one line: all inputs, pages, MB/s, ETA.
+
+    Workers write the files (see transforms/read.py), so this works on any runner whose temp
+    folder the launcher can read.
+    """
+
+    def __init__(self, folder: str, total_bytes: int, every: float, units: int):
+        self.folder = folder
+        self.total = total_bytes
+        self.units = units
+        self.every = max(every, 0.5)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="wikisnap-progress", daemon=True)
+        self.started = time.monotonic()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def snapshot(self) -> tuple[int, int, int]:
+        """(pages, bytes read, units finished) over all progress files so far."""
+        pages = done = finished = 0
+        try:
+            fs, path = fs_for(self.folder)
+            names = fs.ls(path, detail=False) if fs.exists(path) else []
+            for name in names:
+                with fs.open(name, "rb") as f:
+                    state = json.loads(f.read() or b"{}")
+                pages += state.get("pages", 0)
+                done += state.get("bytes", 0)
+                finished += bool(state.get("final"))
+        except (OSError, ValueError):
+            pass  # a file being rewritten: the next tick reads it
+        return pages, done, finished
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            pages, done, finished = self.snapshot()
+            if done:
+                line = format_progress("overall", pages, done, self.total or None, time.monotonic() - self.started)
+                log.info("%s (%d of %d units finished)", line, finished, self.units)
+            if finished >= self.units:
+                log.info("all input read; writing snapshots")
+                return
+
+
+def with_dump_run(config: BuildConfig) -> BuildConfig:
+    """Add a dump run's chosen files, indexes and checksums to the configuration."""
+    try:
+        plan = plan_dump_run(config.dump_run, mirror=config.mirror, force=config.force)
+    except DumpRunError as exc:
+        raise UsageError(str(exc)) from None
+    log.info(
+        "dump run %s: %s, %d XML file(s), %d SQL table file(s)", plan.run_url, plan.layout, len(plan.xml), len(plan.sql)
+    )
+    if plan.not_done:
+        log.warning(
+            "dump run %s is not finished (%s); going on because of --force", plan.run_url, "; ".join(plan.not_done)
+        )
+    return replace(
+        config,
+        inputs=[*config.inputs, *plan.xml, *plan.sql],
+        index_for={**config.index_for, **plan.indexes},
+        expected_checksums={**plan.checksums, **config.expected_checksums},
+    )
+
+
+def split_unit(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
+    """One file → its work units: byte ranges when a multistream index is at hand, else itself."""
+    index = config.index or config.index_for.get(unit.path) or index_path_for(unit.path)
+    if index is None:
+        if "multistream" in describe_input(unit.path):
+            log.info(
+                "%s: no multistream index found beside it; reading it as one stream (give --index "
+                "to split it over workers)",
+                describe_input(unit.path),
+            )
+        return [unit]
+    if unit.size is None:
+        raise UsageError(f"{unit.path}: its size is unknown, so it cannot be split by its index")
+    try:
+        offsets, counts = read_index(index)
+    except DumpError as exc:
+        raise UsageError(str(exc)) from None
+    if offsets[-1] >= unit.size:
+        raise UsageError(
+            f"{index}: offset {offsets[-1]:,} lies beyond the end of {describe_input(unit.path)} "
+            f"({unit.size:,} bytes): the file is truncated or the index does not belong to it"
+        )
+    # About four ranges per worker balance the load; --unit-mb caps a range on big files.
+    target = max(1, min(int(config.unit_mb * 1e6), unit.size // (4 * max(config.workers, 1))))
+    ranges = plan_ranges(offsets, counts, unit.size, target)
+    log.info(
+        "%s: %d ranges of whole bz2 streams from %s", describe_input(unit.path), len(ranges), describe_input(index)
+    )
+    units = [
+        replace(unit, kind="range", name=f"{unit.name}-r{i:05d}", start=r.start, end=r.end, index_pages=r.pages)
+        for i, r in enumerate(ranges)
+    ]
+    if unit.expected_md5 or unit.expected_sha1:
+        units.append(replace(unit, kind="verify", name=f"{unit.name}-verify"))
+    return units
+
+
+def load_checksums(paths: list[str]) -> dict[str, dict[str, str]]:
+    """`md5sums`/`sha1sums` files (`digest  file name` lines) → {file name: {"md5"|"sha1": digest}}."""
+    table: dict[str, dict[str, str]] = {}
+    for path in paths:
+        try:
+            text = read_bytes(path).decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{path}: cannot read checksums: {exc}") from None
+        for line_no, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2 or len(parts[0]) not in (32, 40):
+                raise UsageError(f"{path}: line {line_no} is not 'digest  file name': {line[:80]!r}")
+            digest, name = parts
+            kind = "md5" if len(digest) == 32 else "sha1"
+            table.setdefault(name.lstrip("*").rsplit("/", 1)[-1], {})[kind] = digest.lower()
+    return table
+
+
+def split_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
+    """(XML dumps, SQL table dumps) of the command line's INPUTs, told apart by content."""
+    xml, sql = [], []
+    for path in inputs:
+        (sql if sql_table_of(path) is not None else xml).append(path)
+    return xml, sql
+
+
+def discover_sql_inputs(config: BuildConfig, units: list[WorkUnit]) -> list[SqlInput]:
+    """Check every SQL input (and `--qid-map`) before the graph is built; UsageError names file and problem.
+
+    The wiki of a table dump is its file name's `{db}-{date}-` prefix, else the run's only wiki.
+    """
+    wikis = sorted({u.site.dbname for u in units})
+    found: list[SqlInput] = []
+    seen: set[str] = set()
+    for path in config.sql_inputs:
+        if path in seen:
+            raise UsageError(f"{path}: given twice")
+        seen.add(path)
+        try:
+            header = read_sql_header(path)
+            check_header(path, header)
+        except SqlDumpError as exc:
+            raise UsageError(str(exc)) from None
+        db = None
+        if header.table != "wb_items_per_site":  # its rows name their wiki (ips_site_id)
+            db = db_from_name(path) or (wikis[0] if len(wikis) == 1 else None)
+            if db is None:
+                raise UsageError(
+                    f"{path}: cannot tell which wiki this `{header.table}` dump belongs to; name it "
+                    f"{{db}}-{{date}}-{header.table}.sql.gz (wikis of this run: {', '.join(wikis)})"
+                )
+            if db not in wikis:
+                raise UsageError(
+                    f"{path}: a `{header.table}` dump of {db}, but no XML dump of {db} is given "
+                    f"(wikis of this run: {', '.join(wikis) or 'none'})"
+                )
+        found.append(SqlInput(path=path, table=header.table, dbname=db, header=header))
+    tables = {(i.dbname, i.table) for i in found}
+    for db, table in sorted(tables, key=str):
+        columns = _columns_of(found, db, table)
+        if table == "categorylinks" and "cl_to" not in columns and (db, "linktarget") not in tables:
+            raise UsageError(
+                f"the categorylinks dump of {db} names categories by cl_target_id: give its "
+                f"{db}-…-linktarget.sql.gz too"
+            )
+    if config.qid_map:
+        try:
+            columns, _rows = read_qid_map(config.qid_map)
+            layout = qid_map_layout(config.qid_map, columns)
+        except SqlDumpError as exc:
+            raise UsageError(f"--qid-map {exc}") from None
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--qid-map {config.qid_map}: cannot read it ({exc})") from None
+        db = None
+        if layout == "page_id" and "db" not in columns and "wiki" not in columns:
+            if len(wikis) != 1:
+                raise UsageError(
+                    f"--qid-map {config.qid_map}: maps page ids of one wiki but the run has {', '.join(wikis)}; "
+                    "add a db column"
+                )
+            db = wikis[0]
+        found.append(SqlInput(path=config.qid_map, table=QID_MAP_TABLE, dbname=db))
+    if config.categories == "sql" and not any(i.table == "categorylinks" for i in found):
+        raise UsageError("--categories sql needs a categorylinks dump among the inputs")
+    return found
+
+
+def _columns_of(inputs: list[SqlInput], db: str | None, table: str) -> set[str]:
+    return {c for i in inputs if i.dbname == db and i.table == table and i.header for c in i.header.columns}
 
 
 # -- graph ---------------------------------------------------------------------------------
@@ -353,8 +672,23 @@ class CollectReport(beam.PTransform):
         )
 
 
-def build_pipeline(pipeline: beam.Pipeline, config: BuildConfig, units: list[WorkUnit], temp_dir: str) -> None:
-    """Assemble the build graph on `pipeline`."""
+def build_pipeline(
+    pipeline: beam.Pipeline,
+    config: BuildConfig,
+    units: list[WorkUnit],
+    temp_dir: str,
+    sql_inputs: list[SqlInput] | None = None,
+) -> None:
+    """Assemble the build graph on `pipeline` (`sql_inputs`: checked by `discover_sql_inputs`)."""
+    sql_inputs = sql_inputs or []
+    tables = {i.table for i in sql_inputs}
+    coverage = set()
+    if tables & {"page_props", "wb_items_per_site", QID_MAP_TABLE}:
+        coverage.add("main_entity")
+    if "categorylinks" in tables:
+        coverage.add("categories")
+    if "page_restrictions" in tables:
+        coverage.add("protection")
     read_opts = ReadOptions(
         namespaces=frozenset(config.namespaces),
         temp_dir=temp_dir,
@@ -373,19 +707,36 @@ def build_pipeline(pipeline: beam.Pipeline, config: BuildConfig, units: list[Wor
         formats=frozenset(config.formats),
         snapshot_date=snapshot_date,
         gzip_level=config.gzip_level,
+        categories=config.categories or ("both" if "categorylinks" in tables else "wikitext"),
+        coverage=frozenset(coverage),
     )
     languages = {unit.site.dbname: unit.site.lang for unit in units}
 
     read = pipeline | "CreateWorkUnits" >> beam.Create(units) | "ReadDumps" >> ReadDumps(read_opts)
     joined = (read.titles, read.redirects) | "JoinRedirects" >> JoinRedirects(config.bucket_span)
-    written = (read.runs, joined.redirect_lists) | "WriteBuckets" >> WriteBuckets(write_opts)
+    extra_stats, sql_errors = [], []
+    if sql_inputs:
+        sites = tuple(sorted({unit.site.dbname: unit.site for unit in units}.items()))
+        enriched = (
+            pipeline | "CreateSqlInputs" >> beam.Create(sql_inputs),
+            read.titles,
+            read.redirects,
+        ) | "EnrichFromSql" >> EnrichFromSql(EnrichOptions(config.bucket_span, sites))
+        redirect_lists = (joined.redirect_lists, enriched["redirect_lists"]) | "FlattenRedirectLists" >> beam.Flatten()
+        written = (read.runs, redirect_lists, enriched["enrichments"]) | "WriteBuckets" >> WriteBuckets(write_opts)
+        extra_stats, sql_errors = [enriched["stats"]], [enriched["errors"]]
+    else:
+        written = (read.runs, joined.redirect_lists) | "WriteBuckets" >> WriteBuckets(write_opts)
     input_errors = read.units | "FindInputErrors" >> beam.Filter(lambda u: u.error is not None)
+    if sql_errors:
+        # A bad SQL dump withholds the snapshots like a bad XML dump does.
+        input_errors = (input_errors, *sql_errors) | "FlattenInputErrors" >> beam.Flatten()
     outputs = written.parts | "AssembleSnapshots" >> AssembleSnapshots(
         write_opts, languages, input_errors, config.allow_truncated
     )
     letters = read.deadletters | "WriteDeadLetters" >> WriteDeadLetters(config.out)
     stats = (
-        (read.stats, joined.stats, written.stats)
+        (read.stats, joined.stats, written.stats, *extra_stats)
         | "FlattenCounts" >> beam.Flatten()
         | "SumCounts" >> beam.CombinePerKey(sum)
         | "TagCounts" >> beam.Map(lambda kv: ("count", kv))
@@ -395,6 +746,7 @@ def build_pipeline(pipeline: beam.Pipeline, config: BuildConfig, units: list[Wor
         read.units | "TagUnits" >> beam.Map(lambda u: ("unit", u)),
         outputs | "TagOutputs" >> beam.Map(lambda o: ("output", o)),
         letters | "TagDeadLetterFiles" >> beam.Map(lambda o: ("output", o)),
+        *[errors | "TagSqlErrors" >> beam.Map(lambda e: ("sql_error", e)) for errors in sql_errors],
     ) | "FlattenReport" >> beam.Flatten()
     _ = report_items | "CollectReport" >> CollectReport(join(temp_dir, "report.pickle"))
 
@@ -436,11 +788,20 @@ def _per_wiki(raw_counts: list[tuple[tuple[str, str], int]]) -> dict[str, dict[s
 
 def run(config: BuildConfig) -> dict:
     """Run a build; returns the manifest. UsageError/RunFailed carry user-facing messages."""
+    if config.dump_run:
+        config = with_dump_run(config)
+    # SQL table dumps are routed off before the XML inputs are checked and split into units.
+    xml_inputs, sql_paths = split_inputs(config.inputs)
+    if not xml_inputs:
+        raise UsageError("no XML dump among the inputs: SQL table dumps only enrich the pages of an XML dump")
+    config = replace(config, inputs=xml_inputs, sql_inputs=[*config.sql_inputs, *sql_paths])
     units = discover_units(config)
+    sql_inputs = discover_sql_inputs(config, units)
     options, runner, engine = pipeline_options(config)
     run_id = uuid.uuid4().hex[:12]
     temp_dir = join(config.temp_location or join(config.out, ".wikisnap-tmp"), run_id)
-    total = sum(u.size or 0 for u in units)
+    # bytes the readers will go through: a range counts its own length, not its file's size
+    total = sum((u.end - u.start) if u.kind == "range" else (u.size or 0) for u in units if u.kind != "verify")
     log.info(
         "wikisnap %s: %d input(s), %.1f MB, wikis %s",
         wikisnap.__version__,
@@ -450,14 +811,18 @@ def run(config: BuildConfig) -> dict:
     )
     log.info("engine: %s", engine)
     started = time.time()
+    readers = sum(1 for u in units if u.kind != "verify")
+    watcher = OverallProgress(join(temp_dir, "progress"), total, config.progress_seconds, readers)
     try:
+        watcher.start()
         pipeline = beam.Pipeline(runner=runner, options=options)
-        build_pipeline(pipeline, config, units, temp_dir)
+        build_pipeline(pipeline, config, units, temp_dir, sql_inputs)
         result = pipeline.run()
         result.wait_until_finish()
         elapsed = time.time() - started
         report = pickle.loads(read_bytes(join(temp_dir, "report.pickle")))
     finally:
+        watcher.stop()
         if not config.keep_temp:
             remove_tree(temp_dir)
             if not config.temp_location:
@@ -465,6 +830,12 @@ def run(config: BuildConfig) -> dict:
     counts = _per_wiki([item for kind, item in report if kind == "count"])
     unit_reports = sorted((item for kind, item in report if kind == "unit"), key=lambda u: u.path)
     outputs = sorted((item for kind, item in report if kind == "output"), key=lambda o: o.path)
+    sql_errors = sorted(item for kind, item in report if kind == "sql_error")
+    if sql_errors:
+        raise RunFailed(
+            f"{len(sql_errors)} SQL dump(s) could not be read, so nothing was published:\n  - "
+            + "\n  - ".join(sql_errors)
+        )
     errors = [u for u in unit_reports if u.error]
     if errors and not config.allow_truncated:
         lines = "\n".join(f"  - {u.error}" for u in errors)
@@ -478,7 +849,7 @@ def run(config: BuildConfig) -> dict:
             "the run's counts do not reconcile, so its output must not be trusted:\n  - " + "\n  - ".join(problems)
         )
     pages = sum(u.pages for u in unit_reports)
-    read_bytes_total = sum(u.bytes_read for u in unit_reports)
+    read_bytes_total = sum(u.bytes_read for u in unit_reports if u.kind != "verify")
     manifest = {
         "tool": {"name": "wikisnap", "version": wikisnap.__version__, "apache_beam": beam.__version__},
         "engine": engine,
@@ -491,20 +862,12 @@ def run(config: BuildConfig) -> dict:
             "bucket_span": config.bucket_span,
             "allow_truncated": config.allow_truncated,
             "workers": config.workers,
+            "categories": config.categories
+            or ("both" if any(i.table == "categorylinks" for i in sql_inputs) else "wikitext"),
+            "qid_map": config.qid_map,
         },
-        "inputs": [
-            {
-                "path": u.path,
-                "dbname": u.dbname,
-                "compression": u.compression,
-                "bytes": u.bytes_read,
-                "pages": u.pages,
-                "md5": u.md5,
-                "sha1": u.sha1,
-                **({"error": u.error} if u.error else {}),
-            }
-            for u in unit_reports
-        ],
+        "inputs": summarize_inputs(unit_reports),
+        "sql_inputs": [{"path": i.path, "table": i.table, "dbname": i.dbname} for i in sql_inputs],
         "counts": counts,
         "outputs": [
             {k: v for k, v in asdict(o).items() if v is not None} | {"path": _relative(o.path, config.out)}
@@ -520,6 +883,36 @@ def run(config: BuildConfig) -> dict:
         join(config.out, "manifest.json"), (json.dumps(manifest, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
     )
     return manifest
+
+
+def summarize_inputs(reports: list) -> list[dict]:
+    """One manifest entry per input file, whatever number of units read it.
+
+    md5/sha1 are the whole file's: from the unit that read it whole, or from the verify unit of a
+    range-split file (absent when a split file had no checksum to verify against).
+    """
+    by_path: dict[str, list] = {}
+    for report in reports:
+        by_path.setdefault(report.path, []).append(report)
+    entries = []
+    for path, group in sorted(by_path.items()):
+        readers = [r for r in group if r.kind != "verify"]
+        whole = next((r for r in group if r.kind in ("file", "verify")), None)
+        entry = {
+            "path": path,
+            "dbname": group[0].dbname,
+            "compression": next((r.compression for r in readers if r.compression), ""),
+            "bytes": sum(r.bytes_read for r in readers),
+            "pages": sum(r.pages for r in readers),
+            "units": len(readers),
+        }
+        if whole is not None:
+            entry |= {"md5": whole.md5, "sha1": whole.sha1, "verified": any(r.verified for r in group)}
+        errors = [r.error for r in group if r.error]
+        if errors:
+            entry["error"] = errors[0] if len(errors) == 1 else errors
+        entries.append(entry)
+    return entries
 
 
 def _relative(path: str, base: str) -> str:
@@ -552,6 +945,9 @@ def summary(manifest: dict) -> str:
 
 def main_build(args: argparse.Namespace, beam_args: list[str]) -> int:
     config = config_from_args(args, beam_args)
+    if not config.inputs and not config.dump_run:
+        print("wikisnap build: error: give INPUT dump files or --dump-run RUN", file=sys.stderr)
+        return 2
     try:
         manifest = run(config)
     except (UsageError, RunFailed) as exc:

@@ -42,6 +42,18 @@ def make_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_build_arguments(build)
+    from wikisnap.pipelines.update import add_update_arguments
+
+    update = commands.add_parser(
+        "update",
+        help="a previous snapshot + revision diffs → new snapshots + WME hourly batches",
+        description="Apply adds-changes XML, WME hourly batch tarballs and EventStreams JSON lines to the "
+        "snapshots in --base: writes the new snapshots (same layout as build) and "
+        "batches/{YYYY-MM-DD}/{HH}/{db}_namespace_{ns}.tar.gz + .json to --out.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_update_arguments(update)
     return parser
 
 
@@ -76,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         from wikisnap.pipelines.build import main_build
 
         return main_build(args, beam_args)
+    if args.command == "update":
+        from wikisnap.pipelines.update import main_update
+
+        return main_update(args, beam_args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
+# benchmarks/make_corpus.py holds the multistream re-packer the tests share with the benchmarks
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 DATA = Path(__file__).parent / "data"
+MULTISTREAM = DATA / "multistream"
 XML = DATA / "xml"
 ENWIKI = XML / "gensim__enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 ELWIKIVOYAGE = XML / "mwbzutils__elwikivoyage-sample-pages-articles.xml.bz2"

@@ -148,8 +148,17 @@ def input_size(path: str) -> int | None:
         return None
 
 
-def _open_raw(path: str):
+def open_raw(path: str, *, exact: bool = False):
+    """Open a local path or fsspec URL for binary reading.
+
+    `exact=True` turns off read-ahead caching, so a remote range read fetches only what is asked.
+    """
     try:
+        if exact:
+            fs, fs_path = fsspec.core.url_to_fs(path)
+            if fs.protocol in ("file", "local") or "file" in (fs.protocol if isinstance(fs.protocol, tuple) else ()):
+                return fs.open(fs_path, "rb")
+            return fs.open(fs_path, "rb", cache_type="none")
         return fsspec.open(path, "rb").open()
     except FileNotFoundError:
         raise DumpError(path, "no such file", kind="missing") from None
@@ -187,14 +196,43 @@ def sniff_compression(path: str, head: bytes) -> str:
     )
 
 
-def open_dump(path: str, *, read_ahead: bool = True) -> tuple[io.BufferedIOBase, _HashingReader, str]:
+class _RangeReader(io.RawIOBase):
+    """Raw bytes `[start, end)` of a file, never one byte more (remote files: exact range reads)."""
+
+    def __init__(self, path: str, start: int, end: int):
+        self._file = open_raw(path, exact=True)
+        self._file.seek(start)
+        self._left = end - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._left <= 0:
+            return 0
+        data = self._file.read(min(len(buffer), self._left))
+        n = len(data)
+        buffer[:n] = data
+        self._left -= n
+        return n
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        finally:
+            super().close()
+
+
+def open_dump(
+    path: str, *, read_ahead: bool = True, byte_range: tuple[int, int] | None = None
+) -> tuple[io.BufferedIOBase, _HashingReader, str]:
     """Open `path` for reading decompressed XML bytes.
 
     Returns `(stream, hasher, compression)`: read the XML from `stream`; `hasher` has counted and
     hashed the raw bytes read so far. `read_ahead=False` decompresses no more than asked for
     (header reads must not run into a truncation far behind the header).
     """
-    raw = _open_raw(path)
+    raw = open_raw(path) if byte_range is None else _RangeReader(path, *byte_range)
     hasher = _HashingReader(raw)
     buffered = io.BufferedReader(hasher, buffer_size=_READ_CHUNK)
     head = buffered.peek(16)[:16]
@@ -445,17 +483,30 @@ def iter_pages(
     stats: ReadStats,
     *,
     progress=None,
+    byte_range: tuple[int, int] | None = None,
 ) -> Iterator[RawPage | PageFailure]:
-    """Stream the pages of one dump file.
+    """Stream the pages of one dump file, or of the bz2 streams in `byte_range` of a multistream dump.
 
     Yields a `RawPage` per well-formed page and a `PageFailure` (with the raw XML) per page that
     cannot be read; fills `stats` (bytes, pages, checksums) as it goes. A truncated or corrupt
     file ends the stream with `stats.error` set — the pages before it have been yielded.
     `progress(stats)` is called about once per MB of input when given.
     """
-    stream, hasher, compression = open_dump(path)
+    base = byte_range[0] if byte_range else 0  # errors name offsets in the file, not the range
+    try:
+        stream, hasher, compression = open_dump(path, byte_range=byte_range)
+    except DumpError as exc:
+        stats.error = exc
+        return
+    except OSError as exc:  # a file that vanished or a mirror that stopped answering since launch
+        stats.error = DumpError(path, f"cannot be read: {exc}", offset=base, kind="missing")
+        return
     stats.compression = compression
     next_report = 0
+    if byte_range is not None:
+        # A multistream range holds bare <page>s (the header stream is elsewhere): give them a
+        # root. The last range ends with the dump's own </mediawiki>, which ends parsing early.
+        stream = _Concat([b"<mediawiki>", stream, b"</mediawiki>"])
     try:
         context = etree.iterparse(stream, events=("end",), tag=("{*}page", "{*}mediawiki"), huge_tree=True)
         finished = False
@@ -490,12 +541,12 @@ def iter_pages(
         if not finished:
             raise etree.XMLSyntaxError("no closing </mediawiki>", None, 0, 0)  # type: ignore[call-arg]
     except etree.XMLSyntaxError as exc:
-        stats.error = _describe_truncation(path, stats, hasher, str(exc))
+        stats.error = _describe_truncation(path, stats, base + hasher.count, str(exc))
     except (EOFError, OSError, zlib.error) as exc:
         stats.error = DumpError(
             path,
             f"{compression} data is truncated or corrupt ({exc}); {_after_last(stats)}",
-            offset=hasher.count,
+            offset=base + hasher.count,
             kind="corrupt",
         )
     finally:
@@ -512,7 +563,7 @@ def _after_last(stats: ReadStats) -> str:
     return f"the last complete page was id {page_id} ({title!r}), page {stats.pages:,} of the file"
 
 
-def _describe_truncation(path: str, stats: ReadStats, hasher: _HashingReader, detail: str) -> DumpError:
+def _describe_truncation(path: str, stats: ReadStats, offset: int, detail: str) -> DumpError:
     premature = (
         "Premature end" in detail or "no closing" in detail or "EndTag" in detail or "end of data" in detail.lower()
     )
@@ -521,10 +572,8 @@ def _describe_truncation(path: str, stats: ReadStats, hasher: _HashingReader, de
             problem = "ends without </mediawiki> and holds no <page>: a header-only part or a truncated file"
         else:
             problem = "ends without </mediawiki>: the file is truncated"
-        return DumpError(path, f"{problem}; {_after_last(stats)}", offset=hasher.count, kind="truncated")
-    return DumpError(
-        path, f"is not well-formed XML ({detail}); {_after_last(stats)}", offset=hasher.count, kind="malformed"
-    )
+        return DumpError(path, f"{problem}; {_after_last(stats)}", offset=offset, kind="truncated")
+    return DumpError(path, f"is not well-formed XML ({detail}); {_after_last(stats)}", offset=offset, kind="malformed")
 
 
 def describe_input(path: str) -> str:
@@ -539,3 +588,130 @@ def date_from_name(path: str) -> str | None:
     """`enwiki-20241101-pages-articles.xml.bz2` → `'20241101'`; None when the name has no date."""
     match = _DB_DATE.search(describe_input(path))
     return match.group(1) if match else None
+
+
+class _Concat(io.RawIOBase):
+    """Bytes and streams read one after the other as one stream."""
+
+    def __init__(self, parts: list):
+        self._parts = [io.BytesIO(p) if isinstance(p, bytes) else p for p in parts]
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while self._parts:
+            data = self._parts[0].read(len(buffer))
+            if data:
+                n = len(data)
+                buffer[:n] = data
+                return n
+            self._parts.pop(0)
+        return 0
+
+    def read(self, size: int = -1) -> bytes:
+        while self._parts:
+            data = self._parts[0].read(size)
+            if data:
+                return data
+            self._parts.pop(0)
+        return b""
+
+    def close(self) -> None:
+        for part in self._parts:
+            part.close()
+        super().close()
+
+
+# -- multistream indexes -------------------------------------------------------------------
+
+
+def read_index(path: str) -> tuple[list[int], dict[int, int]]:
+    """Stream offsets of a multistream index (`offset:page_id:title` lines, bz2 or plain).
+
+    Returns the sorted distinct offsets and how many pages each stream holds. Holds one int per
+    stream (≈100 pages), not per page: enwiki's 24 M lines become ~240 k offsets.
+    """
+    stream, hasher, _ = open_dump(path, read_ahead=False) if _looks_compressed(path) else (open_raw(path), None, "")
+    counts: dict[int, int] = {}
+    line_no = 0
+    try:
+        for raw in io.TextIOWrapper(stream, encoding="utf-8", errors="replace"):
+            line_no += 1
+            head, sep, _rest = raw.partition(":")
+            if not sep:
+                if raw.strip():
+                    raise DumpError(path, f"line {line_no} is not offset:page_id:title: {raw[:80]!r}", kind="index")
+                continue
+            try:
+                offset = int(head)
+            except ValueError:
+                raise DumpError(
+                    path, f"line {line_no} does not start with a byte offset: {raw[:80]!r}", kind="index"
+                ) from None
+            counts[offset] = counts.get(offset, 0) + 1
+    except (EOFError, OSError, zlib.error) as exc:
+        raise DumpError(path, f"index cannot be decompressed at line {line_no}: {exc}", kind="index") from None
+    finally:
+        stream.close()
+    if not counts:
+        raise DumpError(path, "the multistream index is empty", kind="index")
+    return sorted(counts), counts
+
+
+def _looks_compressed(path: str) -> bool:
+    with open_raw(path) as f:
+        head = f.read(4)
+    return head.startswith((b"BZh", b"\x1f\x8b"))
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """Whole bz2 streams `[start, end)` of a multistream dump and the pages the index puts there."""
+
+    start: int
+    end: int
+    pages: int
+
+
+def plan_ranges(offsets: list[int], counts: dict[int, int], file_size: int, target_bytes: int) -> list[ByteRange]:
+    """Group consecutive streams into ranges of about `target_bytes` (never splitting a stream).
+
+    The last range runs to the end of the file so it takes the trailer stream with it.
+    """
+    ranges: list[ByteRange] = []
+    start = offsets[0]
+    pages = 0
+    bounds = offsets[1:] + [file_size]
+    for offset, next_offset in zip(offsets, bounds, strict=True):
+        pages += counts[offset]
+        if next_offset - start >= target_bytes or next_offset == file_size:
+            ranges.append(ByteRange(start, next_offset, pages))
+            start, pages = next_offset, 0
+    return ranges
+
+
+def index_path_for(path: str) -> str | None:
+    """The standard index name beside a multistream dump, if that file exists.
+
+    `…-pages-articles-multistream.xml.bz2` → `…-pages-articles-multistream-index.txt.bz2`;
+    split parts `…-multistream3.xml-p1p2.bz2` → `…-multistream-index3.txt-p1p2.bz2`.
+    """
+    directory, _, name = path.rpartition("/")
+    candidates = []
+    match = re.match(r"^(.*-multistream)(\d*)\.xml(-p\d+p\d+)?\.bz2$", name)
+    if match:
+        stem, number, pages = match.group(1), match.group(2), match.group(3) or ""
+        candidates.append(f"{stem}-index{number}.txt{pages}.bz2")
+    if "multistream" in name and ".xml" in name:
+        # recompressxml's own naming: …-multistream-p1p2.xml.bz2 → …-multistream-index-p1p2.txt.bz2
+        candidates.append(name.replace("multistream", "multistream-index", 1).replace(".xml", ".txt", 1))
+    for candidate in candidates:
+        full = f"{directory}/{candidate}" if directory else candidate
+        try:
+            fs, fs_path = fsspec.core.url_to_fs(full)
+            if fs.exists(fs_path):
+                return full
+        except Exception:  # noqa: BLE001 - no index found is a normal outcome
+            continue
+    return None

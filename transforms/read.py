@@ -15,6 +15,8 @@ Outputs (tagged):
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -25,8 +27,8 @@ from apache_beam.metrics import Metrics
 from wikisnap.configs import license_for
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.article import page_to_article, redirect_of, redirect_target
-from wikisnap.transforms.dumpreader import PageFailure, ReadStats, describe_input, iter_pages
-from wikisnap.transforms.files import SpillBuffer
+from wikisnap.transforms.dumpreader import DumpError, PageFailure, ReadStats, describe_input, iter_pages, open_raw
+from wikisnap.transforms.files import SpillBuffer, join, write_bytes
 
 log = logging.getLogger("wikisnap")
 
@@ -40,12 +42,24 @@ TAG_UNITS = "units"
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """One independent piece of input: today a whole dump file."""
+    """One independent piece of input.
+
+    kind "file":   a whole dump file, hashed while it is read;
+    kind "range":  whole bz2 streams `[start, end)` of a multistream dump (header read elsewhere);
+    kind "verify": the raw bytes of a range-split file, only hashed against its expected checksum
+                   (MD5/SHA-1 of separate ranges cannot be combined).
+    """
 
     path: str
     site: SiteInfo
     name: str  # stable, unique: names the unit's spill files
     size: int | None = None
+    kind: str = "file"
+    start: int = 0
+    end: int | None = None
+    index_pages: int | None = None  # pages the multistream index puts in this range
+    expected_md5: str | None = None
+    expected_sha1: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,10 @@ class UnitReport:
     sha1: str
     error: str | None
     error_kind: str | None
+    kind: str = "file"
+    start: int = 0
+    end: int | None = None
+    verified: bool = False  # the file's bytes matched an expected checksum
 
 
 @dataclass(frozen=True)
@@ -93,30 +111,42 @@ def _fmt_eta(seconds: float) -> str:
     return f"{seconds}s"
 
 
-class _Progress:
-    """Logs pages, MB/s and ETA for one unit at most every `every` seconds."""
+def format_progress(name: str, pages: int, done: int, size: int | None, elapsed: float) -> str:
+    """`name: 1,234 pages, 56.7 MB read, 12.3 MB/s, 40%, ETA 1m30s` (ETA only when size is known)."""
+    rate = done / max(elapsed, 1e-9)
+    line = f"{name}: {pages:,} pages, {done / 1e6:,.1f} MB read, {rate / 1e6:.1f} MB/s"
+    if size:
+        line += f", {done / size:.0%}"
+        if rate > 0:
+            line += f", ETA {_fmt_eta(max(size - done, 0) / rate)}"
+    return line
 
-    def __init__(self, name: str, size: int | None, every: float):
+
+class _Progress:
+    """Logs one unit's pages, MB/s and ETA at most every `every` seconds, and leaves the same
+    numbers in `progress/{unit}.json` under the temp folder, where the launcher sums all units."""
+
+    def __init__(self, name: str, size: int | None, every: float, path: str | None = None):
         self.name = name
         self.size = size
         self.every = every
+        self.path = path
         self.start = time.monotonic()
         self.last = self.start
 
-    def __call__(self, stats: ReadStats) -> None:
+    def __call__(self, stats: ReadStats, *, final: bool = False) -> None:
         now = time.monotonic()
-        if now - self.last < self.every:
+        if not final and now - self.last < self.every:
             return
         self.last = now
-        elapsed = max(now - self.start, 1e-9)
-        rate = stats.bytes_read / elapsed
-        line = f"{self.name}: {stats.pages:,} pages, {stats.bytes_read / 1e6:,.1f} MB read, {rate / 1e6:.1f} MB/s"
-        if self.size:
-            done = stats.bytes_read / self.size
-            line += f", {done:.0%}"
-            if rate > 0:
-                line += f", ETA {_fmt_eta((self.size - stats.bytes_read) / rate)}"
-        log.info("%s", line)
+        if not final:
+            log.info("%s", format_progress(self.name, stats.pages, stats.bytes_read, self.size, now - self.start))
+        if self.path:
+            state = {"pages": stats.pages, "bytes": stats.bytes_read, "size": self.size, "final": final}
+            try:
+                write_bytes(self.path, json.dumps(state).encode())
+            except OSError:  # progress is best effort: never fail a unit over it
+                pass
 
 
 class ReadParseSpillFn(beam.DoFn):
@@ -135,6 +165,12 @@ class ReadParseSpillFn(beam.DoFn):
         self.c_input_errors = Metrics.counter(ns, "input_errors")
 
     def process(self, unit: WorkUnit):
+        if unit.kind == "verify":
+            yield beam.pvalue.TaggedOutput(TAG_UNITS, verify_unit(unit))
+            return
+        yield from self._read(unit)
+
+    def _read(self, unit: WorkUnit):
         opts = self.options
         site = unit.site
         db = site.dbname
@@ -146,9 +182,17 @@ class ReadParseSpillFn(beam.DoFn):
         def count(name: str, n: int = 1) -> None:
             counts[name] = counts.get(name, 0) + n
 
-        stats = ReadStats(unit.path, size=unit.size)
-        progress = _Progress(source, unit.size, opts.progress_seconds)
-        for item in iter_pages(unit.path, site, stats, progress=progress):
+        byte_range = (unit.start, unit.end) if unit.kind == "range" else None
+        length = (unit.end - unit.start) if byte_range else unit.size
+        if byte_range:
+            source_label = f"{source}[{unit.start:,}:{unit.end:,}]"
+        else:
+            source_label = source
+        stats = ReadStats(unit.path, size=length)
+        progress = _Progress(
+            source_label, length, opts.progress_seconds, join(opts.temp_dir, "progress", f"{unit.name}.json")
+        )
+        for item in iter_pages(unit.path, site, stats, progress=progress, byte_range=byte_range):
             self.c_pages.inc()
             if isinstance(item, PageFailure):
                 self.c_dead.inc()
@@ -217,6 +261,18 @@ class ReadParseSpillFn(beam.DoFn):
         for run in spill.flush():
             yield beam.pvalue.TaggedOutput(TAG_RUNS, run)
         count("pages_read", stats.pages)
+        progress(stats, final=True)
+        verified = False
+        if stats.error is None and byte_range is None:
+            stats.error, verified = check_digests(unit, stats.md5, stats.sha1)
+        if stats.error is None and byte_range is not None and unit.index_pages is not None:
+            if stats.pages != unit.index_pages:
+                stats.error = DumpError(
+                    unit.path,
+                    f"bytes {unit.start:,}-{unit.end:,} hold {stats.pages:,} pages but the multistream index "
+                    f"lists {unit.index_pages:,} there: the index does not belong to this file",
+                    kind="index",
+                )
         if stats.error is not None:
             self.c_input_errors.inc()
             log.error("%s", stats.error)
@@ -235,9 +291,68 @@ class ReadParseSpillFn(beam.DoFn):
                 sha1=stats.sha1,
                 error=str(stats.error) if stats.error else None,
                 error_kind=stats.error.kind if stats.error else None,
+                kind=unit.kind,
+                start=unit.start,
+                end=unit.end,
+                verified=verified,
             ),
         )
-        log.info("%s: done, %s pages, %.1f MB", source, f"{stats.pages:,}", stats.bytes_read / 1e6)
+        log.info("%s: done, %s pages, %.1f MB", source_label, f"{stats.pages:,}", stats.bytes_read / 1e6)
+
+
+def check_digests(unit: WorkUnit, md5: str, sha1: str) -> tuple[DumpError | None, bool]:
+    """Compare a file's digests with the expected ones: (error naming both digests, verified)."""
+    for name, expected, got in (("md5", unit.expected_md5, md5), ("sha1", unit.expected_sha1, sha1)):
+        if expected and expected.lower() != got:
+            return (
+                DumpError(
+                    unit.path,
+                    f"{name} checksum mismatch: expected {expected.lower()}, read {got}; the file is "
+                    "damaged or not the one the checksums describe",
+                    kind="checksum",
+                ),
+                False,
+            )
+    return None, bool(unit.expected_md5 or unit.expected_sha1)
+
+
+def verify_unit(unit: WorkUnit) -> UnitReport:
+    """Hash the raw bytes of a range-split file (no decompression) and check them."""
+    md5, sha1 = hashlib.md5(), hashlib.sha1()
+    total = 0
+    error: DumpError | None = None
+    try:
+        with open_raw(unit.path) as f:
+            while True:
+                chunk = f.read(8 << 20)
+                if not chunk:
+                    break
+                md5.update(chunk)
+                sha1.update(chunk)
+                total += len(chunk)
+    except DumpError as exc:
+        error = exc
+    except OSError as exc:
+        error = DumpError(unit.path, f"cannot be read: {exc}", offset=total, kind="corrupt")
+    verified = False
+    if error is None:
+        error, verified = check_digests(unit, md5.hexdigest(), sha1.hexdigest())
+    if error is not None:
+        log.error("%s", error)
+    return UnitReport(
+        path=unit.path,
+        dbname=unit.site.dbname,
+        compression="",
+        bytes_read=total,
+        size=unit.size,
+        pages=0,
+        md5=md5.hexdigest(),
+        sha1=sha1.hexdigest(),
+        error=str(error) if error else None,
+        error_kind=error.kind if error else None,
+        kind="verify",
+        verified=verified,
+    )
 
 
 class ReadDumps(beam.PTransform):

@@ -47,6 +47,10 @@ class WriteOptions:
     formats: frozenset[str]
     snapshot_date: str | None  # RFC 3339, or None: the newest revision of each snapshot
     gzip_level: int = 3
+    # SQL enrichment: how SQL categories combine with the wikitext ones (`wikitext`, `sql`,
+    # `both`), and which enriched fields get with/without coverage counts (empty: none given).
+    categories: str = "wikitext"
+    coverage: frozenset[str] = frozenset()
     parquet_row_group_rows: int = 5000
     parquet_row_group_bytes: int = 64 << 20
 
@@ -138,16 +142,68 @@ class _MemberSink:
         )
 
 
-def write_bucket(key: tuple[str, int, int], run_paths: list[str], redirect_lists, opts: WriteOptions):
+def merge_enrichment(record: dict, enrichment: dict | None, opts: WriteOptions, counts: dict[str, int]) -> None:
+    """Merge one page's SQL enrichment into its record, in place, and count coverage.
+
+    In: the record built from the XML page, and `{main_entity?, protection?, categories?}` from
+    EnrichFromSql (None when the SQL tables have nothing for the page). Categories follow
+    `opts.categories`: `wikitext` keeps the record's, `sql` takes the SQL list (sorted by name),
+    `both` keeps the wikitext order and appends the SQL-only ones (sorted).
+    """
+    enrichment = enrichment or {}
+    if "main_entity" in enrichment:
+        record["main_entity"] = enrichment["main_entity"]
+    if "protection" in enrichment:
+        record["protection"] = enrichment["protection"]
+    sql_categories = enrichment.get("categories") or []
+    wikitext = record.get("categories") or []
+    if opts.categories == "sql" and "categories" in opts.coverage:
+        merged = list(sql_categories)
+    elif opts.categories == "both":
+        seen = {c["name"] for c in wikitext}
+        merged = list(wikitext) + [c for c in sql_categories if c["name"] not in seen]
+    else:
+        merged = list(wikitext)
+    if merged:
+        record["categories"] = merged
+    else:
+        record.pop("categories", None)
+
+    def add(name: str, n: int = 1) -> None:
+        counts[name] = counts.get(name, 0) + n
+
+    if "main_entity" in opts.coverage:
+        add("enrich/records_with_qid" if "main_entity" in record else "enrich/records_without_qid")
+    if "protection" in opts.coverage and "protection" in record:
+        add("enrich/records_with_protection")
+    if "categories" in opts.coverage:
+        sql_names = {c["name"] for c in sql_categories}
+        wiki_names = {c["name"] for c in wikitext}
+        kept = {c["name"] for c in merged}
+        add("enrich/categories_from_wikitext_only", len((kept & wiki_names) - sql_names))
+        add("enrich/categories_from_sql_only", len((kept & sql_names) - wiki_names))
+        add("enrich/categories_from_both", len(kept & sql_names & wiki_names))
+        add("enrich/records_with_categories" if merged else "enrich/records_without_categories")
+
+
+def write_bucket(key: tuple[str, int, int], run_paths: list[str], redirect_lists, opts: WriteOptions, enrichments=()):
     """Pure-ish core of one bucket: returns `(parts, counts)`.
 
-    In: the spill-run paths of one (db, ns, bucket) and `(page_id, [(name, url)])` redirect lists.
-    Out: the `MemberPart`s written, in order, and counts (`written/{ns}`, `duplicates_superseded`).
+    In: the spill-run paths of one (db, ns, bucket), `(page_id, [(name, url)])` redirect lists
+    (from the XML dump and redirect.sql; deduplicated by name) and `(page_id, enrichment)` items
+    from EnrichFromSql (see `merge_enrichment`).
+    Out: the `MemberPart`s written, in order, and counts (`written/{ns}`, `duplicates_superseded`,
+    `redirects_written`, and `enrich/…` coverage when `opts.coverage` is set).
     """
     dbname, ns, bucket = key
-    redirects: dict[int, set[tuple[str, str]]] = {}
+    redirects: dict[int, dict[str, str]] = {}
     for page_id, pairs in redirect_lists:
-        redirects.setdefault(page_id, set()).update(pairs)
+        by_name = redirects.setdefault(page_id, {})
+        for name, url in pairs:
+            by_name.setdefault(name, url)
+    extra: dict[int, dict] = {}
+    for page_id, enrichment in enrichments:
+        extra.setdefault(page_id, {}).update(enrichment)
     parts: list[MemberPart] = []
     counts = {f"written/{ns}": 0, "duplicates_superseded": 0, "redirects_written": 0}
     sink: _MemberSink | None = None
@@ -160,8 +216,10 @@ def write_bucket(key: tuple[str, int, int], run_paths: list[str], redirect_lists
         previous = page_id
         pairs = redirects.get(page_id)
         if pairs:
-            record["redirects"] = [{"name": name, "url": url} for name, url in sorted(pairs)]
+            record["redirects"] = [{"name": name, "url": url} for name, url in sorted(pairs.items())]
             counts["redirects_written"] += len(pairs)
+        if opts.coverage or page_id in extra:
+            merge_enrichment(record, extra.get(page_id), opts, counts)
         line = to_wme_json_bytes(record)
         if sink is None or (sink.size and sink.size + len(line) > opts.member_bytes):
             if sink is not None:
@@ -186,7 +244,7 @@ class _WriteBucketFn(beam.DoFn):
         key, groups = element
         runs = [run.path for run in groups["runs"]]
         # A bucket always has runs: redirect lists only name pages that were spilled.
-        parts, counts = write_bucket(key, runs, groups["redirects"], self.opts)
+        parts, counts = write_bucket(key, runs, groups["redirects"], self.opts, groups.get("enrichments", ()))
         dbname = key[0]
         self.c_written.inc(counts[f"written/{key[1]}"])
         self.c_dupes.inc(counts["duplicates_superseded"])
@@ -197,17 +255,23 @@ class _WriteBucketFn(beam.DoFn):
 
 
 class WriteBuckets(beam.PTransform):
-    """(runs, redirect_lists) → DoOutputsTuple(main `((db, ns), MemberPart)`, stats)."""
+    """(runs, redirect_lists[, enrichments]) → DoOutputsTuple(main `((db, ns), MemberPart)`, stats).
+
+    `enrichments` (optional): `((db, ns, bucket), (page_id, dict))` from EnrichFromSql.
+    """
 
     def __init__(self, opts: WriteOptions):
         super().__init__()
         self.opts = opts
 
     def expand(self, pcolls):
-        runs, redirect_lists = pcolls
+        runs, redirect_lists, *rest = pcolls
         keyed_runs = runs | "KeyRunsByBucket" >> beam.Map(lambda run: ((run.dbname, run.ns, run.bucket), run))
+        groups = {"runs": keyed_runs, "redirects": redirect_lists}
+        if rest:
+            groups["enrichments"] = rest[0]
         return (
-            {"runs": keyed_runs, "redirects": redirect_lists}
+            groups
             | "GroupByBucket" >> beam.CoGroupByKey()
             | "MergeAndWriteMembers"
             >> beam.ParDo(_WriteBucketFn(self.opts))

@@ -1,0 +1,677 @@
+"""Merging diffs into a base snapshot: find the touched records, fold the changes, rewrite.
+
+Three stages, each a pure core plus a thin PTransform:
+
+FindInBase       per base snapshot (db, ns): stream its NDJSON lines and read only each line's
+                 head (`{"name":…,"identifier":N`) with a regex — no JSON parse, no wikitext.
+                 Lines of changed pages, of redirect targets named by the diffs and of records
+                 listing a changed page as a redirect are parsed and emitted (`BaseHit`); all
+                 others are left alone. Output is diff-sized.
+ResolveWiki      per wiki: fold every page's Changes over its base record, in (time, revision,
+                 kind) order — the latest revision wins whatever order the files came in — then
+                 fix redirect lists. Out: the final record (or a removal) of every touched page,
+                 keyed by (db, ns), the hourly-batch entries, counts and dead letters.
+RewriteSnapshot  per (db, ns): stream the base lines again and merge them, in page-id order,
+                 with the touched pages; untouched lines are copied byte for byte (parsed only
+                 for their Parquet row). A snapshot no diff touches is copied as files.
+
+Why this shape: on Beam's local runner a shuffled element stays in memory, so base records never
+go through a shuffle — only the Changes (diff-sized) and the few base records they touch. Each
+base snapshot is read twice (find, then rewrite); that is gzip decompression only, and it keeps
+memory flat whatever the snapshot size.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import re
+import tarfile
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from wikisnap.schemas.serialize import parse_time_ns, to_wme_json_bytes
+from wikisnap.schemas.siteinfo import SiteInfo
+from wikisnap.transforms.article import EVENT_NAMESPACE
+from wikisnap.transforms.diffs import Change
+from wikisnap.transforms.files import MemberPart, file_md5, join, open_read, open_write
+from wikisnap.transforms.read import DeadLetter
+from wikisnap.transforms.write import OutputFile, WriteOptions, _MemberSink, snapshot_id
+
+TAG_HITS = "hits"
+TAG_CHANGED = "changed"
+TAG_BATCH = "batch"
+TAG_STATS = "stats"
+TAG_DEADLETTERS = "deadletters"
+TAG_PARTS = "parts"
+TAG_COPIED = "copied"
+
+# The head of every WME line: the serialiser always writes `name` first and `identifier` second.
+_HEAD = re.compile(rb'\{"name":("(?:[^"\\]|\\.)*"),"identifier":(\d+)')
+# Keys are the only place an unescaped quote precedes these names (quotes inside strings are \").
+_REDIRECTS_KEY = b'"redirects":['
+_DATE_KEY = re.compile(rb'"date_modified":"([^"]+)"')
+# Fields derived from the text: a record whose text is hidden keeps none of them.
+_TEXT_FIELDS = ("article_body", "abstract", "categories", "templates")
+_TEXT_VERSION_FIELDS = ("number_of_characters", "size", "noindex", "maintenance_tags")
+
+
+@dataclass(frozen=True)
+class BaseSnapshot:
+    """One snapshot of the base: its tarball and (optional) Parquet shards."""
+
+    dbname: str
+    ns: int
+    tarball: str
+    metadata: str | None = None
+    parquet: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What FindInBase looks for in one wiki (all diff-sized)."""
+
+    ids: frozenset[int]  # changed pages
+    names: frozenset[bytes]  # JSON-encoded titles of redirect targets
+    redirect_names: frozenset[str]  # titles that may be listed in some record's `redirects`
+
+
+@dataclass(frozen=True)
+class BaseHit:
+    dbname: str
+    ns: int
+    page_id: int
+    record: dict
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    """One record of an hourly batch: sorted by (time, page, kind) inside its file."""
+
+    dbname: str
+    ns: int
+    time: str
+    page_id: int
+    order: int
+    line: bytes
+
+    def sort_key(self) -> tuple:
+        return (parse_time_ns(self.time), self.page_id, self.order, self.line)
+
+
+# -- reading base lines ----------------------------------------------------------------------
+
+
+def iter_snapshot_lines(tarball: str) -> Iterator[bytes]:
+    """The NDJSON lines of a snapshot tarball, streamed member after member (tar order)."""
+    # gzip.GzipFile reads concatenated gzip members; tarfile's own "r|gz" stops after the first.
+    with open_read(tarball) as raw, gzip.GzipFile(fileobj=raw) as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
+        for member in tar:
+            if member.isfile():
+                yield from tar.extractfile(member)  # a buffered reader: one line in memory
+
+
+def line_head(line: bytes) -> tuple[bytes, int]:
+    """`(JSON-encoded name, page id)` of a WME line, from its first bytes; ValueError otherwise."""
+    match = _HEAD.match(line)
+    if match is None:
+        raise ValueError(f"not a wikisnap/WME record line: {line[:80]!r}")
+    return match.group(1), int(match.group(2))
+
+
+def json_name(title: str) -> bytes:
+    """A title encoded as the serialiser writes a JSON string (to compare with `line_head`)."""
+    line = to_wme_json_bytes({"name": title, "namespace": {"identifier": 0}})
+    return line[len(b'{"name":') : line.index(b',"namespace"')]
+
+
+def listed_redirects(line: bytes) -> list[str]:
+    """Names in a line's `redirects` list, parsing only that list (titles cannot contain `]`)."""
+    start = line.find(_REDIRECTS_KEY)
+    if start < 0:
+        return []
+    start += len(_REDIRECTS_KEY) - 1
+    end = line.index(b"]", start)
+    return [item["name"] for item in json.loads(line[start : end + 1])]
+
+
+def find_in_base(snapshot: BaseSnapshot, wanted: Wanted) -> Iterator[BaseHit]:
+    """The records of `snapshot` that the diffs touch (see `Wanted`), parsed; the rest skipped."""
+    for line in iter_snapshot_lines(snapshot.tarball):
+        name, page_id = line_head(line)
+        hit = page_id in wanted.ids or name in wanted.names
+        if not hit and wanted.redirect_names:
+            hit = any(n in wanted.redirect_names for n in listed_redirects(line))
+        if hit:
+            yield BaseHit(snapshot.dbname, snapshot.ns, page_id, json.loads(line))
+
+
+def wanted_for(changes: Iterable[Change]) -> Wanted:
+    ids, names, redirect_names = set(), set(), set()
+    for ch in changes:
+        ids.add(ch.page_id)
+        redirect_names.add(ch.title)
+        if ch.old_title:
+            redirect_names.add(ch.old_title)
+        if ch.redirect_to:
+            names.add(json_name(ch.redirect_to))
+    return Wanted(frozenset(ids), frozenset(names), frozenset(redirect_names))
+
+
+# -- the fold ------------------------------------------------------------------------------
+
+
+def change_event_id(dbname: str, page_id: int, rev_id: int, kind: str, time: str) -> str:
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"wikisnap:{dbname}:{page_id}:{rev_id}:{kind}:{time}"))
+
+
+def delete_record(record: dict | None, change: Change, site: SiteInfo, event_kind: str = "delete") -> dict:
+    """A WME `delete` record (OUTPUT-FORMAT §2.2): no body, a minimal version, event.type delete."""
+    title = record["name"] if record else change.title
+    ns = record["namespace"]["identifier"] if record else change.ns
+    rev_id = (record or {}).get("version", {}).get("identifier") or change.rev_id
+    out = {
+        "name": title,
+        "identifier": change.page_id,
+        "date_modified": change.time,
+        "version": {"identifier": rev_id},
+        "url": record["url"] if record else site.url(title),
+        "namespace": {"identifier": ns},
+        "in_language": (record or {}).get("in_language") or {"identifier": site.lang},
+        "is_part_of": (record or {}).get("is_part_of") or {"identifier": site.dbname, "url": site.project_url},
+        "event": {
+            "identifier": change_event_id(site.dbname, change.page_id, rev_id, event_kind, change.time),
+            "type": "delete",
+            "date_created": change.time,
+            "date_published": change.time,
+        },
+    }
+    return out
+
+
+def _with_event(record: dict, change: Change, event_type: str) -> dict:
+    record["event"] = {
+        "identifier": change_event_id(change.dbname, change.page_id, change.rev_id, change.kind, change.time),
+        "type": event_type,
+        "date_created": change.time,
+        "date_published": change.time,
+    }
+    return record
+
+
+def _rev_of(record: dict | None) -> int:
+    return int(((record or {}).get("version") or {}).get("identifier") or 0)
+
+
+def _apply_version(record: dict, meta: dict) -> None:
+    """A move's or visibility change's revision metadata onto a record whose text is unchanged."""
+    version = record.setdefault("version", {})
+    version["identifier"] = meta["identifier"]
+    version["comment"] = meta.get("comment", "")
+    version["is_minor_edit"] = meta.get("is_minor_edit", False)
+    if meta.get("editor"):
+        version["editor"] = meta["editor"]
+    else:
+        version.pop("editor", None)
+    record["date_modified"] = meta.get("rev_dt") or record.get("date_modified")
+    if meta.get("parent"):
+        record["previous_version"] = {"identifier": meta["parent"]}
+
+
+def hide(record: dict, visible: tuple[bool, bool, bool]) -> dict:
+    """Apply a visibility change: hidden text drops the body and what derives from it."""
+    text, editor, comment = visible
+    if not text:
+        for key in _TEXT_FIELDS:
+            record.pop(key, None)
+        for key in _TEXT_VERSION_FIELDS:
+            record.get("version", {}).pop(key, None)
+    if not editor:
+        record.get("version", {}).pop("editor", None)
+    if not comment:
+        record.get("version", {}).pop("comment", None)
+    record["visibility"] = {"text": text, "editor": editor, "comment": comment}
+    return record
+
+
+@dataclass
+class PageOutcome:
+    """What folding one page's Changes gave."""
+
+    record: dict | None  # final record (None: not a record)
+    ns: int | None
+    redirect_to: str | None = None  # final state is a redirect page to this title
+    batch: list[tuple[Change, dict, int]] = field(default_factory=list)  # (change, record, order)
+    counts: dict[str, int] = field(default_factory=dict)
+    deadletters: list[DeadLetter] = field(default_factory=list)
+    titles: set[str] = field(default_factory=set)  # every title the page had
+
+
+def fold_page(base: BaseHit | None, changes: list[Change], site: SiteInfo, namespaces: frozenset[int]) -> PageOutcome:
+    """Fold one page's Changes over its base record. Pure; the base record is not modified.
+
+    Order: (time, revision, kind, source). A revision older than the current one is a counted
+    skip; the same change twice counts once (so applying a diff again changes nothing).
+    """
+    record = copy.deepcopy(base.record) if base else None
+    ns = base.ns if base else None
+    current = _rev_of(record)
+    from_base = base is not None
+    redirect_to: str | None = None
+    deleted: dict | None = None
+    out = PageOutcome(None, None)
+    seen: set = set()
+
+    def count(name: str) -> None:
+        out.counts[name] = out.counts.get(name, 0) + 1
+
+    def emit(change: Change, rec: dict, order: int) -> None:
+        out.batch.append((change, rec, order))
+
+    if record:
+        out.titles.add(record["name"])
+    for ch in sorted(changes, key=Change.sort_key):
+        signature = (ch.kind, ch.rev_id, ch.time, ch.title, ch.visibility, ch.redirect_to, ch.in_scope)
+        if signature in seen:
+            count("skipped/duplicate_change")
+            continue
+        seen.add(signature)
+        out.titles.add(ch.title)
+        if ch.kind in ("revision", "undelete") and (
+            ch.record is not None or ch.redirect_to is not None or not ch.in_scope
+        ):
+            if ch.rev_id < current or (ch.rev_id == current and (record is not None or redirect_to is not None)):
+                count("skipped/older_than_base" if from_base and ch.rev_id < current else "skipped/already_applied")
+                continue
+            current, from_base = ch.rev_id, False
+            if not ch.in_scope:
+                if record is not None:
+                    emit(ch, delete_record(record, ch, site), 1)
+                else:
+                    count("ignored/namespace")
+                record, redirect_to = None, None
+            elif ch.redirect_to is not None:
+                if record is not None:
+                    emit(ch, delete_record(record, ch, site), 1)
+                record, redirect_to = None, ch.redirect_to
+            else:
+                record, ns, redirect_to = copy.deepcopy(ch.record), ch.ns, None
+                emit(ch, copy.deepcopy(record), 0)
+            continue
+        if ch.kind == "undelete":
+            if deleted is not None:
+                record, redirect_to, deleted = deleted, None, None
+                emit(ch, _with_event(copy.deepcopy(record), ch, "update"), 0)
+            else:
+                count("dead_lettered")
+                out.deadletters.append(
+                    DeadLetter(
+                        ch.dbname,
+                        ch.source,
+                        "undelete without the page's text, and the page is not in the base",
+                        ch.page_id,
+                        ch.title,
+                        "",
+                    )
+                )
+            continue
+        if ch.kind == "delete":
+            if record is not None and ch.title != record["name"]:
+                # A batch's `delete` of a moved page's old title: the page itself lives on.
+                count("skipped/delete_of_old_title")
+                continue
+            if record is None and redirect_to is None:
+                count("ignored/namespace" if ch.ns not in namespaces else "skipped/delete_of_absent_page")
+            elif record is not None:
+                emit(ch, delete_record(record, ch, site), 1)
+            deleted, record, redirect_to = record, None, None
+            continue
+        if ch.kind == "move":
+            if record is None:
+                count("ignored/namespace" if not ch.in_scope else "skipped/move_of_page_not_in_snapshot")
+                continue
+            old = copy.deepcopy(record)
+            if ch.rev_id > current:
+                _apply_version(record, ch.version)
+                current = ch.rev_id
+            record["name"], record["url"] = ch.title, site.url(ch.title)
+            record["namespace"] = {"identifier": ch.ns}
+            if ch.ns != 0:
+                record.pop("abstract", None)
+            if ch.left_redirect:
+                pairs = {(r["name"], r["url"]) for r in record.get("redirects", [])}
+                pairs.add((ch.left_redirect, site.url(ch.left_redirect)))
+                record["redirects"] = [{"name": n, "url": u} for n, u in sorted(pairs)]
+            _with_event(record, ch, "update")
+            if old["name"] != ch.title:
+                emit(ch, delete_record(old, ch, site), 1)
+            if ch.in_scope:
+                ns = ch.ns
+                emit(ch, copy.deepcopy(record), 0)
+            else:
+                record = None
+            continue
+        if ch.kind == "visibility":
+            if record is None:
+                count("skipped/visibility_of_page_not_in_snapshot")
+            elif ch.rev_id != current:
+                count("skipped/visibility_of_other_revision")
+            elif all(ch.visibility) and "article_body" not in record and record.get("visibility"):
+                count("skipped/visibility_restored_without_text")
+            else:
+                hide(record, ch.visibility)
+                if all(ch.visibility):
+                    record.pop("visibility", None)
+                _with_event(record, ch, "visibility-change")
+                emit(ch, copy.deepcopy(record), 0)
+            continue
+        count(f"skipped/{ch.kind}_without_text")
+    out.record, out.ns, out.redirect_to = record, ns if record is not None else None, redirect_to
+    return out
+
+
+def _set_redirects(record: dict, pairs: set[tuple[str, str]]) -> None:
+    if pairs:
+        record["redirects"] = [{"name": n, "url": u} for n, u in sorted(pairs)]
+    else:
+        record.pop("redirects", None)
+
+
+@dataclass
+class WikiOutcome:
+    changed: dict[tuple[int, int], dict | None]  # (ns, page id) → final record, or None = remove
+    batch: list[BatchEntry]
+    counts: dict[str, int]
+    deadletters: list[DeadLetter]
+
+
+def resolve_wiki(
+    dbname: str, site: SiteInfo, namespaces: frozenset[int], changes: Iterable[Change], hits: Iterable[BaseHit]
+) -> WikiOutcome:
+    """Fold every touched page of one wiki, then fix the redirect lists the changes affect.
+
+    In: the wiki's Changes and the base records FindInBase returned. Out: a `WikiOutcome` whose
+    `changed` holds only records that differ from the base (equal ones keep their base bytes).
+    """
+    by_page: dict[int, list[Change]] = {}
+    for ch in changes:
+        by_page.setdefault(ch.page_id, []).append(ch)
+    base: dict[int, BaseHit] = {}
+    for hit in hits:
+        base.setdefault(hit.page_id, hit)
+    counts: dict[str, int] = {}
+    deadletters: list[DeadLetter] = []
+    batch: list[BatchEntry] = []
+    final: dict[int, PageOutcome] = {}
+
+    def count(name: str, n: int = 1) -> None:
+        counts[name] = counts.get(name, 0) + n
+
+    for page_id in sorted(by_page):
+        outcome = fold_page(base.get(page_id), by_page[page_id], site, namespaces)
+        final[page_id] = outcome
+        for name, n in outcome.counts.items():
+            count(name, n)
+        deadletters.extend(outcome.deadletters)
+        for ch, rec, order in outcome.batch:
+            rec_ns = rec["namespace"]["identifier"]
+            batch.append(BatchEntry(dbname, rec_ns, ch.time, ch.page_id, order, to_wme_json_bytes(rec)))
+
+    # Current records by id: touched pages take their final state, others their base record.
+    records: dict[int, dict | None] = {pid: copy.deepcopy(hit.record) for pid, hit in base.items()}
+    for page_id, outcome in final.items():
+        records[page_id] = outcome.record
+    by_title = {rec["name"]: pid for pid, rec in records.items() if rec is not None}
+    # Redirect pages among the touched ones: drop their old listings, attach their new ones.
+    # Only pages without a base record can have been redirect pages (a title is an article or a
+    # redirect); a moved article's own left-behind redirect must stay listed.
+    touched_titles: set[str] = set()
+    for page_id, outcome in final.items():
+        if page_id not in base:
+            touched_titles |= outcome.titles
+    for rec in records.values():
+        # A touched page is listed again below only if it still is a redirect (to this record).
+        if rec is not None and any(r["name"] in touched_titles for r in rec.get("redirects", [])):
+            _set_redirects(rec, {(r["name"], r["url"]) for r in rec["redirects"] if r["name"] not in touched_titles})
+    for page_id, outcome in sorted(final.items()):
+        if outcome.redirect_to is None:
+            continue
+        title = _last_title(by_page[page_id])
+        target = by_title.get(outcome.redirect_to)
+        if target is None or not outcome.redirect_to:
+            count("redirects_dangling")
+            continue
+        rec = records[target]
+        pairs = {(r["name"], r["url"]) for r in rec.get("redirects", [])}
+        pairs.add((title, site.url(title)))
+        _set_redirects(rec, pairs)
+        count("redirects_attached")
+    # Keep only what differs from the base: equal records keep their base bytes.
+    changed: dict[tuple[int, int], dict | None] = {}
+    for page_id, rec in records.items():
+        hit = base.get(page_id)
+        new_ns = rec["namespace"]["identifier"] if rec is not None else None
+        if hit is not None and rec == hit.record:
+            if page_id in final:
+                count("unchanged")
+            continue
+        if hit is not None and new_ns != hit.ns:
+            changed[(hit.ns, page_id)] = None
+        if rec is not None:
+            changed[(new_ns, page_id)] = rec
+        if page_id not in final:
+            count("redirects_changed")
+        elif hit is None and rec is not None:
+            count("created")
+        elif hit is not None and rec is None:
+            count("deleted")
+        elif hit is not None and rec is not None and rec["name"] != hit.record["name"]:
+            count("moved")
+        elif rec is not None:
+            count("updated")
+    return WikiOutcome(changed, batch, counts, deadletters)
+
+
+def _last_title(changes: list[Change]) -> str:
+    return max(changes, key=Change.sort_key).title
+
+
+# -- rewriting a snapshot --------------------------------------------------------------------
+
+
+def rewrite_snapshot(
+    dbname: str, ns: int, tarball: str | None, changed: dict[int, dict | None], opts: WriteOptions
+) -> tuple[list[MemberPart], dict[str, int]]:
+    """Merge base lines (page-id order) with the changed records of one (db, ns) into members.
+
+    Untouched lines are written as they are; changed records are serialised; `None` removes.
+    Out: MemberParts for AssembleSnapshots and counts (`written/{ns}`, `copied/{ns}`).
+    """
+    parquet = "parquet" in opts.formats
+    inserts = sorted((pid, rec) for pid, rec in changed.items() if rec is not None)
+    parts: list[MemberPart] = []
+    counts = {f"written/{ns}": 0, f"copied/{ns}": 0}
+    sink: _MemberSink | None = None
+
+    def add(line: bytes, record: dict) -> None:
+        nonlocal sink
+        if sink is None or (sink.size and sink.size + len(line) > opts.member_bytes):
+            if sink is not None:
+                parts.append(sink.close())
+            sink = _MemberSink(opts, dbname, ns, 0, len(parts))
+        sink.add(line, record)
+        counts[f"written/{ns}"] += 1
+
+    def light(line: bytes) -> dict:
+        # Without Parquet the sink only needs the date: no JSON parse of an untouched line.
+        if parquet:
+            return json.loads(line)
+        match = _DATE_KEY.search(line)
+        return {"date_modified": match.group(1).decode() if match else ""}
+
+    i = 0
+    for line in iter_snapshot_lines(tarball) if tarball else ():
+        _name, page_id = line_head(line)
+        while i < len(inserts) and inserts[i][0] < page_id:
+            add(to_wme_json_bytes(inserts[i][1]), inserts[i][1])
+            i += 1
+        if page_id in changed:
+            continue  # replaced (by an insert at this id) or removed
+        add(line, light(line))
+        counts[f"copied/{ns}"] += 1
+    for _pid, rec in inserts[i:]:
+        add(to_wme_json_bytes(rec), rec)
+    if sink is not None:
+        parts.append(sink.close())
+    return parts, counts
+
+
+def copy_snapshot(snapshot: BaseSnapshot, out_dir: str) -> list[OutputFile]:
+    """A snapshot no diff touches: its tarball, metadata and Parquet shards copied as bytes."""
+    outputs = []
+    sid = snapshot_id(snapshot.dbname, snapshot.ns)
+    files = [("tarball", snapshot.tarball, join(out_dir, f"{sid}.tar.gz"))]
+    if snapshot.metadata:
+        files.append(("metadata", snapshot.metadata, join(out_dir, f"{sid}.json")))
+    for path in snapshot.parquet:
+        files.append(("parquet", path, join(out_dir, "parquet", sid, path.rsplit("/", 1)[-1])))
+    for kind, src, dst in files:
+        with open_read(src) as f, open_write(dst) as g:
+            while chunk := f.read(1 << 22):
+                g.write(chunk)
+        md5, size = file_md5(dst)
+        outputs.append(OutputFile(kind, snapshot.dbname, snapshot.ns, dst, size, md5, 0))
+    return outputs
+
+
+# -- PTransforms -----------------------------------------------------------------------------
+
+
+class _FindInBaseFn(beam.DoFn):
+    def setup(self) -> None:
+        self.c_hits = Metrics.counter("wikisnap", "base_records_touched")
+        self.c_untouched = Metrics.counter("wikisnap", "base_snapshots_untouched")
+
+    def process(self, snapshot: BaseSnapshot, wanted: dict):
+        w = wanted.get(snapshot.dbname)
+        if w is None:
+            self.c_untouched.inc()
+            return
+        for hit in find_in_base(snapshot, w):
+            self.c_hits.inc()
+            yield (hit.dbname, hit)
+
+
+class FindInBase(beam.PTransform):
+    """(BaseSnapshot, `(db, [Change])`) → `(db, BaseHit)`: the base records the diffs touch."""
+
+    def __init__(self, by_wiki):
+        super().__init__()
+        self.by_wiki = by_wiki
+
+    def expand(self, snapshots):
+        wanted = self.by_wiki | "ListWantedRecords" >> beam.Map(lambda kv: (kv[0], wanted_for(kv[1])))
+        return snapshots | "ScanBaseHeads" >> beam.ParDo(_FindInBaseFn(), wanted=beam.pvalue.AsDict(wanted))
+
+
+class _ResolveWikiFn(beam.DoFn):
+    def __init__(self, sites: dict, namespaces: frozenset[int]):
+        self.sites = sites
+        self.namespaces = namespaces
+
+    def setup(self) -> None:
+        self.c_pages = Metrics.counter("wikisnap", "pages_changed")
+        self.c_batch = Metrics.counter("wikisnap", "batch_records")
+        self.c_dead = Metrics.counter("wikisnap", "merge_dead_lettered")
+
+    def process(self, element):
+        db, groups = element
+        changes = [ch for listed in groups["changes"] for ch in listed]  # one list per wiki
+        if not changes:
+            return
+        outcome = resolve_wiki(db, self.sites[db], self.namespaces, changes, groups["hits"])
+        self.c_pages.inc(len(outcome.changed))
+        self.c_batch.inc(len(outcome.batch))
+        self.c_dead.inc(len(outcome.deadletters))
+        for (ns, page_id), rec in sorted(outcome.changed.items(), key=lambda kv: kv[0]):
+            yield ((db, ns), (page_id, rec))
+        for entry in outcome.batch:
+            yield beam.pvalue.TaggedOutput(TAG_BATCH, entry)
+        for letter in outcome.deadletters:
+            yield beam.pvalue.TaggedOutput(TAG_DEADLETTERS, letter)
+        for name, n in sorted(outcome.counts.items()):
+            yield beam.pvalue.TaggedOutput(TAG_STATS, ((db, name), n))
+
+
+class ResolveChanges(beam.PTransform):
+    """(`(db, [Change])`, `(db, BaseHit)`) → main `((db, ns), (page_id, record | None))`, batch, stats, deadletters."""
+
+    def __init__(self, sites: dict, namespaces: frozenset[int]):
+        super().__init__()
+        self.sites = sites
+        self.namespaces = namespaces
+
+    def expand(self, pcolls):
+        by_wiki, hits = pcolls
+        return (
+            {"changes": by_wiki, "hits": hits}
+            | "JoinChangesAndBase" >> beam.CoGroupByKey()
+            | "FoldPages"
+            >> beam.ParDo(_ResolveWikiFn(self.sites, self.namespaces))
+            .with_output_types(tuple[tuple[str, int], tuple])
+            .with_outputs(TAG_BATCH, TAG_STATS, TAG_DEADLETTERS, main=TAG_CHANGED)
+        )
+
+
+class _RewriteFn(beam.DoFn):
+    def __init__(self, opts: WriteOptions):
+        self.opts = opts
+
+    def setup(self) -> None:
+        self.c_copied = Metrics.counter("wikisnap", "records_copied")
+        self.c_written = Metrics.counter("wikisnap", "records_written")
+        self.c_files = Metrics.counter("wikisnap", "snapshots_copied_as_files")
+
+    def process(self, element):
+        (db, ns), groups = element
+        snapshots = list(groups["base"])
+        changed = dict(groups["changed"])
+        snapshot = snapshots[0] if snapshots else None
+        if not changed:
+            if snapshot is not None:
+                self.c_files.inc()
+                for out in copy_snapshot(snapshot, self.opts.out_dir):
+                    yield beam.pvalue.TaggedOutput(TAG_COPIED, out)
+            return
+        parts, counts = rewrite_snapshot(db, ns, snapshot.tarball if snapshot else None, changed, self.opts)
+        self.c_copied.inc(counts[f"copied/{ns}"])
+        self.c_written.inc(counts[f"written/{ns}"])
+        for part in parts:
+            yield ((db, ns), part)
+        for name, n in counts.items():
+            yield beam.pvalue.TaggedOutput(TAG_STATS, ((db, name), n))
+
+
+class RewriteSnapshots(beam.PTransform):
+    """(BaseSnapshot, `((db, ns), (page_id, record|None))`) → `((db, ns), MemberPart)`, copied files, stats."""
+
+    def __init__(self, opts: WriteOptions):
+        super().__init__()
+        self.opts = opts
+
+    def expand(self, pcolls):
+        snapshots, changed = pcolls
+        keyed = snapshots | "KeySnapshots" >> beam.Map(lambda s: ((s.dbname, s.ns), s))
+        return (
+            {"base": keyed, "changed": changed}
+            | "GroupBySnapshot" >> beam.CoGroupByKey()
+            | "MergeBaseLines"
+            >> beam.ParDo(_RewriteFn(self.opts))
+            .with_output_types(tuple[tuple[str, int], MemberPart])
+            .with_outputs(TAG_COPIED, TAG_STATS, main=TAG_PARTS)
+        )
