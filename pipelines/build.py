@@ -1,11 +1,12 @@
 """`wikisnap build`: XML dumps → WME snapshots (NDJSON tarballs + metadata + Parquet) + manifest.
 
-The job in four lines:
+The job in five lines:
 
     units     = discovered inputs (one per dump file), each with its wiki's SiteInfo
     read      = ReadDumps(units)                 # read + parse + spill, fused, per unit
     redirects = JoinRedirects(read.titles, read.redirects)
-    WriteBuckets(read.runs, redirects) → AssembleSnapshots → files;  WriteDeadLetters;  CollectReport
+    enrich    = EnrichFromSql(sql inputs, read.titles, read.redirects)   # only with SQL table dumps
+    WriteBuckets(read.runs, redirects, enrich) → AssembleSnapshots → files;  WriteDeadLetters;  CollectReport
 
 `run(argv)` validates everything it can before building the graph (missing files, unknown
 compression, missing siteinfo fail in a second with a message naming the file), pins the local
@@ -920,6 +921,23 @@ def _relative(path: str, base: str) -> str:
     return path[len(prefix) :] if path.startswith(prefix) else path
 
 
+def enrichment_summary(c: dict[str, int]) -> str:
+    """One line of SQL enrichment coverage from a wiki's counts."""
+    parts = []
+    if "enrich/records_with_qid" in c or "enrich/records_without_qid" in c:
+        with_qid = c.get("enrich/records_with_qid", 0)
+        parts.append(f"QID on {with_qid:,} of {with_qid + c.get('enrich/records_without_qid', 0):,} records")
+    if "enrich/records_with_categories" in c or "enrich/records_without_categories" in c:
+        parts.append(f"{c.get('enrich/categories_from_sql_only', 0):,} categories only in SQL")
+    if "enrich/records_with_protection" in c:
+        parts.append(f"protection on {c['enrich/records_with_protection']:,} records")
+    if "enrich/redirect/attached" in c:
+        parts.append(f"{c['enrich/redirect/attached']:,} SQL redirects attached")
+    unmatched = sum(v for k, v in c.items() if k.startswith("enrich/") and "unmatched" in k)
+    parts.append(f"{unmatched:,} SQL rows matched no page of the run")
+    return "enrichment: " + "; ".join(parts)
+
+
 def summary(manifest: dict) -> str:
     """The lines printed at the end of a run."""
     lines = []
@@ -937,6 +955,8 @@ def summary(manifest: dict) -> str:
             f"{sum(v for k, v in c.items() if k.startswith('skipped_namespace/')):,}; "
             f"dead-lettered {c.get('dead_lettered', 0):,}"
         )
+        if any(k.startswith("enrich/") for k in c):
+            lines.append(f"{db}: {enrichment_summary(c)}")
     for o in manifest["outputs"]:
         if o["kind"] in ("tarball", "deadletter"):
             lines.append(f"  {o['path']}  {o['bytes'] / 1e6:.3f} MB  {o['records']:,} records  md5 {o['md5']}")

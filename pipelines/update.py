@@ -47,6 +47,8 @@ from wikisnap.transforms.files import fs_for, join, read_bytes, remove_empty_dir
 from wikisnap.transforms.merge import (
     TAG_BATCH,
     TAG_COPIED,
+    TAG_PARTS,
+    TAG_STATS,
     BaseSnapshot,
     FindInBase,
     ResolveChanges,
@@ -254,7 +256,7 @@ def build_update_pipeline(
         ) | "FlattenTouches" >> beam.Flatten()
     rewritten = (snapshots, changed) | "RewriteSnapshots" >> RewriteSnapshots(write_opts)
     no_errors = pipeline | "NoInputErrors" >> beam.Create([])
-    assembled = rewritten.parts | "AssembleSnapshots" >> AssembleSnapshots(
+    assembled = rewritten[TAG_PARTS] | "AssembleSnapshots" >> AssembleSnapshots(
         write_opts, dict(base.languages), no_errors, True
     )
     batches = resolved[TAG_BATCH] | "WriteBatches" >> WriteBatches(
@@ -266,7 +268,7 @@ def build_update_pipeline(
         | "WriteDeadLetters" >> WriteDeadLetters(config.out)
     )
     stats = (
-        (diffs.stats, resolved.stats, rewritten.stats)
+        (diffs.stats, resolved.stats, rewritten[TAG_STATS])
         | "FlattenCounts" >> beam.Flatten()
         | "SumCounts" >> beam.CombinePerKey(sum)
         | "TagCounts" >> beam.Map(lambda kv: ("count", kv))

@@ -8,6 +8,7 @@ MediaWiki's schema (tests/sqlfiles.py). QIDs are the real Wikidata items of thos
 from __future__ import annotations
 
 import bz2
+import gzip
 import json
 import time
 
@@ -146,7 +147,11 @@ def test_linktarget_layout_and_sql_categories_and_qid_map(tmp_path, build):
     cl = sql_dump(
         tmp_path / "enwiki-20250101-categorylinks.sql.gz",
         RM_PAGE_PROPS,
-        [(12, "ANARCHISM", "", TS, "page", 1, 7), (12, "ANARCHISM", "", TS, "page", 1, 8), (39, "", "", TS, "page", 1, 9)],
+        [
+            (12, "ANARCHISM", "", TS, "page", 1, 7),
+            (12, "ANARCHISM", "", TS, "page", 1, 8),
+            (39, "", "", TS, "page", 1, 9),
+        ],
         create=CATEGORYLINKS_TARGET_ID,
     )
     lt = sql_dump(
@@ -237,7 +242,7 @@ def test_redirects_from_redirect_sql(tmp_path, build):
 
 def test_truncated_sql_fails_the_run_and_publishes_nothing(tmp_path, build):
     path = page_props(tmp_path)
-    data = bz2.decompress(bz2.compress(__import__("gzip").decompress(path.read_bytes())))
+    data = gzip.decompress(path.read_bytes())
     cut = data[: data.index(b"(290,")]
     bad = tmp_path / "enwiki-20240301-page_props.sql"
     bad.write_bytes(cut)
@@ -312,7 +317,12 @@ def test_page_enrichment():
 
 def _opts(tmp_path, **kw):
     return WriteOptions(
-        out_dir=str(tmp_path), temp_dir=str(tmp_path), member_bytes=1 << 20, formats=frozenset({"ndjson"}), snapshot_date=None, **kw
+        out_dir=str(tmp_path),
+        temp_dir=str(tmp_path),
+        member_bytes=1 << 20,
+        formats=frozenset({"ndjson"}),
+        snapshot_date=None,
+        **kw,
     )
 
 
@@ -326,7 +336,9 @@ def test_merge_enrichment_modes(tmp_path):
     ]:
         record = {"categories": [cat("Category:Z"), cat("Category:B")]}
         counts: dict[str, int] = {}
-        merge_enrichment(record, enrichment, _opts(tmp_path, categories=mode, coverage=frozenset({"categories"})), counts)
+        merge_enrichment(
+            record, enrichment, _opts(tmp_path, categories=mode, coverage=frozenset({"categories"})), counts
+        )
         assert [c["name"] for c in record["categories"]] == expected, mode
     assert counts == {
         "enrich/categories_from_wikitext_only": 1,
@@ -345,7 +357,42 @@ def test_write_bucket_merges_enrichments_and_dedupes_redirects(tmp_path):
     parts, counts = write_bucket(("enwiki", 0, 0), [str(run)], redirects, opts, enrich)
     assert counts["enrich/records_with_qid"] == 1 and counts["enrich/records_without_qid"] == 1
     assert counts["redirects_written"] == 2
-    data = __import__("gzip").decompress(open(parts[0].gz_path, "rb").read()).splitlines()
+    data = gzip.decompress(open(parts[0].gz_path, "rb").read()).splitlines()
     first, second = json.loads(data[0]), json.loads(data[1].rstrip(b"\0"))
     assert [r["name"] for r in first["redirects"]] == ["R", "S"]
     assert second["main_entity"] == {"identifier": "Q1", "url": "x"}
+
+
+def test_enrich_from_sql_transform_keys_by_bucket_and_reports_bad_files(tmp_path):
+    """The composite on its own (TestPipeline): keyed outputs, counts, and a bad file as an error."""
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from wikisnap.transforms.enrich import EnrichFromSql, EnrichOptions, SqlInput
+    from wikisnap.transforms.sqldump import read_sql_header
+
+    good = page_props(tmp_path)
+    bad = tmp_path / "enwiki-20240301-page_props.sql"
+    text = gzip.decompress(good.read_bytes()).replace(b",NULL),(25,", b",NULL),(25")  # a missing comma
+    bad.write_bytes(text)
+    line = text[: text.index(b"INSERT INTO")].count(b"\n") + 1
+    inputs = [SqlInput(str(p), "page_props", "enwiki", read_sql_header(str(p))) for p in (good, bad)]
+    titles = [(("enwiki", "Anarchism"), ("A", 0, 12)), (("enwiki", "A"), ("A", 0, 290))]
+    with TestPipeline() as p:
+        out = (
+            p | "Inputs" >> beam.Create(inputs),
+            p | "Titles" >> beam.Create(titles),
+            p | "Redirects" >> beam.Create([]),
+        ) | EnrichFromSql(EnrichOptions(100, (("enwiki", SITE),)))
+        entity = lambda q: {"main_entity": {"identifier": q, "url": "https://www.wikidata.org/entity/" + q}}  # noqa: E731
+        assert_that(
+            out["enrichments"],
+            equal_to([(("enwiki", 0, 0), (12, entity("Q6199"))), (("enwiki", 0, 2), (290, entity("Q9659")))]),
+            label="Enrichments",
+        )
+        assert_that(
+            out["errors"] | beam.Map(lambda e: e.split(": ", 1)[0] + ": " + e.split(": ", 2)[1]),
+            equal_to([f"{bad}: line {line}"]),
+            label="Errors",
+        )

@@ -171,3 +171,12 @@ def test_speed_on_a_large_generated_dump(tmp_path):
     seconds = time.perf_counter() - began
     assert n == 2031 * copies
     assert size / 1e6 / seconds > 2, f"{size / 1e6 / seconds:.1f} MB/s"
+
+
+def test_missing_comma_inside_a_row_is_an_error(tmp_path):
+    text = _text(RM_PAGE_PROPS).replace(b"(799,'wikibase_item'", b"(799'wikibase_item'")
+    path = tmp_path / "rmwiki-20240301-page_props.sql"
+    path.write_bytes(text)
+    with pytest.raises(SqlDumpError, match="cannot read a row of `page_props`") as info:
+        list(iter_rows(str(path)))
+    assert info.value.line == text[: text.index(b"INSERT INTO")].count(b"\n") + 1

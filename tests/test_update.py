@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
 from lxml import etree
 
 from conftest import DATA, ENWIKI, read_snapshot
 from wikisnap.schemas.arrow import table_to_records
+from wikisnap.schemas.serialize import to_wme_json
 from wikisnap.transforms.diffs import DiffContext, change_from_page_change, classify_diff, normalize_time
 from wikisnap.transforms.merge import fold_page, json_name, line_head, listed_redirects
 
@@ -121,13 +121,15 @@ def test_older_state_plus_history_equals_build_of_later_state(build, update, tmp
     assert build(sources, expected, *flags)[0] == 0
     code, _stdout, stderr = update(base, sources, out)
     assert code == 0, stderr
+    assert list(expected.glob("*.tar.gz"))
     for tar in sorted(expected.glob("*.tar.gz")):
         want, got = records_by_id(tar), records_by_id(out / tar.name)
+        assert want
         assert without_event(got) == without_event(want), tar.name
         # the Parquet shards hold the same records
         shards = sorted((out / "parquet" / tar.name[: -len(".tar.gz")]).glob("*.parquet"))
         rows = [r for s in shards for r in table_to_records(pq.read_table(s))]
-        assert [r["identifier"] for r in rows] == sorted(got)
+        assert [(to_wme_json(row) + "\n").encode() for row in rows] == read_snapshot(out / tar.name)[2]
     assert sorted(p.name for p in out.glob("*.tar.gz")) == sorted(p.name for p in expected.glob("*.tar.gz"))
 
 
@@ -225,16 +227,19 @@ def enwiki_events(base_records: dict[int, dict]) -> list[dict]:
                 "is_editor_visible": True,
                 "is_comment_visible": True,
             },
-            prior_state={"revision": {"is_content_visible": True, "is_editor_visible": True, "is_comment_visible": True}},
+            prior_state={
+                "revision": {"is_content_visible": True, "is_editor_visible": True, "is_comment_visible": True}
+            },
         ),
     ]
 
 
 def test_events_follow_the_page_change_schema(enwiki_build):
     jsonschema = pytest.importorskip("jsonschema")
-    schema = yaml.safe_load(PAGE_CHANGE_SCHEMA.read_text())
+    yaml = pytest.importorskip("yaml")
+    validator = jsonschema.Draft7Validator(yaml.safe_load(PAGE_CHANGE_SCHEMA.read_text()))
     for event in enwiki_events(records_by_id(enwiki_build / "enwiki_namespace_0.tar.gz")):
-        jsonschema.validate(event, schema)
+        validator.validate(event)
 
 
 def write_lines(path: Path, items) -> Path:
@@ -388,7 +393,9 @@ def test_bad_lines_unknown_wikis_and_undeletes_without_text_are_dead_letters(enw
     reasons = sorted(letter["reason"].split(":")[0] for letter in letters)
     assert reasons == ["event for wiki 'dewiki', which is not in the base"] + ["unparseable event"] * 3
     assert {letter["raw"] for letter in letters} >= {"{not json", "[1, 2]"}
-    enwiki_letters = [json.loads(line) for line in (tmp_path / "out" / "deadletter" / "enwiki_deadletters.ndjson").open()]
+    enwiki_letters = [
+        json.loads(line) for line in (tmp_path / "out" / "deadletter" / "enwiki_deadletters.ndjson").open()
+    ]
     assert [(d["page_id"], d["reason"].split(",")[0]) for d in enwiki_letters] == [
         (77777777, "undelete without the page's text")
     ]
@@ -451,3 +458,65 @@ def test_fold_orders_by_time_whatever_the_input_order(enwiki_build):
     # a move of a page the snapshot does not hold is a counted skip
     outcome = fold_page(None, [change_from_page_change(move, ctx, "test")], site, frozenset({0}))
     assert outcome.record is None and outcome.counts == {"skipped/move_of_page_not_in_snapshot": 1}
+
+
+def test_small_members_untouched_are_copied_and_parquet_follows(build, update, enwiki_events_update, tmp_path):
+    _base, events, reference = enwiki_events_update
+    base = tmp_path / "base"
+    assert build([ENWIKI], base, "--member-size-mb", "0.2")[0] == 0
+    code, _stdout, stderr = update(base, [events], tmp_path / "out")
+    assert code == 0, stderr
+    out = tmp_path / "out"
+    counts = json.loads((out / "manifest.json").read_text())["counts"]["enwiki"]
+    # pages 25 and 39 share the first member, 290 is in another: two rewritten, the rest copied
+    assert counts["members_rewritten/0"] == 2 and counts["members_copied/0"] > 5
+    # same records as the update of the one-member base, member by member in page-id order
+    names, records, lines = read_snapshot(out / "enwiki_namespace_0.tar.gz")
+    assert lines == read_snapshot(reference / "enwiki_namespace_0.tar.gz")[2]
+    assert names == [f"enwiki_namespace_0_{n}.ndjson" for n in range(len(names))]
+    # untouched members are the base's bytes; Parquet shard n holds member n's records
+    base_names, _base_records, _ = read_snapshot(base / "enwiki_namespace_0.tar.gz")
+    assert len(base_names) == counts["members_rewritten/0"] + counts["members_copied/0"]
+    # Autism (25) filled a member of its own: deleted, its member is gone and the rest renumbered
+    assert len(names) == len(base_names) - 1
+    shards = sorted(
+        (out / "parquet" / "enwiki_namespace_0").glob("*.parquet"), key=lambda p: int(p.stem.rsplit("_", 1)[1])
+    )
+    assert len(shards) == len(names)
+    rows = [r for s in shards for r in table_to_records(pq.read_table(s))]
+    assert [(to_wme_json(row) + "\n").encode() for row in rows] == lines
+    meta = json.loads((out / "enwiki_namespace_0.json").read_text())
+    assert meta["date_modified"] == max(r["date_modified"] for r in records)
+
+
+def test_line_by_line_rewrite_equals_member_rewrite(enwiki_build, tmp_path):
+    from wikisnap.transforms.merge import BaseSnapshot, rewrite_members, rewrite_snapshot
+    from wikisnap.transforms.write import WriteOptions
+
+    records = records_by_id(enwiki_build / "enwiki_namespace_0.tar.gz")
+    changed = {
+        25: None,
+        39: {**records[39], "name": "Albedo (physics)"},
+        99999999: {**records[12], "identifier": 99999999},
+    }
+    opts = WriteOptions(str(tmp_path / "out"), str(tmp_path / "tmp"), 100_000_000, frozenset({"ndjson"}), None)
+    snapshot = BaseSnapshot("enwiki", 0, str(enwiki_build / "enwiki_namespace_0.tar.gz"))
+    fast_parts, fast_counts = rewrite_members(snapshot, changed, opts)
+    opts2 = WriteOptions(str(tmp_path / "out2"), str(tmp_path / "tmp2"), 100_000_000, frozenset({"ndjson"}), None)
+    slow_parts, slow_counts = rewrite_snapshot("enwiki", 0, snapshot.tarball, changed, opts2)
+    assert [p.records for p in fast_parts] == [p.records for p in slow_parts] == [len(records) + 1 - 1]
+    assert fast_counts["copied/0"] == slow_counts["copied/0"] == len(records) - 2
+    fast = Path(fast_parts[0].gz_path).read_bytes()
+    slow = Path(slow_parts[0].gz_path).read_bytes()
+    assert fast == slow
+
+
+def test_date_option_reassembles_untouched_snapshots(enwiki_build, update, tmp_path):
+    code, _stdout, stderr = update(enwiki_build, [RECENTCHANGE], tmp_path / "out", "--date", "20160601")
+    assert code == 0, stderr
+    meta = json.loads((tmp_path / "out" / "enwiki_namespace_0.json").read_text())
+    assert meta["date_modified"] == "2016-06-01T00:00:00Z"
+    assert (
+        read_snapshot(tmp_path / "out" / "enwiki_namespace_0.tar.gz")[2]
+        == read_snapshot(enwiki_build / "enwiki_namespace_0.tar.gz")[2]
+    )

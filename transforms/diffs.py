@@ -26,7 +26,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from wikisnap.configs import license_for
-from wikisnap.schemas.serialize import format_time, to_wme_json_bytes
+from wikisnap.schemas.serialize import format_time, parse_time_ns, to_wme_json_bytes
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.article import page_to_article, redirect_of, redirect_target
 from wikisnap.transforms.dumpreader import (
@@ -77,8 +77,6 @@ class Change:
     version: dict = field(default_factory=dict)  # move/visibility: the revision's metadata
 
     def sort_key(self) -> tuple:
-        from wikisnap.schemas.serialize import parse_time_ns
-
         return (parse_time_ns(self.time), self.rev_id, KIND_RANK[self.kind], self.source)
 
 

@@ -91,9 +91,19 @@ def qid_of(value) -> str | None:
 
 # -- reading: file rows → keyed elements ----------------------------------------------------
 
+_USED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "page": ("page_id", "page_namespace", "page_title", "page_is_redirect"),
+    "page_props": ("pp_page", "pp_propname", "pp_value"),
+    "redirect": ("rd_from", "rd_namespace", "rd_title", "rd_interwiki"),
+    "categorylinks": ("cl_from", "cl_to", "cl_target_id"),
+    "linktarget": ("lt_id", "lt_namespace", "lt_title"),
+    "page_restrictions": ("pr_page", "pr_type", "pr_level", "pr_expiry"),
+    "wb_items_per_site": ("ips_item_id", "ips_site_id", "ips_site_page"),
+}
 
-def keyed_rows(inp: SqlInput, sites: EnrichOptions, counts: dict[str, int]) -> Iterator[tuple[str, tuple]]:
-    """Rows of one input → `(tag, (key, value))` elements for the joins; `counts` gets per-branch counts.
+
+def keyed_rows(inp: SqlInput, sites: EnrichOptions, counts: dict[tuple[str, str], int]) -> Iterator[tuple[str, tuple]]:
+    """Rows of one input → `(tag, (key, value))` elements for the joins; `counts[(db, name)]` per branch.
 
     Rows the snapshot cannot use (other properties, other namespaces, interwiki redirects) are
     counted and dropped here, before any shuffle.
@@ -103,16 +113,18 @@ def keyed_rows(inp: SqlInput, sites: EnrichOptions, counts: dict[str, int]) -> I
         return
     header = inp.header
     assert header is not None
-    cols = {name: i for i, name in enumerate(header.columns)}
+    # Convert only the columns used (most of the reader's time is value conversion).
+    wanted = tuple(c for c in _USED_COLUMNS.get(inp.table, ()) if c in header.columns)
+    cols = {name: i for i, name in enumerate(wanted)}
     db = inp.dbname
     site = sites.site(db) if db else None
     table = inp.table
 
     def count(name: str) -> None:
-        key = f"enrich/{table}/{name}"
+        key = (db, f"enrich/{table}/{name}")
         counts[key] = counts.get(key, 0) + 1
 
-    rows = iter_rows(inp.path, header)
+    rows = iter_rows(inp.path, header, wanted)
     if table == "page_props":
         i_page, i_name, i_value = cols["pp_page"], cols["pp_propname"], cols["pp_value"]
         for row in rows:
@@ -185,13 +197,13 @@ def keyed_rows(inp: SqlInput, sites: EnrichOptions, counts: dict[str, int]) -> I
         raise SqlDumpError(inp.path, f"table `{table}` is not read by wikisnap", kind="invalid")
 
 
-def _title_qids(rows, sites: EnrichOptions, counts: dict[str, int], table: str):
+def _title_qids(rows, sites: EnrichOptions, counts: dict[tuple[str, str], int], table: str):
     for site_id, page, item in rows:
         site = sites.site(site_id)
-        key = f"enrich/{table}/rows_other_wiki" if site is None else f"enrich/{table}/rows_used"
-        counts[key] = counts.get(key, 0) + 1
         if site is None:
-            continue
+            continue  # rows of wikis not in this run (wb_items_per_site covers every wiki)
+        key = (site_id, f"enrich/{table}/rows_used")
+        counts[key] = counts.get(key, 0) + 1
         target = site.normalize(page)
         qid = qid_of(item)
         if target is None or qid is None:
@@ -237,7 +249,7 @@ def qid_map_layout(path: str, columns: tuple[str, ...]) -> str:
     )
 
 
-def _qid_map_rows(inp: SqlInput, sites: EnrichOptions, counts: dict[str, int]):
+def _qid_map_rows(inp: SqlInput, sites: EnrichOptions, counts: dict[tuple[str, str], int]):
     columns, rows = read_qid_map(inp.path)
     cols = {name: i for i, name in enumerate(columns)}
     if qid_map_layout(inp.path, columns) == "wb_items_per_site":
@@ -253,7 +265,7 @@ def _qid_map_rows(inp: SqlInput, sites: EnrichOptions, counts: dict[str, int]):
             page_id = int(row[i_page])
         except (TypeError, ValueError):
             qid = None
-        key = "enrich/qid_map/rows_used" if qid else "enrich/qid_map/rows_bad"
+        key = (db, "enrich/qid_map/rows_used" if qid else "enrich/qid_map/rows_bad")
         counts[key] = counts.get(key, 0) + 1
         if qid:
             yield TAG_BY_PAGE, ((db, page_id), ("Q", qid))
@@ -268,7 +280,7 @@ class _ReadSqlFn(beam.DoFn):
         self.c_errors = Metrics.counter("wikisnap", "sql_input_errors")
 
     def process(self, inp: SqlInput):
-        counts: dict[str, int] = {}
+        counts: dict[tuple[str, str], int] = {}
         try:
             for tag, element in keyed_rows(inp, self.options, counts):
                 yield beam.pvalue.TaggedOutput(tag, element)
@@ -276,10 +288,9 @@ class _ReadSqlFn(beam.DoFn):
             # Not raised: Beam would bury the message in a traceback. The launcher fails the run.
             self.c_errors.inc()
             yield beam.pvalue.TaggedOutput(TAG_ERRORS, str(exc))
-        db = inp.dbname or "*"
         self.c_rows.inc(sum(counts.values()))
-        for name, n in sorted(counts.items()):
-            yield beam.pvalue.TaggedOutput(TAG_STATS, ((db, name), n))
+        for key, n in sorted(counts.items()):
+            yield beam.pvalue.TaggedOutput(TAG_STATS, (key, n))
 
 
 # -- joins ----------------------------------------------------------------------------------

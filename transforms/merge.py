@@ -11,35 +11,54 @@ ResolveWiki      per wiki: fold every page's Changes over its base record, in (t
                  kind) order — the latest revision wins whatever order the files came in — then
                  fix redirect lists. Out: the final record (or a removal) of every touched page,
                  keyed by (db, ns), the hourly-batch entries, counts and dead letters.
-RewriteSnapshot  per (db, ns): stream the base lines again and merge them, in page-id order,
-                 with the touched pages; untouched lines are copied byte for byte (parsed only
-                 for their Parquet row). A snapshot no diff touches is copied as files.
+RewriteSnapshots per (db, ns): a snapshot no diff touches is copied as files; otherwise its
+                 members (wikisnap's layout: one gzip member per NDJSON member) become tasks,
+                 spread over the workers: an untouched member is copied as gzip bytes + its
+                 Parquet shard, a touched one re-gzipped with the changes merged in page-id
+                 order (untouched lines byte for byte) and its shard filtered + extended with
+                 Arrow. Tarballs of another layout are rewritten line by line in one pass.
 
 Why this shape: on Beam's local runner a shuffled element stays in memory, so base records never
-go through a shuffle — only the Changes (diff-sized) and the few base records they touch. Each
-base snapshot is read twice (find, then rewrite); that is gzip decompression only, and it keeps
-memory flat whatever the snapshot size.
+go through a shuffle — only the Changes (diff-sized), the few base records they touch and member
+tasks (a path, a byte span and that member's changes). Each base snapshot is read twice (find,
+then rewrite); that is gzip decompression only, and memory does not grow with the snapshot: a
+worker holds one line, or one touched member's Parquet shard (≤ the member size of records).
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import gzip
 import json
 import re
 import tarfile
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
-from wikisnap.schemas.serialize import parse_time_ns, to_wme_json_bytes
+from wikisnap.schemas.arrow import ARTICLE_SCHEMA, records_to_table
+from wikisnap.schemas.serialize import format_time, parse_time_ns, to_wme_json_bytes
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.article import EVENT_NAMESPACE
 from wikisnap.transforms.diffs import Change
-from wikisnap.transforms.files import MemberPart, file_md5, join, open_read, open_write
+from wikisnap.transforms.files import (
+    GzipMemberWriter,
+    MemberPart,
+    file_md5,
+    join,
+    open_read,
+    open_write,
+    tar_padding,
+)
 from wikisnap.transforms.read import DeadLetter
 from wikisnap.transforms.write import OutputFile, WriteOptions, _MemberSink, snapshot_id
 
@@ -300,7 +319,11 @@ def fold_page(base: BaseHit | None, changes: list[Change], site: SiteInfo, names
                     emit(ch, delete_record(record, ch, site), 1)
                 record, redirect_to = None, ch.redirect_to
             else:
+                kept = (record or {}).get("redirects")
                 record, ns, redirect_to = copy.deepcopy(ch.record), ch.ns, None
+                if kept and "redirects" not in record:
+                    # Redirects belong to other pages: a new revision of this one keeps them.
+                    record["redirects"] = kept
                 emit(ch, copy.deepcopy(record), 0)
             continue
         if ch.kind == "undelete":
@@ -531,6 +554,258 @@ def rewrite_snapshot(
     return parts, counts
 
 
+# -- rewriting member by member (the fast path for wikisnap's own tarballs) --------------------
+
+
+@dataclass(frozen=True)
+class BaseMember:
+    """One NDJSON member of a wikisnap tarball: where its gzip member lies, its first page id."""
+
+    index: int
+    data_size: int
+    start: int  # byte span of the gzip member holding the data (+ tar padding)
+    end: int
+    first_id: int
+
+
+def gzip_spans(path: str) -> list[tuple[int, int]]:
+    """Byte spans of the gzip members concatenated in `path` (decompressed, never kept)."""
+    spans = []
+    offset = 0
+    with open_read(path) as f:
+        data = f.read(1 << 22)
+        d = zlib.decompressobj(31)
+        start = 0
+        while data:
+            d.decompress(data)
+            if d.eof:
+                rest = d.unused_data
+                end = offset + len(data) - len(rest)
+                spans.append((start, end))
+                start = end
+                offset = end
+                data = rest
+                d = zlib.decompressobj(31)
+                if not data:
+                    data = f.read(1 << 22)
+                continue
+            offset += len(data)
+            data = f.read(1 << 22)
+    return spans
+
+
+def _read_span(path: str, start: int, end: int, chunk: int = 1 << 22) -> Iterator[bytes]:
+    with open_read(path) as f:
+        f.seek(start)
+        left = end - start
+        while left > 0:
+            data = f.read(min(chunk, left))
+            if not data:
+                raise OSError(f"{path}: ends inside a gzip member")
+            left -= len(data)
+            yield data
+
+
+def _span_lines(path: str, member: BaseMember) -> Iterator[bytes]:
+    """The NDJSON lines of one member, decompressed from its span (tar padding dropped)."""
+    d = zlib.decompressobj(31)
+    left = member.data_size
+    pending = b""
+    for data in _read_span(path, member.start, member.end):
+        out = d.decompress(data)
+        if left <= 0:
+            continue
+        out = out[:left]
+        left -= len(out)
+        lines = (pending + out).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            yield line + b"\n"
+    if pending:
+        yield pending
+
+
+def wikisnap_members(tarball: str) -> list[BaseMember] | None:
+    """The members of a tarball written by wikisnap (header member, data member, …, end member).
+
+    None when the tarball is not laid out that way (e.g. a WME tarball): callers fall back to
+    the line-by-line rewrite.
+    """
+    spans = gzip_spans(tarball)
+    if len(spans) < 3 or len(spans) % 2 == 0:
+        return None
+    members = []
+    for n in range((len(spans) - 1) // 2):
+        (hs, he), (ds, de) = spans[2 * n], spans[2 * n + 1]
+        header = zlib.decompress(b"".join(_read_span(tarball, hs, he)), 31)
+        if len(header) != tarfile.BLOCKSIZE:
+            return None
+        try:
+            info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
+        except tarfile.TarError:
+            return None
+        probe = BaseMember(n, info.size, ds, de, 0)
+        first = next(_span_lines(tarball, probe), b"")
+        if not first:
+            return None
+        members.append(BaseMember(n, info.size, ds, de, line_head(first)[1]))
+    return members
+
+
+def _parquet_shards(snapshot: BaseSnapshot) -> dict[int, str]:
+    shards = {}
+    for path in snapshot.parquet:
+        stem = path.rsplit("/", 1)[-1][: -len(".parquet")]
+        number = stem.rsplit("_", 1)[-1]
+        if number.isdigit():
+            shards[int(number)] = path
+    return shards
+
+
+def _shard_max_date(path: str) -> str:
+    """Newest `date_modified` of a Parquet shard, from its footer statistics (no data read)."""
+    with open_read(path) as f:
+        meta = pq.ParquetFile(f).metadata
+        column = meta.schema.names.index("date_modified")
+        best = None
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(column).statistics
+            if stats is not None and stats.has_min_max and (best is None or stats.max > best):
+                best = stats.max
+    if best is None:
+        return ""
+    return format_time(best if best.tzinfo else best.replace(tzinfo=UTC))
+
+
+@dataclass(frozen=True)
+class MemberTask:
+    """One base member to copy or rewrite, with the changes that fall in it (diff-sized)."""
+
+    snapshot: BaseSnapshot
+    member: BaseMember
+    shard: str | None  # the base's Parquet shard of this member
+    touched: dict  # page id → record | None (remove); empty: copy the member as bytes
+
+
+def plan_members(
+    snapshot: BaseSnapshot, changed: dict[int, dict | None], opts: WriteOptions
+) -> list[MemberTask] | None:
+    """Assign every changed page to the base member whose id range holds it.
+
+    None when the base is not laid out as wikisnap writes it (then `rewrite_snapshot` is used).
+    """
+    members = wikisnap_members(snapshot.tarball)
+    if members is None:
+        return None
+    parquet = "parquet" in opts.formats
+    shards = _parquet_shards(snapshot)
+    if parquet and sorted(shards) != list(range(len(members))):
+        return None
+    firsts = [m.first_id for m in members]
+    by_member: dict[int, dict[int, dict | None]] = {}
+    for page_id, rec in changed.items():
+        index = max(0, bisect.bisect_right(firsts, page_id) - 1)
+        by_member.setdefault(index, {})[page_id] = rec
+    return [MemberTask(snapshot, m, shards.get(m.index), by_member.get(m.index, {})) for m in members]
+
+
+def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | None, dict[str, int]]:
+    """Copy (untouched) or rewrite (touched) one member; returns its part (None if emptied) and counts.
+
+    Keeps the base's member layout (member n of the base → member n of the output, so Parquet
+    shard n follows it): a member no change falls in is copied (gzip bytes and Parquet shard,
+    nothing decompressed but its first line); a touched member is re-gzipped from its lines with
+    the changes merged in (untouched lines byte for byte), and its Parquet shard is the base shard
+    filtered by page id plus the new rows (Arrow compute, no JSON).
+    """
+    snapshot, member, touched = task.snapshot, task.member, task.touched
+    dbname, ns = snapshot.dbname, snapshot.ns
+    parquet = "parquet" in opts.formats
+    counts = {f"written/{ns}": 0, f"copied/{ns}": 0, f"members_copied/{ns}": 0, f"members_rewritten/{ns}": 0}
+    base = join(opts.temp_dir, "parts", snapshot_id(dbname, ns), f"{0:06d}-{member.index:04d}")
+    gz_path, pq_path = base + ".ndjson.gz", (base + ".parquet" if parquet else None)
+    if not touched:
+        with open_write(gz_path) as out:
+            for data in _read_span(snapshot.tarball, member.start, member.end):
+                out.write(data)
+        if parquet:
+            with open_read(task.shard) as f, open_write(pq_path) as g:
+                while chunk := f.read(1 << 22):
+                    g.write(chunk)
+            with open_read(pq_path) as f:
+                records = pq.ParquetFile(f).metadata.num_rows
+            max_date = _shard_max_date(pq_path)
+        else:
+            records, max_date = 0, ""
+            for line in _span_lines(snapshot.tarball, member):
+                records += 1
+                match = _DATE_KEY.search(line)
+                max_date = max(max_date, match.group(1).decode() if match else "")
+        counts[f"copied/{ns}"] += records
+        counts[f"written/{ns}"] += records
+        counts[f"members_copied/{ns}"] += 1
+        return MemberPart(dbname, ns, 0, member.index, member.data_size, records, gz_path, pq_path, max_date), counts
+    counts[f"members_rewritten/{ns}"] += 1
+    inserts = sorted((pid, rec) for pid, rec in touched.items() if rec is not None)
+    writer = GzipMemberWriter(gz_path, opts.gzip_level)
+    records, max_date, i = 0, "", 0
+
+    def put(line: bytes, date: str) -> None:
+        nonlocal records, max_date
+        writer.write(line)
+        records += 1
+        max_date = max(max_date, date)
+
+    for line in _span_lines(snapshot.tarball, member):
+        _name, page_id = line_head(line)
+        while i < len(inserts) and inserts[i][0] < page_id:
+            put(to_wme_json_bytes(inserts[i][1]), inserts[i][1].get("date_modified", ""))
+            i += 1
+        if page_id in touched:
+            continue
+        match = _DATE_KEY.search(line)
+        put(line, match.group(1).decode() if match else "")
+        counts[f"copied/{ns}"] += 1
+    for _pid, rec in inserts[i:]:
+        put(to_wme_json_bytes(rec), rec.get("date_modified", ""))
+    size = writer.size
+    writer.write(tar_padding(size))
+    writer.close()
+    counts[f"written/{ns}"] += records
+    if parquet:
+        with open_read(task.shard) as f:
+            table = pq.read_table(f, schema=ARTICLE_SCHEMA)
+        keep = pc.invert(pc.is_in(table["identifier"], pa.array(sorted(touched), pa.int64())))
+        tables = [table.filter(keep)]
+        if inserts:
+            tables.append(records_to_table([rec for _pid, rec in inserts]))
+        merged = pa.concat_tables(tables).sort_by("identifier")
+        with open_write(pq_path) as sink:
+            pq.write_table(
+                merged, sink, row_group_size=opts.parquet_row_group_rows, compression="zstd", write_statistics=True
+            )
+    if not records:
+        return None, counts
+    return MemberPart(dbname, ns, 0, member.index, size, records, gz_path, pq_path, max_date), counts
+
+
+def rewrite_members(
+    snapshot: BaseSnapshot, changed: dict[int, dict | None], opts: WriteOptions
+) -> tuple[list[MemberPart], dict[str, int]] | None:
+    """`plan_members` + `rewrite_member` for every member, in one process (tests, tools)."""
+    tasks = plan_members(snapshot, changed, opts)
+    if tasks is None:
+        return None
+    parts, counts = [], {}
+    for task in tasks:
+        part, member_counts = rewrite_member(task, opts)
+        if part is not None:
+            parts.append(part)
+        for name, n in member_counts.items():
+            counts[name] = counts.get(name, 0) + n
+    return parts, counts
+
+
 def copy_snapshot(snapshot: BaseSnapshot, out_dir: str) -> list[OutputFile]:
     """A snapshot no diff touches: its tarball, metadata and Parquet shards copied as bytes."""
     outputs = []
@@ -628,37 +903,68 @@ class ResolveChanges(beam.PTransform):
         )
 
 
-class _RewriteFn(beam.DoFn):
+class _PlanRewriteFn(beam.DoFn):
+    """Per (db, ns): copy an untouched snapshot as files, or split it into member tasks."""
+
     def __init__(self, opts: WriteOptions):
         self.opts = opts
 
     def setup(self) -> None:
-        self.c_copied = Metrics.counter("wikisnap", "records_copied")
-        self.c_written = Metrics.counter("wikisnap", "records_written")
         self.c_files = Metrics.counter("wikisnap", "snapshots_copied_as_files")
+        self.c_tasks = Metrics.counter("wikisnap", "member_tasks")
+        self.c_slow = Metrics.counter("wikisnap", "snapshots_rewritten_line_by_line")
 
     def process(self, element):
         (db, ns), groups = element
         snapshots = list(groups["base"])
         changed = dict(groups["changed"])
         snapshot = snapshots[0] if snapshots else None
-        if not changed:
+        if snapshot is None and not changed:
+            return
+        if not changed and self.opts.snapshot_date is None:
+            # (With --date the metadata changes, so the members are copied and reassembled.)
             if snapshot is not None:
                 self.c_files.inc()
                 for out in copy_snapshot(snapshot, self.opts.out_dir):
                     yield beam.pvalue.TaggedOutput(TAG_COPIED, out)
             return
+        tasks = plan_members(snapshot, changed, self.opts) if snapshot is not None else None
+        if tasks is not None:
+            self.c_tasks.inc(len(tasks))
+            yield from tasks
+            return
+        # No base, or not wikisnap's layout: one line-by-line pass, cut by size like build.
+        self.c_slow.inc()
         parts, counts = rewrite_snapshot(db, ns, snapshot.tarball if snapshot else None, changed, self.opts)
-        self.c_copied.inc(counts[f"copied/{ns}"])
-        self.c_written.inc(counts[f"written/{ns}"])
         for part in parts:
-            yield ((db, ns), part)
+            yield beam.pvalue.TaggedOutput(TAG_PARTS, ((db, ns), part))
         for name, n in counts.items():
             yield beam.pvalue.TaggedOutput(TAG_STATS, ((db, name), n))
 
 
+class _RewriteMemberFn(beam.DoFn):
+    def __init__(self, opts: WriteOptions):
+        self.opts = opts
+
+    def setup(self) -> None:
+        self.c_copied = Metrics.counter("wikisnap", "members_copied")
+        self.c_rewritten = Metrics.counter("wikisnap", "members_rewritten")
+
+    def process(self, task: MemberTask):
+        (self.c_rewritten if task.touched else self.c_copied).inc()
+        part, counts = rewrite_member(task, self.opts)
+        if part is not None:
+            yield ((part.dbname, part.ns), part)
+        for name, n in counts.items():
+            yield beam.pvalue.TaggedOutput(TAG_STATS, ((task.snapshot.dbname, name), n))
+
+
 class RewriteSnapshots(beam.PTransform):
-    """(BaseSnapshot, `((db, ns), (page_id, record|None))`) → `((db, ns), MemberPart)`, copied files, stats."""
+    """(BaseSnapshot, `((db, ns), (page_id, record|None))`) → DoOutputsTuple(parts, copied, stats).
+
+    parts: `((db, ns), MemberPart)` for AssembleSnapshots; copied: OutputFiles of untouched
+    snapshots; stats: `((db, counter), n)`. Members are rewritten in parallel (Reshuffle first).
+    """
 
     def __init__(self, opts: WriteOptions):
         super().__init__()
@@ -667,11 +973,24 @@ class RewriteSnapshots(beam.PTransform):
     def expand(self, pcolls):
         snapshots, changed = pcolls
         keyed = snapshots | "KeySnapshots" >> beam.Map(lambda s: ((s.dbname, s.ns), s))
-        return (
+        planned = (
             {"base": keyed, "changed": changed}
             | "GroupBySnapshot" >> beam.CoGroupByKey()
-            | "MergeBaseLines"
-            >> beam.ParDo(_RewriteFn(self.opts))
-            .with_output_types(tuple[tuple[str, int], MemberPart])
-            .with_outputs(TAG_COPIED, TAG_STATS, main=TAG_PARTS)
+            | "PlanMembers"
+            >> beam.ParDo(_PlanRewriteFn(self.opts)).with_outputs(TAG_COPIED, TAG_STATS, TAG_PARTS, main="tasks")
         )
+        rewritten = (
+            planned.tasks
+            | "SpreadMembers" >> beam.Reshuffle()
+            | "CopyOrRewriteMembers"
+            >> beam.ParDo(_RewriteMemberFn(self.opts))
+            .with_output_types(tuple[tuple[str, int], MemberPart])
+            .with_outputs(TAG_STATS, main=TAG_PARTS)
+        )
+        parts = (
+            (planned[TAG_PARTS], rewritten[TAG_PARTS])
+            | "FlattenParts" >> beam.Flatten()
+            | "TypeParts" >> beam.Map(lambda kv: kv).with_output_types(tuple[tuple[str, int], MemberPart])
+        )
+        stats = (planned[TAG_STATS], rewritten[TAG_STATS]) | "FlattenRewriteCounts" >> beam.Flatten()
+        return {TAG_PARTS: parts, TAG_COPIED: planned[TAG_COPIED], TAG_STATS: stats}

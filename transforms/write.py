@@ -335,8 +335,10 @@ class _AssembleFn(beam.DoFn):
 
     def process(self, element, input_errors):
         key, parts = element
-        # Nothing is published from a run with a bad input; the launcher explains why.
-        if self.allow_errors or not input_errors:
+        # Nothing is published from a run with a bad input; the launcher explains why. SQL dump
+        # errors (strings) are never allowed: --allow-truncated is about XML pages.
+        sql_errors = [e for e in input_errors if isinstance(e, str)]
+        if not sql_errors and (self.allow_errors or not input_errors):
             yield from assemble_snapshot(key, list(parts), self.languages.get(key[0], ""), self.opts)
 
 
