@@ -354,3 +354,25 @@ def test_fsspec_url_input_gives_the_same_bytes(enwiki_build, build, tmp_path):
     code, _, err = build([ENWIKI.resolve().as_uri()], tmp_path)
     assert code == 0, err
     assert md5(tmp_path / "enwiki_namespace_0.tar.gz") == md5(enwiki_build / "enwiki_namespace_0.tar.gz")
+
+
+def test_oversized_and_revisionless_pages_are_dead_lettered(build, tmp_path):
+    import bz2
+
+    xml = read_xml_bytes(ENWIKI).decode("utf-8")
+    # a real page stripped of its <revision>: nothing to build a record from
+    start = xml.index("<title>Autism</title>")
+    rev_start = xml.index("<revision>", start)
+    rev_end = xml.index("</revision>", rev_start) + len("</revision>")
+    path = tmp_path / "enwiki-norev.xml.bz2"
+    path.write_bytes(bz2.compress((xml[:rev_start] + xml[rev_end:]).encode()))
+    code, _, err = build([path], tmp_path / "out", "--max-page-bytes", "150000")
+    assert code == 0, err
+    letters = [json.loads(x) for x in (tmp_path / "out/deadletter/enwiki_deadletters.ndjson").read_text().splitlines()]
+    reasons = {d["title"]: d["reason"] for d in letters}
+    assert "no <revision>" in reasons["Autism"]
+    big = {p[0] for p in xml_pages(ENWIKI) if p[1] == 0 and p[3] is None and len(p[4]) > 150000}
+    assert big and all("exceeds --max-page-bytes" in reasons[t] for t in big)
+    assert all(len(d["raw"]) > 150000 for d in letters if d["title"] in big)  # raw text kept
+    c = json.loads((tmp_path / "out/manifest.json").read_text())["counts"]["enwiki"]
+    assert c["dead_lettered"] == 1 + len(big) and c["written/0"] == 106 - 1 - len(big)

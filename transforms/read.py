@@ -182,6 +182,11 @@ class ReadParseSpillFn(beam.DoFn):
         def count(name: str, n: int = 1) -> None:
             counts[name] = counts.get(name, 0) + n
 
+        def dead_letter(reason: str, page_id: int | None, title: str | None, raw: str):
+            self.c_dead.inc()
+            count("dead_lettered")
+            return beam.pvalue.TaggedOutput(TAG_DEADLETTERS, DeadLetter(db, source, reason, page_id, title, raw))
+
         byte_range = (unit.start, unit.end) if unit.kind == "range" else None
         length = (unit.end - unit.start) if byte_range else unit.size
         if byte_range:
@@ -195,11 +200,7 @@ class ReadParseSpillFn(beam.DoFn):
         for item in iter_pages(unit.path, site, stats, progress=progress, byte_range=byte_range):
             self.c_pages.inc()
             if isinstance(item, PageFailure):
-                self.c_dead.inc()
-                count("dead_lettered")
-                yield beam.pvalue.TaggedOutput(
-                    TAG_DEADLETTERS, DeadLetter(db, source, item.reason, item.page_id, item.title, item.raw_xml)
-                )
+                yield dead_letter(item.reason, item.page_id, item.title, item.raw_xml)
                 continue
             page = item
             target = redirect_target(page)
@@ -218,19 +219,8 @@ class ReadParseSpillFn(beam.DoFn):
                 continue
             text = page.revision.text if page.revision is not None else None
             if text is not None and len(text) > opts.max_page_bytes:
-                self.c_dead.inc()
-                count("dead_lettered")
-                yield beam.pvalue.TaggedOutput(
-                    TAG_DEADLETTERS,
-                    DeadLetter(
-                        db,
-                        source,
-                        f"page text of {len(text):,} characters exceeds --max-page-bytes {opts.max_page_bytes:,}",
-                        page.id,
-                        page.title,
-                        text,
-                    ),
-                )
+                reason = f"page text of {len(text):,} characters exceeds --max-page-bytes {opts.max_page_bytes:,}"
+                yield dead_letter(reason, page.id, page.title, text)
                 continue
             try:
                 license = licenses.get(page.ns)
@@ -238,19 +228,8 @@ class ReadParseSpillFn(beam.DoFn):
                     license = licenses[page.ns] = license_for(db, page.ns)
                 record = page_to_article(page, site, license)
             except Exception as exc:  # noqa: BLE001 - one bad page must never stop a file
-                self.c_dead.inc()
-                count("dead_lettered")
-                yield beam.pvalue.TaggedOutput(
-                    TAG_DEADLETTERS,
-                    DeadLetter(
-                        db,
-                        source,
-                        f"cannot build the article: {type(exc).__name__}: {exc}",
-                        page.id,
-                        page.title,
-                        text or "",
-                    ),
-                )
+                reason = f"cannot build the article: {type(exc).__name__}: {exc}"
+                yield dead_letter(reason, page.id, page.title, text or "")
                 continue
             self.c_articles.inc()
             count(f"parsed/{page.ns}")
