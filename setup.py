@@ -47,6 +47,8 @@ setup(
         "dev": ["pytest>=8", "jsonschema>=4.18", "ruff>=0.5"],
         "gcp": ["apache-beam[gcp]", "gcsfs"],
         "s3": ["s3fs"],
+        # peers measured by benchmarks/run.py; never imported by wikisnap itself
+        "bench": ["wikiextractor==3.1.0", "mwxml>=0.3.3"],
     },
     entry_points={"console_scripts": ["wikisnap=wikisnap.pipelines.cli:main"]},
     classifiers=[

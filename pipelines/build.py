@@ -800,7 +800,12 @@ def run(config: BuildConfig) -> dict:
     sql_inputs = discover_sql_inputs(config, units)
     options, runner, engine = pipeline_options(config)
     run_id = uuid.uuid4().hex[:12]
-    temp_dir = join(config.temp_location or join(config.out, ".wikisnap-tmp"), run_id)
+    # On a cluster, Beam's own --temp_location (shared storage) is the natural home of spill runs.
+    beam_temp = _flag_value(config.beam_args, "--temp_location")
+    temp_root = config.temp_location or (
+        join(beam_temp, "wikisnap") if beam_temp else join(config.out, ".wikisnap-tmp")
+    )
+    temp_dir = join(temp_root, run_id)
     # bytes the readers will go through: a range counts its own length, not its file's size
     total = sum((u.end - u.start) if u.kind == "range" else (u.size or 0) for u in units if u.kind != "verify")
     log.info(
@@ -826,8 +831,7 @@ def run(config: BuildConfig) -> dict:
         watcher.stop()
         if not config.keep_temp:
             remove_tree(temp_dir)
-            if not config.temp_location:
-                remove_empty_dir(join(config.out, ".wikisnap-tmp"))
+            remove_empty_dir(temp_root)
     counts = _per_wiki([item for kind, item in report if kind == "count"])
     unit_reports = sorted((item for kind, item in report if kind == "unit"), key=lambda u: u.path)
     outputs = sorted((item for kind, item in report if kind == "output"), key=lambda o: o.path)
