@@ -101,7 +101,8 @@ def measure(tool: str, cmd: list[str], log: Path, env: dict[str, str] | None = N
     CPU comes from wait4's rusage (the process plus every descendant it waited for, which is how
     multiprocessing and Beam's worker pool end); if polling saw more CPU in the tree (a child
     reparented before it was reaped), the polled figure is used. Peak RSS is the largest *sum* of
-    the tree's resident sets seen by polling, since one worker's maxrss understates N workers.
+    the tree's resident sets seen by polling, since one worker's maxrss understates N workers (and
+    a child's maxrss starts at its parent's RSS when it was forked).
     """
     busy = others_busy(os.getpid())
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -124,7 +125,8 @@ def measure(tool: str, cmd: list[str], log: Path, env: dict[str, str] | None = N
     if proc.returncode:
         raise SystemExit(f"{tool} failed ({proc.returncode}); see {log}:\n{log.read_text(errors='replace')[-2000:]}")
     cpu = max(usage.ru_utime + usage.ru_stime, sum(cpu_seen.values()))
-    peak_rss = max(peak_rss, usage.ru_maxrss * 1024)  # a run shorter than one poll interval
+    if not peak_rss:  # a run shorter than one poll interval; maxrss counts the parent's RSS at fork
+        peak_rss = usage.ru_maxrss * 1024
     return Run(tool, wall, cpu, peak_rss / 1e6, busy, log)
 
 
@@ -224,10 +226,13 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(args.work)
     logs = args.work / "logs"
     py = sys.executable
-    # every tool reads from the page cache, not the first one alone from disk
+    # every tool reads from the page cache, not the first one alone from disk; in chunks, since a
+    # child forked from a big parent inherits its RSS as the start of its own ru_maxrss
     for path in (corpus, multistream, large):
         if path:
-            path.read_bytes()
+            with open(path, "rb") as f:
+                while f.read(1 << 23):
+                    pass
 
     runs: list[Run] = []
     limit = measure("limit: bz2 + lxml scan", [py, str(HERE / "limit_scan.py"), str(corpus)], logs / "limit.log")
