@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 import apache_beam as beam
+import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
@@ -31,12 +32,14 @@ from wikisnap.transforms.files import (
     join,
     merge_runs,
     move,
+    open_write,
     tar_padding,
     write_bytes,
 )
 
 TAG_STATS = "stats"
 TAG_PARTS = "parts"
+_ARROW_BATCH_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,12 @@ class _MemberSink:
         self.size = 0
         self.records = 0
         self.max_date = ""
+        # Records wait as dicts only in small batches; a row group's worth waits as compact Arrow
+        # tables (dicts of a 64 MB row group cost several times that in Python objects).
         self._rows: list[dict] = []
+        self._tables: list = []
         self._rows_bytes = 0
+        self._group_rows = 0
         self._writer = None
 
     def add(self, line: bytes, record: dict) -> None:
@@ -100,24 +107,31 @@ class _MemberSink:
         if self.parquet_path is not None:
             self._rows.append(record)
             self._rows_bytes += len(line)
+            self._group_rows += 1
+            if len(self._rows) >= _ARROW_BATCH_ROWS:
+                self._tables.append(records_to_table(self._rows))
+                self._rows = []
             if (
-                len(self._rows) >= self.opts.parquet_row_group_rows
+                self._group_rows >= self.opts.parquet_row_group_rows
                 or self._rows_bytes >= self.opts.parquet_row_group_bytes
             ):
                 self._flush_rows()
 
     def _flush_rows(self) -> None:
-        if not self._rows:
+        """Write the waiting records as one row group (its bounds depend only on the data)."""
+        if self._rows:
+            self._tables.append(records_to_table(self._rows))
+            self._rows = []
+        if not self._tables:
             return
-        table = records_to_table(self._rows)
+        table = pa.concat_tables(self._tables)
         if self._writer is None:
-            from wikisnap.transforms.files import open_write
-
             self._sink = open_write(self.parquet_path)
             self._writer = pq.ParquetWriter(self._sink, ARTICLE_SCHEMA, compression="zstd", write_statistics=True)
-        self._writer.write_table(table, row_group_size=len(self._rows))
-        self._rows = []
+        self._writer.write_table(table, row_group_size=table.num_rows)
+        self._tables = []
         self._rows_bytes = 0
+        self._group_rows = 0
 
     def close(self) -> MemberPart:
         dbname, ns, bucket, index = self.key
