@@ -28,7 +28,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("wikitext analysis (templates, categories, abstract)", ("transforms/wikitext.py", "magic_words.py")),
     ("WME JSON serialisation", ("serialize.py", "json/")),
     ("gzip of members", ("GzipMemberWriter", "gzip_member", "zlib")),
-    ("Parquet (rows, arrow table, write)", ("schemas/arrow.py", "pyarrow/parquet", "_MemberSink._flush_rows")),
+    ("Parquet (rows, arrow table, write)", ("schemas/arrow.py", "pyarrow/parquet", "MemberSink._flush_rows")),
     ("spill runs (pickle + compress + file I/O)", ("_write_frame", "iter_run", "write_run", "merge_runs", "Spill")),
     ("tarball assembly + md5", ("assemble_tarball", "file_md5", "assemble_snapshot")),
     ("article build (other fields)", ("transforms/article.py",)),

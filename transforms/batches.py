@@ -17,7 +17,7 @@ from apache_beam.metrics import Metrics
 
 from wikisnap.transforms.files import TAR_BLOCK, gzip_member, join, tar_header, tar_padding, write_bytes
 from wikisnap.transforms.merge import BatchEntry
-from wikisnap.transforms.write import OutputFile, _epoch, snapshot_id, snapshot_metadata
+from wikisnap.transforms.write import OutputFile, epoch_seconds, snapshot_id, snapshot_metadata
 
 
 def batch_dir(time: str) -> str:
@@ -59,7 +59,7 @@ def write_batch(
 
     ordered = sorted(entries, key=BatchEntry.sort_key)
     sid = snapshot_id(dbname, ns)
-    mtime = _epoch(f"{hour[:10]}T{hour[11:13]}:00:00")
+    mtime = epoch_seconds(f"{hour[:10]}T{hour[11:13]}:00:00")
     data = batch_tarball(sid, [e.line for e in ordered], member_bytes, mtime, level)
     md5 = hashlib.md5(data).hexdigest()
     tar_path = join(out_dir, "batches", hour, f"{sid}.tar.gz")

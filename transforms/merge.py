@@ -60,7 +60,7 @@ from wikisnap.transforms.files import (
     tar_padding,
 )
 from wikisnap.transforms.read import DeadLetter
-from wikisnap.transforms.write import OutputFile, WriteOptions, _MemberSink, snapshot_id
+from wikisnap.transforms.write import MemberSink, OutputFile, WriteOptions, snapshot_id
 
 TAG_HITS = "hits"
 TAG_CHANGED = "changed"
@@ -519,14 +519,14 @@ def rewrite_snapshot(
     inserts = sorted((pid, rec) for pid, rec in changed.items() if rec is not None)
     parts: list[MemberPart] = []
     counts = {f"written/{ns}": 0, f"copied/{ns}": 0}
-    sink: _MemberSink | None = None
+    sink: MemberSink | None = None
 
     def add(line: bytes, record: dict) -> None:
         nonlocal sink
         if sink is None or (sink.size and sink.size + len(line) > opts.member_bytes):
             if sink is not None:
                 parts.append(sink.close())
-            sink = _MemberSink(opts, dbname, ns, 0, len(parts))
+            sink = MemberSink(opts, dbname, ns, 0, len(parts))
         sink.add(line, record)
         counts[f"written/{ns}"] += 1
 

@@ -76,7 +76,7 @@ def snapshot_id(dbname: str, ns: int) -> str:
 # -- bucket writer -------------------------------------------------------------------------
 
 
-class _MemberSink:
+class MemberSink:
     """One NDJSON member being written: gzip data part + optional Parquet shard."""
 
     def __init__(self, opts: WriteOptions, dbname: str, ns: int, bucket: int, index: int):
@@ -220,7 +220,7 @@ def write_bucket(key: tuple[str, int, int], run_paths: list[str], redirect_lists
         extra.setdefault(page_id, {}).update(enrichment)
     parts: list[MemberPart] = []
     counts = {f"written/{ns}": 0, "duplicates_superseded": 0, "redirects_written": 0}
-    sink: _MemberSink | None = None
+    sink: MemberSink | None = None
     previous = None
     for page_id, _rev_id, record in merge_runs(run_paths):
         if page_id == previous:
@@ -238,7 +238,7 @@ def write_bucket(key: tuple[str, int, int], run_paths: list[str], redirect_lists
         if sink is None or (sink.size and sink.size + len(line) > opts.member_bytes):
             if sink is not None:
                 parts.append(sink.close())
-            sink = _MemberSink(opts, dbname, ns, bucket, len(parts))
+            sink = MemberSink(opts, dbname, ns, bucket, len(parts))
         sink.add(line, record)
         counts[f"written/{ns}"] += 1
     if sink is not None:
@@ -297,7 +297,7 @@ class WriteBuckets(beam.PTransform):
 # -- assembly ------------------------------------------------------------------------------
 
 
-def _epoch(rfc3339: str) -> int:
+def epoch_seconds(rfc3339: str) -> int:
     return calendar.timegm(time.strptime(rfc3339[:19], "%Y-%m-%dT%H:%M:%S"))
 
 
@@ -325,7 +325,7 @@ def assemble_snapshot(key: tuple[str, int], parts: list[MemberPart], lang: str, 
     if "ndjson" in opts.formats:
         tar_path = join(opts.out_dir, f"{sid}.tar.gz")
         named = [(f"{sid}_{n}.ndjson", part) for n, part in enumerate(parts)]
-        md5, size = assemble_tarball(tar_path, named, _epoch(date))
+        md5, size = assemble_tarball(tar_path, named, epoch_seconds(date))
         outputs.append(OutputFile("tarball", dbname, ns, tar_path, size, md5, records))
         meta = snapshot_metadata(dbname, ns, lang, md5, size, date)
         meta_bytes = (json.dumps(meta, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
