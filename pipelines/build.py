@@ -109,7 +109,7 @@ class BuildConfig:
 # -- command line --------------------------------------------------------------------------
 
 
-def _namespaces(text: str) -> tuple[int, ...]:
+def parse_namespaces(text: str) -> tuple[int, ...]:
     try:
         values = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
     except ValueError:
@@ -119,7 +119,7 @@ def _namespaces(text: str) -> tuple[int, ...]:
     return values
 
 
-def _formats(text: str) -> tuple[str, ...]:
+def parse_formats(text: str) -> tuple[str, ...]:
     values = tuple(sorted({part.strip() for part in text.split(",") if part.strip()}))
     unknown = [v for v in values if v not in FORMATS]
     if unknown or not values:
@@ -127,7 +127,7 @@ def _formats(text: str) -> tuple[str, ...]:
     return values
 
 
-def _date(text: str) -> str:
+def parse_date(text: str) -> str:
     if len(text) != 8 or not text.isdigit():
         raise argparse.ArgumentTypeError(f"--date takes YYYYMMDD, got {text!r}")
     try:
@@ -137,7 +137,7 @@ def _date(text: str) -> str:
     return text
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -162,14 +162,14 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (local path or fsspec URL)")
     parser.add_argument(
         "--namespaces",
-        type=_namespaces,
+        type=parse_namespaces,
         default=DEFAULT_NAMESPACES,
         metavar="0,6,10,14",
         help="namespaces to snapshot (default: WME's 0,6,10,14); pages of others are counted as skipped",
     )
     parser.add_argument(
         "--date",
-        type=_date,
+        type=parse_date,
         default=None,
         metavar="YYYYMMDD",
         help="snapshot date written to the metadata's date_modified and the tar members' mtime "
@@ -177,14 +177,14 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="local worker processes (Beam multi_processing; 1 = in-process). Ignored by remote runners.",
     )
     parser.add_argument(
         "--formats",
-        type=_formats,
+        type=parse_formats,
         default=FORMATS,
         metavar="ndjson,parquet",
         help="outputs to write: ndjson (WME tarball + metadata) and/or parquet (default: both)",
@@ -207,7 +207,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--bucket-span",
-        type=_positive_int,
+        type=positive_int,
         default=1_000_000,
         metavar="IDS",
         help="page ids per writer bucket: buckets are written in parallel and members never span two "
@@ -215,14 +215,14 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--spill-mb",
-        type=_positive_int,
+        type=positive_int,
         default=64,
         metavar="MB",
         help="memory a reader buffers before spilling a sorted run to the temp folder (default 64)",
     )
     parser.add_argument(
         "--max-page-bytes",
-        type=_positive_int,
+        type=positive_int,
         default=32 << 20,
         metavar="N",
         help="pages with more characters of text are dead-lettered, not parsed (default 33554432)",
@@ -875,7 +875,7 @@ def run(config: BuildConfig) -> dict:
         "sql_inputs": [{"path": i.path, "table": i.table, "dbname": i.dbname} for i in sql_inputs],
         "counts": counts,
         "outputs": [
-            {k: v for k, v in asdict(o).items() if v is not None} | {"path": _relative(o.path, config.out)}
+            {k: v for k, v in asdict(o).items() if v is not None} | {"path": relative_path(o.path, config.out)}
             for o in outputs
         ],
         "timing": {
@@ -920,7 +920,7 @@ def summarize_inputs(reports: list) -> list[dict]:
     return entries
 
 
-def _relative(path: str, base: str) -> str:
+def relative_path(path: str, base: str) -> str:
     prefix = base.rstrip("/") + "/"
     return path[len(prefix) :] if path.startswith(prefix) else path
 
@@ -972,11 +972,16 @@ def main_build(args: argparse.Namespace, beam_args: list[str]) -> int:
     if not config.inputs and not config.dump_run:
         print("wikisnap build: error: give INPUT dump files or --dump-run RUN", file=sys.stderr)
         return 2
+    return run_job("build", run, summary, config)
+
+
+def run_job(command: str, run_fn, summary_fn, config) -> int:
+    """Run a job for the CLI: its summary and exit code 0, or its user-facing error and exit code 2."""
     try:
-        manifest = run(config)
+        manifest = run_fn(config)
     except (UsageError, RunFailed) as exc:
-        print(f"wikisnap build: error: {exc}", file=sys.stderr)
+        print(f"wikisnap {command}: error: {exc}", file=sys.stderr)
         return 2
-    print(summary(manifest))
+    print(summary_fn(manifest))
     print(f"manifest: {os.path.join(config.out, 'manifest.json')}")
     return 0

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import pickle
-import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -31,13 +30,13 @@ import wikisnap
 from wikisnap.pipelines.build import (
     FORMATS,
     CollectReport,
-    RunFailed,
     UsageError,
-    _date,
-    _formats,
-    _positive_int,
-    _relative,
+    parse_date,
+    parse_formats,
     pipeline_options,
+    positive_int,
+    relative_path,
+    run_job,
 )
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.batches import WriteBatches
@@ -85,10 +84,10 @@ def add_update_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--base", required=True, metavar="DIR", help="a previous `wikisnap build`/`update` output")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (must differ from --base)")
-    parser.add_argument("--date", type=_date, default=None, metavar="YYYYMMDD", help="snapshot date (as build)")
-    parser.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="local worker processes")
+    parser.add_argument("--date", type=parse_date, default=None, metavar="YYYYMMDD", help="snapshot date (as build)")
+    parser.add_argument("--workers", type=positive_int, default=1, metavar="N", help="local worker processes")
     parser.add_argument(
-        "--formats", type=_formats, default=None, metavar="ndjson,parquet", help="outputs (default: the base's)"
+        "--formats", type=parse_formats, default=None, metavar="ndjson,parquet", help="outputs (default: the base's)"
     )
     parser.add_argument(
         "--siteinfo-from",
@@ -98,7 +97,7 @@ def add_update_arguments(parser: argparse.ArgumentParser) -> None:
         help="a dump whose <siteinfo> describes a wiki of the base (namespaces for titles, categories); "
         "without it, XML diffs' own siteinfo or a minimal one from the base records is used",
     )
-    parser.add_argument("--max-page-bytes", type=_positive_int, default=32 << 20, metavar="N")
+    parser.add_argument("--max-page-bytes", type=positive_int, default=32 << 20, metavar="N")
     parser.add_argument("--temp-location", metavar="DIR", default=None)
     parser.add_argument("--keep-temp", action="store_true")
 
@@ -330,7 +329,7 @@ def run(config: UpdateConfig) -> dict:
         "diffs": [{"path": u.path, "kind": u.kind} for u in units],
         "counts": counts,
         "outputs": [
-            {k: v for k, v in asdict(o).items() if v is not None} | {"path": _relative(o.path, config.out)}
+            {k: v for k, v in asdict(o).items() if v is not None} | {"path": relative_path(o.path, config.out)}
             for o in outputs
         ],
         "timing": {"seconds": round(elapsed, 3)},
@@ -357,12 +356,4 @@ def summary(manifest: dict) -> str:
 
 
 def main_update(args: argparse.Namespace, beam_args: list[str]) -> int:
-    config = config_from_args(args, beam_args)
-    try:
-        manifest = run(config)
-    except (UsageError, RunFailed) as exc:
-        print(f"wikisnap update: error: {exc}", file=sys.stderr)
-        return 2
-    print(summary(manifest))
-    print(f"manifest: {os.path.join(config.out, 'manifest.json')}")
-    return 0
+    return run_job("update", run, summary, config_from_args(args, beam_args))

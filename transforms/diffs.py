@@ -372,6 +372,37 @@ def change_from_recentchange(event: dict, ctx: DiffContext) -> tuple[str, str]:
     return (db, f"skipped/recentchange_{kind}_without_page_id_or_text")
 
 
+def _parse_line(raw: bytes, where: str, what: str, convert, ctx: DiffContext) -> Change | DeadLetter | tuple[str, str]:
+    """One JSON line → `convert(object, ctx, where)`, or a DeadLetter keeping the line and the reason.
+
+    `convert` raises LookupError(wiki) for a wiki that is not in the base, ValueError & co. for
+    anything it cannot read.
+    """
+    text = raw.decode("utf-8", errors="replace").rstrip("\n")
+    try:
+        obj = json.loads(raw)
+        if not isinstance(obj, dict):
+            raise ValueError("a JSON line that is not an object")
+        return convert(obj, ctx, where)
+    except LookupError as exc:
+        wiki = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
+        return DeadLetter(UNKNOWN_WIKI, where, f"{what} for wiki {wiki!r}, which is not in the base", None, None, text)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        return DeadLetter(UNKNOWN_WIKI, where, f"unparseable {what}: {type(exc).__name__}: {exc}", None, None, text)
+
+
+def _change_from_event(event: dict, ctx: DiffContext, where: str):
+    """Dispatch one EventStreams (or batch) object on its schema."""
+    schema = str(event.get("$schema", ""))
+    if "page/change" in schema or "page_change_kind" in event:
+        return change_from_page_change(event, ctx, where)
+    if "recentchange" in schema or "wiki" in event and "type" in event:
+        return change_from_recentchange(event, ctx)
+    if "identifier" in event and "is_part_of" in event:
+        return change_from_batch_record(event, ctx, where)
+    raise ValueError(f"unknown event schema {schema!r}")
+
+
 def changes_from_events(path: str, ctx: DiffContext) -> Iterator[Change | DeadLetter | tuple[str, str]]:
     """JSON lines → Changes, DeadLetters (bad lines, unknown wikis) and `(db, counter)` skips."""
     source = describe_input(path)
@@ -381,29 +412,7 @@ def changes_from_events(path: str, ctx: DiffContext) -> Iterator[Change | DeadLe
             if not raw.strip():
                 continue
             where = f"{source}:{number}"
-            text = raw.decode("utf-8", errors="replace").rstrip("\n")
-            try:
-                event = json.loads(raw)
-                if not isinstance(event, dict):
-                    raise ValueError("a JSON line that is not an object")
-                schema = str(event.get("$schema", ""))
-                if "page/change" in schema or "page_change_kind" in event:
-                    yield change_from_page_change(event, ctx, where)
-                elif "recentchange" in schema or "wiki" in event and "type" in event:
-                    yield change_from_recentchange(event, ctx)
-                elif "identifier" in event and "is_part_of" in event:
-                    yield change_from_batch_record(event, ctx, where)
-                else:
-                    raise ValueError(f"unknown event schema {schema!r}")
-            except LookupError as exc:
-                wiki = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
-                yield DeadLetter(
-                    UNKNOWN_WIKI, where, f"event for wiki {wiki!r}, which is not in the base", None, None, text
-                )
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                yield DeadLetter(
-                    UNKNOWN_WIKI, where, f"unparseable event: {type(exc).__name__}: {exc}", None, None, text
-                )
+            yield _parse_line(raw, where, "event", _change_from_event, ctx)
     finally:
         stream.close()
 
@@ -415,20 +424,7 @@ def changes_from_batch(path: str, ctx: DiffContext) -> Iterator[Change | DeadLet
             if not raw.strip():
                 continue
             where = f"{source}:{number}"
-            text = raw.decode("utf-8", errors="replace").rstrip("\n")
-            try:
-                record = json.loads(raw)
-                if not isinstance(record, dict):
-                    raise ValueError("a JSON line that is not an object")
-                yield change_from_batch_record(record, ctx, where)
-            except LookupError as exc:
-                yield DeadLetter(
-                    UNKNOWN_WIKI, where, f"record of wiki {exc.args[0]!r}, not in the base", None, None, text
-                )
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                yield DeadLetter(
-                    UNKNOWN_WIKI, where, f"unparseable record: {type(exc).__name__}: {exc}", None, None, text
-                )
+            yield _parse_line(raw, where, "record", change_from_batch_record, ctx)
     except (tarfile.TarError, OSError, EOFError) as exc:
         yield DeadLetter(UNKNOWN_WIKI, source, f"batch tarball cannot be read to the end: {exc}", None, None, "")
 

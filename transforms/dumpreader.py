@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 from lxml import etree
 
 from wikisnap.schemas.siteinfo import Namespace, SiteInfo, dbname_from_base
@@ -156,7 +157,7 @@ def open_raw(path: str, *, exact: bool = False):
     try:
         if exact:
             fs, fs_path = fsspec.core.url_to_fs(path)
-            if fs.protocol in ("file", "local") or "file" in (fs.protocol if isinstance(fs.protocol, tuple) else ()):
+            if isinstance(fs, LocalFileSystem):  # reads exactly what is asked already
                 return fs.open(fs_path, "rb")
             return fs.open(fs_path, "rb", cache_type="none")
         return fsspec.open(path, "rb").open()
@@ -579,15 +580,6 @@ def _describe_truncation(path: str, stats: ReadStats, offset: int, detail: str) 
 def describe_input(path: str) -> str:
     """Short name of an input for logs: the file name, or the URL for remote inputs."""
     return os.path.basename(path.rstrip("/")) or path
-
-
-_DB_DATE = re.compile(r"(?:^|[^0-9])(\d{8})(?:[^0-9]|$)")
-
-
-def date_from_name(path: str) -> str | None:
-    """`enwiki-20241101-pages-articles.xml.bz2` → `'20241101'`; None when the name has no date."""
-    match = _DB_DATE.search(describe_input(path))
-    return match.group(1) if match else None
 
 
 class _Concat(io.RawIOBase):

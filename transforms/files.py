@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import io
 import pickle
 import struct
 import tarfile
@@ -290,7 +289,3 @@ def write_bytes(path: str, data: bytes) -> None:
 def read_bytes(path: str) -> bytes:
     with open_read(path) as f:
         return f.read()
-
-
-def bytes_io() -> io.BytesIO:
-    return io.BytesIO()
