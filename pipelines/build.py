@@ -21,16 +21,26 @@ import json
 import logging
 import os
 import pickle
+import re
 import sys
 import threading
 import time
-import uuid
 from dataclasses import asdict, dataclass, field, replace
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 import wikisnap
+from wikisnap.pipelines.commit import (
+    EXIT_BAD_INPUT,
+    EXIT_ENVIRONMENT,
+    EXIT_LOCKED,
+    EnvironmentFailure,
+    LockHeld,
+    OutputError,
+    OutputFolder,
+    environment_message,
+)
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.dumpreader import (
     DumpError,
@@ -51,10 +61,11 @@ from wikisnap.transforms.enrich import (
     qid_map_layout,
     read_qid_map,
 )
-from wikisnap.transforms.files import fs_for, join, read_bytes, remove_empty_dir, remove_tree, write_bytes
+from wikisnap.transforms.files import fs_for, join, read_bytes, remove_tree, write_bytes
 from wikisnap.transforms.read import ReadDumps, ReadOptions, WorkUnit, format_progress
 from wikisnap.transforms.redirects import JoinRedirects
 from wikisnap.transforms.sqldump import SqlDumpError, check_header, db_from_name, read_sql_header, sql_table_of
+from wikisnap.transforms.verify import VerifyOutputs
 from wikisnap.transforms.write import AssembleSnapshots, WriteBuckets, WriteDeadLetters, WriteOptions
 
 log = logging.getLogger("wikisnap")
@@ -97,6 +108,8 @@ class BuildConfig:
     expected_checksums: dict[str, dict[str, str]] = field(default_factory=dict)  # file name → digests
     temp_location: str | None = None
     keep_temp: bool = False
+    break_lock: bool = False
+    fail_on_dead_letters: bool = False
     progress_seconds: float = 10.0
     beam_args: list[str] = field(default_factory=list)
     # SQL enrichment (EnrichFromSql): table dumps split off `inputs` by `run()`, how their
@@ -283,10 +296,11 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         "--temp-location",
         metavar="DIR",
         default=None,
-        help="where spill runs and member parts go (default: OUT/.wikisnap-tmp); must be reachable by "
-        "every worker (a bucket URL on a cluster)",
+        help="where spill runs and member parts go (default: OUT/.wikisnap/tmp, or Beam's --temp_location); "
+        "must be reachable by every worker (a bucket URL on a cluster)",
     )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp folder after the run")
+    add_output_arguments(parser)
     parser.add_argument(
         "--categories",
         choices=CATEGORY_MODES,
@@ -334,6 +348,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildCon
         force=args.force,
         temp_location=args.temp_location,
         keep_temp=args.keep_temp,
+        break_lock=args.break_lock,
         progress_seconds=args.progress_seconds,
         beam_args=list(beam_args),
         categories=getattr(args, "categories", None),
@@ -679,9 +694,15 @@ def build_pipeline(
     units: list[WorkUnit],
     temp_dir: str,
     sql_inputs: list[SqlInput] | None = None,
+    out_dir: str | None = None,
 ) -> None:
-    """Assemble the build graph on `pipeline` (`sql_inputs`: checked by `discover_sql_inputs`)."""
+    """Assemble the build graph on `pipeline` (`sql_inputs`: checked by `discover_sql_inputs`).
+
+    Every output goes under `out_dir` (the run's staging folder; default `config.out`) and is
+    read back by VerifyOutputs before the launcher publishes it.
+    """
     sql_inputs = sql_inputs or []
+    out_dir = out_dir or config.out
     tables = {i.table for i in sql_inputs}
     coverage = set()
     if tables & {"page_props", "wb_items_per_site", QID_MAP_TABLE}:
@@ -702,7 +723,7 @@ def build_pipeline(
     if config.date:
         snapshot_date = f"{config.date[:4]}-{config.date[4:6]}-{config.date[6:]}T00:00:00Z"
     write_opts = WriteOptions(
-        out_dir=config.out,
+        out_dir=out_dir,
         temp_dir=temp_dir,
         member_bytes=int(config.member_size_mb * 1_000_000),
         formats=frozenset(config.formats),
@@ -735,7 +756,8 @@ def build_pipeline(
     outputs = written.parts | "AssembleSnapshots" >> AssembleSnapshots(
         write_opts, languages, input_errors, config.allow_truncated
     )
-    letters = read.deadletters | "WriteDeadLetters" >> WriteDeadLetters(config.out)
+    letters = read.deadletters | "WriteDeadLetters" >> WriteDeadLetters(out_dir)
+    verified = (outputs, letters) | "FlattenOutputs" >> beam.Flatten() | "VerifyStagedOutputs" >> VerifyOutputs()
     stats = (
         (read.stats, joined.stats, written.stats, *extra_stats)
         | "FlattenCounts" >> beam.Flatten()
@@ -745,8 +767,8 @@ def build_pipeline(
     report_items = (
         stats,
         read.units | "TagUnits" >> beam.Map(lambda u: ("unit", u)),
-        outputs | "TagOutputs" >> beam.Map(lambda o: ("output", o)),
-        letters | "TagDeadLetterFiles" >> beam.Map(lambda o: ("output", o)),
+        verified.verified | "TagOutputs" >> beam.Map(lambda o: ("output", o)),
+        verified.problems | "TagVerifyProblems" >> beam.Map(lambda p: ("verify_problem", p)),
         *[errors | "TagSqlErrors" >> beam.Map(lambda e: ("sql_error", e)) for errors in sql_errors],
     ) | "FlattenReport" >> beam.Flatten()
     _ = report_items | "CollectReport" >> CollectReport(join(temp_dir, "report.pickle"))
@@ -788,7 +810,26 @@ def _per_wiki(raw_counts: list[tuple[tuple[str, str], int]]) -> dict[str, dict[s
 
 
 def run(config: BuildConfig) -> dict:
-    """Run a build; returns the manifest. UsageError/RunFailed carry user-facing messages."""
+    """Run a build; returns the manifest once it is published.
+
+    The output folder is checked and locked before any input is read; every output is written
+    to the run's staging folder, read back, and published only when the run is sound (see
+    pipelines/commit.py). UsageError/RunFailed/OutputError/EnvironmentFailure/LockHeld carry
+    user-facing messages.
+    """
+    folder = OutputFolder.open(config.out, "build", break_lock=config.break_lock)
+    try:
+        return _run_locked(config, folder)
+    except RunFailed:
+        raise  # its staging folder holds the dead letters and report the message points to
+    except BaseException:
+        folder.discard()  # partial outputs of a crashed run: free the space they take
+        raise
+    finally:
+        folder.close()
+
+
+def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
     if config.dump_run:
         config = with_dump_run(config)
     # SQL table dumps are routed off before the XML inputs are checked and split into units.
@@ -799,13 +840,7 @@ def run(config: BuildConfig) -> dict:
     units = discover_units(config)
     sql_inputs = discover_sql_inputs(config, units)
     options, runner, engine = pipeline_options(config)
-    run_id = uuid.uuid4().hex[:12]
-    # On a cluster, Beam's own --temp_location (shared storage) is the natural home of spill runs.
-    beam_temp = _flag_value(config.beam_args, "--temp_location")
-    temp_root = config.temp_location or (
-        join(beam_temp, "wikisnap") if beam_temp else join(config.out, ".wikisnap-tmp")
-    )
-    temp_dir = join(temp_root, run_id)
+    temp_dir = run_temp_dir(config.temp_location, config.beam_args, folder)
     # bytes the readers will go through: a range counts its own length, not its file's size
     total = sum((u.end - u.start) if u.kind == "range" else (u.size or 0) for u in units if u.kind != "verify")
     log.info(
@@ -822,7 +857,7 @@ def run(config: BuildConfig) -> dict:
     try:
         watcher.start()
         pipeline = beam.Pipeline(runner=runner, options=options)
-        build_pipeline(pipeline, config, units, temp_dir, sql_inputs)
+        build_pipeline(pipeline, config, units, temp_dir, sql_inputs, out_dir=folder.staging)
         result = pipeline.run()
         result.wait_until_finish()
         elapsed = time.time() - started
@@ -831,10 +866,49 @@ def run(config: BuildConfig) -> dict:
         watcher.stop()
         if not config.keep_temp:
             remove_tree(temp_dir)
-            remove_empty_dir(temp_root)
     counts = _per_wiki([item for kind, item in report if kind == "count"])
     unit_reports = sorted((item for kind, item in report if kind == "unit"), key=lambda u: u.path)
     outputs = sorted((item for kind, item in report if kind == "output"), key=lambda o: o.path)
+    pages = sum(u.pages for u in unit_reports)
+    read_bytes_total = sum(u.bytes_read for u in unit_reports if u.kind != "verify")
+    manifest = {
+        "tool": {"name": "wikisnap", "version": wikisnap.__version__, "apache_beam": beam.__version__},
+        "command": "build",
+        "engine": engine,
+        "options": {
+            "namespaces": list(config.namespaces),
+            "date": config.date,
+            "formats": list(config.formats),
+            "member_size_mb": config.member_size_mb,
+            "gzip_level": config.gzip_level,
+            "bucket_span": config.bucket_span,
+            "allow_truncated": config.allow_truncated,
+            "workers": config.workers,
+            "categories": config.categories
+            or ("both" if any(i.table == "categorylinks" for i in sql_inputs) else "wikitext"),
+            "qid_map": config.qid_map,
+        },
+        "inputs": summarize_inputs(unit_reports),
+        "sql_inputs": [{"path": i.path, "table": i.table, "dbname": i.dbname} for i in sql_inputs],
+        "counts": counts,
+        "outputs": manifest_outputs(outputs, folder.staging),
+        "timing": {
+            "seconds": round(elapsed, 3),
+            "pages_per_second": round(pages / elapsed, 1) if elapsed else None,
+            "input_mb_per_second": round(read_bytes_total / 1e6 / elapsed, 2) if elapsed else None,
+        },
+    }
+    try:
+        check_build_report(config, report, counts, unit_reports, outputs)
+    except RunFailed as exc:
+        kept = folder.keep_failed({**manifest, "error": str(exc)})
+        raise RunFailed(f"{exc}\n{config.out} is unchanged; this run's dead letters and report are in {kept}") from None
+    folder.publish(manifest, manifest["outputs"])
+    return manifest
+
+
+def check_build_report(config: BuildConfig, report: list, counts: dict, unit_reports: list, outputs: list) -> None:
+    """RunFailed when the run must not be published: bad inputs, counts that don't add up, bad files."""
     sql_errors = sorted(item for kind, item in report if kind == "sql_error")
     if sql_errors:
         raise RunFailed(
@@ -853,41 +927,47 @@ def run(config: BuildConfig) -> dict:
         raise RunFailed(
             "the run's counts do not reconcile, so its output must not be trusted:\n  - " + "\n  - ".join(problems)
         )
-    pages = sum(u.pages for u in unit_reports)
-    read_bytes_total = sum(u.bytes_read for u in unit_reports if u.kind != "verify")
-    manifest = {
-        "tool": {"name": "wikisnap", "version": wikisnap.__version__, "apache_beam": beam.__version__},
-        "engine": engine,
-        "options": {
-            "namespaces": list(config.namespaces),
-            "date": config.date,
-            "formats": list(config.formats),
-            "member_size_mb": config.member_size_mb,
-            "gzip_level": config.gzip_level,
-            "bucket_span": config.bucket_span,
-            "allow_truncated": config.allow_truncated,
-            "workers": config.workers,
-            "categories": config.categories
-            or ("both" if any(i.table == "categorylinks" for i in sql_inputs) else "wikitext"),
-            "qid_map": config.qid_map,
-        },
-        "inputs": summarize_inputs(unit_reports),
-        "sql_inputs": [{"path": i.path, "table": i.table, "dbname": i.dbname} for i in sql_inputs],
-        "counts": counts,
-        "outputs": [
-            {k: v for k, v in asdict(o).items() if v is not None} | {"path": relative_path(o.path, config.out)}
-            for o in outputs
-        ],
-        "timing": {
-            "seconds": round(elapsed, 3),
-            "pages_per_second": round(pages / elapsed, 1) if elapsed else None,
-            "input_mb_per_second": round(read_bytes_total / 1e6 / elapsed, 2) if elapsed else None,
-        },
-    }
-    write_bytes(
-        join(config.out, "manifest.json"), (json.dumps(manifest, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
-    )
-    return manifest
+    verify_problems = sorted(item for kind, item in report if kind == "verify_problem")
+    verify_problems += output_count_problems(counts, outputs)
+    if verify_problems:
+        raise RunFailed(
+            "written files do not hold what the run wrote, so nothing was published:\n  - "
+            + "\n  - ".join(verify_problems)
+        )
+
+
+def output_count_problems(counts: dict[str, dict[str, int]], outputs: list) -> list[str]:
+    """Records per (db, ns) in tarballs and Parquet shards against the run's `written/{ns}` counts."""
+    found: dict[tuple[str, str, int], int] = {}
+    for o in outputs:
+        if o.kind in ("tarball", "parquet"):
+            key = (o.kind, o.dbname, o.ns)
+            found[key] = found.get(key, 0) + o.records
+    problems = []
+    for (kind, db, ns), records in sorted(found.items()):
+        expected = counts.get(db, {}).get(f"written/{ns}", 0)
+        if records != expected:
+            problems.append(f"{db} namespace {ns}: {records:,} records in the {kind} output, {expected:,} written")
+    return problems
+
+
+def run_temp_dir(temp_location: str | None, beam_args: list[str], folder: OutputFolder) -> str:
+    """This run's temp folder: --temp-location, else Beam's --temp_location, else OUT/.wikisnap/tmp."""
+    # On a cluster, Beam's own --temp_location (shared storage) is the natural home of spill runs.
+    beam_temp = _flag_value(beam_args, "--temp_location")
+    if temp_location:
+        return join(temp_location, folder.run_id)
+    if beam_temp:
+        return join(beam_temp, "wikisnap", folder.run_id)
+    return folder.temp
+
+
+def manifest_outputs(outputs: list, staging: str) -> list[dict]:
+    """The manifest's `outputs`: each file with its path relative to the output folder."""
+    return [
+        {k: v for k, v in asdict(o).items() if v is not None} | {"path": relative_path(o.path, staging)}
+        for o in outputs
+    ]
 
 
 def summarize_inputs(reports: list) -> list[dict]:
@@ -975,13 +1055,69 @@ def main_build(args: argparse.Namespace, beam_args: list[str]) -> int:
     return run_job("build", run, summary, config)
 
 
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags every job that writes an output folder shares."""
+    parser.add_argument(
+        "--break-lock",
+        action="store_true",
+        help="take over the output folder's lock even if its holder cannot be shown dead (object stores, "
+        "another host); only when you know that run is gone",
+    )
+
+
 def run_job(command: str, run_fn, summary_fn, config) -> int:
-    """Run a job for the CLI: its summary and exit code 0, or its user-facing error and exit code 2."""
+    """Run a job for the CLI: print its summary, or one line saying what failed; return the exit code.
+
+    Exit codes: 0 published; 2 bad input or usage (nothing published); 1 the environment stopped
+    the run (disk full, permissions) or the run crashed; 75 another run holds the output folder.
+    The traceback of a crash is printed only with -v.
+    """
+    verbose = log.isEnabledFor(logging.DEBUG)
     try:
         manifest = run_fn(config)
-    except (UsageError, RunFailed) as exc:
+    except (UsageError, RunFailed, OutputError) as exc:
         print(f"wikisnap {command}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except LockHeld as exc:
+        print(f"wikisnap {command}: error: {exc}; try again when it has finished", file=sys.stderr)
+        return EXIT_LOCKED
+    except EnvironmentFailure as exc:
+        print(f"wikisnap {command}: error: {exc}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    except Exception as exc:  # a crash inside Beam or an OSError: one line, the traceback with -v
+        if verbose:
+            log.exception("wikisnap %s failed", command)
+        print(f"wikisnap {command}: error: {describe_failure(exc)}", file=sys.stderr)
+        print(f"{config.out} is unchanged.{'' if verbose else ' Run with -v for the traceback.'}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     print(summary_fn(manifest))
     print(f"manifest: {os.path.join(config.out, 'manifest.json')}")
     return 0
+
+
+_ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\] ([^:\n]+?): '([^'\n]+)'")
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for an exception that escaped a run, found in Beam's wrapped worker errors too.
+
+    Beam re-raises a worker's exception as a RuntimeError whose text holds the remote traceback,
+    so an OSError is recognised by its `[Errno N] text: 'path'` and named with its path.
+    """
+    chain, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    for e in chain:
+        if isinstance(e, OSError) and e.errno is not None:
+            return environment_message(e)
+    text = "\n".join(str(e) for e in chain)
+    matches = list(_ERRNO_IN_TEXT.finditer(text))
+    if matches:
+        match = matches[-1]  # the innermost error, nearest the worker's own frame
+        number, strerror, path = int(match.group(1)), match.group(2), match.group(3)
+        return environment_message(OSError(number, strerror, path))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    last = next((line for line in reversed(lines) if re.match(r"^[A-Za-z_.]+(Error|Exception|Fault)\b", line)), None)
+    return f"the run crashed: {(last or (lines[-1] if lines else type(chain[0]).__name__))[:400]}"

@@ -17,7 +17,9 @@ EPILOG = """\
 Any other --flag is an Apache Beam pipeline option and is passed through, e.g.
   --runner DataflowRunner --project P --region R --temp_location gs://B/tmp --setup_file ./setup.py
 Without --runner, wikisnap runs on Beam's FnApiRunner on this machine (never a Prism download).
-Exit codes: 0 success, 2 bad input or a run that must not be trusted (the message says why).
+Exit codes: 0 published; 2 bad input or usage (nothing published, the message says why);
+1 the environment stopped the run (disk full, permissions) or it crashed (-v shows the traceback);
+75 another run holds the output folder's lock (try again later).
 """
 
 
@@ -31,6 +33,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"wikisnap {wikisnap.__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final summary")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and the traceback of a crash")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     build = commands.add_parser(
         "build",
@@ -54,23 +57,43 @@ def make_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_update_arguments(update)
+    recover = commands.add_parser(
+        "recover",
+        help="finish or roll back what a killed run left in an output folder, then exit",
+        description="Every build and update does this first on its --out; run it alone to restore a folder "
+        "whose run was killed while publishing (its previous output comes back) and to clear staging and temp "
+        "folders of dead runs. Exit 0 when the folder is a clean wikisnap output.",
+    )
+    recover.add_argument("out", metavar="DIR", help="the output folder")
     return parser
 
 
 class _DropNoise(logging.Filter):
-    """Beam's GCP client warns at import time when apitools is absent; wikisnap does not use it."""
+    """Beam's GCP client warns at import time when apitools is absent; wikisnap does not use it.
+
+    Without -v, Beam's own ERROR records of a failed bundle (a traceback each) are dropped too:
+    wikisnap prints one line that says what failed.
+    """
+
+    def __init__(self, verbose: bool = False):
+        super().__init__()
+        self.verbose = verbose
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("apitools not found")
+        if str(record.msg).startswith("apitools not found"):
+            return False
+        if not self.verbose and record.name.startswith("apache_beam") and record.levelno >= logging.ERROR:
+            return False
+        return True
 
 
-def configure_logging(quiet: bool) -> None:
+def configure_logging(quiet: bool, verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", force=True
     )
     for handler in logging.getLogger().handlers:
-        handler.addFilter(_DropNoise())
-    logging.getLogger("wikisnap").setLevel(logging.WARNING if quiet else logging.INFO)
+        handler.addFilter(_DropNoise(verbose))
+    logging.getLogger("wikisnap").setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     # Beam's own INFO lines (bundle plans, worker start-up) drown the progress lines.
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
 
@@ -78,7 +101,7 @@ def configure_logging(quiet: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     raw = sys.argv[1:] if argv is None else argv
     # Logging first: importing Beam (inside make_parser) already logs.
-    configure_logging("-q" in raw or "--quiet" in raw)
+    configure_logging("-q" in raw or "--quiet" in raw, "-v" in raw or "--verbose" in raw)
     parser = make_parser()
     args, beam_args = parser.parse_known_args(argv)
     stray = [a for a in beam_args if not a.startswith("-")]
@@ -92,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         from wikisnap.pipelines.update import main_update
 
         return main_update(args, beam_args)
+    if args.command == "recover":
+        from wikisnap.pipelines.commit import main_recover
+
+        return main_recover(args.out)
     parser.error(f"unknown command {args.command}")
     return 2
 

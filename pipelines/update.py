@@ -21,8 +21,7 @@ import logging
 import os
 import pickle
 import time
-import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 
@@ -30,19 +29,23 @@ import wikisnap
 from wikisnap.pipelines.build import (
     FORMATS,
     CollectReport,
+    RunFailed,
     UsageError,
+    add_output_arguments,
+    manifest_outputs,
     parse_date,
     parse_formats,
     pipeline_options,
     positive_int,
-    relative_path,
     run_job,
+    run_temp_dir,
 )
+from wikisnap.pipelines.commit import OutputFolder
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.batches import WriteBatches
 from wikisnap.transforms.diffs import DiffContext, DiffError, DiffUnit, ReadDiffs, classify_diff
 from wikisnap.transforms.dumpreader import DumpError, read_siteinfo
-from wikisnap.transforms.files import fs_for, join, read_bytes, remove_empty_dir, remove_tree, write_bytes
+from wikisnap.transforms.files import fs_for, join, read_bytes, remove_tree
 from wikisnap.transforms.merge import (
     TAG_BATCH,
     TAG_COPIED,
@@ -54,6 +57,7 @@ from wikisnap.transforms.merge import (
     RewriteSnapshots,
     iter_snapshot_lines,
 )
+from wikisnap.transforms.verify import VerifyOutputs
 from wikisnap.transforms.write import AssembleSnapshots, WriteDeadLetters, WriteOptions
 
 log = logging.getLogger("wikisnap")
@@ -71,6 +75,7 @@ class UpdateConfig:
     max_page_bytes: int = 32 << 20
     temp_location: str | None = None
     keep_temp: bool = False
+    break_lock: bool = False
     beam_args: list[str] = field(default_factory=list)
 
 
@@ -99,7 +104,8 @@ def add_update_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-page-bytes", type=positive_int, default=32 << 20, metavar="N")
     parser.add_argument("--temp-location", metavar="DIR", default=None)
-    parser.add_argument("--keep-temp", action="store_true")
+    parser.add_argument("--keep-temp", action="store_true", help="keep the temp folder after the run")
+    add_output_arguments(parser)
 
 
 def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> UpdateConfig:
@@ -114,6 +120,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> UpdateCo
         max_page_bytes=args.max_page_bytes,
         temp_location=args.temp_location,
         keep_temp=args.keep_temp,
+        break_lock=args.break_lock,
         beam_args=list(beam_args),
     )
 
@@ -132,14 +139,43 @@ class Base:
     project_urls: dict
 
 
+def base_manifest(path: str) -> dict:
+    """The manifest of a committed wikisnap output, after checking its files are all there.
+
+    UsageError when the folder has no wikisnap manifest (an unfinished or foreign folder) or a
+    file the manifest lists is missing or has another size (changed since it was published).
+    """
+    fs, root = fs_for(path)
+    try:
+        manifest = json.loads(read_bytes(join(path, "manifest.json")))
+    except FileNotFoundError:
+        raise UsageError(
+            f"--base {path}: has no manifest.json, so it is not a finished wikisnap output (a run that was "
+            "killed, or a folder made by hand); give the --out of a build or update that completed"
+        ) from None
+    except ValueError as exc:
+        raise UsageError(f"--base {path}: manifest.json is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("tool", {}).get("name") != "wikisnap":
+        raise UsageError(f"--base {path}: manifest.json is not a wikisnap manifest")
+    for entry in manifest.get("outputs", []):
+        file_path = f"{root}/{entry['path']}"
+        if not fs.exists(file_path):
+            raise UsageError(f"--base {path}: {entry['path']}, listed in its manifest, is missing")
+        size = fs.size(file_path)
+        if size != entry.get("bytes", size):
+            raise UsageError(
+                f"--base {path}: {entry['path']} has {size:,} bytes but its manifest says {entry['bytes']:,}: "
+                "the base changed after it was published"
+            )
+    return manifest
+
+
 def discover_base(path: str) -> Base:
     """The snapshots of a previous output and the options it was built with; UsageError if none."""
     fs, root = fs_for(path)
     if not fs.isdir(root):
         raise UsageError(f"--base {path}: no such folder")
-    manifest: dict = {}
-    if fs.exists(f"{root}/manifest.json"):
-        manifest = json.loads(read_bytes(join(path, "manifest.json")))
+    manifest = base_manifest(path)
     options = manifest.get("options", {})
     snapshots, languages, urls = [], {}, {}
     for name in sorted(os.path.basename(p) for p in fs.glob(f"{root}/*_namespace_*.tar.gz")):
@@ -217,15 +253,26 @@ def discover_diffs(config: UpdateConfig, base: Base) -> tuple[list[DiffUnit], di
 
 
 def build_update_pipeline(
-    pipeline: beam.Pipeline, config: UpdateConfig, base: Base, units: list[DiffUnit], sites: dict, temp_dir: str
+    pipeline: beam.Pipeline,
+    config: UpdateConfig,
+    base: Base,
+    units: list[DiffUnit],
+    sites: dict,
+    temp_dir: str,
+    out_dir: str | None = None,
 ) -> None:
-    """Assemble the update graph on `pipeline` (see the module doc)."""
+    """Assemble the update graph on `pipeline` (see the module doc).
+
+    Every output goes under `out_dir` (the run's staging folder; default `config.out`) and is
+    read back by VerifyOutputs before the launcher publishes it.
+    """
+    out_dir = out_dir or config.out
     formats = config.formats or base.formats
     snapshot_date = None
     if config.date:
         snapshot_date = f"{config.date[:4]}-{config.date[4:6]}-{config.date[6:]}T00:00:00Z"
     write_opts = WriteOptions(
-        out_dir=config.out,
+        out_dir=out_dir,
         temp_dir=temp_dir,
         member_bytes=int(base.member_size_mb * 1_000_000),
         formats=frozenset(formats),
@@ -259,12 +306,12 @@ def build_update_pipeline(
         write_opts, dict(base.languages), no_errors, True
     )
     batches = resolved[TAG_BATCH] | "WriteBatches" >> WriteBatches(
-        config.out, dict(base.languages), write_opts.member_bytes, base.gzip_level
+        out_dir, dict(base.languages), write_opts.member_bytes, base.gzip_level
     )
     letters = (
         (diffs.deadletters, resolved.deadletters)
         | "FlattenDeadLetters" >> beam.Flatten()
-        | "WriteDeadLetters" >> WriteDeadLetters(config.out)
+        | "WriteDeadLetters" >> WriteDeadLetters(out_dir)
     )
     stats = (
         (diffs.stats, resolved.stats, rewritten[TAG_STATS])
@@ -278,7 +325,12 @@ def build_update_pipeline(
         batches,
         letters,
     ) | "FlattenOutputs" >> beam.Flatten()
-    report = (stats, outputs | "TagOutputs" >> beam.Map(lambda o: ("output", o))) | "FlattenReport" >> beam.Flatten()
+    verified = outputs | "VerifyStagedOutputs" >> VerifyOutputs()
+    report = (
+        stats,
+        verified.verified | "TagOutputs" >> beam.Map(lambda o: ("output", o)),
+        verified.problems | "TagVerifyProblems" >> beam.Map(lambda p: ("verify_problem", p)),
+    ) | "FlattenReport" >> beam.Flatten()
     _ = report | "CollectReport" >> CollectReport(join(temp_dir, "report.pickle"))
 
 
@@ -286,26 +338,40 @@ def build_update_pipeline(
 
 
 def run(config: UpdateConfig) -> dict:
-    """Run an update; returns the manifest. UsageError/RunFailed carry user-facing messages."""
-    if os.path.abspath(config.out) == os.path.abspath(config.base):
-        raise UsageError("--out must differ from --base (the base is read while the output is written)")
+    """Run an update; returns the manifest once it is published.
+
+    As `build`: `--out` is checked and locked before anything is read, outputs are staged, read
+    back and published with the manifest last (pipelines/commit.py). `--out` may not be `--base`
+    (compared after resolving links) and `--base` must be a complete wikisnap output.
+    """
+    folder = OutputFolder.open(config.out, "update", base=config.base, break_lock=config.break_lock)
+    try:
+        return _run_locked(config, folder)
+    except RunFailed:
+        raise
+    except BaseException:
+        folder.discard()
+        raise
+    finally:
+        folder.close()
+
+
+def _run_locked(config: UpdateConfig, folder: OutputFolder) -> dict:
     base = discover_base(config.base)
     units, sites = discover_diffs(config, base)
     options, runner, engine = pipeline_options(config)  # type: ignore[arg-type]
-    temp_dir = join(config.temp_location or join(config.out, ".wikisnap-tmp"), uuid.uuid4().hex[:12])
+    temp_dir = run_temp_dir(config.temp_location, config.beam_args, folder)
     log.info("wikisnap update: base %s (%d snapshots), %d diff(s)", config.base, len(base.snapshots), len(units))
     started = time.time()
     try:
         pipeline = beam.Pipeline(runner=runner, options=options)
-        build_update_pipeline(pipeline, config, base, units, sites, temp_dir)
+        build_update_pipeline(pipeline, config, base, units, sites, temp_dir, out_dir=folder.staging)
         pipeline.run().wait_until_finish()
         elapsed = time.time() - started
         report = pickle.loads(read_bytes(join(temp_dir, "report.pickle")))
     finally:
         if not config.keep_temp:
             remove_tree(temp_dir)
-            if not config.temp_location:
-                remove_empty_dir(join(config.out, ".wikisnap-tmp"))
     counts: dict[str, dict[str, int]] = {}
     for kind, item in report:
         if kind == "count":
@@ -328,15 +394,18 @@ def run(config: UpdateConfig) -> dict:
         "base": config.base,
         "diffs": [{"path": u.path, "kind": u.kind} for u in units],
         "counts": counts,
-        "outputs": [
-            {k: v for k, v in asdict(o).items() if v is not None} | {"path": relative_path(o.path, config.out)}
-            for o in outputs
-        ],
+        "outputs": manifest_outputs(outputs, folder.staging),
         "timing": {"seconds": round(elapsed, 3)},
     }
-    write_bytes(
-        join(config.out, "manifest.json"), (json.dumps(manifest, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
-    )
+    problems = sorted(item for kind, item in report if kind == "verify_problem")
+    if problems:
+        kept = folder.keep_failed({**manifest, "error": problems})
+        raise RunFailed(
+            "written files do not hold what the run wrote, so nothing was published:\n  - "
+            + "\n  - ".join(problems)
+            + f"\n{config.out} is unchanged; this run's report is in {kept}"
+        )
+    folder.publish(manifest, manifest["outputs"])
     return manifest
 
 

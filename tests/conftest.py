@@ -74,3 +74,21 @@ def enwiki_build(tmp_path_factory, build):
     code, stdout, stderr = build([ENWIKI], out)
     assert code == 0, stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def update():
+    """Run `wikisnap update` in-process: `update(base, diffs, out, *flags) -> (code, stdout, stderr)`."""
+    import contextlib
+    import io
+
+    from wikisnap.pipelines.cli import main
+
+    def _run(base, diffs, out, *flags):
+        stdout, stderr = io.StringIO(), io.StringIO()
+        argv = ["-q", "update", "--base", str(base), *[str(d) for d in diffs], "--out", str(out), *flags]
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(argv)
+        return code, stdout.getvalue(), stderr.getvalue()
+
+    return _run

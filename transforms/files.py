@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import fsspec
 import pyarrow as pa
 
+from wikisnap import faults
+
 _FRAME = struct.Struct("<II")  # compressed length, raw length
 _FRAME_TARGET = 4 << 20  # bytes of pickled records per spill frame
 _CODEC = "zstd"
@@ -46,12 +48,53 @@ def makedirs(path: str) -> None:
 
 
 def open_write(path: str):
-    """Open `path` for binary writing, creating parent folders."""
+    """Open `path` for binary writing, creating parent folders.
+
+    An OSError while writing or closing names `path`: a full disk must say which file and disk.
+    """
     fs, p = fs_for(path)
     parent = p.rsplit("/", 1)[0]
-    if parent and parent != p:
-        fs.makedirs(parent, exist_ok=True)
-    return fs.open(p, "wb")
+    try:
+        if parent and parent != p:
+            fs.makedirs(parent, exist_ok=True)
+        return _NamedWriter(fs.open(p, "wb"), path)
+    except OSError as exc:
+        raise _named(exc, path) from None
+
+
+def _named(exc: OSError, path: str) -> OSError:
+    if exc.filename or exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror, path)
+
+
+class _NamedWriter:
+    """A writable file whose OSErrors carry its path (fsspec's local files leave it out)."""
+
+    def __init__(self, f, path: str):
+        self._f = f
+        self.path = path
+
+    def write(self, data) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as exc:
+            raise _named(exc, self.path) from None
+
+    def close(self) -> None:
+        try:
+            self._f.close()
+        except OSError as exc:
+            raise _named(exc, self.path) from None
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 def open_read(path: str):
@@ -257,6 +300,7 @@ def assemble_tarball(path: str, members: list[tuple[str, MemberPart]], mtime: in
 
     with open_write(path) as out:
         for name, part in members:
+            faults.point(f"write:tarball:{name}")  # tests kill a build here, half-way through a tarball
             emit(out, gzip_member(tar_header(name, part.data_size, mtime)))
             with open_read(part.gz_path) as src:
                 while True:
