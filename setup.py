@@ -8,6 +8,7 @@ they install as sub-packages of `wikisnap` so nothing generic lands in site-pack
 from setuptools import setup
 
 VERSION = "0.1.0"
+HF = ["datasets>=3.0", "huggingface_hub>=0.24", "pyyaml>=6"]
 
 setup(
     name="wikisnap",
@@ -43,12 +44,14 @@ setup(
         "aiohttp>=3.9",
     ],
     extras_require={
-        "test": ["pytest>=8", "jsonschema>=4.18"],
-        "dev": ["pytest>=8", "jsonschema>=4.18", "ruff>=0.5"],
+        # `wikisnap publish --layout hf`: the dataset card's features and the upload
+        "hf": HF,
+        "test": ["pytest>=8", "jsonschema>=4.18", *HF],
+        "dev": ["pytest>=8", "jsonschema>=4.18", "ruff>=0.5", *HF],
         "gcp": ["apache-beam[gcp]", "gcsfs"],
         "s3": ["s3fs"],
         # peers measured by benchmarks/run.py; never imported by wikisnap itself
-        "bench": ["wikiextractor==3.1.0", "mwxml>=0.3.3"],
+        "bench": ["wikiextractor==3.1.0", "mwxml>=0.3.3", "smart-open>=7"],
     },
     entry_points={"console_scripts": ["wikisnap=wikisnap.pipelines.cli:main"]},
     classifiers=[

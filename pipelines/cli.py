@@ -65,6 +65,23 @@ def make_parser() -> argparse.ArgumentParser:
         "folders of dead runs. Exit 0 when the folder is a clean wikisnap output.",
     )
     recover.add_argument("out", metavar="DIR", help="the output folder")
+    from wikisnap.pipelines.publish import add_publish_arguments
+
+    publish = commands.add_parser(
+        "publish",
+        help="a committed snapshot → a dumps-mirror run (runs/YYYYMMDD/) or a HuggingFace dataset",
+        description="Publish a committed build/update output: --layout mirror writes DEST/runs/YYYYMMDD/ as "
+        "Wikimedia's mirrors publish WME snapshots (checksums, dumpstatus.json last, then latest); --layout hf "
+        "writes a dataset repository folder (Parquet shards + dataset card) or uploads it to hf://datasets/ORG/NAME.",
+    )
+    add_publish_arguments(publish)
+    verify = commands.add_parser(
+        "verify",
+        help="re-check a published run (md5sums, sha1sums, dumpstatus.json) or a snapshot (manifest.json)",
+        description="Recompute every checksum of a published mirror run or of a snapshot folder; exit 2 on any "
+        "mismatch, missing file or incomplete run.",
+    )
+    verify.add_argument("folder", metavar="DIR", help="DEST/runs/YYYYMMDD, or a build/update --out (path or URL)")
     return parser
 
 
@@ -115,6 +132,14 @@ def main(argv: list[str] | None = None) -> int:
         from wikisnap.pipelines.update import main_update
 
         return main_update(args, beam_args)
+    if args.command == "publish":
+        from wikisnap.pipelines.publish import main_publish
+
+        return main_publish(args)
+    if args.command == "verify":
+        from wikisnap.pipelines.publish import main_verify
+
+        return main_verify(args.folder)
     if args.command == "recover":
         from wikisnap.pipelines.commit import main_recover
 

@@ -316,3 +316,20 @@ def test_publish_through_fsspec_lists_exactly_what_is_there(build):
         assert not fs.exists(f"/wikisnap-test/out/{CONTROL}/lock")  # released
     finally:
         fs.rm("/wikisnap-test", recursive=True)
+
+
+def test_update_publishes_through_the_same_protocol(good_out, tmp_path):
+    """`update` stages and commits like `build`: a kill while it publishes is rolled back."""
+    events = Path(__file__).parent / "data" / "events" / "polars-guide__enwiki-recentchange-100.ndjson"
+    out = tmp_path / "updated"
+    code, _o, err = run_cli(["update", "--base", good_out, events, "--out", out])
+    assert code == 0, err
+    before = tree(out)
+    kill_at(
+        ["update", "--base", good_out, events, "--out", out, "--date", "20240101"], "publish:moved-file", tmp_path / "f"
+    )
+    assert not (out / "manifest.json").exists()
+    code, _o, err = run_cli(["update", "--base", good_out, events, "--out", out])
+    assert code == 0, err
+    assert "restoring the previous output" in err
+    assert data_files(out) == {k: v for k, v in before.items() if k != "manifest.json"}

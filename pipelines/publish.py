@@ -1,0 +1,492 @@
+"""`wikisnap publish`: a committed snapshot → a dumps-mirror run, or a HuggingFace dataset.
+
+    wikisnap publish OUT --to /srv/mirror/enterprise                       # mirror layout
+    wikisnap publish OUT --to rsync://mirror.example.org/enterprise        # the same, to an rsync daemon
+    wikisnap publish OUT --to ./hf-enwiki --layout hf                      # a dataset repository folder
+    wikisnap publish OUT --to hf://datasets/ORG/NAME [--dry-run]           # … uploaded with huggingface_hub
+
+The input must be a committed `build`/`update` output: its manifest is read and every file it
+lists is checked (size and md5) before anything is copied.
+
+Mirror layout (what Wikimedia's mirrors publish under other/enterprise_html/runs/):
+
+    DEST/runs/{YYYYMMDD}/{db}-NS{ns}-{YYYYMMDD}-ENTERPRISE-HTML.json.tar.gz     records carry HTML
+    DEST/runs/{YYYYMMDD}/{db}-NS{ns}-{YYYYMMDD}-WIKISNAP-WIKITEXT.json.tar.gz   wikitext only
+    DEST/runs/{YYYYMMDD}/{tarball name minus .json.tar.gz, last word STATS}.json  {"wiki","md5sum","date_modified"}
+    DEST/runs/{YYYYMMDD}/md5sums.txt, sha1sums.txt     coreutils format, as WMF's dumps
+    DEST/runs/{YYYYMMDD}/wikisnap-manifest.json        the snapshot's manifest (inputs, counts)
+    DEST/runs/{YYYYMMDD}/index.html                    a plain listing
+    DEST/runs/{YYYYMMDD}/dumpstatus.json               written last: files, sizes, checksums, "done"
+    DEST/latest -> runs/{YYYYMMDD} (symlink where the target has them) and DEST/latest.txt
+
+A run is complete when its dumpstatus.json says `done`; `latest` moves only then. Files are
+copied data first, status last; an interrupted publish is resumed by running it again, which
+skips every file already at DEST with the same checksum. A published run is immutable: the same
+date with other bytes is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import html
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from wikisnap import faults
+from wikisnap.pipelines.commit import EXIT_BAD_INPUT, EXIT_ENVIRONMENT
+from wikisnap.pipelines.destinations import DestinationError, destination_for
+from wikisnap.transforms.files import fs_for
+
+log = logging.getLogger("wikisnap")
+
+STATUS = "dumpstatus.json"
+HF_PREFIX = "hf://datasets/"
+
+
+class PublishError(Exception):
+    """The snapshot or the destination cannot be published as asked; the message says why."""
+
+
+@dataclass
+class PublishConfig:
+    snapshot: str
+    to: str
+    layout: str | None = None  # None: hf for hf:// URLs, else mirror
+    run_date: str | None = None  # YYYYMMDD; default: the snapshot's date
+    keep: int | None = None
+    shard_mb: float = 256.0
+    dry_run: bool = False
+    work_dir: str | None = None
+
+
+# -- the snapshot --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SnapshotFile:
+    """One file of a committed snapshot, checked against its manifest."""
+
+    kind: str
+    dbname: str
+    ns: int | None
+    path: str  # local path
+    rel: str  # path in the snapshot folder
+    bytes: int
+    md5: str
+    sha1: str = ""
+    records: int = 0
+
+
+@dataclass
+class Snapshot:
+    folder: str
+    manifest: dict
+    files: list[SnapshotFile] = field(default_factory=list)
+
+    def of_kind(self, kind: str) -> list[SnapshotFile]:
+        return [f for f in self.files if f.kind == kind]
+
+
+def load_snapshot(folder: str) -> Snapshot:
+    """A committed wikisnap output, every listed file hashed and compared with its manifest.
+
+    PublishError names the first problem: no manifest, a missing file, another size or md5.
+    """
+    if "://" in folder and not folder.startswith("file://"):
+        raise PublishError(f"{folder}: publish reads a snapshot from a local folder")
+    folder = folder[len("file://") :] if folder.startswith("file://") else folder
+    manifest_path = os.path.join(folder, "manifest.json")
+    try:
+        with open(manifest_path, "rb") as f:
+            manifest = json.loads(f.read())
+    except FileNotFoundError:
+        raise PublishError(
+            f"{folder}: no manifest.json, so not a committed wikisnap output (a run still going, killed, or "
+            "never made); publish the --out of a build or update that finished"
+        ) from None
+    except ValueError as exc:
+        raise PublishError(f"{manifest_path}: not valid JSON ({exc})") from None
+    if manifest.get("tool", {}).get("name") != "wikisnap":
+        raise PublishError(f"{manifest_path}: not a wikisnap manifest")
+    snapshot = Snapshot(folder=folder, manifest=manifest)
+    for entry in manifest.get("outputs", []):
+        path = os.path.join(folder, entry["path"])
+        if not os.path.isfile(path):
+            raise PublishError(f"{folder}: {entry['path']} is listed in the manifest but missing")
+        md5, sha1 = hashlib.md5(), hashlib.sha1()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 22):
+                md5.update(chunk)
+                sha1.update(chunk)
+        size = os.path.getsize(path)
+        if size != entry["bytes"] or md5.hexdigest() != entry["md5"]:
+            raise PublishError(
+                f"{folder}: {entry['path']} has {size:,} bytes and md5 {md5.hexdigest()}, its manifest says "
+                f"{entry['bytes']:,} and {entry['md5']}: the snapshot changed after it was committed"
+            )
+        snapshot.files.append(
+            SnapshotFile(
+                kind=entry["kind"],
+                dbname=entry["dbname"],
+                ns=entry.get("ns"),
+                path=path,
+                rel=entry["path"],
+                bytes=size,
+                md5=md5.hexdigest(),
+                sha1=sha1.hexdigest(),
+                records=entry.get("records", 0),
+            )
+        )
+    if not snapshot.of_kind("tarball") and not snapshot.of_kind("parquet"):
+        raise PublishError(f"{folder}: the manifest lists no snapshot tarball or Parquet shard to publish")
+    return snapshot
+
+
+def first_record(tarball: str) -> dict:
+    """The first NDJSON record of a snapshot tarball (its first member, after the tar header)."""
+    with gzip.open(tarball, "rb") as f:
+        f.read(512)  # the first member's tar header
+        line = f.readline(1 << 30)
+    return json.loads(line)
+
+
+def snapshot_date(snapshot: Snapshot) -> str:
+    """YYYYMMDD of a snapshot: its --date, else the newest date_modified of its metadata."""
+    if snapshot.manifest.get("options", {}).get("date"):
+        return snapshot.manifest["options"]["date"]
+    dates = []
+    for meta in snapshot.of_kind("metadata"):
+        with open(meta.path, "rb") as f:
+            dates.append(json.loads(f.read()).get("date_modified", ""))
+    if not dates:
+        raise PublishError(f"{snapshot.folder}: no snapshot metadata to date the run; give --run-date")
+    return max(dates)[:10].replace("-", "")
+
+
+# -- mirror layout -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MirrorFile:
+    rel: str  # name inside the run folder
+    local: str
+    bytes: int
+    md5: str
+    sha1: str
+
+
+def mirror_name(dbname: str, ns: int, date: str, has_html: bool) -> str:
+    """WMF's name for an Enterprise HTML dump, and wikisnap's as regular twin for wikitext-only ones."""
+    kind = "ENTERPRISE-HTML" if has_html else "WIKISNAP-WIKITEXT"
+    return f"{dbname}-NS{ns}-{date}-{kind}.json.tar.gz"
+
+
+def stats_name(tarball_name: str) -> str:
+    """`…-ENTERPRISE-HTML.json.tar.gz` → `…-ENTERPRISE-STATS.json` (WMF's pairing), likewise for ours."""
+    stem = tarball_name[: -len(".json.tar.gz")]
+    return stem.rsplit("-", 1)[0] + "-STATS.json"
+
+
+def plan_mirror_run(snapshot: Snapshot, date: str, scratch: str) -> list[MirrorFile]:
+    """Every file of a mirror run, in publishing order (status last); small files written to `scratch`."""
+    files: list[MirrorFile] = []
+
+    def small(rel: str, data: bytes) -> None:
+        path = os.path.join(scratch, rel)
+        with open(path, "wb") as f:
+            f.write(data)
+        files.append(MirrorFile(rel, path, len(data), hashlib.md5(data).hexdigest(), hashlib.sha1(data).hexdigest()))
+
+    metadata = {(m.dbname, m.ns): m for m in snapshot.of_kind("metadata")}
+    stats = []
+    for tar in sorted(snapshot.of_kind("tarball"), key=lambda f: (f.dbname, f.ns)):
+        record = first_record(tar.path)
+        name = mirror_name(tar.dbname, tar.ns, date, bool(record.get("article_body", {}).get("html")))
+        files.append(MirrorFile(name, tar.path, tar.bytes, tar.md5, tar.sha1))
+        meta = metadata.get((tar.dbname, tar.ns))
+        modified = ""
+        if meta is not None:
+            with open(meta.path, "rb") as f:
+                modified = json.loads(f.read()).get("date_modified", "")
+        stats.append((stats_name(name), {"wiki": tar.dbname, "md5sum": tar.md5, "date_modified": modified}))
+    if not files:
+        raise PublishError(
+            f"{snapshot.folder}: no snapshot tarball to publish in the mirror layout (built without ndjson?)"
+        )
+    for rel, obj in stats:
+        small(rel, (json.dumps(obj, separators=(",", ":")) + "\n").encode("utf-8"))
+    small("wikisnap-manifest.json", json.dumps(snapshot.manifest, ensure_ascii=False, indent=1).encode("utf-8") + b"\n")
+    listed = sorted(files, key=lambda f: f.rel)
+    small("md5sums.txt", "".join(f"{f.md5}  {f.rel}\n" for f in listed).encode("utf-8"))
+    small("sha1sums.txt", "".join(f"{f.sha1}  {f.rel}\n" for f in listed).encode("utf-8"))
+    small("index.html", index_html(date, sorted(files, key=lambda f: f.rel)))
+    return files
+
+
+def index_html(date: str, files: list[MirrorFile]) -> bytes:
+    rows = "\n".join(
+        f'<tr><td><a href="{html.escape(f.rel)}">{html.escape(f.rel)}</a></td>'
+        f"<td>{f.bytes:,}</td><td><code>{f.md5}</code></td></tr>"
+        for f in files
+    )
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>wikisnap run {date}</title></head>
+<body><h1>wikisnap run {date}</h1>
+<p>Wikimedia Enterprise-format snapshots built with wikisnap from Wikimedia's public dumps.
+Checksums: <a href="md5sums.txt">md5sums.txt</a>, <a href="sha1sums.txt">sha1sums.txt</a>;
+status: <a href="{STATUS}">{STATUS}</a>. Content © Wikimedia contributors, under the licence
+named in each record's <code>license</code> field.</p>
+<table><tr><th>file</th><th>bytes</th><th>md5</th></tr>
+{rows}
+</table></body></html>
+"""
+    return page.encode("utf-8")
+
+
+def status_document(date: str, files: list[MirrorFile], updated: str, state: str) -> bytes:
+    """A dumpstatus.json as WMF writes one (one job), readable by `wikisnap build --dump-run` too."""
+    doc = {
+        "jobs": {
+            "wikisnap": {
+                "status": state,
+                "updated": updated,
+                "files": {
+                    f.rel: {"size": f.bytes, "md5": f.md5, "sha1": f.sha1} for f in sorted(files, key=lambda f: f.rel)
+                },
+            }
+        },
+        "version": "0.8",
+        "wikisnap": {"run": date},
+    }
+    return (json.dumps(doc, indent=1) + "\n").encode("utf-8")
+
+
+@dataclass
+class MirrorResult:
+    run: str
+    copied: list[str]
+    skipped: list[str]
+    pruned: list[str]
+
+
+def publish_mirror(snapshot: Snapshot, config: PublishConfig) -> MirrorResult:
+    """Copy a snapshot into DEST/runs/{date}/ (data first, status last), move latest, prune old runs."""
+    date = config.run_date or snapshot_date(snapshot)
+    dest = destination_for(config.to)
+    run = f"runs/{date}"
+    with tempfile.TemporaryDirectory(prefix="wikisnap-publish-") as scratch:
+        files = plan_mirror_run(snapshot, date, scratch)
+        modified = max(
+            (json.loads(open(m.path, "rb").read()).get("date_modified", "") for m in snapshot.of_kind("metadata")),
+            default="",
+        )
+        updated = modified.replace("T", " ").rstrip("Z") or f"{date[:4]}-{date[4:6]}-{date[6:]} 00:00:00"
+        existing = dest.read_bytes(f"{run}/{STATUS}")
+        if existing is not None:
+            status = json.loads(existing).get("jobs", {}).get("wikisnap", {})
+            published = {name: entry.get("md5") for name, entry in status.get("files", {}).items()}
+            if status.get("status") == "done":
+                if published == {f.rel: f.md5 for f in files}:
+                    log.info("%s/%s: already published with these bytes; nothing to do", config.to, run)
+                    _point_latest(dest, run, date)
+                    return MirrorResult(run, [], [f.rel for f in files], prune(dest, config.keep, date))
+                raise PublishError(
+                    f"{config.to}/{run} is already published with other files: a published run is immutable; "
+                    "give another --run-date"
+                )
+        if config.dry_run:
+            for f in files:
+                print(f"{run}/{f.rel}  {f.bytes:,} bytes  md5 {f.md5}")
+            print(f"{run}/{STATUS}  written last; then latest -> {run}")
+            return MirrorResult(run, [], [], [])
+        # An interrupted earlier attempt may have left some files: they stay if their checksum matches.
+        dest.write_bytes(f"{run}/{STATUS}", status_document(date, files, updated, "in-progress"))
+        copied, skipped = [], []
+        for f in files:
+            if dest.same(f.local, f"{run}/{f.rel}", f.md5):
+                skipped.append(f.rel)
+                continue
+            dest.put(f.local, f"{run}/{f.rel}")
+            copied.append(f.rel)
+            faults.point(f"publish-mirror:copied:{f.rel}")
+        dest.write_bytes(f"{run}/{STATUS}", status_document(date, files, updated, "done"))
+    _point_latest(dest, run, date)
+    return MirrorResult(run, copied, skipped, prune(dest, config.keep, date))
+
+
+def _point_latest(dest, run: str, date: str) -> None:
+    """Move `latest` to `run` unless a newer complete run is already there."""
+    current = (dest.read_bytes("latest.txt") or b"").decode("utf-8").strip()
+    if current and current.rsplit("/", 1)[-1] > date:
+        return
+    dest.point_latest(run)
+
+
+def prune(dest, keep: int | None, newest: str) -> list[str]:
+    """Remove the oldest runs beyond `keep` (complete or not); never the one `latest` names."""
+    if not keep:
+        return []
+    runs = sorted(name for name in dest.listdir("runs") if name.isdigit() and len(name) == 8)
+    latest = (dest.read_bytes("latest.txt") or b"").decode("utf-8").strip().rsplit("/", 1)[-1]
+    doomed = [r for r in runs[: max(len(runs) - keep, 0)] if r != latest]
+    for name in doomed:
+        log.info("removing run %s (--keep %d)", name, keep)
+        dest.delete_tree(f"runs/{name}")
+    return doomed
+
+
+# -- verify --------------------------------------------------------------------------------------------------
+
+
+def verify_folder(folder: str) -> list[str]:
+    """Problems of a published mirror run (dumpstatus.json + checksum files) or a snapshot (manifest.json)."""
+    fs, root = fs_for(folder)
+    root = root.rstrip("/")
+    problems: list[str] = []
+
+    def digest(rel: str) -> tuple[str, str, int] | None:
+        path = f"{root}/{rel}"
+        if not fs.exists(path):
+            return None
+        md5, sha1, size = hashlib.md5(), hashlib.sha1(), 0
+        with fs.open(path, "rb") as f:
+            while chunk := f.read(1 << 22):
+                md5.update(chunk)
+                sha1.update(chunk)
+                size += len(chunk)
+        return md5.hexdigest(), sha1.hexdigest(), size
+
+    if fs.exists(f"{root}/{STATUS}"):
+        status = json.loads(fs.cat_file(f"{root}/{STATUS}")).get("jobs", {}).get("wikisnap", {})
+        if status.get("status") != "done":
+            problems.append(f"{folder}: {STATUS} says {status.get('status')!r}, not 'done': the run is incomplete")
+        expected: dict[str, dict[str, str]] = {}
+        for sums, algo in (("md5sums.txt", "md5"), ("sha1sums.txt", "sha1")):
+            if not fs.exists(f"{root}/{sums}"):
+                problems.append(f"{folder}: {sums} is missing")
+                continue
+            for line in fs.cat_file(f"{root}/{sums}").decode("utf-8").splitlines():
+                value, _, name = line.partition("  ")
+                expected.setdefault(name, {})[algo] = value
+        for name, entry in status.get("files", {}).items():
+            want = expected.setdefault(name, {})
+            for key in ("size", "md5", "sha1"):
+                if entry.get(key) is not None and want.setdefault(key, entry[key]) != entry[key]:
+                    problems.append(f"{folder}/{name}: {STATUS} and the {key} checksum file disagree")
+        for name, want in sorted(expected.items()):
+            got = digest(name)
+            if got is None:
+                problems.append(f"{folder}/{name}: missing")
+                continue
+            md5, sha1, size = got
+            if "md5" in want and want["md5"] != md5:
+                problems.append(f"{folder}/{name}: md5 {md5}, the run's checksums say {want['md5']}")
+            if "sha1" in want and want["sha1"] != sha1:
+                problems.append(f"{folder}/{name}: sha1 {sha1}, the run's checksums say {want['sha1']}")
+            if want.get("size") is not None and want["size"] != size:
+                problems.append(f"{folder}/{name}: {size:,} bytes, {STATUS} says {want['size']:,}")
+        return problems
+    if fs.exists(f"{root}/manifest.json"):
+        manifest = json.loads(fs.cat_file(f"{root}/manifest.json"))
+        for entry in manifest.get("outputs", []):
+            got = digest(entry["path"])
+            if got is None:
+                problems.append(f"{folder}/{entry['path']}: missing")
+            elif got[0] != entry["md5"] or got[2] != entry["bytes"]:
+                problems.append(
+                    f"{folder}/{entry['path']}: md5 {got[0]} ({got[2]:,} bytes), manifest says {entry['md5']} ({entry['bytes']:,})"
+                )
+        return problems
+    return [f"{folder}: neither {STATUS} (a published run) nor manifest.json (a snapshot): nothing to verify"]
+
+
+# -- command line ----------------------------------------------------------------------------------------------
+
+
+def add_publish_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("snapshot", metavar="SNAPSHOT_DIR", help="a committed build/update output (has manifest.json)")
+    parser.add_argument(
+        "--to",
+        required=True,
+        metavar="DEST",
+        help="a folder, an fsspec URL (file://, s3://, gs://), rsync://host[:port]/module/path, or "
+        "hf://datasets/ORG/NAME",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=("mirror", "hf"),
+        default=None,
+        help="mirror: runs/YYYYMMDD/ as dumps mirrors publish WME snapshots (default); hf: a HuggingFace dataset "
+        "repository (default for hf:// destinations)",
+    )
+    parser.add_argument("--run-date", metavar="YYYYMMDD", default=None, help="the run's date (default: the snapshot's)")
+    parser.add_argument(
+        "--keep", type=int, default=None, metavar="N", help="mirror: keep the newest N runs, remove older ones"
+    )
+    parser.add_argument(
+        "--shard-mb", type=float, default=256.0, metavar="MB", help="hf: largest Parquet shard (default 256)"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print what would be written or uploaded, change nothing"
+    )
+    parser.add_argument(
+        "--work-dir",
+        metavar="DIR",
+        default=None,
+        help="hf://: where the dataset folder is assembled before the upload (default: a temp folder)",
+    )
+
+
+def main_publish(args: argparse.Namespace) -> int:
+    config = PublishConfig(
+        snapshot=args.snapshot,
+        to=args.to,
+        layout=args.layout,
+        run_date=args.run_date,
+        keep=args.keep,
+        shard_mb=args.shard_mb,
+        dry_run=args.dry_run,
+        work_dir=args.work_dir,
+    )
+    layout = config.layout or ("hf" if config.to.startswith(HF_PREFIX) else "mirror")
+    started = time.time()
+    try:
+        snapshot = load_snapshot(config.snapshot)
+        if layout == "hf":
+            from wikisnap.pipelines.hfdataset import publish_hf
+
+            print(publish_hf(snapshot, config))
+            return 0
+        if config.to.startswith(HF_PREFIX):
+            raise PublishError("hf:// destinations take --layout hf")
+        result = publish_mirror(snapshot, config)
+    except PublishError as exc:
+        print(f"wikisnap publish: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (DestinationError, OSError) as exc:
+        print(f"wikisnap publish: error: {exc}; run the same command again to resume", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    if not config.dry_run:
+        print(
+            f"published {config.to}/{result.run} in {time.time() - started:.1f} s: {len(result.copied)} file(s) copied, "
+            f"{len(result.skipped)} already there"
+            + (f"; removed old runs {', '.join(result.pruned)}" if result.pruned else "")
+        )
+    return 0
+
+
+def main_verify(folder: str) -> int:
+    problems = verify_folder(folder)
+    for problem in problems:
+        print(f"wikisnap verify: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_BAD_INPUT
+    print(f"{folder}: every file matches its checksums")
+    return 0
