@@ -84,7 +84,10 @@ def main(argv: list[str]) -> None:
 
         corpus = str(HERE / "corpus" / "enwiki-x20.xml.bz2")
         if not Path(corpus).exists():
-            sample = HERE.parent / "tests/data/xml/gensim__enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+            sample = (
+                HERE.parent
+                / "tests/data/xml/gensim__enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+            )
             make_corpus.main([str(sample), "--copies", "20", "--out", corpus])
     xml_mb = wikisnap_bytes(corpus) / 1e6
     rows = []
