@@ -86,6 +86,7 @@ class BuildConfig:
     spill_mb: int = 64
     max_page_bytes: int = 32 << 20
     allow_truncated: bool = False
+    fail_on_dead_letters: bool = False
     siteinfo_from: str | None = None
     index: str | None = None
     unit_mb: float = 64.0
@@ -232,6 +233,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep the complete pages of a truncated file (and publish) instead of failing the run",
     )
+    add_fail_on_dead_letters(parser)
     parser.add_argument(
         "--siteinfo-from",
         metavar="DUMP",
@@ -311,6 +313,26 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_fail_on_dead_letters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fail-on-dead-letters",
+        action="store_true",
+        help="fail the run (exit 2, nothing published) when any page or line became a dead letter; "
+        "for scheduled runs that must not publish partial data",
+    )
+
+
+def check_dead_letters(report: list, fail: bool) -> None:
+    """With --fail-on-dead-letters: RunFailed naming the dead-letter files when the run made any."""
+    files = sorted((o for kind, o in report if kind == "output" and o.kind == "deadletter"), key=lambda o: o.path)
+    total = sum(o.records for o in files)
+    if fail and total:
+        where = ", ".join(f"{o.path} ({o.records:,})" for o in files)
+        raise RunFailed(
+            f"{total:,} dead letter(s) and --fail-on-dead-letters, so nothing was published; read why in {where}"
+        )
+
+
 def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildConfig:
     return BuildConfig(
         inputs=list(args.inputs),
@@ -325,6 +347,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildCon
         spill_mb=args.spill_mb,
         max_page_bytes=args.max_page_bytes,
         allow_truncated=args.allow_truncated,
+        fail_on_dead_letters=args.fail_on_dead_letters,
         siteinfo_from=args.siteinfo_from,
         index=args.index,
         unit_mb=args.unit_mb,
@@ -848,6 +871,7 @@ def run(config: BuildConfig) -> dict:
             f"{len(errors)} input(s) could not be read to the end, so nothing was published:\n{lines}\n"
             "Fix or re-download the file(s); --allow-truncated keeps their complete pages instead."
         )
+    check_dead_letters(report, config.fail_on_dead_letters)
     problems = reconcile(counts)
     if problems:
         raise RunFailed(

@@ -30,7 +30,10 @@ import wikisnap
 from wikisnap.pipelines.build import (
     FORMATS,
     CollectReport,
+    RunFailed,
     UsageError,
+    add_fail_on_dead_letters,
+    check_dead_letters,
     parse_date,
     parse_formats,
     pipeline_options,
@@ -40,14 +43,26 @@ from wikisnap.pipelines.build import (
 )
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.batches import WriteBatches
-from wikisnap.transforms.diffs import DiffContext, DiffError, DiffUnit, ReadDiffs, classify_diff
+from wikisnap.transforms.diffs import TAG_ERRORS as TAG_DIFF_ERRORS
+from wikisnap.transforms.diffs import (
+    DiffContext,
+    DiffError,
+    DiffInputError,
+    DiffUnit,
+    ReadDiffs,
+    classify_diff,
+)
 from wikisnap.transforms.dumpreader import DumpError, read_siteinfo
 from wikisnap.transforms.files import fs_for, join, read_bytes, remove_empty_dir, remove_tree, write_bytes
 from wikisnap.transforms.merge import (
+    FIX_BASE,
     TAG_BATCH,
     TAG_COPIED,
+    TAG_ERRORS,
+    TAG_HITS,
     TAG_PARTS,
     TAG_STATS,
+    BaseError,
     BaseSnapshot,
     FindInBase,
     ResolveChanges,
@@ -72,6 +87,8 @@ class UpdateConfig:
     temp_location: str | None = None
     keep_temp: bool = False
     beam_args: list[str] = field(default_factory=list)
+    allow_truncated: bool = False  # apply the complete part of a cut-off diff (never of a damaged base)
+    fail_on_dead_letters: bool = False
 
 
 def add_update_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +117,13 @@ def add_update_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-page-bytes", type=positive_int, default=32 << 20, metavar="N")
     parser.add_argument("--temp-location", metavar="DIR", default=None)
     parser.add_argument("--keep-temp", action="store_true")
+    parser.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="apply the complete part of a cut-off or corrupt diff (and publish) instead of failing the run; "
+        "a damaged base snapshot always fails it",
+    )
+    add_fail_on_dead_letters(parser)
 
 
 def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> UpdateConfig:
@@ -115,6 +139,8 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> UpdateCo
         temp_location=args.temp_location,
         keep_temp=args.keep_temp,
         beam_args=list(beam_args),
+        allow_truncated=args.allow_truncated,
+        fail_on_dead_letters=args.fail_on_dead_letters,
     )
 
 
@@ -155,11 +181,9 @@ def discover_base(path: str) -> Base:
         parquet = tuple(protocol + p for p in sorted(fs.glob(f"{root}/parquet/{sid}/*.parquet")))
         snapshots.append(BaseSnapshot(db, int(ns_text), join(path, name), meta_path if meta else None, parquet))
         if db not in urls:
-            for line in iter_snapshot_lines(join(path, name)):
-                record = json.loads(line)
-                urls[db] = record.get("is_part_of", {}).get("url", "")
-                languages.setdefault(db, record.get("in_language", {}).get("identifier", ""))
-                break
+            record = first_record(join(path, name))
+            urls[db] = record.get("is_part_of", {}).get("url", "")
+            languages.setdefault(db, record.get("in_language", {}).get("identifier", ""))
     if not snapshots:
         raise UsageError(f"--base {path}: holds no {{db}}_namespace_{{ns}}.tar.gz snapshot")
     namespaces = frozenset(options.get("namespaces") or sorted({s.ns for s in snapshots}))
@@ -172,6 +196,18 @@ def discover_base(path: str) -> Base:
         languages=languages,
         project_urls=urls,
     )
+
+
+def first_record(tarball: str) -> dict:
+    """The first record of a base snapshot; UsageError naming the tarball when it cannot be read."""
+    try:
+        for line in iter_snapshot_lines(tarball):
+            return json.loads(line)
+    except BaseError as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:
+        raise UsageError(f"{tarball}: base snapshot's first line is not a WME record ({exc}); {FIX_BASE}") from None
+    raise UsageError(f"{tarball}: base snapshot holds no record; {FIX_BASE}")
 
 
 def discover_diffs(config: UpdateConfig, base: Base) -> tuple[list[DiffUnit], dict[str, SiteInfo]]:
@@ -244,7 +280,8 @@ def build_update_pipeline(
         | "ListChanges" >> beam.MapTuple(lambda db, changes: (db, list(changes)))
     )
     snapshots = pipeline | "CreateBaseSnapshots" >> beam.Create(list(base.snapshots))
-    hits = snapshots | "FindInBase" >> FindInBase(by_wiki)
+    found = snapshots | "FindInBase" >> FindInBase(by_wiki)
+    hits = found[TAG_HITS]
     resolved = (by_wiki, hits) | "ResolveChanges" >> ResolveChanges(sites, base.namespaces)
     changed = resolved.changed
     if not same_formats:
@@ -253,12 +290,19 @@ def build_update_pipeline(
             changed,
             snapshots | "TouchEverySnapshot" >> beam.Map(lambda s: ((s.dbname, s.ns), (-1, None))),
         ) | "FlattenTouches" >> beam.Flatten()
-    rewritten = (snapshots, changed) | "RewriteSnapshots" >> RewriteSnapshots(write_opts)
-    no_errors = pipeline | "NoInputErrors" >> beam.Create([])
-    assembled = rewritten[TAG_PARTS] | "AssembleSnapshots" >> AssembleSnapshots(
-        write_opts, dict(base.languages), no_errors, True
+    # Input errors: DiffInputErrors (excused by --allow-truncated) and base errors (str, never).
+    early_errors = (diffs[TAG_DIFF_ERRORS], found[TAG_ERRORS]) | "FlattenEarlyErrors" >> beam.Flatten()
+    rewritten = (snapshots, changed) | "RewriteSnapshots" >> RewriteSnapshots(
+        write_opts, early_errors | "KeepBlockingEarlyErrors" >> beam.Filter(blocks, config.allow_truncated)
     )
-    batches = resolved[TAG_BATCH] | "WriteBatches" >> WriteBatches(
+    input_errors = (early_errors, rewritten[TAG_ERRORS]) | "FlattenInputErrors" >> beam.Flatten()
+    assembled = rewritten[TAG_PARTS] | "AssembleSnapshots" >> AssembleSnapshots(
+        write_opts, dict(base.languages), input_errors, config.allow_truncated
+    )
+    batch_entries = resolved[TAG_BATCH] | "WithholdBatchesOnErrors" >> beam.ParDo(
+        _WithholdFn(config.allow_truncated), errors=beam.pvalue.AsList(input_errors)
+    )
+    batches = batch_entries | "WriteBatches" >> WriteBatches(
         config.out, dict(base.languages), write_opts.member_bytes, base.gzip_level
     )
     letters = (
@@ -278,11 +322,54 @@ def build_update_pipeline(
         batches,
         letters,
     ) | "FlattenOutputs" >> beam.Flatten()
-    report = (stats, outputs | "TagOutputs" >> beam.Map(lambda o: ("output", o))) | "FlattenReport" >> beam.Flatten()
+    report = (
+        stats,
+        outputs | "TagOutputs" >> beam.Map(lambda o: ("output", o)),
+        input_errors | "TagInputErrors" >> beam.Map(lambda e: ("input_error", e)),
+    ) | "FlattenReport" >> beam.Flatten()
     _ = report | "CollectReport" >> CollectReport(join(temp_dir, "report.pickle"))
 
 
+def blocks(error, allow_truncated: bool) -> bool:
+    """Whether an input error withholds the outputs: a base error (str) always, a diff's unless allowed."""
+    return isinstance(error, str) or not allow_truncated
+
+
+class _WithholdFn(beam.DoFn):
+    """Passes batch entries through only when no input error withholds the run's outputs."""
+
+    def __init__(self, allow_truncated: bool):
+        self.allow_truncated = allow_truncated
+
+    def process(self, entry, errors):
+        if not any(blocks(e, self.allow_truncated) for e in errors):
+            yield entry
+
+
 # -- run -------------------------------------------------------------------------------------
+
+
+def check_input_errors(report: list, config: UpdateConfig) -> list[DiffInputError]:
+    """RunFailed (exit 2) naming every unreadable diff or base tarball, unless only diffs failed and
+    --allow-truncated was given; returns the excused diff errors (the manifest lists them)."""
+    errors = [item for kind, item in report if kind == "input_error"]
+    base_errors = sorted(e for e in errors if isinstance(e, str))
+    diff_errors = sorted((e for e in errors if isinstance(e, DiffInputError)), key=lambda e: e.path)
+    failing = base_errors + ([] if config.allow_truncated else [e.message for e in diff_errors])
+    if failing:
+        raise RunFailed(
+            f"{len(failing)} input(s) could not be read to the end, so nothing was published:\n  - "
+            + "\n  - ".join(failing)
+        )
+    for error in diff_errors:
+        log.warning("--allow-truncated: applied only the complete part of %s", error.message)
+    return diff_errors
+
+
+def describe_diffs(units: list[DiffUnit], excused: list[DiffInputError]) -> list[dict]:
+    """Manifest entries of the diffs; a diff cut off under --allow-truncated carries its error."""
+    errors = {e.path: e.message for e in excused}
+    return [{"path": u.path, "kind": u.kind} | ({"error": errors[u.path]} if u.path in errors else {}) for u in units]
 
 
 def run(config: UpdateConfig) -> dict:
@@ -306,6 +393,8 @@ def run(config: UpdateConfig) -> dict:
             remove_tree(temp_dir)
             if not config.temp_location:
                 remove_empty_dir(join(config.out, ".wikisnap-tmp"))
+    excused = check_input_errors(report, config)
+    check_dead_letters(report, config.fail_on_dead_letters)
     counts: dict[str, dict[str, int]] = {}
     for kind, item in report:
         if kind == "count":
@@ -326,7 +415,7 @@ def run(config: UpdateConfig) -> dict:
             "workers": config.workers,
         },
         "base": config.base,
-        "diffs": [{"path": u.path, "kind": u.kind} for u in units],
+        "diffs": describe_diffs(units, excused),
         "counts": counts,
         "outputs": [
             {k: v for k, v in asdict(o).items() if v is not None} | {"path": relative_path(o.path, config.out)}
@@ -343,8 +432,26 @@ def run(config: UpdateConfig) -> dict:
 SUMMARY_COUNTS = ("updated", "created", "deleted", "moved", "unchanged", "ignored/namespace", "dead_lettered")
 
 
+def nothing_applied_warning(manifest: dict) -> str | None:
+    """A summary line when every diff line became a dead letter (nothing applied, yet exit 0)."""
+    counts = manifest["counts"].values()
+    changes = sum(c.get("diff_changes", 0) for c in counts)
+    skipped = sum(v for c in counts for k, v in c.items() if k.startswith("skipped/"))
+    dead = sum(c.get("dead_lettered", 0) for c in counts)
+    if changes or skipped or not dead:
+        return None
+    return (
+        f"WARNING: every diff line became a dead letter ({dead:,}): nothing was applied; read why in "
+        "deadletter/ (--fail-on-dead-letters makes this a failure)"
+    )
+
+
 def summary(manifest: dict) -> str:
     lines = [f"applied {len(manifest['diffs'])} diff(s) in {manifest['timing']['seconds']:.1f} s"]
+    lines += [w for w in [nothing_applied_warning(manifest)] if w]
+    lines += [
+        f"WARNING: --allow-truncated: only the complete part of {d['error']}" for d in manifest["diffs"] if "error" in d
+    ]
     for db, c in manifest["counts"].items():
         main = ", ".join(f"{k} {c.get(k, 0):,}" for k in SUMMARY_COUNTS)
         skipped = sum(v for k, v in c.items() if k.startswith("skipped/"))
