@@ -758,7 +758,11 @@ def build_pipeline(
     outputs = written.parts | "AssembleSnapshots" >> AssembleSnapshots(
         write_opts, languages, input_errors, config.allow_truncated
     )
-    letters = read.deadletters | "WriteDeadLetters" >> WriteDeadLetters(config.out)
+    letters = (
+        (read.deadletters, written.deadletters)
+        | "FlattenDeadLetters" >> beam.Flatten()
+        | "WriteDeadLetters" >> WriteDeadLetters(config.out)
+    )
     stats = (
         (read.stats, joined.stats, written.stats, *extra_stats)
         | "FlattenCounts" >> beam.Flatten()
@@ -788,6 +792,7 @@ def reconcile(counts: dict[str, dict[str, int]]) -> list[str]:
         accounted = (
             written
             + c.get("duplicates_superseded", 0)
+            + c.get("conflicts", 0)
             + c.get("redirects_attached", 0)
             + c.get("redirects_dangling", 0)
             + c.get("redirects_without_target", 0)
@@ -796,8 +801,8 @@ def reconcile(counts: dict[str, dict[str, int]]) -> list[str]:
         )
         if accounted != c.get("pages_read", 0):
             problems.append(f"{db}: {c.get('pages_read', 0):,} pages read but {accounted:,} accounted for ({c})")
-        if parsed != written + c.get("duplicates_superseded", 0):
-            problems.append(f"{db}: {parsed:,} articles parsed but {written:,} written + duplicates")
+        if parsed != written + c.get("duplicates_superseded", 0) + c.get("conflicts", 0):
+            problems.append(f"{db}: {parsed:,} articles parsed but {written:,} written + duplicates + conflicts")
         if c.get("redirect_pages", 0) != c.get("redirects_attached", 0) + c.get("redirects_dangling", 0):
             problems.append(f"{db}: redirect pages and attached + dangling redirects differ")
     return problems

@@ -256,3 +256,66 @@ def test_build_fails_on_dead_letters_when_asked(build, tmp_path):
     # The build's writers run before the check: the staged commit keeps their files out of --out;
     # here the commit record (the manifest) must be missing.
     assert not (tmp_path / "strict" / "manifest.json").exists()
+
+
+# -- same page, same revision, different text ---------------------------------------------------------------
+
+
+def enwiki_parts(tmp_path: Path) -> tuple[Path, Path, int, str, str]:
+    """Two real parts of the enwiki sample overlapping on 20 pages; in the second, one article
+    of the overlap has other text under the same page id and revision id.
+    Returns (part a, part b, the page id, its text in a, its text in b)."""
+    import re
+
+    from conftest import read_xml_bytes
+
+    xml = read_xml_bytes(ENWIKI).decode("utf-8")
+    start = xml.index("  <page>")
+    head, pages = xml[:start], ["  <page>" + p for p in xml[start:].split("  <page>")[1:]]
+    pages[-1] = pages[-1].replace("</mediawiki>", "")
+    overlap = range(40, 60)
+    n = next(i for i in overlap if "<redirect" not in pages[i] and "<ns>0</ns>" in pages[i])
+    page_id = int(re.search(r"<id>(\d+)</id>", pages[n]).group(1))
+    text_a = re.search(r"<text[^>]*>(.*?)</text>", pages[n], re.S).group(1)
+    changed = pages[n].replace(text_a, "A different text of the same revision. " + text_a, 1)
+    part_a = tmp_path / "mirror-a" / "enwiki-part.xml"
+    part_b = tmp_path / "mirror-b" / "enwiki-part.xml"
+    for path, chosen in ((part_a, pages[:60]), (part_b, [*pages[40:n], changed, *pages[n + 1 : 100]])):
+        path.parent.mkdir()
+        path.write_text(head + "".join(chosen) + "</mediawiki>\n", encoding="utf-8")
+    unescape = {"&lt;": "<", "&gt;": ">", "&quot;": '"', "&amp;": "&"}
+    text_a = re.sub(r"&(lt|gt|quot|amp);", lambda m: unescape[m.group(0)], text_a)
+    return part_a, part_b, page_id, text_a, "A different text of the same revision. " + text_a
+
+
+def test_same_revision_with_other_text_has_one_winner_whatever_the_order(build, tmp_path):
+    import hashlib
+
+    part_a, part_b, page_id, text_a, text_b = enwiki_parts(tmp_path)
+    runs = {}
+    for name, order in (("ab", [part_a, part_b]), ("ba", [part_b, part_a])):
+        out = tmp_path / name
+        code, _stdout, stderr = build(order, out)
+        assert code == 0, stderr
+        runs[name] = out
+    files = sorted(
+        str(p.relative_to(runs["ab"])) for p in runs["ab"].rglob("*") if p.is_file() and p.name != "manifest.json"
+    )
+    assert "deadletter/enwiki_deadletters.ndjson" in files
+    for name in files:
+        assert (runs["ab"] / name).read_bytes() == (runs["ba"] / name).read_bytes(), name
+    # the smaller wikitext SHA-1 wins
+    sha = {t: hashlib.sha1(t.encode("utf-8")).hexdigest() for t in (text_a, text_b)}
+    kept, lost = sorted((text_a, text_b), key=sha.get)
+    record = next(r for r in read_snapshot(runs["ab"] / "enwiki_namespace_0.tar.gz")[1] if r["identifier"] == page_id)
+    assert record["article_body"]["wikitext"] == kept
+    (letter,) = [json.loads(x) for x in (runs["ab"] / "deadletter" / "enwiki_deadletters.ndjson").open()]
+    loser, winner = (part_a, part_b) if lost == text_a else (part_b, part_a)
+    assert letter["source"] == str(loser) and str(winner) in letter["reason"]
+    assert letter["page_id"] == page_id and letter["raw"] == lost and "conflict" in letter["reason"]
+    counts = json.loads((runs["ab"] / "manifest.json").read_text())["counts"]["enwiki"]
+    # 20 pages in both parts: articles among them are duplicates, but one is a conflict
+    assert counts["conflicts"] == 1
+    assert counts.get("dead_lettered", 0) == 0  # a conflict is counted once, as a conflict
+    parsed = sum(v for k, v in counts.items() if k.startswith("parsed/"))
+    assert parsed == counts["written/0"] + counts["duplicates_superseded"] + 1
