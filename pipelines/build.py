@@ -40,6 +40,7 @@ from wikisnap.transforms.dumpreader import (
     plan_ranges,
     read_index,
     read_siteinfo,
+    supports_ranges,
 )
 from wikisnap.transforms.dumprun import DEFAULT_MIRROR, DumpRunError, plan_dump_run
 from wikisnap.transforms.enrich import (
@@ -558,6 +559,9 @@ def split_unit(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
                 describe_input(unit.path),
             )
         return [unit]
+    if not supports_ranges(unit.path):
+        log.warning(no_range_hint(unit.path))
+        return [unit]
     if unit.size is None:
         raise UsageError(f"{unit.path}: its size is unknown, so it cannot be split by its index")
     try:
@@ -582,6 +586,14 @@ def split_unit(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
     if unit.expected_md5 or unit.expected_sha1:
         units.append(replace(unit, kind="verify", name=f"{unit.name}-verify"))
     return units
+
+
+def no_range_hint(path: str) -> str:
+    return (
+        f"{path}: the server does not support HTTP Range requests, so this multistream dump is read as "
+        "one stream by one worker instead of byte ranges in parallel (a mirror with Range support, or a "
+        "local copy, is faster)"
+    )
 
 
 def load_checksums(paths: list[str]) -> dict[str, dict[str, str]]:

@@ -39,6 +39,7 @@ from wikisnap.transforms.dumpreader import (
     describe_input,
     iter_pages,
     open_dump,
+    open_stream,
 )
 from wikisnap.transforms.read import DeadLetter
 from wikisnap.transforms.tarlines import CountingReader, TarLines
@@ -149,9 +150,7 @@ def open_dump_raw(path: str):
     except DumpError as exc:
         if exc.kind != "compression" or "unknown compression" not in exc.problem:
             raise
-    import fsspec
-
-    counter = CountingReader(fsspec.open(path, "rb").open())
+    counter = CountingReader(open_stream(path))
     return io.BufferedReader(counter), counter, "plain"
 
 
