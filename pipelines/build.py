@@ -56,7 +56,7 @@ from wikisnap.transforms.files import fs_for, join, read_bytes, remove_empty_dir
 from wikisnap.transforms.read import ReadDumps, ReadOptions, WorkUnit, format_progress
 from wikisnap.transforms.redirects import JoinRedirects
 from wikisnap.transforms.sqldump import SqlDumpError, check_header, db_from_name, read_sql_header, sql_table_of
-from wikisnap.transforms.write import AssembleSnapshots, WriteBuckets, WriteDeadLetters, WriteOptions
+from wikisnap.transforms.write import AssembleSnapshots, DeadLetterGate, WriteBuckets, WriteDeadLetters, WriteOptions
 
 log = logging.getLogger("wikisnap")
 
@@ -763,18 +763,16 @@ def build_pipeline(
         extra_stats, sql_errors = [enriched["stats"]], [enriched["errors"]]
     else:
         written = (read.runs, joined.redirect_lists) | "WriteBuckets" >> WriteBuckets(write_opts)
+    dead = (read.deadletters, written.deadletters) | "FlattenDeadLetters" >> beam.Flatten()
     input_errors = read.units | "FindInputErrors" >> beam.Filter(lambda u: u.error is not None)
-    if sql_errors:
-        # A bad SQL dump withholds the snapshots like a bad XML dump does.
-        input_errors = (input_errors, *sql_errors) | "FlattenInputErrors" >> beam.Flatten()
+    if sql_errors or config.fail_on_dead_letters:
+        # A bad SQL dump (or, when asked, a dead letter) withholds the snapshots like a bad XML dump does.
+        gate = [dead | "GateOnDeadLetters" >> DeadLetterGate()] if config.fail_on_dead_letters else []
+        input_errors = (input_errors, *sql_errors, *gate) | "FlattenInputErrors" >> beam.Flatten()
     outputs = written.parts | "AssembleSnapshots" >> AssembleSnapshots(
         write_opts, languages, input_errors, config.allow_truncated
     )
-    letters = (
-        (read.deadletters, written.deadletters)
-        | "FlattenDeadLetters" >> beam.Flatten()
-        | "WriteDeadLetters" >> WriteDeadLetters(config.out)
-    )
+    letters = dead | "WriteDeadLetters" >> WriteDeadLetters(config.out)
     stats = (
         (read.stats, joined.stats, written.stats, *extra_stats)
         | "FlattenCounts" >> beam.Flatten()

@@ -69,7 +69,7 @@ from wikisnap.transforms.merge import (
     RewriteSnapshots,
     iter_snapshot_lines,
 )
-from wikisnap.transforms.write import AssembleSnapshots, WriteDeadLetters, WriteOptions
+from wikisnap.transforms.write import AssembleSnapshots, DeadLetterGate, WriteDeadLetters, WriteOptions
 
 log = logging.getLogger("wikisnap")
 
@@ -291,25 +291,26 @@ def build_update_pipeline(
             snapshots | "TouchEverySnapshot" >> beam.Map(lambda s: ((s.dbname, s.ns), (-1, None))),
         ) | "FlattenTouches" >> beam.Flatten()
     # Input errors: DiffInputErrors (excused by --allow-truncated) and base errors (str, never).
+    # With --fail-on-dead-letters, any dead letter blocks the writers like a base error.
+    dead = (diffs.deadletters, resolved.deadletters) | "FlattenDeadLetters" >> beam.Flatten()
+    gate = [dead | "GateOnDeadLetters" >> DeadLetterGate()] if config.fail_on_dead_letters else []
     early_errors = (diffs[TAG_DIFF_ERRORS], found[TAG_ERRORS]) | "FlattenEarlyErrors" >> beam.Flatten()
+    early_blocking = (early_errors, *gate) | "FlattenEarlyBlocking" >> beam.Flatten()
     rewritten = (snapshots, changed) | "RewriteSnapshots" >> RewriteSnapshots(
-        write_opts, early_errors | "KeepBlockingEarlyErrors" >> beam.Filter(blocks, config.allow_truncated)
+        write_opts, early_blocking | "KeepBlockingEarlyErrors" >> beam.Filter(blocks, config.allow_truncated)
     )
     input_errors = (early_errors, rewritten[TAG_ERRORS]) | "FlattenInputErrors" >> beam.Flatten()
+    blocking = (input_errors, *gate) | "FlattenBlocking" >> beam.Flatten()
     assembled = rewritten[TAG_PARTS] | "AssembleSnapshots" >> AssembleSnapshots(
-        write_opts, dict(base.languages), input_errors, config.allow_truncated
+        write_opts, dict(base.languages), blocking, config.allow_truncated
     )
     batch_entries = resolved[TAG_BATCH] | "WithholdBatchesOnErrors" >> beam.ParDo(
-        _WithholdFn(config.allow_truncated), errors=beam.pvalue.AsList(input_errors)
+        _WithholdFn(config.allow_truncated), errors=beam.pvalue.AsList(blocking)
     )
     batches = batch_entries | "WriteBatches" >> WriteBatches(
         config.out, dict(base.languages), write_opts.member_bytes, base.gzip_level
     )
-    letters = (
-        (diffs.deadletters, resolved.deadletters)
-        | "FlattenDeadLetters" >> beam.Flatten()
-        | "WriteDeadLetters" >> WriteDeadLetters(config.out)
-    )
+    letters = dead | "WriteDeadLetters" >> WriteDeadLetters(config.out)
     stats = (
         (diffs.stats, resolved.stats, rewritten[TAG_STATS])
         | "FlattenCounts" >> beam.Flatten()

@@ -461,6 +461,19 @@ class AssembleSnapshots(beam.PTransform):
 # -- dead letters --------------------------------------------------------------------------
 
 
+class DeadLetterGate(beam.PTransform):
+    """DeadLetter → at most one blocking error (a str) when there is any: with
+    --fail-on-dead-letters, AssembleSnapshots (and update's batch writer) then publish nothing.
+    Counted first, so the side input stays one element whatever the number of dead letters."""
+
+    def expand(self, letters):
+        return (
+            letters
+            | "CountDeadLetters" >> beam.combiners.Count.Globally()
+            | "BlockIfAny" >> beam.FlatMap(lambda n: [f"{n:,} dead letter(s) and --fail-on-dead-letters"] if n else [])
+        )
+
+
 def deadletter_line(letter) -> bytes:
     obj = {
         "dbname": letter.dbname,
