@@ -25,6 +25,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 
 import wikisnap
 from wikisnap.pipelines.build import (
@@ -342,9 +343,14 @@ class _WithholdFn(beam.DoFn):
     def __init__(self, allow_truncated: bool):
         self.allow_truncated = allow_truncated
 
+    def setup(self) -> None:
+        self.c_withheld = Metrics.counter("wikisnap", "batch_records_withheld")
+
     def process(self, entry, errors):
-        if not any(blocks(e, self.allow_truncated) for e in errors):
-            yield entry
+        if any(blocks(e, self.allow_truncated) for e in errors):
+            self.c_withheld.inc()
+            return
+        yield entry
 
 
 # -- run -------------------------------------------------------------------------------------

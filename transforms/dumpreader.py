@@ -326,7 +326,10 @@ class _RangeReader(io.RawIOBase):
     def readinto(self, buffer) -> int:
         if self._left <= 0:
             return 0
-        data = self._file.read(min(len(buffer), self._left))
+        try:
+            data = self._file.read(min(len(buffer), self._left))
+        except ValueError as exc:  # fsspec: the server stopped answering Range requests
+            raise OSError(f"a byte-range read failed ({exc})") from None
         n = len(data)
         buffer[:n] = data
         self._left -= n

@@ -18,6 +18,10 @@ RewriteSnapshots per (db, ns): a snapshot no diff touches is copied as files; ot
                  order (untouched lines byte for byte) and its shard filtered + extended with
                  Arrow. Tarballs of another layout are rewritten line by line in one pass.
 
+A damaged base (empty, cut off, corrupt, a copied tarball whose md5 is not its metadata's) is a
+`BaseError` naming the tarball, member and byte; the DoFns emit it on their `errors` output and
+`wikisnap update` fails the run before anything is published.
+
 Why this shape: on Beam's local runner a shuffled element stays in memory, so base records never
 go through a shuffle — only the Changes (diff-sized), the few base records they touch and member
 tasks (a path, a byte span and that member's changes). Each base snapshot is read twice (find,
@@ -981,11 +985,13 @@ class _PlanRewriteFn(beam.DoFn):
         self.c_files = Metrics.counter("wikisnap", "snapshots_copied_as_files")
         self.c_tasks = Metrics.counter("wikisnap", "member_tasks")
         self.c_slow = Metrics.counter("wikisnap", "snapshots_rewritten_line_by_line")
+        self.c_errors = Metrics.counter("wikisnap", "base_errors")
 
     def process(self, element, blocked=()):
         try:
             yield from self._plan(element, blocked)
         except BaseError as exc:
+            self.c_errors.inc()
             yield beam.pvalue.TaggedOutput(TAG_ERRORS, str(exc))
 
     def _plan(self, element, blocked):
@@ -1023,12 +1029,14 @@ class _RewriteMemberFn(beam.DoFn):
     def setup(self) -> None:
         self.c_copied = Metrics.counter("wikisnap", "members_copied")
         self.c_rewritten = Metrics.counter("wikisnap", "members_rewritten")
+        self.c_errors = Metrics.counter("wikisnap", "base_errors")
 
     def process(self, task: MemberTask):
         (self.c_rewritten if task.touched else self.c_copied).inc()
         try:
             part, counts = rewrite_member(task, self.opts)
         except BaseError as exc:
+            self.c_errors.inc()
             yield beam.pvalue.TaggedOutput(TAG_ERRORS, str(exc))
             return
         if part is not None:
