@@ -69,7 +69,7 @@ def wikisnap_pages(path: str) -> tuple[int, int]:
 
     site = read_siteinfo(path)
     pages = chars = 0
-    for page in iter_pages(path, site, ReadStats()):
+    for page in iter_pages(path, site, ReadStats(path)):
         pages += 1
         revision = getattr(page, "revision", None)
         chars += len(revision.text or "") if revision is not None else 0

@@ -50,6 +50,7 @@ from wikisnap.transforms.dumpreader import (
     plan_ranges,
     read_index,
     read_siteinfo,
+    supports_ranges,
 )
 from wikisnap.transforms.dumprun import DEFAULT_MIRROR, DumpRunError, plan_dump_run
 from wikisnap.transforms.enrich import (
@@ -66,7 +67,7 @@ from wikisnap.transforms.read import ReadDumps, ReadOptions, WorkUnit, format_pr
 from wikisnap.transforms.redirects import JoinRedirects
 from wikisnap.transforms.sqldump import SqlDumpError, check_header, db_from_name, read_sql_header, sql_table_of
 from wikisnap.transforms.verify import VerifyOutputs
-from wikisnap.transforms.write import AssembleSnapshots, WriteBuckets, WriteDeadLetters, WriteOptions
+from wikisnap.transforms.write import AssembleSnapshots, DeadLetterGate, WriteBuckets, WriteDeadLetters, WriteOptions
 
 log = logging.getLogger("wikisnap")
 
@@ -97,6 +98,7 @@ class BuildConfig:
     spill_mb: int = 64
     max_page_bytes: int = 32 << 20
     allow_truncated: bool = False
+    fail_on_dead_letters: bool = False
     siteinfo_from: str | None = None
     index: str | None = None
     unit_mb: float = 64.0
@@ -109,7 +111,6 @@ class BuildConfig:
     temp_location: str | None = None
     keep_temp: bool = False
     break_lock: bool = False
-    fail_on_dead_letters: bool = False
     progress_seconds: float = 10.0
     beam_args: list[str] = field(default_factory=list)
     # SQL enrichment (EnrichFromSql): table dumps split off `inputs` by `run()`, how their
@@ -245,6 +246,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep the complete pages of a truncated file (and publish) instead of failing the run",
     )
+    add_fail_on_dead_letters(parser)
     parser.add_argument(
         "--siteinfo-from",
         metavar="DUMP",
@@ -325,6 +327,26 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_fail_on_dead_letters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fail-on-dead-letters",
+        action="store_true",
+        help="fail the run (exit 2, nothing published) when any page or line became a dead letter; "
+        "for scheduled runs that must not publish partial data",
+    )
+
+
+def check_dead_letters(report: list, fail: bool) -> None:
+    """With --fail-on-dead-letters: RunFailed naming the dead-letter files when the run made any."""
+    files = sorted((o for kind, o in report if kind == "output" and o.kind == "deadletter"), key=lambda o: o.path)
+    total = sum(o.records for o in files)
+    if fail and total:
+        where = ", ".join(f"{o.path} ({o.records:,})" for o in files)
+        raise RunFailed(
+            f"{total:,} dead letter(s) and --fail-on-dead-letters, so nothing was published; read why in {where}"
+        )
+
+
 def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildConfig:
     return BuildConfig(
         inputs=list(args.inputs),
@@ -339,6 +361,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildCon
         spill_mb=args.spill_mb,
         max_page_bytes=args.max_page_bytes,
         allow_truncated=args.allow_truncated,
+        fail_on_dead_letters=args.fail_on_dead_letters,
         siteinfo_from=args.siteinfo_from,
         index=args.index,
         unit_mb=args.unit_mb,
@@ -550,6 +573,9 @@ def split_unit(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
                 describe_input(unit.path),
             )
         return [unit]
+    if not supports_ranges(unit.path):
+        log.warning(no_range_hint(unit.path))
+        return [unit]
     if unit.size is None:
         raise UsageError(f"{unit.path}: its size is unknown, so it cannot be split by its index")
     try:
@@ -574,6 +600,14 @@ def split_unit(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
     if unit.expected_md5 or unit.expected_sha1:
         units.append(replace(unit, kind="verify", name=f"{unit.name}-verify"))
     return units
+
+
+def no_range_hint(path: str) -> str:
+    return (
+        f"{path}: the server does not support HTTP Range requests, so this multistream dump is read as "
+        "one stream by one worker instead of byte ranges in parallel (a mirror with Range support, or a "
+        "local copy, is faster)"
+    )
 
 
 def load_checksums(paths: list[str]) -> dict[str, dict[str, str]]:
@@ -749,14 +783,16 @@ def build_pipeline(
         extra_stats, sql_errors = [enriched["stats"]], [enriched["errors"]]
     else:
         written = (read.runs, joined.redirect_lists) | "WriteBuckets" >> WriteBuckets(write_opts)
+    dead = (read.deadletters, written.deadletters) | "FlattenDeadLetters" >> beam.Flatten()
     input_errors = read.units | "FindInputErrors" >> beam.Filter(lambda u: u.error is not None)
-    if sql_errors:
-        # A bad SQL dump withholds the snapshots like a bad XML dump does.
-        input_errors = (input_errors, *sql_errors) | "FlattenInputErrors" >> beam.Flatten()
+    if sql_errors or config.fail_on_dead_letters:
+        # A bad SQL dump (or, when asked, a dead letter) withholds the snapshots like a bad XML dump does.
+        gate = [dead | "GateOnDeadLetters" >> DeadLetterGate()] if config.fail_on_dead_letters else []
+        input_errors = (input_errors, *sql_errors, *gate) | "FlattenInputErrors" >> beam.Flatten()
     outputs = written.parts | "AssembleSnapshots" >> AssembleSnapshots(
         write_opts, languages, input_errors, config.allow_truncated
     )
-    letters = read.deadletters | "WriteDeadLetters" >> WriteDeadLetters(out_dir)
+    letters = dead | "WriteDeadLetters" >> WriteDeadLetters(out_dir)
     verified = (outputs, letters) | "FlattenOutputs" >> beam.Flatten() | "VerifyStagedOutputs" >> VerifyOutputs()
     stats = (
         (read.stats, joined.stats, written.stats, *extra_stats)
@@ -787,6 +823,7 @@ def reconcile(counts: dict[str, dict[str, int]]) -> list[str]:
         accounted = (
             written
             + c.get("duplicates_superseded", 0)
+            + c.get("conflicts", 0)
             + c.get("redirects_attached", 0)
             + c.get("redirects_dangling", 0)
             + c.get("redirects_without_target", 0)
@@ -795,8 +832,8 @@ def reconcile(counts: dict[str, dict[str, int]]) -> list[str]:
         )
         if accounted != c.get("pages_read", 0):
             problems.append(f"{db}: {c.get('pages_read', 0):,} pages read but {accounted:,} accounted for ({c})")
-        if parsed != written + c.get("duplicates_superseded", 0):
-            problems.append(f"{db}: {parsed:,} articles parsed but {written:,} written + duplicates")
+        if parsed != written + c.get("duplicates_superseded", 0) + c.get("conflicts", 0):
+            problems.append(f"{db}: {parsed:,} articles parsed but {written:,} written + duplicates + conflicts")
         if c.get("redirect_pages", 0) != c.get("redirects_attached", 0) + c.get("redirects_dangling", 0):
             problems.append(f"{db}: redirect pages and attached + dangling redirects differ")
     return problems
@@ -922,6 +959,7 @@ def check_build_report(config: BuildConfig, report: list, counts: dict, unit_rep
             f"{len(errors)} input(s) could not be read to the end, so nothing was published:\n{lines}\n"
             "Fix or re-download the file(s); --allow-truncated keeps their complete pages instead."
         )
+    check_dead_letters(report, config.fail_on_dead_letters)
     problems = reconcile(counts)
     if problems:
         raise RunFailed(

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 
 import wikisnap
 from wikisnap.pipelines.build import (
@@ -31,7 +32,9 @@ from wikisnap.pipelines.build import (
     CollectReport,
     RunFailed,
     UsageError,
+    add_fail_on_dead_letters,
     add_output_arguments,
+    check_dead_letters,
     manifest_outputs,
     parse_date,
     parse_formats,
@@ -43,14 +46,26 @@ from wikisnap.pipelines.build import (
 from wikisnap.pipelines.commit import OutputFolder
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.batches import WriteBatches
-from wikisnap.transforms.diffs import DiffContext, DiffError, DiffUnit, ReadDiffs, classify_diff
+from wikisnap.transforms.diffs import TAG_ERRORS as TAG_DIFF_ERRORS
+from wikisnap.transforms.diffs import (
+    DiffContext,
+    DiffError,
+    DiffInputError,
+    DiffUnit,
+    ReadDiffs,
+    classify_diff,
+)
 from wikisnap.transforms.dumpreader import DumpError, read_siteinfo
 from wikisnap.transforms.files import fs_for, join, read_bytes, remove_tree
 from wikisnap.transforms.merge import (
+    FIX_BASE,
     TAG_BATCH,
     TAG_COPIED,
+    TAG_ERRORS,
+    TAG_HITS,
     TAG_PARTS,
     TAG_STATS,
+    BaseError,
     BaseSnapshot,
     FindInBase,
     ResolveChanges,
@@ -58,7 +73,7 @@ from wikisnap.transforms.merge import (
     iter_snapshot_lines,
 )
 from wikisnap.transforms.verify import VerifyOutputs
-from wikisnap.transforms.write import AssembleSnapshots, WriteDeadLetters, WriteOptions
+from wikisnap.transforms.write import AssembleSnapshots, DeadLetterGate, WriteDeadLetters, WriteOptions
 
 log = logging.getLogger("wikisnap")
 
@@ -77,6 +92,8 @@ class UpdateConfig:
     keep_temp: bool = False
     break_lock: bool = False
     beam_args: list[str] = field(default_factory=list)
+    allow_truncated: bool = False  # apply the complete part of a cut-off diff (never of a damaged base)
+    fail_on_dead_letters: bool = False
 
 
 def add_update_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +123,13 @@ def add_update_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temp-location", metavar="DIR", default=None)
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp folder after the run")
     add_output_arguments(parser)
+    parser.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="apply the complete part of a cut-off or corrupt diff (and publish) instead of failing the run; "
+        "a damaged base snapshot always fails it",
+    )
+    add_fail_on_dead_letters(parser)
 
 
 def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> UpdateConfig:
@@ -122,6 +146,8 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> UpdateCo
         keep_temp=args.keep_temp,
         break_lock=args.break_lock,
         beam_args=list(beam_args),
+        allow_truncated=args.allow_truncated,
+        fail_on_dead_letters=args.fail_on_dead_letters,
     )
 
 
@@ -160,12 +186,16 @@ def base_manifest(path: str) -> dict:
     for entry in manifest.get("outputs", []):
         file_path = f"{root}/{entry['path']}"
         if not fs.exists(file_path):
-            raise UsageError(f"--base {path}: {entry['path']}, listed in its manifest, is missing")
+            raise UsageError(
+                f"--base {join(path, entry['path'])}: listed in the base snapshot's manifest but missing; "
+                "restore the base from its source or rebuild it"
+            )
         size = fs.size(file_path)
         if size != entry.get("bytes", size):
             raise UsageError(
-                f"--base {path}: {entry['path']} has {size:,} bytes but its manifest says {entry['bytes']:,}: "
-                "the base changed after it was published"
+                f"--base {join(path, entry['path'])}: the base snapshot file has {size:,} bytes but its manifest "
+                f"says {entry['bytes']:,}: it changed after it was published; restore the base from its source or "
+                "rebuild it"
             )
     return manifest
 
@@ -191,11 +221,9 @@ def discover_base(path: str) -> Base:
         parquet = tuple(protocol + p for p in sorted(fs.glob(f"{root}/parquet/{sid}/*.parquet")))
         snapshots.append(BaseSnapshot(db, int(ns_text), join(path, name), meta_path if meta else None, parquet))
         if db not in urls:
-            for line in iter_snapshot_lines(join(path, name)):
-                record = json.loads(line)
-                urls[db] = record.get("is_part_of", {}).get("url", "")
-                languages.setdefault(db, record.get("in_language", {}).get("identifier", ""))
-                break
+            record = first_record(join(path, name))
+            urls[db] = record.get("is_part_of", {}).get("url", "")
+            languages.setdefault(db, record.get("in_language", {}).get("identifier", ""))
     if not snapshots:
         raise UsageError(f"--base {path}: holds no {{db}}_namespace_{{ns}}.tar.gz snapshot")
     namespaces = frozenset(options.get("namespaces") or sorted({s.ns for s in snapshots}))
@@ -208,6 +236,18 @@ def discover_base(path: str) -> Base:
         languages=languages,
         project_urls=urls,
     )
+
+
+def first_record(tarball: str) -> dict:
+    """The first record of a base snapshot; UsageError naming the tarball when it cannot be read."""
+    try:
+        for line in iter_snapshot_lines(tarball):
+            return json.loads(line)
+    except BaseError as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:
+        raise UsageError(f"{tarball}: base snapshot's first line is not a WME record ({exc}); {FIX_BASE}") from None
+    raise UsageError(f"{tarball}: base snapshot holds no record; {FIX_BASE}")
 
 
 def discover_diffs(config: UpdateConfig, base: Base) -> tuple[list[DiffUnit], dict[str, SiteInfo]]:
@@ -291,7 +331,8 @@ def build_update_pipeline(
         | "ListChanges" >> beam.MapTuple(lambda db, changes: (db, list(changes)))
     )
     snapshots = pipeline | "CreateBaseSnapshots" >> beam.Create(list(base.snapshots))
-    hits = snapshots | "FindInBase" >> FindInBase(by_wiki)
+    found = snapshots | "FindInBase" >> FindInBase(by_wiki)
+    hits = found[TAG_HITS]
     resolved = (by_wiki, hits) | "ResolveChanges" >> ResolveChanges(sites, base.namespaces)
     changed = resolved.changed
     if not same_formats:
@@ -300,19 +341,27 @@ def build_update_pipeline(
             changed,
             snapshots | "TouchEverySnapshot" >> beam.Map(lambda s: ((s.dbname, s.ns), (-1, None))),
         ) | "FlattenTouches" >> beam.Flatten()
-    rewritten = (snapshots, changed) | "RewriteSnapshots" >> RewriteSnapshots(write_opts)
-    no_errors = pipeline | "NoInputErrors" >> beam.Create([])
-    assembled = rewritten[TAG_PARTS] | "AssembleSnapshots" >> AssembleSnapshots(
-        write_opts, dict(base.languages), no_errors, True
+    # Input errors: DiffInputErrors (excused by --allow-truncated) and base errors (str, never).
+    # With --fail-on-dead-letters, any dead letter blocks the writers like a base error.
+    dead = (diffs.deadletters, resolved.deadletters) | "FlattenDeadLetters" >> beam.Flatten()
+    gate = [dead | "GateOnDeadLetters" >> DeadLetterGate()] if config.fail_on_dead_letters else []
+    early_errors = (diffs[TAG_DIFF_ERRORS], found[TAG_ERRORS]) | "FlattenEarlyErrors" >> beam.Flatten()
+    early_blocking = (early_errors, *gate) | "FlattenEarlyBlocking" >> beam.Flatten()
+    rewritten = (snapshots, changed) | "RewriteSnapshots" >> RewriteSnapshots(
+        write_opts, early_blocking | "KeepBlockingEarlyErrors" >> beam.Filter(blocks, config.allow_truncated)
     )
-    batches = resolved[TAG_BATCH] | "WriteBatches" >> WriteBatches(
+    input_errors = (early_errors, rewritten[TAG_ERRORS]) | "FlattenInputErrors" >> beam.Flatten()
+    blocking = (input_errors, *gate) | "FlattenBlocking" >> beam.Flatten()
+    assembled = rewritten[TAG_PARTS] | "AssembleSnapshots" >> AssembleSnapshots(
+        write_opts, dict(base.languages), blocking, config.allow_truncated
+    )
+    batch_entries = resolved[TAG_BATCH] | "WithholdBatchesOnErrors" >> beam.ParDo(
+        _WithholdFn(config.allow_truncated), errors=beam.pvalue.AsList(blocking)
+    )
+    batches = batch_entries | "WriteBatches" >> WriteBatches(
         out_dir, dict(base.languages), write_opts.member_bytes, base.gzip_level
     )
-    letters = (
-        (diffs.deadletters, resolved.deadletters)
-        | "FlattenDeadLetters" >> beam.Flatten()
-        | "WriteDeadLetters" >> WriteDeadLetters(out_dir)
-    )
+    letters = dead | "WriteDeadLetters" >> WriteDeadLetters(out_dir)
     stats = (
         (diffs.stats, resolved.stats, rewritten[TAG_STATS])
         | "FlattenCounts" >> beam.Flatten()
@@ -330,11 +379,56 @@ def build_update_pipeline(
         stats,
         verified.verified | "TagOutputs" >> beam.Map(lambda o: ("output", o)),
         verified.problems | "TagVerifyProblems" >> beam.Map(lambda p: ("verify_problem", p)),
+        input_errors | "TagInputErrors" >> beam.Map(lambda e: ("input_error", e)),
     ) | "FlattenReport" >> beam.Flatten()
     _ = report | "CollectReport" >> CollectReport(join(temp_dir, "report.pickle"))
 
 
+def blocks(error, allow_truncated: bool) -> bool:
+    """Whether an input error withholds the outputs: a base error (str) always, a diff's unless allowed."""
+    return isinstance(error, str) or not allow_truncated
+
+
+class _WithholdFn(beam.DoFn):
+    """Passes batch entries through only when no input error withholds the run's outputs."""
+
+    def __init__(self, allow_truncated: bool):
+        self.allow_truncated = allow_truncated
+
+    def setup(self) -> None:
+        self.c_withheld = Metrics.counter("wikisnap", "batch_records_withheld")
+
+    def process(self, entry, errors):
+        if any(blocks(e, self.allow_truncated) for e in errors):
+            self.c_withheld.inc()
+            return
+        yield entry
+
+
 # -- run -------------------------------------------------------------------------------------
+
+
+def check_input_errors(report: list, config: UpdateConfig) -> list[DiffInputError]:
+    """RunFailed (exit 2) naming every unreadable diff or base tarball, unless only diffs failed and
+    --allow-truncated was given; returns the excused diff errors (the manifest lists them)."""
+    errors = [item for kind, item in report if kind == "input_error"]
+    base_errors = sorted(e for e in errors if isinstance(e, str))
+    diff_errors = sorted((e for e in errors if isinstance(e, DiffInputError)), key=lambda e: e.path)
+    failing = base_errors + ([] if config.allow_truncated else [e.message for e in diff_errors])
+    if failing:
+        raise RunFailed(
+            f"{len(failing)} input(s) could not be read to the end, so nothing was published:\n  - "
+            + "\n  - ".join(failing)
+        )
+    for error in diff_errors:
+        log.warning("--allow-truncated: applied only the complete part of %s", error.message)
+    return diff_errors
+
+
+def describe_diffs(units: list[DiffUnit], excused: list[DiffInputError]) -> list[dict]:
+    """Manifest entries of the diffs; a diff cut off under --allow-truncated carries its error."""
+    errors = {e.path: e.message for e in excused}
+    return [{"path": u.path, "kind": u.kind} | ({"error": errors[u.path]} if u.path in errors else {}) for u in units]
 
 
 def run(config: UpdateConfig) -> dict:
@@ -392,19 +486,23 @@ def _run_locked(config: UpdateConfig, folder: OutputFolder) -> dict:
             "workers": config.workers,
         },
         "base": config.base,
-        "diffs": [{"path": u.path, "kind": u.kind} for u in units],
+        "diffs": describe_diffs(units, [e for kind, e in report if kind == "input_error" and not isinstance(e, str)]),
         "counts": counts,
         "outputs": manifest_outputs(outputs, folder.staging),
         "timing": {"seconds": round(elapsed, 3)},
     }
-    problems = sorted(item for kind, item in report if kind == "verify_problem")
-    if problems:
-        kept = folder.keep_failed({**manifest, "error": problems})
-        raise RunFailed(
-            "written files do not hold what the run wrote, so nothing was published:\n  - "
-            + "\n  - ".join(problems)
-            + f"\n{config.out} is unchanged; this run's report is in {kept}"
-        )
+    try:
+        check_input_errors(report, config)
+        check_dead_letters(report, config.fail_on_dead_letters)
+        problems = sorted(item for kind, item in report if kind == "verify_problem")
+        if problems:
+            raise RunFailed(
+                "written files do not hold what the run wrote, so nothing was published:\n  - "
+                + "\n  - ".join(problems)
+            )
+    except RunFailed as exc:
+        kept = folder.keep_failed({**manifest, "error": str(exc)})
+        raise RunFailed(f"{exc}\n{config.out} is unchanged; this run's dead letters and report are in {kept}") from None
     folder.publish(manifest, manifest["outputs"])
     return manifest
 
@@ -412,8 +510,26 @@ def _run_locked(config: UpdateConfig, folder: OutputFolder) -> dict:
 SUMMARY_COUNTS = ("updated", "created", "deleted", "moved", "unchanged", "ignored/namespace", "dead_lettered")
 
 
+def nothing_applied_warning(manifest: dict) -> str | None:
+    """A summary line when every diff line became a dead letter (nothing applied, yet exit 0)."""
+    counts = manifest["counts"].values()
+    changes = sum(c.get("diff_changes", 0) for c in counts)
+    skipped = sum(v for c in counts for k, v in c.items() if k.startswith("skipped/"))
+    dead = sum(c.get("dead_lettered", 0) for c in counts)
+    if changes or skipped or not dead:
+        return None
+    return (
+        f"WARNING: every diff line became a dead letter ({dead:,}): nothing was applied; read why in "
+        "deadletter/ (--fail-on-dead-letters makes this a failure)"
+    )
+
+
 def summary(manifest: dict) -> str:
     lines = [f"applied {len(manifest['diffs'])} diff(s) in {manifest['timing']['seconds']:.1f} s"]
+    lines += [w for w in [nothing_applied_warning(manifest)] if w]
+    lines += [
+        f"WARNING: --allow-truncated: only the complete part of {d['error']}" for d in manifest["diffs"] if "error" in d
+    ]
     for db, c in manifest["counts"].items():
         main = ", ".join(f"{k} {c.get(k, 0):,}" for k in SUMMARY_COUNTS)
         skipped = sum(v for k, v in c.items() if k.startswith("skipped/"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,12 +39,19 @@ from wikisnap.transforms.dumpreader import (
     describe_input,
     iter_pages,
     open_dump,
+    open_stream,
 )
 from wikisnap.transforms.read import DeadLetter
+from wikisnap.transforms.tarlines import CountingReader, TarLines
 
 TAG_CHANGES = "changes"
 TAG_DEADLETTERS = "deadletters"
 TAG_STATS = "stats"
+TAG_ERRORS = "errors"
+# What to do about a diff that cannot be read to the end (the tail of every such message).
+FIX_DIFF = "re-download or repair it, or give --allow-truncated to apply its complete part"
+# Errors a stream of compressed bytes raises when it is cut off or damaged.
+STREAM_ERRORS = (EOFError, OSError, zlib.error)
 
 # Order of kinds at the same time and revision: an edit before the move it precedes, a delete last.
 KIND_RANK = {"revision": 0, "move": 1, "visibility": 2, "undelete": 3, "delete": 4}
@@ -84,6 +92,20 @@ class DiffError(Exception):
     """A diff file that cannot be read at all; the message names the file."""
 
 
+@dataclass(frozen=True)
+class DiffInputError:
+    """A diff file that could not be read to the end: one user-facing line (file, byte, cause, fix).
+
+    The Changes read before the error have been emitted; the run fails unless --allow-truncated.
+    """
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
 # -- recognising a diff --------------------------------------------------------------------
 
 
@@ -117,19 +139,19 @@ def open_any(path: str):
 
     (dumpreader's `open_dump` refuses what does not look like XML; diffs may be JSON lines.)
     """
-    stream, _hasher, _compression = open_dump_raw(path)
+    stream, _counter, _compression = open_dump_raw(path)
     return stream
 
 
 def open_dump_raw(path: str):
+    """`(decompressed stream, raw byte counter with .count, compression)` of a diff file."""
     try:
         return open_dump(path, read_ahead=False)
     except DumpError as exc:
         if exc.kind != "compression" or "unknown compression" not in exc.problem:
             raise
-    import fsspec
-
-    return fsspec.open(path, "rb").open(), None, "plain"
+    counter = CountingReader(open_stream(path))
+    return io.BufferedReader(counter), counter, "plain"
 
 
 # -- time ----------------------------------------------------------------------------------
@@ -200,7 +222,7 @@ def changes_from_xml(path: str, ctx: DiffContext, site: SiteInfo) -> Iterator[Ch
             reason = f"cannot build the article: {type(exc).__name__}: {exc}"
             yield DeadLetter(site.dbname, source, reason, item.id, item.title, text or "")
     if stats.error is not None:
-        yield DeadLetter(site.dbname, source, f"input error: {stats.error}", None, None, "")
+        raise stats.error  # ReadDiffs turns it into a DiffInputError; the pages above are kept
 
 
 # -- WME hourly batches ----------------------------------------------------------------------
@@ -236,17 +258,23 @@ def change_from_batch_record(record: dict, ctx: DiffContext, source: str) -> Cha
 
 
 def iter_batch_lines(path: str) -> Iterator[bytes]:
-    """The NDJSON lines of every member of a (gzip'd) tarball, in member order."""
-    stream = open_any(path)
+    """The NDJSON lines of every member of a (gzip'd) tarball, in member order.
+
+    DumpError (naming the member and the byte) when the tarball is cut off or corrupt, also
+    when it stops cleanly between two members (no end-of-archive blocks).
+    """
+    stream, counter, _compression = open_dump_raw(path)
+    lines = TarLines(stream)
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                data = tar.extractfile(member)
-                if data is None:
-                    continue
-                yield from io.BufferedReader(data)
+        yield from lines
+    except (*STREAM_ERRORS, tarfile.TarError, ValueError) as exc:
+        where = f"in member {lines.member!r}" if lines.member else "between members"
+        raise DumpError(
+            path,
+            f"batch tarball is cut off or corrupt {where}, after {lines.lines:,} complete line(s) ({exc}); {FIX_DIFF}",
+            offset=counter.count,
+            kind="truncated",
+        ) from None
     finally:
         stream.close()
 
@@ -404,29 +432,56 @@ def _change_from_event(event: dict, ctx: DiffContext, where: str):
 
 
 def changes_from_events(path: str, ctx: DiffContext) -> Iterator[Change | DeadLetter | tuple[str, str]]:
-    """JSON lines → Changes, DeadLetters (bad lines, unknown wikis) and `(db, counter)` skips."""
+    """JSON lines → Changes, DeadLetters (bad lines, unknown wikis) and `(db, counter)` skips.
+
+    DumpError when the file is cut off: its compressed data ends early or is damaged, or its
+    last line lacks the newline and is no JSON (a line cut in half is not a bad event).
+    """
     source = describe_input(path)
-    stream = open_any(path)
+    stream, counter, compression = open_dump_raw(path)
+    number = 0
     try:
-        for number, raw in enumerate(io.BufferedReader(stream) if not hasattr(stream, "readline") else stream, 1):
+        for number, raw in enumerate(stream, 1):  # noqa: B007 - `number` names the error's line
             if not raw.strip():
                 continue
             where = f"{source}:{number}"
-            yield _parse_line(raw, where, "event", _change_from_event, ctx)
+            item = _parse_line(raw, where, "event", _change_from_event, ctx)
+            if isinstance(item, DeadLetter) and not raw.endswith(b"\n") and _not_json(raw):
+                raise DumpError(
+                    path,
+                    f"ends inside line {number:,} (no newline, not JSON): the file is cut off; {FIX_DIFF}",
+                    offset=counter.count,
+                    kind="truncated",
+                )
+            yield item
+    except STREAM_ERRORS as exc:
+        raise DumpError(
+            path,
+            f"{compression} data is cut off or corrupt after line {number:,} ({exc}); {FIX_DIFF}",
+            offset=counter.count,
+            kind="truncated",
+        ) from None
     finally:
         stream.close()
 
 
-def changes_from_batch(path: str, ctx: DiffContext) -> Iterator[Change | DeadLetter]:
-    source = describe_input(path)
+def _not_json(raw: bytes) -> bool:
+    """Whether `raw` does not parse as JSON at all (a last line without newline: cut in half)."""
     try:
-        for number, raw in enumerate(iter_batch_lines(path), 1):
-            if not raw.strip():
-                continue
-            where = f"{source}:{number}"
-            yield _parse_line(raw, where, "record", change_from_batch_record, ctx)
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        yield DeadLetter(UNKNOWN_WIKI, source, f"batch tarball cannot be read to the end: {exc}", None, None, "")
+        json.loads(raw)
+    except ValueError:
+        return True
+    return False
+
+
+def changes_from_batch(path: str, ctx: DiffContext) -> Iterator[Change | DeadLetter]:
+    """A batch tarball's records → Changes and DeadLetters; DumpError when it is cut off."""
+    source = describe_input(path)
+    for number, raw in enumerate(iter_batch_lines(path), 1):
+        if not raw.strip():
+            continue
+        where = f"{source}:{number}"
+        yield _parse_line(raw, where, "record", change_from_batch_record, ctx)
 
 
 # -- the PTransform ------------------------------------------------------------------------
@@ -457,6 +512,16 @@ def read_diff(unit: DiffUnit, ctx: DiffContext) -> Iterator[Change | DeadLetter 
         yield from changes_from_events(unit.path, ctx)
 
 
+def diff_error(unit: DiffUnit, exc: Exception) -> DiffInputError:
+    """The one-line message of a diff that stopped being readable (a DumpError names file and byte)."""
+    if isinstance(exc, DumpError):
+        text = str(exc)
+        return DiffInputError(unit.path, text if FIX_DIFF in text else f"{text}; {FIX_DIFF}")
+    return DiffInputError(
+        unit.path, f"{unit.path}: cannot be read to the end ({type(exc).__name__}: {exc}); {FIX_DIFF}"
+    )
+
+
 class _ReadDiffFn(beam.DoFn):
     def __init__(self, ctx: DiffContext):
         self.ctx = ctx
@@ -465,28 +530,37 @@ class _ReadDiffFn(beam.DoFn):
         self.c_changes = Metrics.counter("wikisnap", "diff_changes")
         self.c_dead = Metrics.counter("wikisnap", "diff_dead_lettered")
         self.c_skipped = Metrics.counter("wikisnap", "diff_skipped")
+        self.c_errors = Metrics.counter("wikisnap", "diff_input_errors")
 
     def process(self, unit: DiffUnit):
         counts: dict[tuple[str, str], int] = {}
-        for item in read_diff(unit, self.ctx):
-            if isinstance(item, Change):
-                self.c_changes.inc()
-                counts[(item.dbname, "diff_changes")] = counts.get((item.dbname, "diff_changes"), 0) + 1
-                yield ((item.dbname, item.page_id), item)
-            elif isinstance(item, DeadLetter):
-                self.c_dead.inc()
-                key = (item.dbname, "dead_lettered")
-                counts[key] = counts.get(key, 0) + 1
-                yield beam.pvalue.TaggedOutput(TAG_DEADLETTERS, item)
-            else:
-                self.c_skipped.inc()
-                counts[item] = counts.get(item, 0) + 1
+        try:
+            for item in read_diff(unit, self.ctx):
+                if isinstance(item, Change):
+                    self.c_changes.inc()
+                    counts[(item.dbname, "diff_changes")] = counts.get((item.dbname, "diff_changes"), 0) + 1
+                    yield ((item.dbname, item.page_id), item)
+                elif isinstance(item, DeadLetter):
+                    self.c_dead.inc()
+                    key = (item.dbname, "dead_lettered")
+                    counts[key] = counts.get(key, 0) + 1
+                    yield beam.pvalue.TaggedOutput(TAG_DEADLETTERS, item)
+                else:
+                    self.c_skipped.inc()
+                    counts[item] = counts.get(item, 0) + 1
+        except Exception as exc:  # noqa: BLE001 - a bad diff is reported with its name, never a traceback
+            # What was read before the error stays emitted: --allow-truncated applies it.
+            self.c_errors.inc()
+            yield beam.pvalue.TaggedOutput(TAG_ERRORS, diff_error(unit, exc))
         for key, n in sorted(counts.items()):
             yield beam.pvalue.TaggedOutput(TAG_STATS, (key, n))
 
 
 class ReadDiffs(beam.PTransform):
-    """PCollection[DiffUnit] → DoOutputsTuple(main `((db, page_id), Change)`, deadletters, stats)."""
+    """PCollection[DiffUnit] → DoOutputsTuple(main `((db, page_id), Change)`, deadletters, stats, errors).
+
+    errors: a `DiffInputError` per diff that could not be read to the end.
+    """
 
     def __init__(self, ctx: DiffContext):
         super().__init__()
@@ -497,5 +571,5 @@ class ReadDiffs(beam.PTransform):
             units
             | "SpreadDiffs" >> beam.Reshuffle()
             | "ParseDiffs"
-            >> beam.ParDo(_ReadDiffFn(self.ctx)).with_outputs(TAG_DEADLETTERS, TAG_STATS, main=TAG_CHANGES)
+            >> beam.ParDo(_ReadDiffFn(self.ctx)).with_outputs(TAG_DEADLETTERS, TAG_STATS, TAG_ERRORS, main=TAG_CHANGES)
         )

@@ -11,11 +11,14 @@ complete page.
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
 import hashlib
 import io
+import logging
 import os
 import re
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,6 +44,13 @@ _UNSUPPORTED_MAGIC = (
 _XML_STARTS = (b"<", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 _READ_CHUNK = 1 << 20
 _DECOMPRESSED_CHUNK = 8 << 20
+# Header reads of remote files (siteinfo, SQL table sniffing): exact range reads of this size,
+# and the first bytes fetched are kept (up to the cap) for the next header read of the same file.
+_HEAD_CHUNK = 64 << 10
+_HEAD_CACHE_BYTES = 4 << 20
+_HEAD_CACHE_FILES = 64
+
+log = logging.getLogger("wikisnap")
 
 
 class DumpError(Exception):
@@ -149,10 +159,26 @@ def input_size(path: str) -> int | None:
         return None
 
 
+def is_http(path: str) -> bool:
+    return path.startswith(("http://", "https://"))
+
+
+def open_stream(path: str):
+    """Open a local path or fsspec URL for reading from the start (fsspec errors as they come).
+
+    HTTP(S) files are one streamed GET: each byte downloaded once, whether or not the server
+    supports Range requests (fsspec's default block cache would re-request blocks by range).
+    """
+    if is_http(path):
+        return fsspec.open(path, "rb", block_size=0).open()
+    return fsspec.open(path, "rb").open()
+
+
 def open_raw(path: str, *, exact: bool = False):
     """Open a local path or fsspec URL for binary reading.
 
-    `exact=True` turns off read-ahead caching, so a remote range read fetches only what is asked.
+    `exact=True` turns off read-ahead caching, so a remote range read fetches only what is asked
+    (an HTTP server must support Range requests: see `supports_ranges`).
     """
     try:
         if exact:
@@ -160,7 +186,7 @@ def open_raw(path: str, *, exact: bool = False):
             if isinstance(fs, LocalFileSystem):  # reads exactly what is asked already
                 return fs.open(fs_path, "rb")
             return fs.open(fs_path, "rb", cache_type="none")
-        return fsspec.open(path, "rb").open()
+        return open_stream(path)
     except FileNotFoundError:
         raise DumpError(path, "no such file", kind="missing") from None
     except IsADirectoryError:
@@ -171,6 +197,95 @@ def open_raw(path: str, *, exact: bool = False):
         raise DumpError(path, f"cannot open: {exc}", kind="missing") from None
     except ImportError as exc:  # fsspec: protocol needs an optional package
         raise DumpError(path, f"cannot open: {exc}", kind="missing") from None
+
+
+@functools.lru_cache(maxsize=256)
+def supports_ranges(path: str) -> bool:
+    """Whether `path` can be read by byte ranges: local files and object stores always can; an
+    HTTP(S) server is asked once for byte 1 (a server without Range support sends the whole file
+    instead, which fsspec refuses after the headers). Unreachable files: True (the read that
+    follows reports them properly)."""
+    if not is_http(path):
+        return True
+    try:
+        with open_raw(path, exact=True) as f:
+            if not hasattr(f, "cache") or f.size is None or f.size < 2:
+                return f.size is not None and f.size < 2  # a streamed answer: no ranges
+            f.seek(1)
+            f.read(1)
+        return True
+    except ValueError:  # fsspec: "The HTTP server doesn't appear to support range requests"
+        return False
+    except (OSError, DumpError):
+        return True
+
+
+_heads: dict[str, bytes] = {}
+_heads_lock = threading.Lock()
+
+
+class _HeadReader(io.RawIOBase):
+    """The first bytes of a remote file by exact range reads, shared between header reads.
+
+    The launcher reads the head of every input several times (SQL sniffing, siteinfo, the
+    multistream check); this keeps the first bytes fetched (up to `_HEAD_CACHE_BYTES`) so each
+    is downloaded once. Reads past what is kept fetch `_HEAD_CHUNK`-sized ranges.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.pos = 0
+        self._file = None
+        with _heads_lock:
+            self._kept = _heads.get(path, b"")
+        if not self._kept:
+            self._open()  # errors (missing file …) surface at open, as with open_raw
+
+    def _open(self):
+        if self._file is None:
+            self._file = open_raw(self.path, exact=True)
+        return self._file
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.pos < len(self._kept):
+            data = self._kept[self.pos : self.pos + len(buffer)]
+        else:
+            f = self._open()
+            f.seek(self.pos)
+            data = f.read(max(len(buffer), _HEAD_CHUNK))
+            if self.pos == len(self._kept) and self.pos < _HEAD_CACHE_BYTES and data:
+                self._kept += data
+                with _heads_lock:
+                    if len(_heads) >= _HEAD_CACHE_FILES:
+                        _heads.clear()
+                    _heads[self.path] = self._kept
+            data = data[: len(buffer)]
+        n = len(data)
+        buffer[:n] = data
+        self.pos += n
+        return n
+
+    def close(self) -> None:
+        try:
+            if self._file is not None:
+                self._file.close()
+        finally:
+            super().close()
+
+
+def open_head(path: str):
+    """Open a file to read its first bytes only (headers, magic numbers): local files as they
+    are; remote files by small exact range reads whose bytes later header reads reuse; HTTP
+    servers without Range support as a stream (closed once the header is read)."""
+    fs, fs_path = fsspec.core.url_to_fs(path)
+    if isinstance(fs, LocalFileSystem):
+        return fs.open(fs_path, "rb")
+    if not supports_ranges(path):
+        return open_stream(path)
+    return io.BufferedReader(_HeadReader(path), buffer_size=_HEAD_CHUNK)
 
 
 def sniff_compression(path: str, head: bytes) -> str:
@@ -211,7 +326,10 @@ class _RangeReader(io.RawIOBase):
     def readinto(self, buffer) -> int:
         if self._left <= 0:
             return 0
-        data = self._file.read(min(len(buffer), self._left))
+        try:
+            data = self._file.read(min(len(buffer), self._left))
+        except ValueError as exc:  # fsspec: the server stopped answering Range requests
+            raise OSError(f"a byte-range read failed ({exc})") from None
         n = len(data)
         buffer[:n] = data
         self._left -= n
@@ -225,17 +343,26 @@ class _RangeReader(io.RawIOBase):
 
 
 def open_dump(
-    path: str, *, read_ahead: bool = True, byte_range: tuple[int, int] | None = None
+    path: str, *, read_ahead: bool = True, byte_range: tuple[int, int] | None = None, head: bool = False
 ) -> tuple[io.BufferedIOBase, _HashingReader, str]:
     """Open `path` for reading decompressed XML bytes.
 
     Returns `(stream, hasher, compression)`: read the XML from `stream`; `hasher` has counted and
     hashed the raw bytes read so far. `read_ahead=False` decompresses no more than asked for
-    (header reads must not run into a truncation far behind the header).
+    (header reads must not run into a truncation far behind the header). `head=True`: only the
+    first bytes will be read (see `open_head`).
     """
-    raw = open_raw(path) if byte_range is None else _RangeReader(path, *byte_range)
+    if head:
+        try:
+            raw = open_head(path)
+        except FileNotFoundError:
+            raise DumpError(path, "no such file", kind="missing") from None
+        except (IsADirectoryError, PermissionError, ValueError, ImportError):
+            raw = open_raw(path)  # open_raw names the problem
+    else:
+        raw = open_raw(path) if byte_range is None else _RangeReader(path, *byte_range)
     hasher = _HashingReader(raw)
-    buffered = io.BufferedReader(hasher, buffer_size=_READ_CHUNK)
+    buffered = io.BufferedReader(hasher, buffer_size=_HEAD_CHUNK if head else _READ_CHUNK)
     head = buffered.peek(16)[:16]
     compression = sniff_compression(path, head)
     if compression == "xml":
@@ -347,7 +474,7 @@ def siteinfo_from_element(root: etree._Element, siteinfo: etree._Element | None,
 
 def read_siteinfo(path: str) -> SiteInfo:
     """Read only the `<siteinfo>` header of a dump (a few KB of decompression)."""
-    stream, hasher, _ = open_dump(path, read_ahead=False)
+    stream, hasher, _ = open_dump(path, read_ahead=False, head=True)
     root = None
     try:
         for event, elem in etree.iterparse(stream, events=("start", "end"), huge_tree=True):
@@ -652,7 +779,7 @@ def read_index(path: str) -> tuple[list[int], dict[int, int]]:
 
 
 def _looks_compressed(path: str) -> bool:
-    with open_raw(path) as f:
+    with open_head(path) as f:
         head = f.read(4)
     return head.startswith((b"BZh", b"\x1f\x8b"))
 

@@ -139,6 +139,7 @@ class SpillRun:
     bucket: int
     path: str
     records: int
+    source: str = ""  # the input file the unit read (named by same-revision conflicts)
 
 
 def write_run(path: str, items: list[tuple[int, int, dict]]) -> None:
@@ -189,7 +190,8 @@ def merge_runs(paths: Iterable[str]) -> Iterator[tuple[int, int, dict]]:
 class SpillBuffer:
     """Buffers a work unit's records per (db, ns, bucket) and spills sorted runs past a byte budget."""
 
-    def __init__(self, temp_dir: str, unit_name: str, bucket_span: int, budget_bytes: int):
+    def __init__(self, temp_dir: str, unit_name: str, bucket_span: int, budget_bytes: int, source: str = ""):
+        self.source = source
         self.temp_dir = temp_dir
         self.unit_name = unit_name
         self.bucket_span = bucket_span
@@ -215,7 +217,7 @@ class SpillBuffer:
                 self.temp_dir, "spill", dbname, str(ns), f"{bucket:06d}", f"{self.unit_name}-{self.sequence:05d}.run"
             )
             write_run(path, items)
-            written.append(SpillRun(dbname, ns, bucket, path, len(items)))
+            written.append(SpillRun(dbname, ns, bucket, path, len(items), self.source))
         self.buffers.clear()
         self.buffered = 0
         self.sequence += 1

@@ -18,6 +18,10 @@ RewriteSnapshots per (db, ns): a snapshot no diff touches is copied as files; ot
                  order (untouched lines byte for byte) and its shard filtered + extended with
                  Arrow. Tarballs of another layout are rewritten line by line in one pass.
 
+A damaged base (empty, cut off, corrupt, a copied tarball whose md5 is not its metadata's) is a
+`BaseError` naming the tarball, member and byte; the DoFns emit it on their `errors` output and
+`wikisnap update` fails the run before anything is published.
+
 Why this shape: on Beam's local runner a shuffled element stays in memory, so base records never
 go through a shuffle — only the Changes (diff-sized), the few base records they touch and member
 tasks (a path, a byte span and that member's changes). Each base snapshot is read twice (find,
@@ -30,6 +34,7 @@ from __future__ import annotations
 import bisect
 import copy
 import gzip
+import io
 import json
 import re
 import tarfile
@@ -57,9 +62,12 @@ from wikisnap.transforms.files import (
     join,
     open_read,
     open_write,
+    read_bytes,
+    remove_tree,
     tar_padding,
 )
 from wikisnap.transforms.read import DeadLetter
+from wikisnap.transforms.tarlines import CountingReader, TarLines
 from wikisnap.transforms.write import MemberSink, OutputFile, WriteOptions, snapshot_id
 
 TAG_HITS = "hits"
@@ -69,6 +77,9 @@ TAG_STATS = "stats"
 TAG_DEADLETTERS = "deadletters"
 TAG_PARTS = "parts"
 TAG_COPIED = "copied"
+TAG_ERRORS = "errors"
+# What to do about a damaged base (the tail of every BaseError message).
+FIX_BASE = "restore the base from a good copy (or rebuild it with `wikisnap build`) and run again"
 
 # The head of every WME line: the serialiser always writes `name` first and `identifier` second.
 _HEAD = re.compile(rb'\{"name":("(?:[^"\\]|\\.)*"),"identifier":(\d+)')
@@ -123,16 +134,43 @@ class BatchEntry:
         return (parse_time_ns(self.time), self.page_id, self.order, self.line)
 
 
+class BaseError(Exception):
+    """A base snapshot that cannot be read: one line naming the tarball, the member and the byte.
+
+    Never excused by --allow-truncated: the records of a damaged base would vanish silently.
+    """
+
+
+def base_error(tarball: str, problem: str, offset: int | None = None) -> BaseError:
+    where = f" (at byte {offset:,})" if offset is not None else ""
+    return BaseError(f"{tarball}: base snapshot {problem}{where}; {FIX_BASE}")
+
+
 # -- reading base lines ----------------------------------------------------------------------
 
 
 def iter_snapshot_lines(tarball: str) -> Iterator[bytes]:
-    """The NDJSON lines of a snapshot tarball, streamed member after member (tar order)."""
+    """The NDJSON lines of a snapshot tarball, streamed member after member (tar order).
+
+    BaseError (tarball, member, byte) when it is empty, cut off — also between two members — or
+    corrupt; the lines before the damage have been yielded.
+    """
     # gzip.GzipFile reads concatenated gzip members; tarfile's own "r|gz" stops after the first.
-    with open_read(tarball) as raw, gzip.GzipFile(fileobj=raw) as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
-        for member in tar:
-            if member.isfile():
-                yield from tar.extractfile(member)  # a buffered reader: one line in memory
+    try:
+        raw = CountingReader(open_read(tarball))
+    except OSError as exc:
+        raise base_error(tarball, f"cannot be opened ({exc})") from None
+    lines = TarLines(gzip.GzipFile(fileobj=io.BufferedReader(raw, 1 << 20)))
+    try:
+        yield from lines  # one line in memory
+    except (EOFError, OSError, zlib.error, tarfile.TarError, ValueError) as exc:
+        if raw.count == 0:
+            raise base_error(tarball, "is an empty file") from None
+        where = f"in member {lines.member!r}" if lines.member else "between members"
+        problem = f"is cut off or corrupt {where}, after {lines.lines:,} complete line(s) ({exc})"
+        raise base_error(tarball, problem, raw.count) from None
+    finally:
+        raw.close()
 
 
 def line_head(line: bytes) -> tuple[bytes, int]:
@@ -141,6 +179,14 @@ def line_head(line: bytes) -> tuple[bytes, int]:
     if match is None:
         raise ValueError(f"not a wikisnap/WME record line: {line[:80]!r}")
     return match.group(1), int(match.group(2))
+
+
+def base_line_head(tarball: str, line: bytes, number: int) -> tuple[bytes, int]:
+    """`line_head` of a base line; BaseError naming the tarball and line when it is no record."""
+    try:
+        return line_head(line)
+    except ValueError as exc:
+        raise base_error(tarball, f"line {number:,} is not a WME record, the data is corrupt ({exc})") from None
 
 
 def json_name(title: str) -> bytes:
@@ -161,8 +207,8 @@ def listed_redirects(line: bytes) -> list[str]:
 
 def find_in_base(snapshot: BaseSnapshot, wanted: Wanted) -> Iterator[BaseHit]:
     """The records of `snapshot` that the diffs touch (see `Wanted`), parsed; the rest skipped."""
-    for line in iter_snapshot_lines(snapshot.tarball):
-        name, page_id = line_head(line)
+    for number, line in enumerate(iter_snapshot_lines(snapshot.tarball), 1):
+        name, page_id = base_line_head(snapshot.tarball, line, number)
         hit = page_id in wanted.ids or name in wanted.names
         if not hit and wanted.redirect_names:
             hit = any(n in wanted.redirect_names for n in listed_redirects(line))
@@ -538,8 +584,8 @@ def rewrite_snapshot(
         return {"date_modified": match.group(1).decode() if match else ""}
 
     i = 0
-    for line in iter_snapshot_lines(tarball) if tarball else ():
-        _name, page_id = line_head(line)
+    for number, line in enumerate(iter_snapshot_lines(tarball) if tarball else (), 1):
+        _name, page_id = base_line_head(tarball, line, number)
         while i < len(inserts) and inserts[i][0] < page_id:
             add(to_wme_json_bytes(inserts[i][1]), inserts[i][1])
             i += 1
@@ -569,7 +615,10 @@ class BaseMember:
 
 
 def gzip_spans(path: str) -> list[tuple[int, int]]:
-    """Byte spans of the gzip members concatenated in `path` (decompressed, never kept)."""
+    """Byte spans of the gzip members concatenated in `path` (decompressed, never kept).
+
+    BaseError when a member is corrupt (bad data or CRC) or the file ends inside one.
+    """
     spans = []
     offset = 0
     with open_read(path) as f:
@@ -577,7 +626,10 @@ def gzip_spans(path: str) -> list[tuple[int, int]]:
         d = zlib.decompressobj(31)
         start = 0
         while data:
-            d.decompress(data)
+            try:
+                d.decompress(data)
+            except zlib.error as exc:
+                raise base_error(path, f"has a corrupt gzip member starting at byte {start:,} ({exc})") from None
             if d.eof:
                 rest = d.unused_data
                 end = offset + len(data) - len(rest)
@@ -591,6 +643,8 @@ def gzip_spans(path: str) -> list[tuple[int, int]]:
                 continue
             offset += len(data)
             data = f.read(1 << 22)
+    if offset > start:
+        raise base_error(path, f"ends inside the gzip member starting at byte {start:,}: it is cut off", offset)
     return spans
 
 
@@ -601,7 +655,7 @@ def _read_span(path: str, start: int, end: int, chunk: int = 1 << 22) -> Iterato
         while left > 0:
             data = f.read(min(chunk, left))
             if not data:
-                raise OSError(f"{path}: ends inside a gzip member")
+                raise base_error(path, f"ends inside the gzip member at bytes {start:,}-{end:,}: it is cut off")
             left -= len(data)
             yield data
 
@@ -634,6 +688,8 @@ def wikisnap_members(tarball: str) -> list[BaseMember] | None:
     spans = gzip_spans(tarball)
     if len(spans) < 3 or len(spans) % 2 == 0:
         return None
+    if zlib.decompress(b"".join(_read_span(tarball, *spans[-1])), 31) != bytes(2 * tarfile.BLOCKSIZE):
+        return None  # no end-of-archive member: not this layout, or cut off (the line reader tells)
     members = []
     for n in range((len(spans) - 1) // 2):
         (hs, he), (ds, de) = spans[2 * n], spans[2 * n + 1]
@@ -815,11 +871,19 @@ def copy_snapshot(snapshot: BaseSnapshot, out_dir: str) -> list[OutputFile]:
         files.append(("metadata", snapshot.metadata, join(out_dir, f"{sid}.json")))
     for path in snapshot.parquet:
         files.append(("parquet", path, join(out_dir, "parquet", sid, path.rsplit("/", 1)[-1])))
+    expected = None
+    if snapshot.metadata:
+        expected = json.loads(read_bytes(snapshot.metadata)).get("version")
     for kind, src, dst in files:
         with open_read(src) as f, open_write(dst) as g:
             while chunk := f.read(1 << 22):
                 g.write(chunk)
         md5, size = file_md5(dst)
+        if kind == "tarball" and expected and md5 != expected:
+            # Copied as bytes, never decompressed: its metadata's md5 is the only check (and it
+            # comes first, so nothing else of the snapshot has been copied).
+            remove_tree(dst)
+            raise base_error(src, f"has md5 {md5} but its metadata {snapshot.metadata} says {expected}: it is damaged")
         outputs.append(OutputFile(kind, snapshot.dbname, snapshot.ns, dst, size, md5, 0))
     return outputs
 
@@ -831,19 +895,25 @@ class _FindInBaseFn(beam.DoFn):
     def setup(self) -> None:
         self.c_hits = Metrics.counter("wikisnap", "base_records_touched")
         self.c_untouched = Metrics.counter("wikisnap", "base_snapshots_untouched")
+        self.c_errors = Metrics.counter("wikisnap", "base_errors")
 
     def process(self, snapshot: BaseSnapshot, wanted: dict):
         w = wanted.get(snapshot.dbname)
         if w is None:
             self.c_untouched.inc()
             return
-        for hit in find_in_base(snapshot, w):
-            self.c_hits.inc()
-            yield (hit.dbname, hit)
+        try:
+            for hit in find_in_base(snapshot, w):
+                self.c_hits.inc()
+                yield (hit.dbname, hit)
+        except BaseError as exc:
+            self.c_errors.inc()
+            yield beam.pvalue.TaggedOutput(TAG_ERRORS, str(exc))
 
 
 class FindInBase(beam.PTransform):
-    """(BaseSnapshot, `(db, [Change])`) → `(db, BaseHit)`: the base records the diffs touch."""
+    """(BaseSnapshot, `(db, [Change])`) → main `(db, BaseHit)`: the base records the diffs touch;
+    errors: one message (str) per base tarball that cannot be read to the end."""
 
     def __init__(self, by_wiki):
         super().__init__()
@@ -851,7 +921,9 @@ class FindInBase(beam.PTransform):
 
     def expand(self, snapshots):
         wanted = self.by_wiki | "ListWantedRecords" >> beam.Map(lambda kv: (kv[0], wanted_for(kv[1])))
-        return snapshots | "ScanBaseHeads" >> beam.ParDo(_FindInBaseFn(), wanted=beam.pvalue.AsDict(wanted))
+        return snapshots | "ScanBaseHeads" >> beam.ParDo(
+            _FindInBaseFn(), wanted=beam.pvalue.AsDict(wanted)
+        ).with_outputs(TAG_ERRORS, main=TAG_HITS)
 
 
 class _ResolveWikiFn(beam.DoFn):
@@ -913,8 +985,16 @@ class _PlanRewriteFn(beam.DoFn):
         self.c_files = Metrics.counter("wikisnap", "snapshots_copied_as_files")
         self.c_tasks = Metrics.counter("wikisnap", "member_tasks")
         self.c_slow = Metrics.counter("wikisnap", "snapshots_rewritten_line_by_line")
+        self.c_errors = Metrics.counter("wikisnap", "base_errors")
 
-    def process(self, element):
+    def process(self, element, blocked=()):
+        try:
+            yield from self._plan(element, blocked)
+        except BaseError as exc:
+            self.c_errors.inc()
+            yield beam.pvalue.TaggedOutput(TAG_ERRORS, str(exc))
+
+    def _plan(self, element, blocked):
         (db, ns), groups = element
         snapshots = list(groups["base"])
         changed = dict(groups["changed"])
@@ -923,7 +1003,7 @@ class _PlanRewriteFn(beam.DoFn):
             return
         if not changed and self.opts.snapshot_date is None:
             # (With --date the metadata changes, so the members are copied and reassembled.)
-            if snapshot is not None:
+            if snapshot is not None and not blocked:  # a failed run copies nothing into --out
                 self.c_files.inc()
                 for out in copy_snapshot(snapshot, self.opts.out_dir):
                     yield beam.pvalue.TaggedOutput(TAG_COPIED, out)
@@ -949,10 +1029,16 @@ class _RewriteMemberFn(beam.DoFn):
     def setup(self) -> None:
         self.c_copied = Metrics.counter("wikisnap", "members_copied")
         self.c_rewritten = Metrics.counter("wikisnap", "members_rewritten")
+        self.c_errors = Metrics.counter("wikisnap", "base_errors")
 
     def process(self, task: MemberTask):
         (self.c_rewritten if task.touched else self.c_copied).inc()
-        part, counts = rewrite_member(task, self.opts)
+        try:
+            part, counts = rewrite_member(task, self.opts)
+        except BaseError as exc:
+            self.c_errors.inc()
+            yield beam.pvalue.TaggedOutput(TAG_ERRORS, str(exc))
+            return
         if part is not None:
             yield ((part.dbname, part.ns), part)
         for name, n in counts.items():
@@ -960,15 +1046,18 @@ class _RewriteMemberFn(beam.DoFn):
 
 
 class RewriteSnapshots(beam.PTransform):
-    """(BaseSnapshot, `((db, ns), (page_id, record|None))`) → DoOutputsTuple(parts, copied, stats).
+    """(BaseSnapshot, `((db, ns), (page_id, record|None))`) → dict(parts, copied, stats, errors).
 
     parts: `((db, ns), MemberPart)` for AssembleSnapshots; copied: OutputFiles of untouched
-    snapshots; stats: `((db, counter), n)`. Members are rewritten in parallel (Reshuffle first).
+    snapshots; stats: `((db, counter), n)`; errors: one message (str) per unreadable base
+    tarball. Members are rewritten in parallel (Reshuffle first). `blocked` (optional, small):
+    errors known before the rewrite; when it holds any, untouched snapshots are not copied.
     """
 
-    def __init__(self, opts: WriteOptions):
+    def __init__(self, opts: WriteOptions, blocked=None):
         super().__init__()
         self.opts = opts
+        self.blocked = blocked
 
     def expand(self, pcolls):
         snapshots, changed = pcolls
@@ -977,7 +1066,10 @@ class RewriteSnapshots(beam.PTransform):
             {"base": keyed, "changed": changed}
             | "GroupBySnapshot" >> beam.CoGroupByKey()
             | "PlanMembers"
-            >> beam.ParDo(_PlanRewriteFn(self.opts)).with_outputs(TAG_COPIED, TAG_STATS, TAG_PARTS, main="tasks")
+            >> beam.ParDo(
+                _PlanRewriteFn(self.opts),
+                **({"blocked": beam.pvalue.AsList(self.blocked)} if self.blocked is not None else {}),
+            ).with_outputs(TAG_COPIED, TAG_STATS, TAG_PARTS, TAG_ERRORS, main="tasks")
         )
         rewritten = (
             planned.tasks
@@ -985,7 +1077,7 @@ class RewriteSnapshots(beam.PTransform):
             | "CopyOrRewriteMembers"
             >> beam.ParDo(_RewriteMemberFn(self.opts))
             .with_output_types(tuple[tuple[str, int], MemberPart])
-            .with_outputs(TAG_STATS, main=TAG_PARTS)
+            .with_outputs(TAG_STATS, TAG_ERRORS, main=TAG_PARTS)
         )
         parts = (
             (planned[TAG_PARTS], rewritten[TAG_PARTS])
@@ -993,4 +1085,5 @@ class RewriteSnapshots(beam.PTransform):
             | "TypeParts" >> beam.Map(lambda kv: kv).with_output_types(tuple[tuple[str, int], MemberPart])
         )
         stats = (planned[TAG_STATS], rewritten[TAG_STATS]) | "FlattenRewriteCounts" >> beam.Flatten()
-        return {TAG_PARTS: parts, TAG_COPIED: planned[TAG_COPIED], TAG_STATS: stats}
+        errors = (planned[TAG_ERRORS], rewritten[TAG_ERRORS]) | "FlattenBaseErrors" >> beam.Flatten()
+        return {TAG_PARTS: parts, TAG_COPIED: planned[TAG_COPIED], TAG_STATS: stats, TAG_ERRORS: errors}

@@ -176,7 +176,7 @@ class ReadParseSpillFn(beam.DoFn):
         db = site.dbname
         licenses: dict[int, list[dict]] = {}  # per namespace: Wikidata's entities are CC0, its talk pages not
         source = describe_input(unit.path)
-        spill = SpillBuffer(opts.temp_dir, unit.name, opts.bucket_span, opts.spill_bytes)
+        spill = SpillBuffer(opts.temp_dir, unit.name, opts.bucket_span, opts.spill_bytes, unit.path)
         counts: dict[str, int] = {}
 
         def count(name: str, n: int = 1) -> None:

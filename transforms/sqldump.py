@@ -27,9 +27,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import fsspec
-
-from wikisnap.transforms.dumpreader import DumpError
+from wikisnap.transforms.dumpreader import DumpError, open_head, open_stream
 
 _CHUNK = 4 << 20
 # A row longer than this is not waited for: the statement is malformed (unbalanced quote).
@@ -67,16 +65,17 @@ class SqlHeader:
     columns: tuple[str, ...]  # () when the file has no CREATE TABLE (then INSERTs must be complete)
 
 
-def _open(path: str) -> io.BufferedIOBase:
+def _open(path: str, head: bool = False) -> io.BufferedIOBase:
+    """Decompressed bytes of an SQL dump; `head=True` when only its first bytes will be read."""
     try:
-        raw = fsspec.open(path, "rb").open()
+        raw = open_head(path) if head else open_stream(path)
     except FileNotFoundError:
         raise SqlDumpError(path, "no such file", kind="missing") from None
     except IsADirectoryError:
         raise SqlDumpError(path, "is a directory, not an SQL dump", kind="missing") from None
     except (PermissionError, ValueError, ImportError) as exc:
         raise SqlDumpError(path, f"cannot open: {exc}", kind="missing") from None
-    buffered = io.BufferedReader(raw, buffer_size=1 << 20)
+    buffered = io.BufferedReader(raw, buffer_size=(64 << 10) if head else 1 << 20)
     head = buffered.peek(4)[:4]
     if head.startswith(b"BZh"):
         return bz2.BZ2File(buffered, "rb")
@@ -101,7 +100,7 @@ def read_sql_header(path: str) -> SqlHeader:
 
     Reads at most the first MB of decompressed text; SqlDumpError when neither is found there.
     """
-    with _open(path) as stream:
+    with _open(path, head=True) as stream:
         head = _read(stream, path, _HEAD_BYTES)
     if not head:
         raise SqlDumpError(path, "the file is empty", kind="invalid")
@@ -126,7 +125,7 @@ def sql_table_of(path: str) -> str | None:
     Recognised by content, not name: XML dumps, unknown containers and unreadable files give None.
     """
     try:
-        with _open(path) as stream:
+        with _open(path, head=True) as stream:
             head = stream.read(64 << 10)
     except Exception:  # noqa: BLE001 - anything unreadable is "not SQL"; the XML checks explain it
         return None

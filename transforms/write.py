@@ -1,7 +1,8 @@
 """Writing snapshots: bucket writers in parallel, then a cheap per-(db, ns) assembly.
 
 WriteBuckets   ((db, ns, bucket) → spill runs + redirect lists) → `MemberPart`s: merges the
-               sorted runs (newest revision of a page id wins), attaches redirects, serialises
+               sorted runs (newest revision of a page id wins; same-revision copies with different
+               text: the smallest wikitext SHA-1 wins, the others are dead letters), attaches redirects, serialises
                WME JSON, cuts NDJSON members at the size limit, gzips each member and writes its
                Parquet shard — in parallel over buckets.
 AssembleSnapshots  (db, ns) → numbers the members in page-id order, concatenates their gzip
@@ -13,6 +14,9 @@ WriteDeadLetters   db → `deadletter/{db}_deadletters.ndjson`, sorted, raw inpu
 from __future__ import annotations
 
 import calendar
+import hashlib
+import heapq
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -29,16 +33,18 @@ from wikisnap.transforms.files import (
     MemberPart,
     assemble_tarball,
     file_md5,
+    iter_run,
     join,
-    merge_runs,
     move,
     open_write,
     tar_padding,
     write_bytes,
 )
+from wikisnap.transforms.read import DeadLetter
 
 TAG_STATS = "stats"
 TAG_PARTS = "parts"
+TAG_DEADLETTERS = "deadletters"
 _ARROW_BATCH_ROWS = 256
 
 
@@ -200,16 +206,76 @@ def merge_enrichment(record: dict, enrichment: dict | None, opts: WriteOptions, 
         add("enrich/records_with_categories" if merged else "enrich/records_without_categories")
 
 
-def write_bucket(key: tuple[str, int, int], run_paths: list[str], redirect_lists, opts: WriteOptions, enrichments=()):
+def text_sha1(record: dict) -> str:
+    """SHA-1 (hex) of a record's wikitext ("" when it has none): what decides same-revision conflicts."""
+    text = (record.get("article_body") or {}).get("wikitext") or ""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def merge_sourced_runs(paths: list[str]):
+    """K-way merge of sorted spill runs by (page id, newest revision first) → `(page_id, rev_id, record, path)`."""
+
+    def tagged(path: str):
+        for page_id, rev_id, record in iter_run(path):
+            yield page_id, rev_id, record, path
+
+    return heapq.merge(*(tagged(p) for p in sorted(paths)), key=lambda item: (item[0], -item[1]))
+
+
+def pick_copy(copies: list, sources: dict[str, str]) -> tuple[dict, int, list[DeadLetter]]:
+    """One page's copies from several inputs → (the record kept, copies superseded, conflict dead letters).
+
+    The newest revision wins. Copies of that revision with the same wikitext are duplicates (e.g.
+    overlapping parts); with different wikitext they conflict, and the copy whose wikitext has the
+    smallest SHA-1 wins — a rule that depends on the data only, never on input order or location.
+    Every other copy of that revision becomes a dead letter naming both inputs, its text kept.
+    (Equal texts are ordered by their serialised record, so even their metadata is deterministic.)
+    """
+    if len(copies) == 1:
+        return copies[0][2], 0, []
+    top = [c for c in copies if c[1] == copies[0][1]]  # the merge puts the newest revision first
+    if len(top) > 1:
+        top.sort(key=lambda c: (text_sha1(c[2]), to_wme_json_bytes(c[2]), c[3]))
+    winner = top[0]
+    won_sha = text_sha1(winner[2])
+    letters = []
+    for page_id, rev_id, record, path in top[1:]:
+        sha = text_sha1(record)
+        if sha == won_sha:
+            continue
+        reason = (
+            f"conflict: page {page_id} revision {rev_id} also in {sources.get(winner[3], winner[3])} with "
+            f"different text (sha1 {won_sha} kept over {sha}: the smaller wikitext SHA-1 wins)"
+        )
+        text = (record.get("article_body") or {}).get("wikitext") or ""
+        letters.append(
+            DeadLetter(
+                record["is_part_of"]["identifier"], sources.get(path, path), reason, page_id, record.get("name"), text
+            )
+        )
+    return winner[2], len(copies) - 1 - len(letters), letters
+
+
+def write_bucket(
+    key: tuple[str, int, int],
+    run_paths: list[str],
+    redirect_lists,
+    opts: WriteOptions,
+    enrichments=(),
+    sources: dict[str, str] | None = None,
+    deadletters: list | None = None,
+):
     """Pure-ish core of one bucket: returns `(parts, counts)`.
 
     In: the spill-run paths of one (db, ns, bucket), `(page_id, [(name, url)])` redirect lists
     (from the XML dump and redirect.sql; deduplicated by name) and `(page_id, enrichment)` items
-    from EnrichFromSql (see `merge_enrichment`).
+    from EnrichFromSql (see `merge_enrichment`); `sources` maps run paths to input files.
     Out: the `MemberPart`s written, in order, and counts (`written/{ns}`, `duplicates_superseded`,
-    `redirects_written`, and `enrich/…` coverage when `opts.coverage` is set).
+    `conflicts`, `redirects_written`, and `enrich/…` coverage when `opts.coverage` is set).
+    Same-revision conflicts (see `pick_copy`) are appended to `deadletters` when given.
     """
     dbname, ns, bucket = key
+    sources = sources or {}
     redirects: dict[int, dict[str, str]] = {}
     for page_id, pairs in redirect_lists:
         by_name = redirects.setdefault(page_id, {})
@@ -219,15 +285,15 @@ def write_bucket(key: tuple[str, int, int], run_paths: list[str], redirect_lists
     for page_id, enrichment in enrichments:
         extra.setdefault(page_id, {}).update(enrichment)
     parts: list[MemberPart] = []
-    counts = {f"written/{ns}": 0, "duplicates_superseded": 0, "redirects_written": 0}
+    counts = {f"written/{ns}": 0, "duplicates_superseded": 0, "conflicts": 0, "redirects_written": 0}
     sink: MemberSink | None = None
-    previous = None
-    for page_id, _rev_id, record in merge_runs(run_paths):
-        if page_id == previous:
-            # The same page in two inputs (e.g. overlapping parts): the newest revision came first.
-            counts["duplicates_superseded"] += 1
-            continue
-        previous = page_id
+    for page_id, group in itertools.groupby(merge_sourced_runs(run_paths), key=lambda item: item[0]):
+        # The same page in several inputs (overlapping parts, or two copies of one revision).
+        record, superseded, letters = pick_copy(list(group), sources)
+        counts["duplicates_superseded"] += superseded
+        counts["conflicts"] += len(letters)
+        if deadletters is not None:
+            deadletters.extend(letters)
         pairs = redirects.get(page_id)
         if pairs:
             record["redirects"] = [{"name": name, "url": url} for name, url in sorted(pairs.items())]
@@ -253,23 +319,37 @@ class _WriteBucketFn(beam.DoFn):
     def setup(self) -> None:
         self.c_written = Metrics.counter("wikisnap", "records_written")
         self.c_dupes = Metrics.counter("wikisnap", "duplicates_superseded")
+        self.c_conflicts = Metrics.counter("wikisnap", "conflicts")
 
     def process(self, element):
         key, groups = element
-        runs = [run.path for run in groups["runs"]]
+        runs = list(groups["runs"])
         # A bucket always has runs: redirect lists only name pages that were spilled.
-        parts, counts = write_bucket(key, runs, groups["redirects"], self.opts, groups.get("enrichments", ()))
+        letters: list[DeadLetter] = []
+        parts, counts = write_bucket(
+            key,
+            [run.path for run in runs],
+            groups["redirects"],
+            self.opts,
+            groups.get("enrichments", ()),
+            sources={run.path: run.source for run in runs},
+            deadletters=letters,
+        )
         dbname = key[0]
         self.c_written.inc(counts[f"written/{key[1]}"])
         self.c_dupes.inc(counts["duplicates_superseded"])
+        self.c_conflicts.inc(counts["conflicts"])
         for part in parts:
             yield ((part.dbname, part.ns), part)
+        for letter in letters:
+            yield beam.pvalue.TaggedOutput(TAG_DEADLETTERS, letter)
         for name, n in counts.items():
             yield beam.pvalue.TaggedOutput(TAG_STATS, ((dbname, name), n))
 
 
 class WriteBuckets(beam.PTransform):
-    """(runs, redirect_lists[, enrichments]) → DoOutputsTuple(main `((db, ns), MemberPart)`, stats).
+    """(runs, redirect_lists[, enrichments]) → DoOutputsTuple(main `((db, ns), MemberPart)`, stats,
+    deadletters — same-revision conflicts, see `pick_copy`).
 
     `enrichments` (optional): `((db, ns, bucket), (page_id, dict))` from EnrichFromSql.
     """
@@ -290,7 +370,7 @@ class WriteBuckets(beam.PTransform):
             | "MergeAndWriteMembers"
             >> beam.ParDo(_WriteBucketFn(self.opts))
             .with_output_types(tuple[tuple[str, int], MemberPart])
-            .with_outputs(TAG_STATS, main=TAG_PARTS)
+            .with_outputs(TAG_STATS, TAG_DEADLETTERS, main=TAG_PARTS)
         )
 
 
@@ -379,6 +459,19 @@ class AssembleSnapshots(beam.PTransform):
 
 
 # -- dead letters --------------------------------------------------------------------------
+
+
+class DeadLetterGate(beam.PTransform):
+    """DeadLetter → at most one blocking error (a str) when there is any: with
+    --fail-on-dead-letters, AssembleSnapshots (and update's batch writer) then publish nothing.
+    Counted first, so the side input stays one element whatever the number of dead letters."""
+
+    def expand(self, letters):
+        return (
+            letters
+            | "CountDeadLetters" >> beam.combiners.Count.Globally()
+            | "BlockIfAny" >> beam.FlatMap(lambda n: [f"{n:,} dead letter(s) and --fail-on-dead-letters"] if n else [])
+        )
 
 
 def deadletter_line(letter) -> bytes:
