@@ -28,6 +28,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 
 import apache_beam as beam
+import fsspec
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 import wikisnap
@@ -51,7 +52,15 @@ from wikisnap.transforms.enrich import (
     qid_map_layout,
     read_qid_map,
 )
-from wikisnap.transforms.files import fs_for, join, read_bytes, remove_empty_dir, remove_tree, write_bytes
+from wikisnap.transforms.files import (
+    fs_for,
+    join,
+    read_bytes,
+    remove_empty_dir,
+    remove_tree,
+    write_bytes,
+    write_bytes_atomic,
+)
 from wikisnap.transforms.read import ReadDumps, ReadOptions, WorkUnit, format_progress
 from wikisnap.transforms.redirects import JoinRedirects
 from wikisnap.transforms.sqldump import SqlDumpError, check_header, db_from_name, read_sql_header, sql_table_of
@@ -62,6 +71,11 @@ log = logging.getLogger("wikisnap")
 DEFAULT_NAMESPACES = (0, 6, 10, 14)
 FORMATS = ("ndjson", "parquet")
 LOCAL_RUNNERS = {None, "", "direct", "directrunner", "fnapirunner"}
+# Runners whose workers all run on the launching machine (Beam's in-process and local runners):
+# any temp folder works for them. Every other runner may put workers on other machines.
+SINGLE_MACHINE_RUNNERS = LOCAL_RUNNERS | {"bundlebaseddirectrunner", "switchingdirectrunner", "prismrunner"}
+# fsspec protocols whose files only the writing machine (or process) sees
+LOCAL_PROTOCOLS = {"file", "local", "memory"}
 
 
 class UsageError(Exception):
@@ -97,6 +111,7 @@ class BuildConfig:
     expected_checksums: dict[str, dict[str, str]] = field(default_factory=dict)  # file name → digests
     temp_location: str | None = None
     keep_temp: bool = False
+    shared_temp: bool = False  # the temp folder, though a local path, is seen by every worker
     progress_seconds: float = 10.0
     beam_args: list[str] = field(default_factory=list)
     # SQL enrichment (EnrichFromSql): table dumps split off `inputs` by `run()`, how their
@@ -287,6 +302,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         "every worker (a bucket URL on a cluster)",
     )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp folder after the run")
+    add_shared_temp_argument(parser)
     parser.add_argument(
         "--categories",
         choices=CATEGORY_MODES,
@@ -334,6 +350,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildCon
         force=args.force,
         temp_location=args.temp_location,
         keep_temp=args.keep_temp,
+        shared_temp=args.shared_temp,
         progress_seconds=args.progress_seconds,
         beam_args=list(beam_args),
         categories=getattr(args, "categories", None),
@@ -385,6 +402,39 @@ def pipeline_options(config: BuildConfig) -> tuple[PipelineOptions, object, str]
         return options, FnApiRunner(provision_info=_worker_provision_info()), engine
     options = PipelineOptions(args)
     return options, options.view_as(StandardOptions).runner, f"Beam {runner}"
+
+
+def add_shared_temp_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shared-temp",
+        action="store_true",
+        help="the temp folder is a local path that every worker of a non-local runner sees (a network "
+        "mount, or a cluster whose workers all run on this machine)",
+    )
+
+
+def check_shared_temp(config, temp_root: str) -> None:
+    """Refuse a runner that may run workers on other machines with a temp folder only this one sees.
+
+    In: a build or update config (`beam_args`, `shared_temp`) and the temp folder the run would use.
+    Spill runs and member parts written by one worker are read by another, so on a cluster they
+    must live on storage every worker reaches; a local path would fail late (files not found) or,
+    worse, on a shared-nothing cluster whose workers happen to share a path name.
+    """
+    runner = _flag_value(config.beam_args, "--runner")
+    if runner is None or runner.lower() in SINGLE_MACHINE_RUNNERS or config.shared_temp:
+        return
+    if runner.lower() == "portablerunner" and _flag_value(config.beam_args, "--job_endpoint") == "embed":
+        return  # Beam's embedded job service runs the work on this machine
+    # by the URL's scheme alone: a bucket's filesystem package need not be installed on the launcher
+    if (fsspec.core.split_protocol(temp_root)[0] or "file") not in LOCAL_PROTOCOLS:
+        return
+    raise UsageError(
+        f"--runner {runner} may run workers on other machines, but the temp folder {temp_root} (spill runs and "
+        "member parts that workers hand to each other) is on this machine only. Pass --temp-location on storage "
+        "every worker reaches (gs://…, s3://…, hdfs://…), or add --shared-temp if that folder is shared (a "
+        "network mount, or all workers run on this machine)"
+    )
 
 
 def _worker_provision_info():
@@ -669,7 +719,7 @@ class CollectReport(beam.PTransform):
         return (
             items
             | "GatherReport" >> beam.combiners.ToList()
-            | "WriteReport" >> beam.Map(lambda report: write_bytes(path, pickle.dumps(report)))
+            | "WriteReport" >> beam.Map(lambda report: write_bytes_atomic(path, pickle.dumps(report)))
         )
 
 
@@ -806,6 +856,7 @@ def run(config: BuildConfig) -> dict:
         join(beam_temp, "wikisnap") if beam_temp else join(config.out, ".wikisnap-tmp")
     )
     temp_dir = join(temp_root, run_id)
+    check_shared_temp(config, temp_root)
     # bytes the readers will go through: a range counts its own length, not its file's size
     total = sum((u.end - u.start) if u.kind == "range" else (u.size or 0) for u in units if u.kind != "verify")
     log.info(

@@ -31,6 +31,8 @@ from wikisnap.pipelines.build import (
     FORMATS,
     CollectReport,
     UsageError,
+    add_shared_temp_argument,
+    check_shared_temp,
     parse_date,
     parse_formats,
     pipeline_options,
@@ -71,6 +73,7 @@ class UpdateConfig:
     max_page_bytes: int = 32 << 20
     temp_location: str | None = None
     keep_temp: bool = False
+    shared_temp: bool = False  # the temp folder, though a local path, is seen by every worker
     beam_args: list[str] = field(default_factory=list)
 
 
@@ -100,6 +103,7 @@ def add_update_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-page-bytes", type=positive_int, default=32 << 20, metavar="N")
     parser.add_argument("--temp-location", metavar="DIR", default=None)
     parser.add_argument("--keep-temp", action="store_true")
+    add_shared_temp_argument(parser)
 
 
 def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> UpdateConfig:
@@ -114,6 +118,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> UpdateCo
         max_page_bytes=args.max_page_bytes,
         temp_location=args.temp_location,
         keep_temp=args.keep_temp,
+        shared_temp=args.shared_temp,
         beam_args=list(beam_args),
     )
 
@@ -293,6 +298,7 @@ def run(config: UpdateConfig) -> dict:
     units, sites = discover_diffs(config, base)
     options, runner, engine = pipeline_options(config)  # type: ignore[arg-type]
     temp_dir = join(config.temp_location or join(config.out, ".wikisnap-tmp"), uuid.uuid4().hex[:12])
+    check_shared_temp(config, temp_dir)
     log.info("wikisnap update: base %s (%d snapshots), %d diff(s)", config.base, len(base.snapshots), len(units))
     started = time.time()
     try:
