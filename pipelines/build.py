@@ -437,6 +437,39 @@ def check_shared_temp(config, temp_root: str) -> None:
     )
 
 
+# Beam's job-server runners and the option that names their jar; without a jar (or a running job
+# service at --job_endpoint) Beam would try to download one from Maven Central at run time.
+JOB_SERVER_JARS = {"flinkrunner": "--flink_job_server_jar", "sparkrunner": "--spark_job_server_jar"}
+FETCH_JARS = "bash tests/engines/fetch-job-servers.sh"
+
+
+def check_job_server(config) -> None:
+    """Refuse a Flink or Spark run that would make Beam download its job server at run time.
+
+    In: a build or update config (`beam_args`). The jar must be given and be a local file (fetched
+    beforehand with the documented Maven command), or a job service must already run.
+    """
+    runner = (_flag_value(config.beam_args, "--runner") or "").lower()
+    option = JOB_SERVER_JARS.get(runner)
+    if option is None or _flag_value(config.beam_args, "--job_endpoint"):
+        return
+    jar = _flag_value(config.beam_args, option)
+    if jar is None:
+        raise UsageError(
+            f"--runner {_flag_value(config.beam_args, '--runner')} needs {option} FILE: the Beam job server jar of "
+            f"Beam {beam.__version__} (fetch it once with `{FETCH_JARS}`), or --job_endpoint HOST:PORT of a running "
+            "job service; wikisnap does not let Beam download it at run time"
+        )
+    if "://" in jar or not os.path.isfile(jar):
+        raise UsageError(f"{option} {jar}: not a local file (fetch the job server jars with `{FETCH_JARS}`)")
+
+
+def check_cluster_run(config, temp_root: str) -> None:
+    """The checks a run on a non-local runner needs before anything starts (see the two above)."""
+    check_shared_temp(config, temp_root)
+    check_job_server(config)
+
+
 def _worker_provision_info():
     """Options the local worker processes read at start-up: Beam's INFO chatter off, progress on.
 
@@ -856,7 +889,7 @@ def run(config: BuildConfig) -> dict:
         join(beam_temp, "wikisnap") if beam_temp else join(config.out, ".wikisnap-tmp")
     )
     temp_dir = join(temp_root, run_id)
-    check_shared_temp(config, temp_root)
+    check_cluster_run(config, temp_root)
     # bytes the readers will go through: a range counts its own length, not its file's size
     total = sum((u.end - u.start) if u.kind == "range" else (u.size or 0) for u in units if u.kind != "verify")
     log.info(

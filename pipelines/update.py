@@ -32,7 +32,7 @@ from wikisnap.pipelines.build import (
     CollectReport,
     UsageError,
     add_shared_temp_argument,
-    check_shared_temp,
+    check_cluster_run,
     parse_date,
     parse_formats,
     pipeline_options,
@@ -298,7 +298,7 @@ def run(config: UpdateConfig) -> dict:
     units, sites = discover_diffs(config, base)
     options, runner, engine = pipeline_options(config)  # type: ignore[arg-type]
     temp_dir = join(config.temp_location or join(config.out, ".wikisnap-tmp"), uuid.uuid4().hex[:12])
-    check_shared_temp(config, temp_dir)
+    check_cluster_run(config, temp_dir)
     log.info("wikisnap update: base %s (%d snapshots), %d diff(s)", config.base, len(base.snapshots), len(units))
     started = time.time()
     try:

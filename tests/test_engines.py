@@ -21,7 +21,7 @@ import pytest
 from test_update import PAIR, PEAR, PYRUS, md5s, older_state
 
 from conftest import ENWIKI, MULTISTREAM
-from wikisnap.pipelines.build import BuildConfig, UsageError, check_shared_temp
+from wikisnap.pipelines.build import BuildConfig, UsageError, check_job_server, check_shared_temp
 from wikisnap.transforms.files import move_once, write_bytes
 
 pytestmark = pytest.mark.engines
@@ -159,3 +159,24 @@ def test_move_once_takes_a_done_move_and_refuses_a_lost_file(tmp_path):
     assert Path(dst).read_bytes() == b"shard" and not Path(src).exists()
     with pytest.raises(FileNotFoundError, match="was not moved there"):
         move_once(str(tmp_path / "lost"), str(tmp_path / "nowhere"))
+
+
+def test_flink_and_spark_runs_need_a_local_job_server_jar(tmp_path):
+    jar = tmp_path / "beam-runners-flink-1.20-job-server.jar"
+    jar.write_bytes(b"PK")
+
+    def check(*beam_args):
+        check_job_server(BuildConfig(inputs=[], out="/tmp/out", beam_args=list(beam_args)))
+
+    with pytest.raises(UsageError, match=r"needs --flink_job_server_jar FILE.*fetch-job-servers\.sh"):
+        check("--runner", "FlinkRunner")
+    with pytest.raises(UsageError, match="needs --spark_job_server_jar FILE"):
+        check("--runner=SparkRunner", "--flink_job_server_jar", str(jar))
+    with pytest.raises(UsageError, match="not a local file"):
+        check("--runner", "FlinkRunner", "--flink_job_server_jar", str(tmp_path / "missing.jar"))
+    with pytest.raises(UsageError, match="not a local file"):
+        check("--runner", "FlinkRunner", "--flink_job_server_jar", "https://example.org/x.jar")
+    check("--runner", "FlinkRunner", "--flink_job_server_jar", str(jar))
+    check("--runner", "SparkRunner", "--job_endpoint", "localhost:8099")
+    check("--runner", "DataflowRunner")
+    check()
