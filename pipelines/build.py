@@ -565,7 +565,8 @@ class OverallProgress:
         try:
             fs, path = fs_for(self.folder)
             names = fs.ls(path, detail=False) if fs.exists(path) else []
-            for name in names:
+            # only whole files: `.partial` siblings are progress files being replaced
+            for name in (n for n in names if n.endswith(".json")):
                 with fs.open(name, "rb") as f:
                     state = json.loads(f.read() or b"{}")
                 pages += state.get("pages", 0)

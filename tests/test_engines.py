@@ -180,3 +180,16 @@ def test_flink_and_spark_runs_need_a_local_job_server_jar(tmp_path):
     check("--runner", "SparkRunner", "--job_endpoint", "localhost:8099")
     check("--runner", "DataflowRunner")
     check()
+
+
+def test_overall_progress_reads_whole_progress_files_only(tmp_path):
+    from wikisnap.pipelines.build import OverallProgress
+    from wikisnap.transforms.files import write_bytes_atomic
+
+    folder = tmp_path / "progress"
+    write_bytes_atomic(str(folder / "u1.json"), b'{"pages": 5, "bytes": 100, "final": true}')
+    # a retried unit replacing its file: the sibling being written is not counted twice
+    write_bytes(str(folder / "u2.json.1a2b3c4d.partial"), b'{"pages": 7, "bytes": 50, "final": false}')
+    write_bytes(str(folder / "u2.json"), b'{"pages": 3, "bytes": 20, "final": false}')
+    assert sorted(p.name for p in folder.iterdir()) == ["u1.json", "u2.json", "u2.json.1a2b3c4d.partial"]
+    assert OverallProgress(str(folder), 1000, 1.0, 2).snapshot() == (8, 120, 1)
