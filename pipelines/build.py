@@ -28,6 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 import apache_beam as beam
+import fsspec
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 import wikisnap
@@ -62,7 +63,13 @@ from wikisnap.transforms.enrich import (
     qid_map_layout,
     read_qid_map,
 )
-from wikisnap.transforms.files import fs_for, join, read_bytes, remove_tree, write_bytes
+from wikisnap.transforms.files import (
+    fs_for,
+    join,
+    read_bytes,
+    remove_tree,
+    write_bytes_atomic,
+)
 from wikisnap.transforms.read import ReadDumps, ReadOptions, WorkUnit, format_progress
 from wikisnap.transforms.redirects import JoinRedirects
 from wikisnap.transforms.sqldump import SqlDumpError, check_header, db_from_name, read_sql_header, sql_table_of
@@ -74,6 +81,11 @@ log = logging.getLogger("wikisnap")
 DEFAULT_NAMESPACES = (0, 6, 10, 14)
 FORMATS = ("ndjson", "parquet")
 LOCAL_RUNNERS = {None, "", "direct", "directrunner", "fnapirunner"}
+# Runners whose workers all run on the launching machine (Beam's in-process and local runners):
+# any temp folder works for them. Every other runner may put workers on other machines.
+SINGLE_MACHINE_RUNNERS = LOCAL_RUNNERS | {"bundlebaseddirectrunner", "switchingdirectrunner", "prismrunner"}
+# fsspec protocols whose files only the writing machine (or process) sees
+LOCAL_PROTOCOLS = {"file", "local", "memory"}
 
 
 class UsageError(Exception):
@@ -111,6 +123,7 @@ class BuildConfig:
     temp_location: str | None = None
     keep_temp: bool = False
     break_lock: bool = False
+    shared_temp: bool = False  # the temp folder, though a local path, is seen by every worker
     progress_seconds: float = 10.0
     beam_args: list[str] = field(default_factory=list)
     # SQL enrichment (EnrichFromSql): table dumps split off `inputs` by `run()`, how their
@@ -303,6 +316,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp folder after the run")
     add_output_arguments(parser)
+    add_shared_temp_argument(parser)
     parser.add_argument(
         "--categories",
         choices=CATEGORY_MODES,
@@ -372,6 +386,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildCon
         temp_location=args.temp_location,
         keep_temp=args.keep_temp,
         break_lock=args.break_lock,
+        shared_temp=args.shared_temp,
         progress_seconds=args.progress_seconds,
         beam_args=list(beam_args),
         categories=getattr(args, "categories", None),
@@ -423,6 +438,72 @@ def pipeline_options(config: BuildConfig) -> tuple[PipelineOptions, object, str]
         return options, FnApiRunner(provision_info=_worker_provision_info()), engine
     options = PipelineOptions(args)
     return options, options.view_as(StandardOptions).runner, f"Beam {runner}"
+
+
+def add_shared_temp_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shared-temp",
+        action="store_true",
+        help="the temp folder is a local path that every worker of a non-local runner sees (a network "
+        "mount, or a cluster whose workers all run on this machine)",
+    )
+
+
+def check_shared_temp(config, temp_root: str) -> None:
+    """Refuse a runner that may run workers on other machines with a temp folder only this one sees.
+
+    In: a build or update config (`beam_args`, `shared_temp`) and the temp folder the run would use.
+    Spill runs and member parts written by one worker are read by another, so on a cluster they
+    must live on storage every worker reaches; a local path would fail late (files not found) or,
+    worse, on a shared-nothing cluster whose workers happen to share a path name.
+    """
+    runner = _flag_value(config.beam_args, "--runner")
+    if runner is None or runner.lower() in SINGLE_MACHINE_RUNNERS or config.shared_temp:
+        return
+    if runner.lower() == "portablerunner" and _flag_value(config.beam_args, "--job_endpoint") == "embed":
+        return  # Beam's embedded job service runs the work on this machine
+    # by the URL's scheme alone: a bucket's filesystem package need not be installed on the launcher
+    if (fsspec.core.split_protocol(temp_root)[0] or "file") not in LOCAL_PROTOCOLS:
+        return
+    raise UsageError(
+        f"--runner {runner} may run workers on other machines, but the temp folder {temp_root} (spill runs and "
+        "member parts that workers hand to each other) is on this machine only. Pass --temp-location on storage "
+        "every worker reaches (gs://…, s3://…, hdfs://…), or add --shared-temp if that folder is shared (a "
+        "network mount, or all workers run on this machine)"
+    )
+
+
+# Beam's job-server runners and the option that names their jar; without a jar (or a running job
+# service at --job_endpoint) Beam would try to download one from Maven Central at run time.
+JOB_SERVER_JARS = {"flinkrunner": "--flink_job_server_jar", "sparkrunner": "--spark_job_server_jar"}
+FETCH_JARS = "bash tests/engines/fetch-job-servers.sh"
+
+
+def check_job_server(config) -> None:
+    """Refuse a Flink or Spark run that would make Beam download its job server at run time.
+
+    In: a build or update config (`beam_args`). The jar must be given and be a local file (fetched
+    beforehand with the documented Maven command), or a job service must already run.
+    """
+    runner = (_flag_value(config.beam_args, "--runner") or "").lower()
+    option = JOB_SERVER_JARS.get(runner)
+    if option is None or _flag_value(config.beam_args, "--job_endpoint"):
+        return
+    jar = _flag_value(config.beam_args, option)
+    if jar is None:
+        raise UsageError(
+            f"--runner {_flag_value(config.beam_args, '--runner')} needs {option} FILE: the Beam job server jar of "
+            f"Beam {beam.__version__} (fetch it once with `{FETCH_JARS}`), or --job_endpoint HOST:PORT of a running "
+            "job service; wikisnap does not let Beam download it at run time"
+        )
+    if "://" in jar or not os.path.isfile(jar):
+        raise UsageError(f"{option} {jar}: not a local file (fetch the job server jars with `{FETCH_JARS}`)")
+
+
+def check_cluster_run(config, temp_root: str) -> None:
+    """The checks a run on a non-local runner needs before anything starts (see the two above)."""
+    check_shared_temp(config, temp_root)
+    check_job_server(config)
 
 
 def _worker_provision_info():
@@ -520,7 +601,8 @@ class OverallProgress:
         try:
             fs, path = fs_for(self.folder)
             names = fs.ls(path, detail=False) if fs.exists(path) else []
-            for name in names:
+            # only whole files: `.partial` siblings are progress files being replaced
+            for name in (n for n in names if n.endswith(".json")):
                 with fs.open(name, "rb") as f:
                     state = json.loads(f.read() or b"{}")
                 pages += state.get("pages", 0)
@@ -718,7 +800,7 @@ class CollectReport(beam.PTransform):
         return (
             items
             | "GatherReport" >> beam.combiners.ToList()
-            | "WriteReport" >> beam.Map(lambda report: write_bytes(path, pickle.dumps(report)))
+            | "WriteReport" >> beam.Map(lambda report: write_bytes_atomic(path, pickle.dumps(report)))
         )
 
 
@@ -878,6 +960,7 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
     sql_inputs = discover_sql_inputs(config, units)
     options, runner, engine = pipeline_options(config)
     temp_dir = run_temp_dir(config.temp_location, config.beam_args, folder)
+    check_cluster_run(config, temp_dir)
     # bytes the readers will go through: a range counts its own length, not its file's size
     total = sum((u.end - u.start) if u.kind == "range" else (u.size or 0) for u in units if u.kind != "verify")
     log.info(

@@ -34,6 +34,8 @@ from wikisnap.pipelines.build import (
     UsageError,
     add_fail_on_dead_letters,
     add_output_arguments,
+    add_shared_temp_argument,
+    check_cluster_run,
     check_dead_letters,
     manifest_outputs,
     parse_date,
@@ -91,6 +93,7 @@ class UpdateConfig:
     temp_location: str | None = None
     keep_temp: bool = False
     break_lock: bool = False
+    shared_temp: bool = False  # the temp folder, though a local path, is seen by every worker
     beam_args: list[str] = field(default_factory=list)
     allow_truncated: bool = False  # apply the complete part of a cut-off diff (never of a damaged base)
     fail_on_dead_letters: bool = False
@@ -130,6 +133,7 @@ def add_update_arguments(parser: argparse.ArgumentParser) -> None:
         "a damaged base snapshot always fails it",
     )
     add_fail_on_dead_letters(parser)
+    add_shared_temp_argument(parser)
 
 
 def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> UpdateConfig:
@@ -145,6 +149,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> UpdateCo
         temp_location=args.temp_location,
         keep_temp=args.keep_temp,
         break_lock=args.break_lock,
+        shared_temp=args.shared_temp,
         beam_args=list(beam_args),
         allow_truncated=args.allow_truncated,
         fail_on_dead_letters=args.fail_on_dead_letters,
@@ -455,6 +460,7 @@ def _run_locked(config: UpdateConfig, folder: OutputFolder) -> dict:
     units, sites = discover_diffs(config, base)
     options, runner, engine = pipeline_options(config)  # type: ignore[arg-type]
     temp_dir = run_temp_dir(config.temp_location, config.beam_args, folder)
+    check_cluster_run(config, temp_dir)
     log.info("wikisnap update: base %s (%d snapshots), %d diff(s)", config.base, len(base.snapshots), len(units))
     started = time.time()
     try:

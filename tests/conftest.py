@@ -26,6 +26,12 @@ VIWIKI_TRUNCATED = XML / "wikiextractor__viwiki-test.xml"
 WIKIDATA = XML / "operations-dumps"
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "engines: runs the way distributed engines run (bundle retries, shared temp); see test_engines.py"
+    )
+
+
 def read_xml_bytes(path: Path) -> bytes:
     """Decompressed bytes of a bundled dump (tests build bad inputs from real ones)."""
     raw = path.read_bytes()

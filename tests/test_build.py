@@ -141,7 +141,8 @@ def test_manifest_reconciles_and_lists_checksums(enwiki_build):
     assert kinds == {"tarball": 1, "metadata": 1, "parquet": 1}
     for o in manifest["outputs"]:
         assert o["md5"] == md5(enwiki_build / o["path"])
-    assert not (enwiki_build / ".wikisnap-tmp").exists()
+    # no temp or staging left behind: the control folder holds only the (released) lock
+    assert sorted(p.name for p in (enwiki_build / ".wikisnap").iterdir()) == ["lock"]
 
 
 def test_two_workers_give_the_same_bytes(enwiki_build, build, tmp_path):

@@ -72,11 +72,11 @@ def batch_records(out: Path) -> dict[str, list[dict]]:
 
 
 def md5s(out: Path) -> dict[str, str]:
-    """md5 of every output file except the manifest (which holds timings)."""
+    """md5 of every output file except the manifest (which holds timings) and the control folder."""
     return {
         str(p.relative_to(out)): hashlib.md5(p.read_bytes()).hexdigest()
         for p in sorted(out.rglob("*"))
-        if p.is_file() and p.name != "manifest.json"
+        if p.is_file() and p.name != "manifest.json" and p.relative_to(out).parts[0] != ".wikisnap"
     }
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from wikisnap.transforms.files import TAR_BLOCK, gzip_member, join, tar_header, tar_padding, write_bytes
+from wikisnap.transforms.files import TAR_BLOCK, gzip_member, join, tar_header, tar_padding, write_bytes_atomic
 from wikisnap.transforms.merge import BatchEntry
 from wikisnap.transforms.write import OutputFile, epoch_seconds, snapshot_id, snapshot_metadata
 
@@ -63,11 +63,11 @@ def write_batch(
     data = batch_tarball(sid, [e.line for e in ordered], member_bytes, mtime, level)
     md5 = hashlib.md5(data).hexdigest()
     tar_path = join(out_dir, "batches", hour, f"{sid}.tar.gz")
-    write_bytes(tar_path, data)
+    write_bytes_atomic(tar_path, data)
     meta = snapshot_metadata(dbname, ns, lang, md5, len(data), max(e.time for e in ordered))
     meta_bytes = (json.dumps(meta, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
     meta_path = join(out_dir, "batches", hour, f"{sid}.json")
-    write_bytes(meta_path, meta_bytes)
+    write_bytes_atomic(meta_path, meta_bytes)
     return [
         OutputFile("batch", dbname, ns, tar_path, len(data), md5, len(ordered)),
         OutputFile("batch-metadata", dbname, ns, meta_path, len(meta_bytes), hashlib.md5(meta_bytes).hexdigest(), 0),

@@ -18,6 +18,7 @@ import heapq
 import pickle
 import struct
 import tarfile
+import uuid
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -127,6 +128,52 @@ def move(src: str, dst: str) -> None:
     fs.mv(s, d)
 
 
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write `path` through a uniquely named sibling and a rename, so a reader (or a retried or
+    duplicate attempt writing the same file) never sees a half-written file."""
+    tmp = f"{path}.{uuid.uuid4().hex[:8]}.partial"
+    write_bytes(tmp, data)
+    move(tmp, path)
+
+
+def move_once(src: str, dst: str) -> None:
+    """Move `src` to `dst`; a retry that finds `src` gone and `dst` there finds the move done."""
+    fs, s = fs_for(src)
+    if fs.exists(s):
+        move(src, dst)
+        return
+    _, d = fs_for(dst)
+    if not fs.exists(d):
+        raise FileNotFoundError(f"{src}: missing, and {dst} was not moved there by an earlier attempt")
+
+
+# -- attempts ------------------------------------------------------------------------------
+#
+# Engines (Flink, Spark, Dataflow) retry a failed bundle and may run one twice at the same time.
+# Every file a step writes outside Beam's data flow is therefore named per *attempt* (a random
+# id drawn when the attempt starts), and downstream steps take exactly the files named in the
+# elements they receive — those of the one attempt whose output the engine committed. Files of
+# superseded attempts are left in the temp folder and go with it. Each attempt also leaves a
+# marker, so the attempt that succeeds can count the attempts before it: Beam drops the metrics
+# of failed bundles, but these markers survive them.
+
+
+def new_attempt() -> str:
+    """A fresh attempt id (8 hex digits) for one execution of one unit of work."""
+    return uuid.uuid4().hex[:8]
+
+
+def mark_attempt(temp_dir: str, step: str, name: str, attempt: str) -> None:
+    """Leave `attempts/{step}/{name}/{attempt}` under the temp folder."""
+    write_bytes(join(temp_dir, "attempts", step, name, attempt), b"")
+
+
+def count_attempts(temp_dir: str, step: str, name: str) -> int:
+    """How many attempts of (step, name) have started so far (markers left by `mark_attempt`)."""
+    fs, p = fs_for(join(temp_dir, "attempts", step, name))
+    return len(fs.ls(p, detail=False)) if fs.exists(p) else 0
+
+
 # -- spill runs ----------------------------------------------------------------------------
 
 
@@ -190,10 +237,14 @@ def merge_runs(paths: Iterable[str]) -> Iterator[tuple[int, int, dict]]:
 class SpillBuffer:
     """Buffers a work unit's records per (db, ns, bucket) and spills sorted runs past a byte budget."""
 
-    def __init__(self, temp_dir: str, unit_name: str, bucket_span: int, budget_bytes: int, source: str = ""):
+    def __init__(
+        self, temp_dir: str, unit_name: str, bucket_span: int, budget_bytes: int, source: str = "", attempt: str = ""
+    ):
         self.source = source
         self.temp_dir = temp_dir
         self.unit_name = unit_name
+        # runs of a retried unit get new names: the writer reads only those its elements name
+        self.prefix = f"{unit_name}-{attempt}" if attempt else unit_name
         self.bucket_span = bucket_span
         self.budget = budget_bytes
         self.buffers: dict[tuple[str, int, int], list[tuple[int, int, dict]]] = {}
@@ -214,7 +265,7 @@ class SpillBuffer:
         written = []
         for (dbname, ns, bucket), items in sorted(self.buffers.items()):
             path = join(
-                self.temp_dir, "spill", dbname, str(ns), f"{bucket:06d}", f"{self.unit_name}-{self.sequence:05d}.run"
+                self.temp_dir, "spill", dbname, str(ns), f"{bucket:06d}", f"{self.prefix}-{self.sequence:05d}.run"
             )
             write_run(path, items)
             written.append(SpillRun(dbname, ns, bucket, path, len(items), self.source))
@@ -300,7 +351,9 @@ def assemble_tarball(path: str, members: list[tuple[str, MemberPart]], mtime: in
         total += len(chunk)
         out.write(chunk)
 
-    with open_write(path) as out:
+    # through a temp name and a rename: a retried assembly never leaves a half-written tarball
+    partial = f"{path}.{uuid.uuid4().hex[:8]}.partial"
+    with open_write(partial) as out:
         for name, part in members:
             faults.point(f"write:tarball:{name}")  # tests kill a build here, half-way through a tarball
             emit(out, gzip_member(tar_header(name, part.data_size, mtime)))
@@ -311,6 +364,7 @@ def assemble_tarball(path: str, members: list[tuple[str, MemberPart]], mtime: in
                         break
                     emit(out, chunk)
         emit(out, gzip_member(b"\0" * (2 * TAR_BLOCK)))
+    move(partial, path)
     return md5.hexdigest(), total
 
 

@@ -50,6 +50,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
+from wikisnap import faults
 from wikisnap.schemas.arrow import ARTICLE_SCHEMA, records_to_table
 from wikisnap.schemas.serialize import format_time, parse_time_ns, to_wme_json_bytes
 from wikisnap.schemas.siteinfo import SiteInfo
@@ -60,6 +61,7 @@ from wikisnap.transforms.files import (
     MemberPart,
     file_md5,
     join,
+    new_attempt,
     open_read,
     open_write,
     read_bytes,
@@ -778,7 +780,8 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
     dbname, ns = snapshot.dbname, snapshot.ns
     parquet = "parquet" in opts.formats
     counts = {f"written/{ns}": 0, f"copied/{ns}": 0, f"members_copied/{ns}": 0, f"members_rewritten/{ns}": 0}
-    base = join(opts.temp_dir, "parts", snapshot_id(dbname, ns), f"{0:06d}-{member.index:04d}")
+    # a fresh attempt id per call: a retried task never writes into another attempt's files
+    base = join(opts.temp_dir, "parts", snapshot_id(dbname, ns), f"{0:06d}-{member.index:04d}-{new_attempt()}")
     gz_path, pq_path = base + ".ndjson.gz", (base + ".parquet" if parquet else None)
     if not touched:
         with open_write(gz_path) as out:
@@ -1039,6 +1042,8 @@ class _RewriteMemberFn(beam.DoFn):
             self.c_errors.inc()
             yield beam.pvalue.TaggedOutput(TAG_ERRORS, str(exc))
             return
+        # after the member's files are written: a retry must write its own, and assembly take one copy
+        faults.point(f"rewrite-member:{snapshot_id(task.snapshot.dbname, task.snapshot.ns)}-{task.member.index}")
         if part is not None:
             yield ((part.dbname, part.ns), part)
         for name, n in counts.items():

@@ -24,11 +24,19 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from wikisnap import faults
 from wikisnap.configs import license_for
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.article import page_to_article, redirect_of, redirect_target
 from wikisnap.transforms.dumpreader import DumpError, PageFailure, ReadStats, describe_input, iter_pages, open_raw
-from wikisnap.transforms.files import SpillBuffer, join, write_bytes
+from wikisnap.transforms.files import (
+    SpillBuffer,
+    count_attempts,
+    join,
+    mark_attempt,
+    new_attempt,
+    write_bytes_atomic,
+)
 
 log = logging.getLogger("wikisnap")
 
@@ -143,8 +151,8 @@ class _Progress:
             log.info("%s", format_progress(self.name, stats.pages, stats.bytes_read, self.size, now - self.start))
         if self.path:
             state = {"pages": stats.pages, "bytes": stats.bytes_read, "size": self.size, "final": final}
-            try:
-                write_bytes(self.path, json.dumps(state).encode())
+            try:  # whole files only: the launcher may read while a worker (or a retry) rewrites
+                write_bytes_atomic(self.path, json.dumps(state).encode())
             except OSError:  # progress is best effort: never fail a unit over it
                 pass
 
@@ -163,6 +171,7 @@ class ReadParseSpillFn(beam.DoFn):
         self.c_skipped = Metrics.counter(ns, "skipped_namespace")
         self.c_dead = Metrics.counter(ns, "dead_lettered")
         self.c_input_errors = Metrics.counter(ns, "input_errors")
+        self.c_retries = Metrics.counter(ns, "read_unit_retries")
 
     def process(self, unit: WorkUnit):
         if unit.kind == "verify":
@@ -176,7 +185,9 @@ class ReadParseSpillFn(beam.DoFn):
         db = site.dbname
         licenses: dict[int, list[dict]] = {}  # per namespace: Wikidata's entities are CC0, its talk pages not
         source = describe_input(unit.path)
-        spill = SpillBuffer(opts.temp_dir, unit.name, opts.bucket_span, opts.spill_bytes, unit.path)
+        attempt = new_attempt()
+        mark_attempt(opts.temp_dir, "read-unit", unit.name, attempt)
+        spill = SpillBuffer(opts.temp_dir, unit.name, opts.bucket_span, opts.spill_bytes, unit.path, attempt)
         counts: dict[str, int] = {}
 
         def count(name: str, n: int = 1) -> None:
@@ -239,6 +250,12 @@ class ReadParseSpillFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(TAG_TITLES, ((db, site.normalize(page.title)[1]), ("A", page.ns, page.id)))
         for run in spill.flush():
             yield beam.pvalue.TaggedOutput(TAG_RUNS, run)
+        # after the runs are on disk: a test failing here leaves a whole superseded attempt behind
+        faults.point(f"read-unit:{unit.name}")
+        retries = count_attempts(opts.temp_dir, "read-unit", unit.name) - 1
+        if retries > 0:  # attempts of this unit the engine discarded (absent on a run without any)
+            self.c_retries.inc(retries)
+            count("retries/read_unit_attempts", retries)
         count("pages_read", stats.pages)
         progress(stats, final=True)
         verified = False

@@ -26,19 +26,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
+from wikisnap import faults
 from wikisnap.schemas.arrow import ARTICLE_SCHEMA, records_to_table
 from wikisnap.schemas.serialize import to_wme_json_bytes
 from wikisnap.transforms.files import (
     GzipMemberWriter,
     MemberPart,
     assemble_tarball,
+    count_attempts,
     file_md5,
     iter_run,
     join,
-    move,
+    mark_attempt,
+    move_once,
+    new_attempt,
     open_write,
     tar_padding,
-    write_bytes,
+    write_bytes_atomic,
 )
 from wikisnap.transforms.read import DeadLetter
 
@@ -83,10 +87,15 @@ def snapshot_id(dbname: str, ns: int) -> str:
 
 
 class MemberSink:
-    """One NDJSON member being written: gzip data part + optional Parquet shard."""
+    """One NDJSON member being written: gzip data part + optional Parquet shard.
+
+    The part files carry a fresh attempt id: a retried or duplicated writer never writes into the
+    files of another attempt, and assembly takes only the parts its elements name.
+    """
 
     def __init__(self, opts: WriteOptions, dbname: str, ns: int, bucket: int, index: int):
-        base = join(opts.temp_dir, "parts", snapshot_id(dbname, ns), f"{bucket:06d}-{index:04d}")
+        name = f"{bucket:06d}-{index:04d}-{new_attempt()}"
+        base = join(opts.temp_dir, "parts", snapshot_id(dbname, ns), name)
         self.opts = opts
         self.key = (dbname, ns, bucket, index)
         self.gz = GzipMemberWriter(base + ".ndjson.gz", opts.gzip_level) if "ndjson" in opts.formats else None
@@ -320,9 +329,13 @@ class _WriteBucketFn(beam.DoFn):
         self.c_written = Metrics.counter("wikisnap", "records_written")
         self.c_dupes = Metrics.counter("wikisnap", "duplicates_superseded")
         self.c_conflicts = Metrics.counter("wikisnap", "conflicts")
+        self.c_retries = Metrics.counter("wikisnap", "write_bucket_retries")
 
     def process(self, element):
         key, groups = element
+        dbname, ns, bucket = key
+        name = f"{snapshot_id(dbname, ns)}-{bucket:06d}"
+        mark_attempt(self.opts.temp_dir, "write-bucket", name, new_attempt())
         runs = list(groups["runs"])
         # A bucket always has runs: redirect lists only name pages that were spilled.
         letters: list[DeadLetter] = []
@@ -335,7 +348,12 @@ class _WriteBucketFn(beam.DoFn):
             sources={run.path: run.source for run in runs},
             deadletters=letters,
         )
-        dbname = key[0]
+        # after the parts are on disk: a test failing here leaves a whole superseded attempt behind
+        faults.point(f"write-bucket:{name}")
+        retries = count_attempts(self.opts.temp_dir, "write-bucket", name) - 1
+        if retries > 0:  # attempts of this bucket the engine discarded (absent on a run without any)
+            self.c_retries.inc(retries)
+            counts["retries/write_bucket_attempts"] = retries
         self.c_written.inc(counts[f"written/{key[1]}"])
         self.c_dupes.inc(counts["duplicates_superseded"])
         self.c_conflicts.inc(counts["conflicts"])
@@ -410,14 +428,16 @@ def assemble_snapshot(key: tuple[str, int], parts: list[MemberPart], lang: str, 
         meta = snapshot_metadata(dbname, ns, lang, md5, size, date)
         meta_bytes = (json.dumps(meta, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         meta_path = join(opts.out_dir, f"{sid}.json")
-        write_bytes(meta_path, meta_bytes)
+        write_bytes_atomic(meta_path, meta_bytes)
         outputs.append(OutputFile("metadata", dbname, ns, meta_path, len(meta_bytes), file_md5(meta_path)[0], 0))
     if "parquet" in opts.formats:
         for n, part in enumerate(parts):
             dest = join(opts.out_dir, "parquet", sid, f"{sid}_{n}.parquet")
-            move(part.parquet_path, dest)
+            move_once(part.parquet_path, dest)  # a retried assembly finds the shards it moved
             md5, size = file_md5(dest)
             outputs.append(OutputFile("parquet", dbname, ns, dest, size, md5, part.records))
+    # after the shards are moved: a retry must find them moved, not fail on their absence
+    faults.point(f"assemble:{sid}")
     return outputs
 
 
@@ -495,7 +515,7 @@ class _WriteDeadLettersFn(beam.DoFn):
         ordered = sorted(letters, key=lambda d: (d.source, d.page_id or -1, d.title or "", d.reason))
         data = b"".join(deadletter_line(d) for d in ordered)
         path = join(self.out_dir, "deadletter", f"{dbname}_deadletters.ndjson")
-        write_bytes(path, data)
+        write_bytes_atomic(path, data)
         import hashlib
 
         yield OutputFile("deadletter", dbname, None, path, len(data), hashlib.md5(data).hexdigest(), len(ordered))
