@@ -259,7 +259,6 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep the complete pages of a truncated file (and publish) instead of failing the run",
     )
-    add_fail_on_dead_letters(parser)
     parser.add_argument(
         "--siteinfo-from",
         metavar="DUMP",
@@ -316,7 +315,6 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp folder after the run")
     add_output_arguments(parser)
-    add_shared_temp_argument(parser)
     parser.add_argument(
         "--categories",
         choices=CATEGORY_MODES,
@@ -338,15 +336,6 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         metavar="S",
         help="seconds between progress lines per input (default 10)",
-    )
-
-
-def add_fail_on_dead_letters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--fail-on-dead-letters",
-        action="store_true",
-        help="fail the run (exit 2, nothing published) when any page or line became a dead letter; "
-        "for scheduled runs that must not publish partial data",
     )
 
 
@@ -438,15 +427,6 @@ def pipeline_options(config: BuildConfig) -> tuple[PipelineOptions, object, str]
         return options, FnApiRunner(provision_info=_worker_provision_info()), engine
     options = PipelineOptions(args)
     return options, options.view_as(StandardOptions).runner, f"Beam {runner}"
-
-
-def add_shared_temp_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--shared-temp",
-        action="store_true",
-        help="the temp folder is a local path that every worker of a non-local runner sees (a network "
-        "mount, or a cluster whose workers all run on this machine)",
-    )
 
 
 def check_shared_temp(config, temp_root: str) -> None:
@@ -1177,7 +1157,19 @@ def main_build(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags every job that writes an output folder shares."""
+    """Flags every job that writes an output folder shares (build, update)."""
+    parser.add_argument(
+        "--fail-on-dead-letters",
+        action="store_true",
+        help="fail the run (exit 2, nothing published) when any page or line became a dead letter; "
+        "for scheduled runs that must not publish partial data",
+    )
+    parser.add_argument(
+        "--shared-temp",
+        action="store_true",
+        help="the temp folder is a local path that every worker of a non-local runner sees (a network "
+        "mount, or a cluster whose workers all run on this machine)",
+    )
     parser.add_argument(
         "--break-lock",
         action="store_true",

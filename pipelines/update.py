@@ -32,9 +32,7 @@ from wikisnap.pipelines.build import (
     CollectReport,
     RunFailed,
     UsageError,
-    add_fail_on_dead_letters,
     add_output_arguments,
-    add_shared_temp_argument,
     check_cluster_run,
     check_dead_letters,
     manifest_outputs,
@@ -132,8 +130,6 @@ def add_update_arguments(parser: argparse.ArgumentParser) -> None:
         help="apply the complete part of a cut-off or corrupt diff (and publish) instead of failing the run; "
         "a damaged base snapshot always fails it",
     )
-    add_fail_on_dead_letters(parser)
-    add_shared_temp_argument(parser)
 
 
 def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> UpdateConfig:

@@ -12,8 +12,6 @@ tests stand in for the engine runs.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -28,21 +26,6 @@ pytestmark = pytest.mark.engines
 
 RETRYING = ["--runner", "BundleBasedDirectRunner", "--keep-temp"]
 MULTISTREAM_DUMP = MULTISTREAM / "mwbzutils__elwikivoyage-pages-articles-multistream-p2566p2583.xml.bz2"
-
-
-@pytest.fixture(scope="module")
-def update():
-    """Run `wikisnap update` in-process: `update(base, diffs, out, *flags) -> (code, stdout, stderr)`."""
-    from wikisnap.pipelines.cli import main
-
-    def _run(base, diffs, out, *flags):
-        stdout, stderr = io.StringIO(), io.StringIO()
-        argv = ["-q", "update", "--base", str(base), *[str(d) for d in diffs], "--out", str(out), *flags]
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            code = main(argv)
-        return code, stdout.getvalue(), stderr.getvalue()
-
-    return _run
 
 
 @pytest.fixture()

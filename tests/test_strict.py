@@ -7,9 +7,7 @@ naming the file and the byte (or member), never a traceback, and publish nothing
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import io
 import json
 import shutil
 import zlib
@@ -21,20 +19,6 @@ from conftest import ENWIKI, read_snapshot
 from wikisnap.transforms.batches import batch_tarball
 
 PUBLISHED = ("manifest.json", "enwiki_namespace_0.tar.gz", "enwiki_namespace_0.json", "batches", "parquet")
-
-
-@pytest.fixture(scope="session")
-def update():
-    from wikisnap.pipelines.cli import main
-
-    def _run(base, diffs, out, *flags):
-        stdout, stderr = io.StringIO(), io.StringIO()
-        argv = ["-q", "update", "--base", str(base), *[str(d) for d in diffs], "--out", str(out), *flags]
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            code = main(argv)
-        return code, stdout.getvalue(), stderr.getvalue()
-
-    return _run
 
 
 def base_records(base: Path) -> list[dict]:
