@@ -38,7 +38,14 @@ __all__ = ["HtmlError", "HtmlIdentity", "derive", "identify", "looks_like_html"]
 
 
 class HtmlError(ValueError):
-    """A document that cannot give a record: not Parsoid's, truncated, or with broken data-mw."""
+    """A document that cannot give a record: not Parsoid's, truncated, or with broken data-mw.
+
+    `base_url` is the document's wiki URL when its head named it (so the dead letter has a wiki).
+    """
+
+    def __init__(self, message: str, base_url: str | None = None):
+        super().__init__(message)
+        self.base_url = base_url
 
 
 @dataclass(frozen=True)
@@ -91,18 +98,18 @@ def identify(html: str) -> HtmlIdentity:
     if end is None:
         raise HtmlError("not a Parsoid HTML document: no </head> in its first 64 KiB")
     head = html[: end.start()]
+    base = _BASE.search(head)
+    base_href = _unescape_entities(base.group(1)) if base else ""
+    base_url = "https:" + base_href if base_href.startswith("//") else base_href
     page_id = _PAGE_ID.search(head)
     revision = _REVISION.search(head)
-    base = _BASE.search(head)
     if page_id is None or revision is None:
         missing = [n for n, m in (("mw:pageId", page_id), ("revision (html about=…/revision/N)", revision)) if not m]
-        raise HtmlError(f"not a Parsoid HTML document: no {' and no '.join(missing)} in its <head>")
+        raise HtmlError(f"not a Parsoid HTML document: no {' and no '.join(missing)} in its <head>", base_url)
     if base is None:
         raise HtmlError("not a Parsoid HTML document: no <base href> in its <head>")
     if not _END.search(html[-64:]):
-        raise HtmlError("truncated HTML document: it does not end with </html>")
-    base_href = _unescape_entities(base.group(1))
-    base_url = "https:" + base_href if base_href.startswith("//") else base_href
+        raise HtmlError("truncated HTML document: it does not end with </html>", base_url)
     title = None
     version_of = _VERSION_OF.search(head)
     if version_of:

@@ -36,9 +36,11 @@ from wikisnap.transforms.files import (
     tar_padding,
     write_bytes,
 )
+from wikisnap.transforms.records import HtmlJoin, take_wme_line, wme_line_if_unchanged
 
 TAG_STATS = "stats"
 TAG_PARTS = "parts"
+TAG_DEADLETTERS = "deadletters"
 _ARROW_BATCH_ROWS = 256
 
 
@@ -200,7 +202,15 @@ def merge_enrichment(record: dict, enrichment: dict | None, opts: WriteOptions, 
         add("enrich/records_with_categories" if merged else "enrich/records_without_categories")
 
 
-def write_bucket(key: tuple[str, int, int], run_paths: list[str], redirect_lists, opts: WriteOptions, enrichments=()):
+def write_bucket(
+    key: tuple[str, int, int],
+    run_paths: list[str],
+    redirect_lists,
+    opts: WriteOptions,
+    enrichments=(),
+    html_paths=(),
+    letters: list | None = None,
+):
     """Pure-ish core of one bucket: returns `(parts, counts)`.
 
     In: the spill-run paths of one (db, ns, bucket), `(page_id, [(name, url)])` redirect lists
@@ -208,6 +218,8 @@ def write_bucket(key: tuple[str, int, int], run_paths: list[str], redirect_lists
     from EnrichFromSql (see `merge_enrichment`).
     Out: the `MemberPart`s written, in order, and counts (`written/{ns}`, `duplicates_superseded`,
     `redirects_written`, and `enrich/…` coverage when `opts.coverage` is set).
+    `html_paths`: HTML runs of the bucket (transforms/records.py), merge-joined by page id
+    (`HtmlJoin`); HTML without a record is appended to `letters` as a dead letter.
     """
     dbname, ns, bucket = key
     redirects: dict[int, dict[str, str]] = {}
@@ -222,19 +234,23 @@ def write_bucket(key: tuple[str, int, int], run_paths: list[str], redirect_lists
     counts = {f"written/{ns}": 0, "duplicates_superseded": 0, "redirects_written": 0}
     sink: MemberSink | None = None
     previous = None
-    for page_id, _rev_id, record in merge_runs(run_paths):
+    html = HtmlJoin(dbname, list(html_paths), counts, letters if letters is not None else []) if html_paths else None
+    for page_id, rev_id, record in merge_runs(run_paths):
         if page_id == previous:
             # The same page in two inputs (e.g. overlapping parts): the newest revision came first.
             counts["duplicates_superseded"] += 1
             continue
         previous = page_id
+        wme_line, before = take_wme_line(record)
+        if html is not None:
+            html.attach(page_id, rev_id, record)
         pairs = redirects.get(page_id)
         if pairs:
             record["redirects"] = [{"name": name, "url": url} for name, url in sorted(pairs.items())]
             counts["redirects_written"] += len(pairs)
         if opts.coverage or page_id in extra:
             merge_enrichment(record, extra.get(page_id), opts, counts)
-        line = to_wme_json_bytes(record)
+        line = wme_line_if_unchanged(record, wme_line, before) or to_wme_json_bytes(record)
         if sink is None or (sink.size and sink.size + len(line) > opts.member_bytes):
             if sink is not None:
                 parts.append(sink.close())
@@ -243,6 +259,8 @@ def write_bucket(key: tuple[str, int, int], run_paths: list[str], redirect_lists
         counts[f"written/{ns}"] += 1
     if sink is not None:
         parts.append(sink.close())
+    if html is not None:
+        html.finish()
     return parts, counts
 
 
@@ -257,8 +275,14 @@ class _WriteBucketFn(beam.DoFn):
     def process(self, element):
         key, groups = element
         runs = [run.path for run in groups["runs"]]
-        # A bucket always has runs: redirect lists only name pages that were spilled.
-        parts, counts = write_bucket(key, runs, groups["redirects"], self.opts, groups.get("enrichments", ()))
+        # A bucket has runs, or only HTML runs (all orphans): redirect lists name spilled pages.
+        html_runs = [run.path for run in groups.get("html", ())]
+        letters: list = []
+        parts, counts = write_bucket(
+            key, runs, groups["redirects"], self.opts, groups.get("enrichments", ()), html_runs, letters
+        )
+        for letter in letters:
+            yield beam.pvalue.TaggedOutput(TAG_DEADLETTERS, letter)
         dbname = key[0]
         self.c_written.inc(counts[f"written/{key[1]}"])
         self.c_dupes.inc(counts["duplicates_superseded"])
@@ -272,16 +296,23 @@ class WriteBuckets(beam.PTransform):
     """(runs, redirect_lists[, enrichments]) → DoOutputsTuple(main `((db, ns), MemberPart)`, stats).
 
     `enrichments` (optional): `((db, ns, bucket), (page_id, dict))` from EnrichFromSql.
+    `html=True`: the last PCollection holds HTML runs (transforms/records.py); only their paths
+    go through the shuffle. Orphaned HTML comes out as `deadletters`.
     """
 
-    def __init__(self, opts: WriteOptions):
+    def __init__(self, opts: WriteOptions, html: bool = False):
         super().__init__()
         self.opts = opts
+        self.html = html
 
     def expand(self, pcolls):
         runs, redirect_lists, *rest = pcolls
         keyed_runs = runs | "KeyRunsByBucket" >> beam.Map(lambda run: ((run.dbname, run.ns, run.bucket), run))
         groups = {"runs": keyed_runs, "redirects": redirect_lists}
+        if self.html:
+            groups["html"] = rest.pop() | "KeyHtmlRunsByBucket" >> beam.Map(
+                lambda run: ((run.dbname, run.ns, run.bucket), run)
+            )
         if rest:
             groups["enrichments"] = rest[0]
         return (
@@ -290,7 +321,7 @@ class WriteBuckets(beam.PTransform):
             | "MergeAndWriteMembers"
             >> beam.ParDo(_WriteBucketFn(self.opts))
             .with_output_types(tuple[tuple[str, int], MemberPart])
-            .with_outputs(TAG_STATS, main=TAG_PARTS)
+            .with_outputs(TAG_STATS, TAG_DEADLETTERS, main=TAG_PARTS)
         )
 
 
