@@ -889,7 +889,7 @@ def run(config: BuildConfig) -> dict:
     record_inputs = [*config.record_inputs, *record_inputs]
     if not xml_inputs and not any(r.kind == "wme" for r in record_inputs):
         raise UsageError(
-            "no XML dump or WME records among the inputs: SQL table dumps and Parsoid HTML only "
+            "no XML dump among the inputs (nor WME records): SQL table dumps and Parsoid HTML only "
             "enrich the pages of an XML dump or WME tarball"
         )
     config = replace(

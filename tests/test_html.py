@@ -360,3 +360,71 @@ def test_bad_lines_and_documents_become_dead_letters(tmp_path, build) -> None:
     counts = json.loads((out / "manifest.json").read_text())["counts"]["frwiki"]
     assert counts["dead_lettered"] == 2 and counts["html/dead_lettered"] == 2
     assert counts["written/0"] == 1
+
+
+def test_newer_revision_wins_between_xml_and_wme(tmp_path, build) -> None:
+    """The same page from an XML dump and a WME record: the newer revision is written, whichever it is."""
+    fr = records()[2]
+    xml = tmp_path / "frwiki-20240420-pages-articles.xml"
+    xml_dump("frwiki", [fr], xml)
+    newer = json.loads(json.dumps(fr))
+    newer["version"]["identifier"] += 1
+    older = json.loads(json.dumps(fr))
+    older["version"]["identifier"] -= 1
+    for record, expect_wme in ((newer, True), (older, False)):
+        src = tmp_path / f"wme-{record['version']['identifier']}.ndjson"
+        src.write_bytes(go_line(record))
+        out = tmp_path / f"out-{record['version']['identifier']}"
+        code, _stdout, stderr = build([xml, src], out)
+        assert code == 0, stderr
+        (line,) = read_snapshot(out / "frwiki_namespace_0.tar.gz")[2]
+        got = json.loads(line)
+        winner = record if expect_wme else fr
+        assert got["version"]["identifier"] == winner["version"]["identifier"]
+        assert (line == go_line(record)) is expect_wme
+        counts = json.loads((out / "manifest.json").read_text())["counts"]["frwiki"]
+        assert counts["duplicates_superseded"] == 1 and counts["written/0"] == 1
+
+
+def test_html_as_ndjson_lines_in_a_tar(tmp_path, build) -> None:
+    """NDJSON lines with an `html` field, in a tar, join the XML records like .html files do."""
+    recs = {r["identifier"]: r for r in records()}
+    clark, potts = recs[13924699], recs[31967453]
+    xml = tmp_path / "enwiki-20211110-pages-articles.xml"
+    xml_dump("enwiki", [clark, potts], xml)
+    lines = b"".join(
+        json.dumps({"html": r["article_body"]["html"], "title": r["name"]}).encode() + b"\n" for r in (potts, clark)
+    )
+    src = tmp_path / "html-docs.tar.gz"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("docs.ndjson")
+        info.size = len(lines)
+        tar.addfile(info, io.BytesIO(lines))
+    src.write_bytes(buf.getvalue())
+    out = tmp_path / "out"
+    code, _stdout, stderr = build([xml, src], out)
+    assert code == 0, stderr
+    written = {r["identifier"]: r for r in read_snapshot(out / "enwiki_namespace_0.tar.gz")[1]}
+    for record in (clark, potts):
+        assert written[record["identifier"]]["article_body"]["html"] == record["article_body"]["html"]
+        assert written[record["identifier"]]["categories"] == derive(record["article_body"]["html"])["categories"]
+    counts = json.loads((out / "manifest.json").read_text())["counts"]["enwiki"]
+    assert counts["html/used"] == 2 and counts["fields/categories/html"] == 2
+
+
+def test_json_lines_that_are_not_records_are_refused(tmp_path, build) -> None:
+    src = tmp_path / "events.ndjson"
+    src.write_text('{"meta": {"domain": "en.wikipedia.org"}, "type": "edit"}\n')
+    code, _stdout, stderr = build([src], tmp_path / "out")
+    assert code == 2 and "neither WME records" in stderr and "events.ndjson" in stderr
+
+
+def test_formats_help_names_the_html_fields(capsys) -> None:
+    from wikisnap.pipelines.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["build", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for phrase in ("article_body.html", "mw:PageProp/Category", "data-mw", "GetAbstract", "--wme-records"):
+        assert phrase in text

@@ -386,8 +386,8 @@ class ReadRecordsFn(beam.DoFn):
                 count(db, f"fields/{f}/html")
             elif record.get(f):
                 count(db, f"fields/{f}/wme")
-        if not added:
-            record[WME_LINE] = raw + b"\n"
+        # None: a WME record changed by derivation (the writer serialises it; it still counts as WME)
+        record[WME_LINE] = None if added else raw + b"\n"
         for run in spill.add(db, ns, page_id, rev, record, 2 * len(raw)):
             yield beam.pvalue.TaggedOutput(TAG_RUNS, run)
         if name:
@@ -461,7 +461,7 @@ class HtmlJoin:
         html = item["article_body"]["html"]
         self.letters.append(DeadLetter(self.dbname, "html", reason, page_id, item.get("title"), html))
 
-    def attach(self, page_id: int, rev_id: int, record: dict) -> None:
+    def attach(self, page_id: int, rev_id: int, record: dict, from_wme: bool = False) -> None:
         while self.next is not None and self.next[0] < page_id:
             self._orphan(self.next[0], self.next[2])
             self.next = next(self.items, None)
@@ -482,10 +482,11 @@ class HtmlJoin:
                 self._add("html/used")
             else:
                 self._add("html/stale")
-        source = "html" if used else "wikitext"
-        for f in HTML_FIELDS:
-            if record.get(f):
-                self._add(f"fields/{f}/{source}")
+        if used or not from_wme:  # a WME record's own fields were counted when it was read
+            source = "html" if used else "wikitext"
+            for f in HTML_FIELDS:
+                if record.get(f):
+                    self._add(f"fields/{f}/{source}")
 
     def finish(self) -> None:
         while self.next is not None:
@@ -493,10 +494,12 @@ class HtmlJoin:
             self.next = next(self.items, None)
 
 
-def take_wme_line(record: dict) -> tuple[bytes | None, tuple]:
-    """Pop a WME record's original line; with it, the values that writing may change."""
-    raw = record.pop(WME_LINE, None)
-    return raw, tuple(record.get(k) for k in _PRISTINE_KEYS) if raw is not None else ()
+def take_wme_line(record: dict) -> tuple[bool, bytes | None, tuple]:
+    """Pop a record's WME marker: (from WME, its original line or None, the values writing may change)."""
+    if WME_LINE not in record:
+        return False, None, ()
+    raw = record.pop(WME_LINE)
+    return True, raw, tuple(record.get(k) for k in _PRISTINE_KEYS) if raw is not None else ()
 
 
 def wme_line_if_unchanged(record: dict, raw: bytes | None, before: tuple) -> bytes | None:

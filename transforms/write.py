@@ -208,7 +208,7 @@ def write_bucket(
     redirect_lists,
     opts: WriteOptions,
     enrichments=(),
-    html_paths=(),
+    html_paths: list[str] | None = None,
     letters: list | None = None,
 ):
     """Pure-ish core of one bucket: returns `(parts, counts)`.
@@ -218,7 +218,8 @@ def write_bucket(
     from EnrichFromSql (see `merge_enrichment`).
     Out: the `MemberPart`s written, in order, and counts (`written/{ns}`, `duplicates_superseded`,
     `redirects_written`, and `enrich/…` coverage when `opts.coverage` is set).
-    `html_paths`: HTML runs of the bucket (transforms/records.py), merge-joined by page id
+    `html_paths`: HTML runs of the bucket (transforms/records.py; [] when the run has HTML inputs
+    but none fell in this bucket, None without HTML inputs), merge-joined by page id
     (`HtmlJoin`); HTML without a record is appended to `letters` as a dead letter.
     """
     dbname, ns, bucket = key
@@ -234,16 +235,18 @@ def write_bucket(
     counts = {f"written/{ns}": 0, "duplicates_superseded": 0, "redirects_written": 0}
     sink: MemberSink | None = None
     previous = None
-    html = HtmlJoin(dbname, list(html_paths), counts, letters if letters is not None else []) if html_paths else None
+    html = None
+    if html_paths is not None:
+        html = HtmlJoin(dbname, list(html_paths), counts, letters if letters is not None else [])
     for page_id, rev_id, record in merge_runs(run_paths):
         if page_id == previous:
             # The same page in two inputs (e.g. overlapping parts): the newest revision came first.
             counts["duplicates_superseded"] += 1
             continue
         previous = page_id
-        wme_line, before = take_wme_line(record)
+        from_wme, wme_line, before = take_wme_line(record)
         if html is not None:
-            html.attach(page_id, rev_id, record)
+            html.attach(page_id, rev_id, record, from_wme)
         pairs = redirects.get(page_id)
         if pairs:
             record["redirects"] = [{"name": name, "url": url} for name, url in sorted(pairs.items())]
@@ -276,7 +279,7 @@ class _WriteBucketFn(beam.DoFn):
         key, groups = element
         runs = [run.path for run in groups["runs"]]
         # A bucket has runs, or only HTML runs (all orphans): redirect lists name spilled pages.
-        html_runs = [run.path for run in groups.get("html", ())]
+        html_runs = [run.path for run in groups["html"]] if "html" in groups else None
         letters: list = []
         parts, counts = write_bucket(
             key, runs, groups["redirects"], self.opts, groups.get("enrichments", ()), html_runs, letters
