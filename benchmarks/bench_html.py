@@ -10,7 +10,11 @@ Measured, each on the whole corpus, CPU seconds of this process (one core):
 - `lxml.html parse`: lxml.html.document_fromstring (the alternative considered);
 - `lxml.html categories + templates`: the same two fields with lxml XPath, to compare like for like;
 - `identify`: the head regexes (page id, revision, title, wiki);
-- `categories + templates` and `categories + templates + abstract`: `transforms.html.derive`.
+- `categories + templates` and `categories + templates + abstract`: `transforms.html.derive`;
+- `reader: …`: `records.html_item`, the record reader's work per document (decode included).
+
+Caveat: five documents replayed stay warm in the CPU caches; a real corpus of distinct pages
+will be somewhat slower.
 
     python benchmarks/bench_html.py [--mb 200] [--write]   # --write: replace the section in RESULTS.md
 """
@@ -35,6 +39,7 @@ import selectolax  # noqa: E402
 from selectolax.lexbor import LexborHTMLParser  # noqa: E402
 
 from wikisnap.transforms.html import derive, identify  # noqa: E402
+from wikisnap.transforms.records import html_item  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "html"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -73,7 +78,11 @@ TASKS = {
     "identify (head regexes)": identify,
     "categories + templates": lambda h: derive(h, with_abstract=False),
     "categories + templates + abstract": derive,
+    # what the record reader does per document: UTF-8 bytes → str, identify, all fields
+    "reader: decode + identify + all fields": lambda h: html_item(ENCODED[id(h)].decode("utf-8"), NAMESPACES),
 }
+ENCODED: dict[int, bytes] = {}
+NAMESPACES = frozenset({0, 6, 10, 14})
 
 
 def run(task, docs: list[str], total_bytes: int) -> dict:
@@ -111,6 +120,7 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="regex of task names to run")
     args = parser.parse_args()
     docs = documents()
+    ENCODED.update({id(d): d.encode("utf-8") for d in docs})
     global sizes
     sizes = [len(d.encode("utf-8")) for d in docs]
     total = int(args.mb * 1e6)
