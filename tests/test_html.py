@@ -3,7 +3,8 @@
 Data (tests/data/html, see tests/data/PROVENANCE.md): three records from WME's public repository
 (simplewiki 2022, enwikiversity 2021, frwiki 2024 — the only one made under WME's current rules),
 two records of the Enterprise HTML dumps (mwparserfromhtml's test fixtures, enwiki 2021) and those
-two records' HTML as standalone Parsoid documents. The XML pages joined to the HTML below are
+two records' HTML as standalone Parsoid documents; and tests/data/wme/sdk-articles-3lines-2023.ndjson,
+three lines exactly as WME serialised them in 2023 (dewiki, enwiki, ruwiki), with their HTML. The XML pages joined to the HTML below are
 written from the same records' own wikitext and metadata (no real dump holds those revisions).
 """
 
@@ -25,6 +26,7 @@ from wikisnap.schemas.arrow import table_to_records
 from wikisnap.transforms.html import HtmlError, derive, identify
 
 HTML = DATA / "html"
+SDK_LINES = DATA / "wme" / "sdk-articles-3lines-2023.ndjson"  # WME's own bytes (wme-sdk-go testdata)
 WME_3 = HTML / "wme-repo__articles-3records.ndjson"
 ENTERPRISE_2 = HTML / "mwparserfromhtml__enwiki-enterprise-html-2records.ndjson"
 MIKE_POTTS = HTML / "mwparserfromhtml__enwiki-Mike_Potts-rev1052159182.parsoid.html"
@@ -94,6 +96,18 @@ def test_frwiki_2024_fields_equal_what_wme_published() -> None:
     written = wikitext_categories(record["article_body"]["wikitext"], "Catégorie")
     assert written < names(derived["categories"])
     assert "Catégorie:Portail:Grèce/Articles liés" in names(derived["categories"]) - written
+
+
+@pytest.mark.parametrize("line", SDK_LINES.read_bytes().splitlines(), ids=["dewiki", "enwiki", "ruwiki"])
+def test_2023_wme_lines_categories_and_templates_equal_wme(line: bytes) -> None:
+    """WME's 2023 lines list categories and templates by its current rules: ours equal theirs
+    (names and URLs, as sets). Their abstracts come from WME's older GetAbstract (paragraphs only,
+    no list markup, no trimming) and are not compared."""
+    record = json.loads(line)
+    derived = derive(record["article_body"]["html"])
+    for key in ("categories", "templates"):
+        assert {(i["name"], i["url"]) for i in derived[key]} == {(i["name"], i["url"]) for i in record[key]}, key
+    assert identify(record["article_body"]["html"]).page_id == record["identifier"]
 
 
 def test_simplewiki_2022_under_wme_older_rules() -> None:
@@ -221,6 +235,27 @@ def test_wme_tarball_round_trips_byte_for_byte(tmp_path, build) -> None:
     assert manifest["counts"]["frwiki"]["fields/abstract/wme"] == 1
 
 
+@pytest.mark.parametrize("mode", ["complete", "as-is"])
+def test_real_wme_tarball_lines_come_out_byte_identical(tmp_path, build, mode: str) -> None:
+    """WME's own 2023 lines (one wiki each) in a snapshot-style tarball: the output members hold
+    the very same bytes, in both modes (they lack no HTML field), and Parquet rows equal them."""
+    lines = [line + b"\n" for line in SDK_LINES.read_bytes().splitlines()]
+    sources = []
+    for line in lines:
+        db = json.loads(line)["is_part_of"]["identifier"]
+        src = tmp_path / f"{db}_namespace_0.tar.gz"
+        wme_tarball(src, [line])
+        sources.append(src)
+    out = tmp_path / "out"
+    code, _stdout, stderr = build(sources, out, "--wme-records", mode)
+    assert code == 0, stderr
+    got = outputs(out)
+    assert got == {f"{json.loads(line)['is_part_of']['identifier']}_namespace_0.tar.gz": [line] for line in lines}
+    for line in lines:
+        db = json.loads(line)["is_part_of"]["identifier"]
+        assert parquet_records(out, f"{db}_namespace_0") == [json.loads(line)]
+
+
 def test_wme_records_gain_the_fields_their_html_supports(tmp_path, build) -> None:
     """Default: a record keeps every key and value, and the categories/templates/abstract it lacks
     are derived from its own article_body.html; the frwiki 2024 record lacks none and is unchanged."""
@@ -334,7 +369,8 @@ def test_bad_lines_and_documents_become_dead_letters(tmp_path, build) -> None:
     good = go_line(recs[2])
     src = tmp_path / "frwiki-records.ndjson"
     no_id = json.dumps({k: v for k, v in recs[2].items() if k != "identifier"}).encode() + b"\n"
-    src.write_bytes(good + b'{"name": "broken\n' + no_id)
+    unknown_key = go_line({**recs[2], "identifier": 99, "not_a_wme_field": 1})
+    src.write_bytes(good + b'{"name": "broken\n' + no_id + unknown_key)
     html_dir = tmp_path / "docs"
     html_dir.mkdir()
     html = recs[2]["article_body"]["html"]
@@ -349,7 +385,13 @@ def test_bad_lines_and_documents_become_dead_letters(tmp_path, build) -> None:
     letters = [json.loads(x) for x in (out / "deadletter" / "frwiki_deadletters.ndjson").read_text().splitlines()]
     reasons = sorted(d["reason"].split(":")[0] for d in letters)
     assert reasons == sorted(
-        ["not JSON", "not a WME record", "truncated HTML document", "malformed data-mw JSON on <p> sous_titre_h1"]
+        [
+            "not JSON",
+            "not a WME record",
+            "cannot serialise the record",
+            "truncated HTML document",
+            "malformed data-mw JSON on <p> sous_titre_h1",
+        ]
     )
     raws = {d["raw"] for d in letters}
     assert '{"name": "broken' in raws and no_id.decode().rstrip("\n") in raws
@@ -358,7 +400,8 @@ def test_bad_lines_and_documents_become_dead_letters(tmp_path, build) -> None:
     (plain,) = [json.loads(x) for x in (out / "deadletter" / "unknown_deadletters.ndjson").read_text().splitlines()]
     assert plain["reason"].startswith("not a Parsoid HTML document: no mw:pageId")
     counts = json.loads((out / "manifest.json").read_text())["counts"]["frwiki"]
-    assert counts["dead_lettered"] == 2 and counts["html/dead_lettered"] == 2
+    assert counts["dead_lettered"] == 3 and counts["html/dead_lettered"] == 2
+    assert counts["pages_read"] == 4  # every line accounted for: 1 written + 3 dead letters
     assert counts["written/0"] == 1
 
 
@@ -428,3 +471,15 @@ def test_formats_help_names_the_html_fields(capsys) -> None:
     text = " ".join(capsys.readouterr().out.split())
     for phrase in ("article_body.html", "mw:PageProp/Category", "data-mw", "GetAbstract", "--wme-records"):
         assert phrase in text
+
+
+def test_namespace_from_the_title_when_the_head_does_not_say() -> None:
+    """Older Parsoid HTML has no mw:pageNamespace: the title's canonical prefix decides."""
+    from wikisnap.transforms.records import html_item
+
+    html = MIKE_POTTS.read_text(encoding="utf-8")
+    assert html_item(html, frozenset({0}))[0] == ("enwiki", 0, 31967453, 1052159182)
+    older = re.sub(r'<meta property="mw:pageNamespace"[^>]*>', "", html)
+    older = older.replace('wiki/Mike_Potts"/>', 'wiki/Category:Mike_Potts"/>')
+    assert older.count("Category:Mike_Potts") == 1
+    assert html_item(older, frozenset({0, 14}))[0] == ("enwiki", 14, 31967453, 1052159182)

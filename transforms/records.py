@@ -34,7 +34,7 @@ import fsspec
 from apache_beam.metrics import Metrics
 
 from wikisnap.schemas.serialize import to_wme_json_bytes
-from wikisnap.schemas.siteinfo import dbname_from_base
+from wikisnap.schemas.siteinfo import SiteInfo, dbname_from_base
 from wikisnap.transforms.dumpreader import describe_input, open_raw
 from wikisnap.transforms.files import SpillBuffer, join, merge_runs
 from wikisnap.transforms.html import HtmlError, derive, identify, looks_like_html
@@ -262,7 +262,8 @@ def html_item(text: str, namespaces: frozenset[int]) -> tuple[tuple[str, int, in
     db = dbname_from_base(ident.base_url)
     if db is None:
         raise HtmlError(f"cannot tell the wiki of {ident.base_url} (not a Wikimedia project URL)")
-    ns = ident.ns if ident.ns is not None else 0
+    # Parsoid before HTML 2.x writes no mw:pageNamespace: the title's prefix, by canonical names
+    ns = ident.ns if ident.ns is not None else SiteInfo(dbname=db).split_title(ident.title)[0]
     # the body under article_body so spill runs size their frames by it (files.write_run)
     item = {"article_body": {"html": text}, "title": ident.title, "rev": ident.rev_id}
     if ns in namespaces:
