@@ -1,12 +1,13 @@
 """`wikisnap build`: XML dumps → WME snapshots (NDJSON tarballs + metadata + Parquet) + manifest.
 
-The job in five lines:
+The job in six lines:
 
     units     = discovered inputs (one per dump file), each with its wiki's SiteInfo
     read      = ReadDumps(units)                 # read + parse + spill, fused, per unit
+    records   = ReadRecordInputs(WME/HTML inputs) # WME records → read's runs; HTML → HTML runs
     redirects = JoinRedirects(read.titles, read.redirects)
     enrich    = EnrichFromSql(sql inputs, read.titles, read.redirects)   # only with SQL table dumps
-    WriteBuckets(read.runs, redirects, enrich) → AssembleSnapshots → files;  WriteDeadLetters;  CollectReport
+    WriteBuckets(read.runs, redirects, enrich, html runs) → AssembleSnapshots → files;  WriteDeadLetters;  CollectReport
 
 `run(argv)` validates everything it can before building the graph (missing files, unknown
 compression, missing siteinfo fail in a second with a message naming the file), pins the local
@@ -70,6 +71,7 @@ from wikisnap.transforms.records import (
     RecordOptions,
     reconcile_html,
     sniff_record_input,
+    split_folder,
 )
 from wikisnap.transforms.redirects import JoinRedirects
 from wikisnap.transforms.sqldump import SqlDumpError, check_header, db_from_name, read_sql_header, sql_table_of
@@ -618,14 +620,6 @@ def load_checksums(paths: list[str]) -> dict[str, dict[str, str]]:
     return table
 
 
-def split_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
-    """(XML dumps, SQL table dumps) of the command line's INPUTs, told apart by content."""
-    xml, sql = [], []
-    for path in inputs:
-        (sql if sql_table_of(path) is not None else xml).append(path)
-    return xml, sql
-
-
 def classify_inputs(inputs: list[str]) -> tuple[list[str], list[str], list[RecordInput]]:
     """(XML dumps, SQL table dumps, WME/HTML record inputs) of the command line, told apart by content.
 
@@ -641,7 +635,7 @@ def classify_inputs(inputs: list[str]) -> tuple[list[str], list[str], list[Recor
         except RecordInputError as exc:
             raise UsageError(str(exc)) from None
         if found is not None:
-            records.append(found)
+            records.extend(split_folder(found))
         else:
             xml.append(path)
     return xml, sql, records

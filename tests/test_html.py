@@ -483,3 +483,20 @@ def test_namespace_from_the_title_when_the_head_does_not_say() -> None:
     older = older.replace('wiki/Mike_Potts"/>', 'wiki/Category:Mike_Potts"/>')
     assert older.count("Category:Mike_Potts") == 1
     assert html_item(older, frozenset({0, 14}))[0] == ("enwiki", 14, 31967453, 1052159182)
+
+
+def test_a_folder_is_read_in_shares(tmp_path, build) -> None:
+    """A folder of documents becomes several units (read in parallel) that together read each file once."""
+    from wikisnap.transforms.records import iter_pieces, sniff_record_input, split_folder
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    recs = records()
+    for n, record in enumerate(recs):
+        (folder / f"{n}.html").write_text(record["article_body"]["html"], encoding="utf-8")
+    inp = sniff_record_input(str(folder))
+    assert inp is not None and inp.kind == "html"
+    shares = split_folder(inp, files_per_unit=2)
+    assert [len(s.files) for s in shares] == [2, 2, 1] and len({s.name for s in shares}) == 3
+    pieces = [raw for s in shares for _label, raw in iter_pieces(s.path, s.files)]
+    assert pieces == [r["article_body"]["html"].encode("utf-8") for r in recs]

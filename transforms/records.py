@@ -27,7 +27,7 @@ import json
 import logging
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import apache_beam as beam
 import fsspec
@@ -67,6 +67,7 @@ class RecordInput:
     dbname: str | None = None
     lang: str | None = None
     base: str | None = None  # the wiki's main-page URL, from the first record's `url`
+    files: tuple[str, ...] = ()  # a share of a folder's files (`split_folder`); () = all of `path`
 
 
 @dataclass(frozen=True)
@@ -168,13 +169,25 @@ def sniff_record_input(path: str) -> RecordInput | None:
     return RecordInput(path=path, name=name, kind=kind, dbname=dbname, lang=lang, base=base)
 
 
-def iter_pieces(path: str) -> Iterator[tuple[str, bytes]]:
+def split_folder(inp: RecordInput, files_per_unit: int = 64) -> list[RecordInput]:
+    """A folder input as several units of `files_per_unit` files each (read in parallel); a file as itself."""
+    if not _is_dir(inp.path):
+        return [inp]
+    files = _folder_files(inp.path)
+    chunks = [tuple(files[i : i + files_per_unit]) for i in range(0, len(files), files_per_unit)]
+    if len(chunks) <= 1:
+        return [inp]
+    return [replace(inp, name=f"{inp.name}-{n:05d}", files=chunk) for n, chunk in enumerate(chunks)]
+
+
+def iter_pieces(path: str, files: tuple[str, ...] = ()) -> Iterator[tuple[str, bytes]]:
     """(source label, bytes) of every line or HTML document of an input, in a stable order.
 
-    A folder is read file by file (sorted), a tar member by member; a piece that starts like an
-    HTML document is one document, anything else is NDJSON (one piece per non-empty line).
+    A folder is read file by file (sorted; only `files` when given), a tar member by member; a
+    piece that starts like an HTML document is one document, anything else is NDJSON (one piece
+    per non-empty line).
     """
-    files = _folder_files(path) if _is_dir(path) else [path]
+    files = list(files) or (_folder_files(path) if _is_dir(path) else [path])
     for file in files:
         label = describe_input(file) if file != path else describe_input(path)
         with _open(file) as stream:
@@ -308,7 +321,7 @@ class ReadRecordsFn(beam.DoFn):
             return beam.pvalue.TaggedOutput(TAG_DEADLETTERS, DeadLetter(db, source, reason, page_id, title, text))
 
         try:
-            for source, raw in iter_pieces(inp.path):
+            for source, raw in iter_pieces(inp.path, inp.files):
                 pieces += 1
                 bytes_read += len(raw)
                 if len(raw) > _MAX_LINE:
@@ -535,6 +548,7 @@ __all__ = [
     "reconcile_html",
     "record_key",
     "sniff_record_input",
+    "split_folder",
     "take_wme_line",
     "wme_line_if_unchanged",
 ]
