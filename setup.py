@@ -40,6 +40,8 @@ setup(
         "pyarrow>=15",
         "fsspec>=2024.2",
         "mwparserfromhell>=0.6.6",
+        # lexbor HTML5 parser: Parsoid HTML inputs (transforms/html.py; MIT licence)
+        "selectolax>=1.0",
         # fsspec's HTTP(S) filesystem: dumps and dump runs read straight from a mirror
         "aiohttp>=3.9",
     ],

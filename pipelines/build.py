@@ -1,12 +1,13 @@
 """`wikisnap build`: XML dumps → WME snapshots (NDJSON tarballs + metadata + Parquet) + manifest.
 
-The job in five lines:
+The job in six lines:
 
     units     = discovered inputs (one per dump file), each with its wiki's SiteInfo
     read      = ReadDumps(units)                 # read + parse + spill, fused, per unit
+    records   = ReadRecordInputs(WME/HTML inputs) # WME records → read's runs; HTML → HTML runs
     redirects = JoinRedirects(read.titles, read.redirects)
     enrich    = EnrichFromSql(sql inputs, read.titles, read.redirects)   # only with SQL table dumps
-    WriteBuckets(read.runs, redirects, enrich) → AssembleSnapshots → files;  WriteDeadLetters;  CollectReport
+    WriteBuckets(read.runs, redirects, enrich, html runs) → AssembleSnapshots → files;  WriteDeadLetters;  CollectReport
 
 `run(argv)` validates everything it can before building the graph (missing files, unknown
 compression, missing siteinfo fail in a second with a message naming the file), pins the local
@@ -70,11 +71,37 @@ from wikisnap.transforms.files import (
     remove_tree,
     write_bytes_atomic,
 )
-from wikisnap.transforms.read import ReadDumps, ReadOptions, WorkUnit, format_progress
+from wikisnap.transforms.read import (
+    TAG_RUNS,
+    TAG_STATS,
+    TAG_TITLES,
+    TAG_UNITS,
+    ReadDumps,
+    ReadOptions,
+    WorkUnit,
+    format_progress,
+)
+from wikisnap.transforms.records import (
+    TAG_HTML,
+    ReadRecordInputs,
+    RecordInput,
+    RecordInputError,
+    RecordOptions,
+    reconcile_html,
+    sniff_record_input,
+    split_folder,
+)
 from wikisnap.transforms.redirects import JoinRedirects
 from wikisnap.transforms.sqldump import SqlDumpError, check_header, db_from_name, read_sql_header, sql_table_of
 from wikisnap.transforms.verify import VerifyOutputs
-from wikisnap.transforms.write import AssembleSnapshots, DeadLetterGate, WriteBuckets, WriteDeadLetters, WriteOptions
+from wikisnap.transforms.write import (
+    TAG_DEADLETTERS,
+    AssembleSnapshots,
+    DeadLetterGate,
+    WriteBuckets,
+    WriteDeadLetters,
+    WriteOptions,
+)
 
 log = logging.getLogger("wikisnap")
 
@@ -131,6 +158,9 @@ class BuildConfig:
     sql_inputs: list[str] = field(default_factory=list)
     categories: str | None = None
     qid_map: str | None = None
+    # WME records and Parsoid HTML (transforms/records.py), split off `inputs` by `run()`.
+    record_inputs: list = field(default_factory=list)
+    wme_records: str = "complete"  # or "as-is": no field derived from a record's own HTML
 
 
 # -- command line --------------------------------------------------------------------------
@@ -184,7 +214,11 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         "parts of one wiki or different wikis; each wiki gets its own snapshots. MySQL table dumps "
         "(.sql, .sql.gz, .sql.bz2 of page_props, categorylinks, linktarget, redirect, page, "
         "page_restrictions, wb_items_per_site) are recognised by their CREATE TABLE and enrich the records "
-        "of their wiki (named by the file's {db}-{date}- prefix, or the only wiki of the run).",
+        "of their wiki (named by the file's {db}-{date}- prefix, or the only wiki of the run). "
+        "WME snapshot tarballs and NDJSON ({db}_namespace_{ns}.tar.gz, …-ENTERPRISE-HTML.json.tar.gz, "
+        ".ndjson) become records as they are; Parsoid HTML documents (.html files, a folder or tar of "
+        "them, NDJSON lines with an `html` field) give article_body.html, categories, templates and "
+        "abstract to the record of the same page and revision.",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (local path or fsspec URL)")
     parser.add_argument(
@@ -214,7 +248,11 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         type=parse_formats,
         default=FORMATS,
         metavar="ndjson,parquet",
-        help="outputs to write: ndjson (WME tarball + metadata) and/or parquet (default: both)",
+        help="outputs to write: ndjson (WME tarball + metadata) and/or parquet (default: both). Fields from "
+        "Parsoid HTML, when an HTML input or a WME record's own article_body.html gives it: article_body.html "
+        "(the HTML as given, also a Parquet column), categories (every mw:PageProp/Category link: hidden and "
+        "template-added ones too), templates (data-mw transclusions of the page), abstract (WME's GetAbstract "
+        "rules on the lead section); they replace the wikitext-derived ones",
     )
     parser.add_argument(
         "--member-size-mb",
@@ -331,6 +369,13 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         "Wikidata's wb_items_per_site rows ips_item_id,ips_site_id,ips_site_page (matched by title)",
     )
     parser.add_argument(
+        "--wme-records",
+        choices=("complete", "as-is"),
+        default="complete",
+        help="WME record inputs: derive the categories, templates and abstract a record lacks from its "
+        "article_body.html (complete, default) or keep every record byte for byte (as-is)",
+    )
+    parser.add_argument(
         "--progress-seconds",
         type=float,
         default=10.0,
@@ -380,6 +425,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildCon
         beam_args=list(beam_args),
         categories=getattr(args, "categories", None),
         qid_map=getattr(args, "qid_map", None),
+        wme_records=getattr(args, "wme_records", "complete"),
     )
 
 
@@ -692,12 +738,32 @@ def load_checksums(paths: list[str]) -> dict[str, dict[str, str]]:
     return table
 
 
-def split_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
-    """(XML dumps, SQL table dumps) of the command line's INPUTs, told apart by content."""
-    xml, sql = [], []
+def classify_inputs(inputs: list[str]) -> tuple[list[str], list[str], list[RecordInput]]:
+    """(XML dumps, SQL table dumps, WME/HTML record inputs) of the command line, told apart by content.
+
+    UsageError when an input is JSON lines that are neither WME records nor HTML documents.
+    """
+    xml, sql, records = [], [], []
     for path in inputs:
-        (sql if sql_table_of(path) is not None else xml).append(path)
-    return xml, sql
+        if sql_table_of(path) is not None:
+            sql.append(path)
+            continue
+        try:
+            found = sniff_record_input(path)
+        except RecordInputError as exc:
+            raise UsageError(str(exc)) from None
+        if found is not None:
+            records.extend(split_folder(found))
+        else:
+            xml.append(path)
+    return xml, sql, records
+
+
+def record_sites(record_inputs: list[RecordInput]) -> dict[str, SiteInfo]:
+    """A SiteInfo (canonical namespace names) per wiki known only from WME records."""
+    return {
+        r.dbname: SiteInfo(dbname=r.dbname, lang=r.lang or "", base=r.base or "") for r in record_inputs if r.dbname
+    }
 
 
 def discover_sql_inputs(config: BuildConfig, units: list[WorkUnit]) -> list[SqlInput]:
@@ -705,7 +771,7 @@ def discover_sql_inputs(config: BuildConfig, units: list[WorkUnit]) -> list[SqlI
 
     The wiki of a table dump is its file name's `{db}-{date}-` prefix, else the run's only wiki.
     """
-    wikis = sorted({u.site.dbname for u in units})
+    wikis = sorted({u.site.dbname for u in units} | set(record_sites(config.record_inputs)))
     found: list[SqlInput] = []
     seen: set[str] = set()
     for path in config.sql_inputs:
@@ -830,23 +896,46 @@ def build_pipeline(
     )
     languages = {unit.site.dbname: unit.site.lang for unit in units}
 
+    for r in config.record_inputs:
+        if r.dbname and r.lang:
+            languages.setdefault(r.dbname, r.lang)
+
     read = pipeline | "CreateWorkUnits" >> beam.Create(units) | "ReadDumps" >> ReadDumps(read_opts)
-    joined = (read.titles, read.redirects) | "JoinRedirects" >> JoinRedirects(config.bucket_span)
+    runs, titles, units_read, letters_in = read.runs, read.titles, read.units, [read.deadletters]
+    html_runs, record_stats = [], []
+    if config.record_inputs:
+        # WME records join the XML records' spill runs; HTML goes to runs of its own (see records.py).
+        record_opts = RecordOptions(
+            read_opts.namespaces, temp_dir, config.bucket_span, read_opts.spill_bytes, config.wme_records == "complete"
+        )
+        recs = (
+            pipeline
+            | "CreateRecordInputs" >> beam.Create(config.record_inputs)
+            | "ReadRecordInputs" >> ReadRecordInputs(record_opts)
+        )
+        runs = (runs, recs[TAG_RUNS]) | "FlattenRuns" >> beam.Flatten()
+        titles = (titles, recs[TAG_TITLES]) | "FlattenTitles" >> beam.Flatten()
+        units_read = (units_read, recs[TAG_UNITS]) | "FlattenUnits" >> beam.Flatten()
+        html_runs, record_stats = [recs[TAG_HTML]], [recs[TAG_STATS]]
+        letters_in.append(recs[TAG_DEADLETTERS])
+    write_buckets = WriteBuckets(write_opts, html=bool(html_runs))
+    joined = (titles, read.redirects) | "JoinRedirects" >> JoinRedirects(config.bucket_span)
     extra_stats, sql_errors = [], []
     if sql_inputs:
-        sites = tuple(sorted({unit.site.dbname: unit.site for unit in units}.items()))
+        sites = {**record_sites(config.record_inputs), **{unit.site.dbname: unit.site for unit in units}}
         enriched = (
             pipeline | "CreateSqlInputs" >> beam.Create(sql_inputs),
-            read.titles,
+            titles,
             read.redirects,
-        ) | "EnrichFromSql" >> EnrichFromSql(EnrichOptions(config.bucket_span, sites))
+        ) | "EnrichFromSql" >> EnrichFromSql(EnrichOptions(config.bucket_span, tuple(sorted(sites.items()))))
         redirect_lists = (joined.redirect_lists, enriched["redirect_lists"]) | "FlattenRedirectLists" >> beam.Flatten()
-        written = (read.runs, redirect_lists, enriched["enrichments"]) | "WriteBuckets" >> WriteBuckets(write_opts)
+        written = (runs, redirect_lists, enriched["enrichments"], *html_runs) | "WriteBuckets" >> write_buckets
         extra_stats, sql_errors = [enriched["stats"]], [enriched["errors"]]
     else:
-        written = (read.runs, joined.redirect_lists) | "WriteBuckets" >> WriteBuckets(write_opts)
-    dead = (read.deadletters, written.deadletters) | "FlattenDeadLetters" >> beam.Flatten()
-    input_errors = read.units | "FindInputErrors" >> beam.Filter(lambda u: u.error is not None)
+        written = (runs, joined.redirect_lists, *html_runs) | "WriteBuckets" >> write_buckets
+    letters_in.append(written[TAG_DEADLETTERS])
+    dead = tuple(letters_in) | "FlattenDeadLetters" >> beam.Flatten()
+    input_errors = units_read | "FindInputErrors" >> beam.Filter(lambda u: u.error is not None)
     if sql_errors or config.fail_on_dead_letters:
         # A bad SQL dump (or, when asked, a dead letter) withholds the snapshots like a bad XML dump does.
         gate = [dead | "GateOnDeadLetters" >> DeadLetterGate()] if config.fail_on_dead_letters else []
@@ -857,14 +946,14 @@ def build_pipeline(
     letters = dead | "WriteDeadLetters" >> WriteDeadLetters(out_dir)
     verified = (outputs, letters) | "FlattenOutputs" >> beam.Flatten() | "VerifyStagedOutputs" >> VerifyOutputs()
     stats = (
-        (read.stats, joined.stats, written.stats, *extra_stats)
+        (read.stats, joined.stats, written.stats, *record_stats, *extra_stats)
         | "FlattenCounts" >> beam.Flatten()
         | "SumCounts" >> beam.CombinePerKey(sum)
         | "TagCounts" >> beam.Map(lambda kv: ("count", kv))
     )
     report_items = (
         stats,
-        read.units | "TagUnits" >> beam.Map(lambda u: ("unit", u)),
+        units_read | "TagUnits" >> beam.Map(lambda u: ("unit", u)),
         verified.verified | "TagOutputs" >> beam.Map(lambda o: ("output", o)),
         verified.problems | "TagVerifyProblems" >> beam.Map(lambda p: ("verify_problem", p)),
         *[errors | "TagSqlErrors" >> beam.Map(lambda e: ("sql_error", e)) for errors in sql_errors],
@@ -898,6 +987,9 @@ def reconcile(counts: dict[str, dict[str, int]]) -> list[str]:
             problems.append(f"{db}: {parsed:,} articles parsed but {written:,} written + duplicates + conflicts")
         if c.get("redirect_pages", 0) != c.get("redirects_attached", 0) + c.get("redirects_dangling", 0):
             problems.append(f"{db}: redirect pages and attached + dangling redirects differ")
+        html_problem = reconcile_html(c)
+        if html_problem:
+            problems.append(f"{db}: {html_problem}")
     return problems
 
 
@@ -932,10 +1024,16 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
     if config.dump_run:
         config = with_dump_run(config)
     # SQL table dumps are routed off before the XML inputs are checked and split into units.
-    xml_inputs, sql_paths = split_inputs(config.inputs)
-    if not xml_inputs:
-        raise UsageError("no XML dump among the inputs: SQL table dumps only enrich the pages of an XML dump")
-    config = replace(config, inputs=xml_inputs, sql_inputs=[*config.sql_inputs, *sql_paths])
+    xml_inputs, sql_paths, record_inputs = classify_inputs(config.inputs)
+    record_inputs = [*config.record_inputs, *record_inputs]
+    if not xml_inputs and not any(r.kind == "wme" for r in record_inputs):
+        raise UsageError(
+            "no XML dump among the inputs (nor WME records): SQL table dumps and Parsoid HTML only "
+            "enrich the pages of an XML dump or WME tarball"
+        )
+    config = replace(
+        config, inputs=xml_inputs, sql_inputs=[*config.sql_inputs, *sql_paths], record_inputs=record_inputs
+    )
     units = discover_units(config)
     sql_inputs = discover_sql_inputs(config, units)
     options, runner, engine = pipeline_options(config)

@@ -198,7 +198,7 @@ def write_run(path: str, items: list[tuple[int, int, dict]]) -> None:
         for item in items:
             batch.append(item)
             body = item[2].get("article_body")
-            size += len(body.get("wikitext", "")) if body else 0
+            size += len(body.get("wikitext", "")) + len(body.get("html", "")) if body else 0
             size += 512
             if size >= _FRAME_TARGET:
                 _write_frame(out, batch)

@@ -14,9 +14,12 @@ braces, megabytes of nesting — makes a scan quadratic:
 3. Titles are classified the way `Parser::braceSubstitution` does (subst, variables, msg/raw,
    parser functions, then `Title::newFromText`) using `magic_words`.
 
-What a static reading cannot know: templates used only by other templates are not listed (that
-is the point of "direct"), both branches of `{{#if:}}` count, and names built from other
-templates or parameters (`{{ {{{1}}} }}`) are skipped.
+Templates are listed as WME lists them from Parsoid's `data-mw`: the transclusions written in
+the page itself — at the top level, in link texts, headings and parsed extension tags (`<ref>`) —
+but not those nested in another template's parameters (`{{Foo|x={{Bar}}}}` lists Foo only; Bar
+still counts as a maintenance tag). Templates used only by other templates are not listed, both
+branches of `{{#if:}}` count, and names built from other templates or parameters
+(`{{ {{{1}}} }}`) are skipped.
 
 mwparserfromhell is not used here: every construct above has an exact linear rule, so no
 fallback is needed. It is the oracle in `tests/test_wikitext.py`, which lists where the two
@@ -32,6 +35,7 @@ differ (in each case MediaWiki agrees with this module). Known simplifications:
 
 from __future__ import annotations
 
+import bisect
 import functools
 import html
 import re
@@ -512,16 +516,27 @@ def _analyze_scope(
     templates: list[tuple[tuple[int, ...], str]],
     categories: list[tuple[tuple[int, ...], str]],
     counts: list[int],
+    top: bool = True,
 ) -> bool:
-    """Collect from one scope (the page, or the content of one parsed tag); True if noindex."""
+    """Collect from one scope (the page, or the content of one parsed tag); True if noindex.
+
+    `top` is False for a tag inside a template's parameters: its categories and maintenance
+    tags count, its templates are not the page's own (Parsoid keeps them in the parent's data-mw).
+    """
     s, elements = scope.s, scope.elements
+    nested = _never_nested
     if "{{" in s:
         lookup = data.template
-        for pos, raw, has_args in scope.braces()[0]:
+        found, spans = scope.braces()
+        nested = _nested_test(spans)
+        for pos, raw, has_args in found:
             hit = lookup(raw, has_args)
             if hit is not None:
-                templates.append(((*key, pos), hit[0]))
+                # Maintenance tags count every transclusion (WME counts them in the wikitext);
+                # `templates` lists only those written in the page itself, as Parsoid's data-mw.
                 counts[hit[1]] += 1
+                if top and not nested(pos):
+                    templates.append(((*key, pos), hit[0]))
     if "[[" in s:
         s_find = s.find
         close = -2  # cached position of the next ']]' (-1: none left)
@@ -552,9 +567,44 @@ def _analyze_scope(
         for m in _PLACEHOLDER.finditer(s):
             element = elements[int(m.group(1))]
             if element.name in PARSED_TAGS and element.content:
-                sub = _analyze_scope(_Scope(element.content), (*key, m.start()), data, templates, categories, counts)
+                sub = _analyze_scope(
+                    _Scope(element.content),
+                    (*key, m.start()),
+                    data,
+                    templates,
+                    categories,
+                    counts,
+                    top and not nested(m.start()),
+                )
                 noindex = noindex or sub
     return noindex
+
+
+def _never_nested(pos: int) -> bool:
+    return False
+
+
+def _nested_test(spans: list[tuple[int, int]]):
+    """A predicate: is the piece opening at `pos` inside another template's or argument's braces?
+
+    Brace pieces nest or are disjoint, so a piece is nested exactly when some span starting
+    before it ends after it: a bisect over the starts and a running maximum of the ends.
+    """
+    if not spans:
+        return _never_nested
+    ordered = sorted(spans)
+    starts = [a for a, _ in ordered]
+    reach = []
+    furthest = -1
+    for _, end in ordered:
+        furthest = max(furthest, end)
+        reach.append(furthest)
+
+    def nested(pos: int) -> bool:
+        i = bisect.bisect_left(starts, pos)  # spans starting strictly before pos
+        return i > 0 and reach[i - 1] > pos
+
+    return nested
 
 
 def _ordered_unique(hits: list[tuple[tuple[int, ...], str]]) -> tuple[str, ...]:

@@ -45,6 +45,7 @@ from wikisnap.transforms.files import (
     write_bytes_atomic,
 )
 from wikisnap.transforms.read import DeadLetter
+from wikisnap.transforms.records import HtmlJoin, take_wme_line, wme_line_if_unchanged
 
 TAG_STATS = "stats"
 TAG_PARTS = "parts"
@@ -273,6 +274,7 @@ def write_bucket(
     enrichments=(),
     sources: dict[str, str] | None = None,
     deadletters: list | None = None,
+    html_paths: list[str] | None = None,
 ):
     """Pure-ish core of one bucket: returns `(parts, counts)`.
 
@@ -282,6 +284,9 @@ def write_bucket(
     Out: the `MemberPart`s written, in order, and counts (`written/{ns}`, `duplicates_superseded`,
     `conflicts`, `redirects_written`, and `enrich/…` coverage when `opts.coverage` is set).
     Same-revision conflicts (see `pick_copy`) are appended to `deadletters` when given.
+    `html_paths`: HTML runs of the bucket (transforms/records.py; [] when the run has HTML inputs
+    but none fell in this bucket, None without HTML inputs), merge-joined by page id
+    (`HtmlJoin`); HTML without a record is appended to `deadletters` too.
     """
     dbname, ns, bucket = key
     sources = sources or {}
@@ -296,20 +301,28 @@ def write_bucket(
     parts: list[MemberPart] = []
     counts = {f"written/{ns}": 0, "duplicates_superseded": 0, "conflicts": 0, "redirects_written": 0}
     sink: MemberSink | None = None
+    html = None
+    if html_paths is not None:
+        html = HtmlJoin(dbname, list(html_paths), counts, deadletters if deadletters is not None else [])
     for page_id, group in itertools.groupby(merge_sourced_runs(run_paths), key=lambda item: item[0]):
         # The same page in several inputs (overlapping parts, or two copies of one revision).
-        record, superseded, letters = pick_copy(list(group), sources)
+        copies = list(group)
+        record, superseded, letters = pick_copy(copies, sources)
         counts["duplicates_superseded"] += superseded
         counts["conflicts"] += len(letters)
         if deadletters is not None:
             deadletters.extend(letters)
+        rev_id = copies[0][1]  # the merge puts the newest revision first; the kept copy has it
+        from_wme, wme_line, before = take_wme_line(record)
+        if html is not None:
+            html.attach(page_id, rev_id, record, from_wme)
         pairs = redirects.get(page_id)
         if pairs:
             record["redirects"] = [{"name": name, "url": url} for name, url in sorted(pairs.items())]
             counts["redirects_written"] += len(pairs)
         if opts.coverage or page_id in extra:
             merge_enrichment(record, extra.get(page_id), opts, counts)
-        line = to_wme_json_bytes(record)
+        line = wme_line_if_unchanged(record, wme_line, before) or to_wme_json_bytes(record)
         if sink is None or (sink.size and sink.size + len(line) > opts.member_bytes):
             if sink is not None:
                 parts.append(sink.close())
@@ -318,6 +331,8 @@ def write_bucket(
         counts[f"written/{ns}"] += 1
     if sink is not None:
         parts.append(sink.close())
+    if html is not None:
+        html.finish()
     return parts, counts
 
 
@@ -337,7 +352,8 @@ class _WriteBucketFn(beam.DoFn):
         name = f"{snapshot_id(dbname, ns)}-{bucket:06d}"
         mark_attempt(self.opts.temp_dir, "write-bucket", name, new_attempt())
         runs = list(groups["runs"])
-        # A bucket always has runs: redirect lists only name pages that were spilled.
+        # A bucket has runs, or only HTML runs (all orphans): redirect lists name spilled pages.
+        html_runs = [run.path for run in groups["html"]] if "html" in groups else None
         letters: list[DeadLetter] = []
         parts, counts = write_bucket(
             key,
@@ -347,6 +363,7 @@ class _WriteBucketFn(beam.DoFn):
             groups.get("enrichments", ()),
             sources={run.path: run.source for run in runs},
             deadletters=letters,
+            html_paths=html_runs,
         )
         # after the parts are on disk: a test failing here leaves a whole superseded attempt behind
         faults.point(f"write-bucket:{name}")
@@ -370,16 +387,23 @@ class WriteBuckets(beam.PTransform):
     deadletters — same-revision conflicts, see `pick_copy`).
 
     `enrichments` (optional): `((db, ns, bucket), (page_id, dict))` from EnrichFromSql.
+    `html=True`: the last PCollection holds HTML runs (transforms/records.py); only their paths
+    go through the shuffle. Orphaned HTML comes out as `deadletters`.
     """
 
-    def __init__(self, opts: WriteOptions):
+    def __init__(self, opts: WriteOptions, html: bool = False):
         super().__init__()
         self.opts = opts
+        self.html = html
 
     def expand(self, pcolls):
         runs, redirect_lists, *rest = pcolls
         keyed_runs = runs | "KeyRunsByBucket" >> beam.Map(lambda run: ((run.dbname, run.ns, run.bucket), run))
         groups = {"runs": keyed_runs, "redirects": redirect_lists}
+        if self.html:
+            groups["html"] = rest.pop() | "KeyHtmlRunsByBucket" >> beam.Map(
+                lambda run: ((run.dbname, run.ns, run.bucket), run)
+            )
         if rest:
             groups["enrichments"] = rest[0]
         return (
