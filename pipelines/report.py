@@ -17,9 +17,15 @@ import html
 import io
 import json
 import os
-import time
 
-KIND_COLOURS = {"build": "#3366cc", "update": "#109618", "publish": "#ff9900", "adopt": "#990099", "prune": "#999999"}
+KIND_COLOURS = {
+    "build": "#3366cc",
+    "update": "#109618",
+    "publish": "#ff9900",
+    "adopt": "#990099",
+    "prune": "#999999",
+    "failed": "#dc3912",
+}
 CHANGE_COLOURS = {"created": "#109618", "updated": "#3366cc", "moved": "#ff9900", "deleted": "#dc3912"}
 OUTCOME_COLOURS = {
     "done": "#109618",
@@ -33,8 +39,11 @@ OUTCOME_COLOURS = {
 def write_report(report: dict, folder: str) -> tuple[str, str]:
     """`sync-{UTC time}.json` and `.html` in `folder` (each written whole, by rename); their paths."""
     os.makedirs(folder, exist_ok=True)
-    stamp = report["started"].replace("-", "").replace(":", "")
-    base = os.path.join(folder, f"sync-{stamp}")
+    base = os.path.join(folder, f"sync-{report['id']}")
+    n = 1
+    while os.path.exists(base + ".json"):  # two invocations in the same millisecond
+        n += 1
+        base = os.path.join(folder, f"sync-{report['id']}-{n}")
     json_path, html_path = base + ".json", base + ".html"
     for path, data in (
         (json_path, json.dumps(report, indent=1, ensure_ascii=False) + "\n"),
@@ -82,17 +91,19 @@ def plot_steps(report: dict, plt) -> str | None:
     steps = [s for s in report["steps"] if s["kind"] != "prune"]
     if not steps:
         return None
-    t0 = min(_epoch(s["started"]) for s in steps)
+    t0 = min(s["started_epoch"] for s in steps)
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(steps) + 1.2))
     for i, s in enumerate(steps):
-        start = _epoch(s["started"]) - t0
+        start = s["started_epoch"] - t0
         width = max(s["seconds"], 0.05)
         ax.barh(i, width, left=start, color=KIND_COLOURS.get(s["kind"], "#666"), height=0.6)
         rate = []
-        if s.get("mb_per_second") and s["kind"] != "publish":
-            rate.append(f"{s['mb_per_second']:.2f} MB/s in")
+        if s.get("bytes_per_second") and s["kind"] != "publish":
+            rate.append(f"{human_bytes(s['bytes_per_second'])}/s in")
+        elif s.get("bytes_per_second"):
+            rate.append(f"{human_bytes(s['bytes_per_second'])}/s out")
         if s.get("records_per_second") and s["kind"] in ("build", "update"):
-            rate.append(f"{s['records_per_second']:,.0f} rec/s")
+            rate.append(f"{s['records_per_second']:,.1f} records/s")
         label = f"{s['seconds']:.1f} s" + (" · " + ", ".join(rate) if rate else "")
         ax.text(start + width, i, "  " + label, va="center", fontsize=8)
     ax.set_yticks(range(len(steps)))
@@ -100,7 +111,7 @@ def plot_steps(report: dict, plt) -> str | None:
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the first step")
     ax.set_title("Steps of this run and their throughput")
-    right = max(_epoch(s["started"]) - t0 + s["seconds"] for s in steps)
+    right = max(s["started_epoch"] - t0 + s["seconds"] for s in steps)
     ax.set_xlim(0, right * 1.45 + 0.5)
     handles = [
         plt.Rectangle((0, 0), 1, 1, color=c) for k, c in KIND_COLOURS.items() if any(s["kind"] == k for s in steps)
@@ -119,17 +130,22 @@ def plot_namespaces(report: dict, plt) -> str | None:
             bars.append((f"{db}\nns {ns}", n["records"], n["bytes"] / 1e6))
     if not bars:
         return None
+    from matplotlib.ticker import MaxNLocator
+
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 2.8))
     names = [b[0] for b in bars]
-    for ax, values, title, colour in (
-        (left, [b[1] for b in bars], "Records in the current snapshot", "#3366cc"),
-        (right, [b[2] for b in bars], "Tarball MB in the current snapshot", "#109618"),
+    scale, unit = (1e6, "MB") if max(b[2] for b in bars) >= 1 else (1e3, "kB")
+    for ax, values, title, colour, fmt in (
+        (left, [b[1] for b in bars], "Records in the current snapshot", "#3366cc", "{:,.0f}"),
+        (right, [b[2] * 1e6 / scale for b in bars], f"Tarball {unit} in the current snapshot", "#109618", "{:,.1f}"),
     ):
-        ax.bar(names, values, color=colour, width=0.6)
+        ax.bar(names, values, color=colour, width=0.55)
         for x, v in enumerate(values):
-            ax.text(x, v, f"{v:,.0f}" if isinstance(v, int) else f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+            ax.text(x, v, fmt.format(v), ha="center", va="bottom", fontsize=8)
         ax.set_title(title)
+        ax.set_xlim(-0.75, max(len(bars), 3) - 0.25)
         ax.margins(y=0.2)
+    left.yaxis.set_major_locator(MaxNLocator(integer=True))
     return _png(fig, plt)
 
 
@@ -151,19 +167,27 @@ def plot_changes(report: dict, plt) -> str | None:
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     for x, total in enumerate(bottom):
         ax.text(x, total, f"{total:,}", ha="center", va="bottom", fontsize=8)
-    ax.set_title("Changes applied per incremental day")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_title("Changes applied per incremental day", pad=14)
     ax.set_ylabel("pages")
-    ax.margins(y=0.2)
-    ax.legend(frameon=False, fontsize=8, ncols=4, loc="upper left")
+    ax.set_xlim(-0.75, max(len(days), 6) - 0.25)
+    ax.margins(y=0.25)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _png(fig, plt)
 
 
 def _rate(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}"
+    return "" if not value else f"{human_bytes(value)}/s"
 
 
-def _epoch(stamp: str) -> float:
-    return time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+def human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"
 
 
 # -- page -------------------------------------------------------------------------------------------------
@@ -210,15 +234,15 @@ def render_html(report: dict) -> str:
     )
     step_rows = "".join(
         f"<tr><td>{e(s['started'][11:19])}</td><td>{e(s['wiki'])}</td><td>{e(s['kind'])}</td><td>{e(s['target'])}</td>"
-        f"<td class=n>{s['seconds']:.1f}</td><td class=n>{s['input_bytes'] / 1e6:.2f}</td>"
-        f"<td class=n>{s['records']:,}</td><td class=n>{s['output_bytes'] / 1e6:.2f}</td>"
-        f"<td class=n>{_rate(s.get('mb_per_second'))}</td>"
+        f"<td class=n>{s['seconds']:.1f}</td><td class=n>{human_bytes(s['input_bytes'])}</td>"
+        f"<td class=n>{s['records']:,}</td><td class=n>{human_bytes(s['output_bytes'])}</td>"
+        f"<td class=n>{_rate(s.get('bytes_per_second'))}</td>"
         f"<td>{e(s['detail'])}</td></tr>"
         for s in report["steps"]
     )
     steps_table = (
-        "<table><tr><th>UTC</th><th>wiki</th><th>step</th><th>what</th><th>s</th><th>MB in</th><th>records</th>"
-        f"<th>MB out</th><th>MB/s</th><th>detail</th></tr>{step_rows}</table>"
+        "<table><tr><th>UTC</th><th>wiki</th><th>step</th><th>what</th><th>s</th><th>in</th><th>records</th>"
+        f"<th>out</th><th>throughput</th><th>detail</th></tr>{step_rows}</table>"
         if report["steps"]
         else '<p class="meta">No step was due: nothing new upstream.</p>'
     )

@@ -496,6 +496,8 @@ class Step:
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
         d["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started))
+        d["started_epoch"] = round(self.started, 3)
+        d["bytes_per_second"] = round(self.input_bytes / self.seconds) if self.seconds else None
         d["mb_per_second"] = round(self.input_bytes / 1e6 / self.seconds, 3) if self.seconds else None
         d["records_per_second"] = round(self.records / self.seconds, 1) if self.seconds else None
         return d
@@ -868,12 +870,14 @@ def run(config: SyncConfig) -> tuple[int, dict]:
             }
             if code in (EXIT_BAD, EXIT_FAILURE):
                 print(f"wikisnap sync: {db}: error: {message}", file=sys.stderr)
+                steps.append(Step(db, "failed", OUTCOMES[code], t0, time.time() - t0, "failed", message))
     code = combine([w["code"] for w in wikis.values()])
     report = {
         "tool": "wikisnap sync",
         "config": config.path,
         "work": config.work,
         "mirror": config.mirror,
+        "id": time.strftime("%Y%m%dT%H%M%S", time.gmtime(started)) + f"{started % 1:.3f}"[1:] + "Z",
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 3),
         "outcome": OUTCOMES[code],

@@ -365,7 +365,10 @@ def test_run_reports_are_json_and_self_contained_html(reference):
     for s in report["steps"]:
         assert s["seconds"] >= 0 and "started" in s
     work_steps = [s for s in report["steps"] if s["kind"] in ("build", "update")]
-    assert all(s["input_bytes"] > 0 and s["mb_per_second"] > 0 for s in work_steps)
+    assert all(s["input_bytes"] > 0 and s["bytes_per_second"] > 0 and s["records"] > 0 for s in work_steps)
+    failed = found["bad config or input"][0]
+    assert failed["exit_code"] == 2 and [s["kind"] for s in failed["steps"]] == ["failed"]
+    assert "checksum mismatch" in failed["steps"][0]["detail"]
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert images and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
     # the run that applied 20080210 draws all three plots (two incremental days in the ledger by then)
