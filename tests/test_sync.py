@@ -38,10 +38,11 @@ from httpserver import LoopbackServer
 from lxml import etree
 from test_outputs import kill_at, run_cli, start
 
-from conftest import DATA, read_snapshot
+from conftest import DATA
 
 PEAR = DATA / "history" / "pywikibot__article-pear.xml"
 PYRUS = DATA / "history" / "pywikibot__article-pyrus.xml"
+PEAR_2014 = DATA / "history" / "pywikibot__article-pear-0.10.xml"  # Pear's revision of 2014-12-17
 DB = "enwiki"
 
 
@@ -87,8 +88,9 @@ def write_full_run(mirror: Path, date: str, status: str = "done", wrong_md5: boo
     run = mirror / DB / date
     if run.exists():
         shutil.rmtree(run)
+    pear = PEAR_2014 if date >= "20141217" else PEAR
     parts = {
-        f"{DB}-{date}-pages-articles1.xml-p24278p24278.bz2": bz2.compress(state_at(PEAR, date)),
+        f"{DB}-{date}-pages-articles1.xml-p24278p24278.bz2": bz2.compress(state_at(pear, date)),
         f"{DB}-{date}-pages-articles2.xml-p9261472p9261472.bz2": bz2.compress(state_at(PYRUS, date)),
     }
     files = {}
@@ -118,9 +120,7 @@ def write_incr_day(mirror: Path, date: str, status: str = "done", wrong_md5: boo
     day = mirror / "other" / "incr" / DB / date
     if day.exists():
         shutil.rmtree(day)
-    xml = day_of(PEAR, date)
-    if b"<revision>" not in xml:
-        xml = day_of(PYRUS, date)
+    xml = next(x for x in (day_of(src, date) for src in (PEAR, PYRUS, PEAR_2014)) if b"<revision>" in x)
     data = bz2.compress(xml)
     name = f"{DB}-{date}-pages-meta-hist-incr.xml.bz2"
     if status != "done":
@@ -148,9 +148,13 @@ def stage(mirror: Path, n: int, *, wrong: bool = False) -> None:
         write_incr_day(mirror, "20080210")
     elif n == 5:
         write_full_run(mirror, "20080915", wrong_md5=wrong)
+    elif n == 6:
+        write_incr_day(mirror, "20141217")
+    elif n == 7:
+        write_full_run(mirror, "20141217")
 
 
-def write_config(path: Path, mirror_url: str, work: Path, dest: Path, **extra) -> Path:
+def write_config(path: Path, mirror_url: str, work: Path, dest: Path, hf: Path | None = None, **extra) -> Path:
     lines = [
         f'mirror = "{mirror_url}"',
         f'work = "{work}"',
@@ -164,6 +168,8 @@ def write_config(path: Path, mirror_url: str, work: Path, dest: Path, **extra) -
         f'to = "{dest}"',
         "keep = 3",
     ]
+    if hf is not None:
+        lines += ["[[publish]]", 'layout = "hf"', f'to = "{hf}/{{db}}"']
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -217,7 +223,7 @@ def reference(world):
     """The uninterrupted sequence, stage by stage: (exit code, stdout, stderr, ledger, published tree) each."""
     root, url = world
     mirror, work, dest = root / "mirror", root / "ref-work", root / "ref-dest"
-    config = write_config(root / "ref.toml", url, work, dest)
+    config = write_config(root / "ref.toml", url, work, dest, hf=root / "ref-hf")
     results = {}
 
     def step(name):
@@ -229,6 +235,10 @@ def reference(world):
             "ledger": (work / DB / "ledger.json").read_bytes() if (work / DB / "ledger.json").exists() else b"",
             "tree": published(dest),
             "downloads": sorted(p.name for p in (work / DB / "incr").rglob("*") if p.is_file()),
+            "folders": sorted(p.name for p in (work / DB / "snapshots").iterdir()),
+            "hf": json.loads((root / "ref-hf" / DB / "manifest.json").read_text())
+            if (root / "ref-hf" / DB / "manifest.json").exists()
+            else None,
         }
 
     stage(mirror, 1)
@@ -246,7 +256,11 @@ def reference(world):
     stage(mirror, 5)
     step("5-full")
     step("5-again")
-    return {"results": results, "work": work, "dest": dest, "config": config}
+    stage(mirror, 6)
+    step("6-incr")
+    stage(mirror, 7)
+    step("7-full-same-date")
+    return {"results": results, "work": work, "dest": dest, "config": config, "hf": root / "ref-hf" / DB}
 
 
 def test_first_sync_builds_and_publishes_the_newest_complete_run(reference):
@@ -329,18 +343,58 @@ def test_a_newer_complete_full_run_replaces_the_chain(reference):
     head = book["snapshots"][-1]
     assert head["kind"] == "full" and head["base"] is None
     # Pyrus turned into a redirect to Pear again
-    _names, records, _lines = read_snapshot(Path(head["folder"]) / "enwiki_namespace_0.tar.gz")
+    records = published_records(r["tree"], "20080915")
     assert [(x["name"], [d["name"] for d in x.get("redirects", [])]) for x in records] == [("Pear", ["Pyrus"])]
-    assert records == published_records(r["tree"], "20080915")
+    assert (
+        head["namespaces"]["0"]["md5"]
+        == hashlib.md5(r["tree"]["runs/20080915/enwiki-NS0-20080915-WIKISNAP-WIKITEXT.json.tar.gz"]).hexdigest()
+    )
     runs = sorted({k.split("/")[1] for k in r["tree"] if k.startswith("runs/")})
     assert runs == ["20080207", "20080210", "20080915"]  # keep = 3 at the mirror
     assert r["tree"]["latest"] == "-> runs/20080915"
     # keep = 2 in the work folder: older snapshot folders are gone, the ledger remembers them
     live = [s["id"] for s in book["snapshots"] if not s.get("removed")]
     assert live == ["20080201-incr-20080210", "20080915"]
-    assert sorted(p.name for p in (reference["work"] / DB / "snapshots").iterdir()) == live
+    assert r["folders"] == live
     again = reference["results"]["5-again"]
     assert again["code"] == 99 and again["tree"] == r["tree"]
+
+
+def test_days_after_a_full_run_are_applied_to_it_and_a_published_date_is_never_rewritten(reference):
+    r6 = reference["results"]["6-incr"]
+    assert r6["code"] == 0, r6["err"]
+    book = json.loads(r6["ledger"])
+    assert book["snapshots"][-1]["id"] == "20080915-incr-20141217" and book["snapshots"][-1]["base"] == "20080915"
+    assert sorted({k.split("/")[1] for k in r6["tree"] if k.startswith("runs/")}) == [
+        "20080210",
+        "20080915",
+        "20141217",
+    ]
+    assert "runs/20141217/batches/2014-12-17/21/enwiki_namespace_0.tar.gz" in r6["tree"]
+    assert [x["version"]["identifier"] for x in published_records(r6["tree"], "20141217")] == [638548877]
+    # A full run of the same date: built (it starts the next chain) but not published over runs/20141217.
+    r7 = reference["results"]["7-full-same-date"]
+    assert r7["code"] == 0, r7["err"]
+    book = json.loads(r7["ledger"])
+    assert book["snapshots"][-1]["id"] == "20141217" and book["snapshots"][-1]["kind"] == "full"
+    mirror_key = next(k for k in book["published"] if k.startswith("mirror:"))
+    assert book["published"][mirror_key]["20141217"] == {
+        "skipped": "runs/20141217 was published from 20080915-incr-20141217"
+    }
+    assert r7["tree"] == r6["tree"]
+
+
+def test_the_hf_target_follows_the_current_snapshot(reference):
+    results = reference["results"]
+    book = json.loads(results["7-full-same-date"]["ledger"])
+    for name, head in (("1-build", "20080201"), ("3-incr", "20080201-incr-20080207"), ("7-full-same-date", "20141217")):
+        hf = results[name]["hf"]
+        assert hf["layout"] == "hf" and hf["snapshot"].endswith(f"/snapshots/{head}"), (name, hf["snapshot"])
+        entry = next(s for s in book["snapshots"] if s["id"] == head)
+        tarball = next(o for o in hf["snapshot_outputs"] if o["path"] == "enwiki_namespace_0.tar.gz")
+        assert tarball["md5"] == entry["namespaces"]["0"]["md5"]
+        assert "hf:" + str(reference["hf"]) in book["published"]
+    assert "pretty_name: wikisnap snapshot enwiki 20141217" in (reference["hf"] / "README.md").read_text()
 
 
 def test_published_runs_verify(reference):
