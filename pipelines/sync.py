@@ -837,6 +837,7 @@ def combine(codes: list[int]) -> int:
 def run(config: SyncConfig) -> tuple[int, dict]:
     """Sync every wiki of `config` under the work folder's lock; (exit code, report). LockHeld propagates."""
     from wikisnap.pipelines.build import RunFailed, UsageError, describe_failure
+    from wikisnap.pipelines.publish import PublishError
 
     started = time.time()
     steps: list[Step] = []
@@ -849,7 +850,7 @@ def run(config: SyncConfig) -> tuple[int, dict]:
                 sync = WikiSync(config, db, steps)
                 code = sync.run()
                 message = "; ".join(sync.not_ready)
-            except (UpstreamError, UsageError, RunFailed, OutputError, DumpRunError) as exc:
+            except (UpstreamError, UsageError, RunFailed, OutputError, DumpRunError, PublishError) as exc:
                 code, message = EXIT_BAD, str(exc)
             except LockHeld as exc:  # a snapshot folder held by a build run by hand
                 code, message = EXIT_FAILURE, str(exc)

@@ -398,10 +398,43 @@ def test_the_hf_target_follows_the_current_snapshot(reference):
 
 
 def test_published_runs_verify(reference):
-    dest = reference["dest"]
-    for run in sorted((dest / "runs").iterdir()):
-        code, _o, err = run_cli(["verify", run])
-        assert code == 0, err
+    from wikisnap.pipelines.publish import verify_folder
+
+    runs = sorted((reference["dest"] / "runs").iterdir())
+    assert len(runs) == 3
+    for run in runs:
+        assert verify_folder(str(run)) == []
+        sums = run / "batches" / "md5sums.txt"
+        for line in sums.read_text().splitlines() if sums.exists() else []:
+            md5, name = line.split("  ")
+            assert hashlib.md5((run / "batches" / name).read_bytes()).hexdigest() == md5
+
+
+def test_a_local_mirror_folder_works_the_same(tmp_path):
+    """`mirror` may be a folder (a mounted or rsynced copy); relative paths are relative to the config."""
+    stage(tmp_path / "mirror", 1)
+    (tmp_path / "etc").mkdir()
+    config = tmp_path / "etc" / "sync.toml"
+    config.write_text(
+        'mirror = "../mirror"\nwork = "../work"\nwikis = ["enwiki"]\nenrichment = []\n[[publish]]\nto = "../dest"\n'
+    )
+    code, out, err = sync_in_process(config)
+    assert code == 0, err
+    assert (tmp_path / "dest" / "runs" / "20080201" / "dumpstatus.json").exists()
+    assert ledger(tmp_path / "work")["snapshots"][0]["inputs"][0]["url"].startswith(str(tmp_path / "mirror"))
+    code, out, err = sync_in_process(config)
+    assert code == 99, err
+
+
+def test_exit_codes_of_several_wikis_combine():
+    from wikisnap.pipelines.sync import combine
+
+    assert combine([99, 99]) == 99
+    assert combine([0, 99]) == 0
+    assert combine([69, 99]) == 69
+    assert combine([0, 69]) == 0
+    assert combine([0, 2, 69]) == 2
+    assert combine([2, 1, 0]) == 1
 
 
 def test_run_reports_are_json_and_self_contained_html(reference):
