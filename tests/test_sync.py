@@ -412,12 +412,23 @@ def test_published_runs_verify(reference):
 
 def test_a_local_mirror_folder_works_the_same(tmp_path):
     """`mirror` may be a folder (a mounted or rsynced copy); relative paths are relative to the config."""
-    stage(tmp_path / "mirror", 1)
     (tmp_path / "etc").mkdir()
     config = tmp_path / "etc" / "sync.toml"
     config.write_text(
         'mirror = "../mirror"\nwork = "../work"\nwikis = ["enwiki"]\nenrichment = []\n[[publish]]\nto = "../dest"\n'
     )
+    # No run complete yet: nothing to build on, a temporary condition
+    write_full_run(tmp_path / "mirror", "20080201", status="in-progress")
+    code, out, err = sync_in_process(config)
+    assert code == 69, err
+    assert "upstream not ready" in out and "enwiki/20080201" in out and "not finished" in out
+    assert not (tmp_path / "work" / DB / "ledger.json").exists() and not (tmp_path / "dest").exists()
+    # A wiki the mirror does not have is a config mistake
+    bad = tmp_path / "etc" / "bad.toml"
+    bad.write_text(config.read_text().replace('"enwiki"', '"enwikk"'))
+    code, out, err = sync_in_process(bad)
+    assert code == 2 and "no dump runs of enwikk" in err
+    stage(tmp_path / "mirror", 1)
     code, out, err = sync_in_process(config)
     assert code == 0, err
     assert (tmp_path / "dest" / "runs" / "20080201" / "dumpstatus.json").exists()
@@ -506,6 +517,8 @@ def test_killed_syncs_resume_to_the_same_published_tree_and_the_lock_holds(world
     code, out, err = run_cli(args)
     assert code == 0, err
     assert "built 20080201" in out
+    # the killed build's staging folder was cleared by the build that followed
+    assert not list((work / DB / "snapshots" / "20080201" / ".wikisnap").rglob("*.tar.gz"))
 
     stage(mirror, 3)
     # killed after copying the new run's tarball, before its dumpstatus.json says done
