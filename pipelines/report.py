@@ -107,7 +107,7 @@ def plot_steps(report: dict, plt) -> str | None:
         label = f"{s['seconds']:.1f} s" + (" · " + ", ".join(rate) if rate else "")
         ax.text(start + width, i, "  " + label, va="center", fontsize=8)
     ax.set_yticks(range(len(steps)))
-    ax.set_yticklabels([f"{s['wiki']} {s['kind']} {s['target'].split(' → ')[0]}" for s in steps])
+    ax.set_yticklabels([_step_label(s) for s in steps])
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the first step")
     ax.set_title("Steps of this run and their throughput")
@@ -180,6 +180,12 @@ def plot_changes(report: dict, plt) -> str | None:
 
 def _rate(value: float | None) -> str:
     return "" if not value else f"{human_bytes(value)}/s"
+
+
+def _step_label(step: dict) -> str:
+    """`enwiki update 20080201-incr-20080207`, `enwiki publish 20080201 → mirror`."""
+    what, _, where = step["target"].partition(" → ")
+    return f"{step['wiki']} {step['kind']} {what}" + (f" → {where.split(':', 1)[0]}" if where else "")
 
 
 def human_bytes(n: float) -> str:

@@ -741,7 +741,7 @@ class WikiSync:
             if snapshot is None:
                 snapshot = load_snapshot(entry["folder"])  # every file checked against its manifest
                 snapshot.manifest = published_manifest(snapshot.manifest, entry, self.ledger)
-            step = Step(self.db, "publish", f"{entry['id']} → {target.url(self.db)}", time.time())
+            step = Step(self.db, "publish", f"{entry['id']} → {target.layout}:{target.url(self.db)}", time.time())
             config = PublishConfig(
                 snapshot=entry["folder"],
                 to=target.url(self.db),

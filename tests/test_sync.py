@@ -174,12 +174,12 @@ def write_config(path: Path, mirror_url: str, work: Path, dest: Path, hf: Path |
     return path
 
 
-def sync_in_process(config: Path) -> tuple[int, str, str]:
+def sync_in_process(config: Path, *flags: str) -> tuple[int, str, str]:
     from wikisnap.pipelines.cli import main
 
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(["-q", "sync", "--config", str(config)])
+        code = main(["-q", "sync", "--config", str(config), *flags])
     return code, stdout.getvalue(), stderr.getvalue()
 
 
@@ -433,8 +433,11 @@ def test_a_local_mirror_folder_works_the_same(tmp_path):
     assert code == 0, err
     assert (tmp_path / "dest" / "runs" / "20080201" / "dumpstatus.json").exists()
     assert ledger(tmp_path / "work")["snapshots"][0]["inputs"][0]["url"].startswith(str(tmp_path / "mirror"))
-    code, out, err = sync_in_process(config)
+    reports = sorted((tmp_path / "work" / "reports").iterdir())
+    assert "report file://" + str(reports[-1].with_suffix(".html")) in out  # the log line links the page
+    code, out, err = sync_in_process(config, "--no-report")
     assert code == 99, err
+    assert sorted((tmp_path / "work" / "reports").iterdir()) == reports
 
 
 def test_exit_codes_of_several_wikis_combine():
