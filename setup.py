@@ -9,6 +9,7 @@ from setuptools import setup
 
 VERSION = "0.1.0"
 HF = ["datasets>=3.0", "huggingface_hub>=0.24", "pyyaml>=6"]
+REPORT = ["matplotlib>=3.7"]  # matplotlib: PSF-based licence, Apache-2.0 compatible
 
 setup(
     name="wikisnap",
@@ -48,8 +49,10 @@ setup(
     extras_require={
         # `wikisnap publish --layout hf`: the dataset card's features and the upload
         "hf": HF,
-        "test": ["pytest>=8", "jsonschema>=4.18", *HF],
-        "dev": ["pytest>=8", "jsonschema>=4.18", "ruff>=0.5", *HF],
+        # `wikisnap sync`'s run report: plots drawn as PNGs inside a self-contained HTML page
+        "report": REPORT,
+        "test": ["pytest>=8", "jsonschema>=4.18", *HF, *REPORT],
+        "dev": ["pytest>=8", "jsonschema>=4.18", "ruff>=0.5", *HF, *REPORT],
         "gcp": ["apache-beam[gcp]", "gcsfs"],
         "s3": ["s3fs"],
         # peers measured by benchmarks/run.py; never imported by wikisnap itself

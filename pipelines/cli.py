@@ -82,6 +82,16 @@ def make_parser() -> argparse.ArgumentParser:
         "mismatch, missing file or incomplete run.",
     )
     verify.add_argument("folder", metavar="DIR", help="DEST/runs/YYYYMMDD, or a build/update --out (path or URL)")
+    from wikisnap.pipelines.sync import add_sync_arguments
+
+    sync = commands.add_parser(
+        "sync",
+        help="one scheduled step: build the newest complete dump run or apply new incremental days, publish, exit",
+        description="Keep snapshots current from a dumps mirror (config: configs/sync.example.toml). Exit codes: "
+        "0 done, 99 nothing new upstream, 69 upstream not ready yet (retry later), 2 bad config or bad upstream "
+        "files, 1 failure, 75 another sync holds the work folder.",
+    )
+    add_sync_arguments(sync)
     return parser
 
 
@@ -140,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         from wikisnap.pipelines.publish import main_verify
 
         return main_verify(args.folder)
+    if args.command == "sync":
+        from wikisnap.pipelines.sync import main_sync
+
+        return main_sync(args)
     if args.command == "recover":
         from wikisnap.pipelines.commit import main_recover
 

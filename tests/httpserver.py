@@ -24,6 +24,9 @@ class _RangeHandler(SimpleHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 - http.server's naming
         path = Path(self.translate_path(self.path))
+        if path.is_dir():  # an autoindex listing, as dumps mirrors serve for run folders
+            super().do_GET()
+            return
         if not path.is_file():
             self.send_error(404)
             return
