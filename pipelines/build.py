@@ -71,7 +71,9 @@ from wikisnap.transforms.write import AssembleSnapshots, WriteBuckets, WriteDead
 log = logging.getLogger("wikisnap")
 
 DEFAULT_NAMESPACES = (0, 6, 10, 14)
-FORMATS = ("ndjson", "parquet")
+FORMATS = ("ndjson", "parquet")  # the default; "text" (plain-text Parquet) is asked for
+KNOWN_FORMATS = (*FORMATS, "text")
+DEFAULT_TEXT_NAMESPACES = (0,)
 LOCAL_RUNNERS = {None, "", "direct", "directrunner", "fnapirunner"}
 
 
@@ -117,6 +119,7 @@ class BuildConfig:
     sql_inputs: list[str] = field(default_factory=list)
     categories: str | None = None
     qid_map: str | None = None
+    text_namespaces: tuple[int, ...] = DEFAULT_TEXT_NAMESPACES  # `--formats text`: which get text
 
 
 # -- command line --------------------------------------------------------------------------
@@ -134,9 +137,9 @@ def parse_namespaces(text: str) -> tuple[int, ...]:
 
 def parse_formats(text: str) -> tuple[str, ...]:
     values = tuple(sorted({part.strip() for part in text.split(",") if part.strip()}))
-    unknown = [v for v in values if v not in FORMATS]
+    unknown = [v for v in values if v not in KNOWN_FORMATS]
     if unknown or not values:
-        raise argparse.ArgumentTypeError(f"--formats takes a list of {', '.join(FORMATS)}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"--formats takes a list of {', '.join(KNOWN_FORMATS)}, got {text!r}")
     return values
 
 
@@ -200,8 +203,11 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         type=parse_formats,
         default=FORMATS,
         metavar="ndjson,parquet",
-        help="outputs to write: ndjson (WME tarball + metadata) and/or parquet (default: both)",
+        help="outputs to write: ndjson (WME tarball + metadata), parquet (typed records), text (plain-text "
+        "Parquet id,url,title,text,qid,date_modified,license under OUT/text/; alone it skips the "
+        "WME records and reads only --text-namespaces) (default: ndjson,parquet)",
     )
+    add_text_arguments(parser)
     parser.add_argument(
         "--member-size-mb",
         type=float,
@@ -325,6 +331,33 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_text_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--text-namespaces`, shared by build and update."""
+    parser.add_argument(
+        "--text-namespaces",
+        type=parse_namespaces,
+        default=DEFAULT_TEXT_NAMESPACES,
+        metavar="0",
+        help="with --formats text: the namespaces that get plain text (default 0, articles); with "
+        "--formats text alone only these are read, otherwise they must be among --namespaces",
+    )
+
+
+def with_text_namespaces(config: BuildConfig) -> BuildConfig:
+    """Apply `--text-namespaces`: text alone reads only them; with records they must be snapshotted."""
+    if "text" not in config.formats:
+        return config
+    if set(config.formats) == {"text"}:
+        return replace(config, namespaces=tuple(config.text_namespaces))
+    missing = sorted(set(config.text_namespaces) - set(config.namespaces))
+    if missing:
+        raise UsageError(
+            f"--text-namespaces {','.join(map(str, missing))} not among --namespaces "
+            f"{','.join(map(str, config.namespaces))}: add them there, or write --formats text alone"
+        )
+    return config
+
+
 def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildConfig:
     return BuildConfig(
         inputs=list(args.inputs),
@@ -353,6 +386,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildCon
         beam_args=list(beam_args),
         categories=getattr(args, "categories", None),
         qid_map=getattr(args, "qid_map", None),
+        text_namespaces=tuple(getattr(args, "text_namespaces", DEFAULT_TEXT_NAMESPACES)),
     )
 
 
@@ -718,6 +752,8 @@ def build_pipeline(
         spill_bytes=config.spill_mb << 20,
         max_page_bytes=config.max_page_bytes,
         progress_seconds=config.progress_seconds,
+        # Text alone needs no WME analysis (templates, categories, abstract): slim records.
+        slim=set(config.formats) == {"text"},
     )
     snapshot_date = None
     if config.date:
@@ -731,6 +767,8 @@ def build_pipeline(
         gzip_level=config.gzip_level,
         categories=config.categories or ("both" if "categorylinks" in tables else "wikitext"),
         coverage=frozenset(coverage),
+        text_namespaces=frozenset(config.text_namespaces),
+        sites=tuple(sorted({unit.site.dbname: unit.site for unit in units}.items())),
     )
     languages = {unit.site.dbname: unit.site.lang for unit in units}
 
@@ -830,6 +868,7 @@ def run(config: BuildConfig) -> dict:
 
 
 def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
+    config = with_text_namespaces(config)
     if config.dump_run:
         config = with_dump_run(config)
     # SQL table dumps are routed off before the XML inputs are checked and split into units.
@@ -887,6 +926,7 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
             "categories": config.categories
             or ("both" if any(i.table == "categorylinks" for i in sql_inputs) else "wikitext"),
             "qid_map": config.qid_map,
+            "text_namespaces": list(config.text_namespaces) if "text" in config.formats else None,
         },
         "inputs": summarize_inputs(unit_reports),
         "sql_inputs": [{"path": i.path, "table": i.table, "dbname": i.dbname} for i in sql_inputs],
@@ -940,7 +980,7 @@ def output_count_problems(counts: dict[str, dict[str, int]], outputs: list) -> l
     """Records per (db, ns) in tarballs and Parquet shards against the run's `written/{ns}` counts."""
     found: dict[tuple[str, str, int], int] = {}
     for o in outputs:
-        if o.kind in ("tarball", "parquet"):
+        if o.kind in ("tarball", "parquet", "text"):
             key = (o.kind, o.dbname, o.ns)
             found[key] = found.get(key, 0) + o.records
     problems = []

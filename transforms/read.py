@@ -29,6 +29,7 @@ from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.article import page_to_article, redirect_of, redirect_target
 from wikisnap.transforms.dumpreader import DumpError, PageFailure, ReadStats, describe_input, iter_pages, open_raw
 from wikisnap.transforms.files import SpillBuffer, join, write_bytes
+from wikisnap.transforms.plaintext import slim_article
 
 log = logging.getLogger("wikisnap")
 
@@ -100,6 +101,7 @@ class ReadOptions:
     spill_bytes: int
     max_page_bytes: int
     progress_seconds: float = 10.0
+    slim: bool = False  # `--formats text` alone: records carry only what the text output needs
 
 
 def _fmt_eta(seconds: float) -> str:
@@ -226,7 +228,7 @@ class ReadParseSpillFn(beam.DoFn):
                 license = licenses.get(page.ns)
                 if license is None:
                     license = licenses[page.ns] = license_for(db, page.ns)
-                record = page_to_article(page, site, license)
+                record = (slim_article if opts.slim else page_to_article)(page, site, license)
             except Exception as exc:  # noqa: BLE001 - one bad page must never stop a file
                 reason = f"cannot build the article: {type(exc).__name__}: {exc}"
                 yield dead_letter(reason, page.id, page.title, text or "")
