@@ -27,11 +27,13 @@ import apache_beam as beam
 
 import wikisnap
 from wikisnap.pipelines.build import (
+    DEFAULT_TEXT_NAMESPACES,
     FORMATS,
     CollectReport,
     RunFailed,
     UsageError,
     add_output_arguments,
+    add_text_arguments,
     manifest_outputs,
     parse_date,
     parse_formats,
@@ -77,6 +79,7 @@ class UpdateConfig:
     keep_temp: bool = False
     break_lock: bool = False
     beam_args: list[str] = field(default_factory=list)
+    text_namespaces: tuple[int, ...] = DEFAULT_TEXT_NAMESPACES  # `--formats text`: which get text
 
 
 def add_update_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,8 +95,13 @@ def add_update_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--date", type=parse_date, default=None, metavar="YYYYMMDD", help="snapshot date (as build)")
     parser.add_argument("--workers", type=positive_int, default=1, metavar="N", help="local worker processes")
     parser.add_argument(
-        "--formats", type=parse_formats, default=None, metavar="ndjson,parquet", help="outputs (default: the base's)"
+        "--formats",
+        type=parse_formats,
+        default=None,
+        metavar="ndjson,parquet",
+        help="outputs (default: the base's); text adds plain-text Parquet of the updated records",
     )
+    add_text_arguments(parser)
     parser.add_argument(
         "--siteinfo-from",
         action="append",
@@ -122,6 +130,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> UpdateCo
         keep_temp=args.keep_temp,
         break_lock=args.break_lock,
         beam_args=list(beam_args),
+        text_namespaces=tuple(getattr(args, "text_namespaces", DEFAULT_TEXT_NAMESPACES)),
     )
 
 
@@ -189,7 +198,8 @@ def discover_base(path: str) -> Base:
             languages[db] = meta.get("in_language", {}).get("identifier", "")
         protocol = path.split("://", 1)[0] + "://" if "://" in path else ""
         parquet = tuple(protocol + p for p in sorted(fs.glob(f"{root}/parquet/{sid}/*.parquet")))
-        snapshots.append(BaseSnapshot(db, int(ns_text), join(path, name), meta_path if meta else None, parquet))
+        text = tuple(protocol + p for p in sorted(fs.glob(f"{root}/text/{sid}/*.parquet")))
+        snapshots.append(BaseSnapshot(db, int(ns_text), join(path, name), meta_path if meta else None, parquet, text))
         if db not in urls:
             for line in iter_snapshot_lines(join(path, name)):
                 record = json.loads(line)
@@ -197,6 +207,11 @@ def discover_base(path: str) -> Base:
                 languages.setdefault(db, record.get("in_language", {}).get("identifier", ""))
                 break
     if not snapshots:
+        if fs.exists(f"{root}/text"):
+            raise UsageError(
+                f"--base {path}: holds only plain text (--formats text), which cannot be updated: update "
+                "needs the NDJSON records of a build with --formats ndjson (add text to keep both)"
+            )
         raise UsageError(f"--base {path}: holds no {{db}}_namespace_{{ns}}.tar.gz snapshot")
     namespaces = frozenset(options.get("namespaces") or sorted({s.ns for s in snapshots}))
     return Base(
@@ -278,6 +293,8 @@ def build_update_pipeline(
         formats=frozenset(formats),
         snapshot_date=snapshot_date,
         gzip_level=base.gzip_level,
+        text_namespaces=frozenset(config.text_namespaces),
+        sites=tuple(sorted(sites.items())),
     )
     ctx = DiffContext(sites=sites, namespaces=base.namespaces, max_page_bytes=config.max_page_bytes)
     # Untouched snapshots are copied as files; a changed format choice needs a rewrite instead.
@@ -390,6 +407,7 @@ def _run_locked(config: UpdateConfig, folder: OutputFolder) -> dict:
             "member_size_mb": base.member_size_mb,
             "gzip_level": base.gzip_level,
             "workers": config.workers,
+            "text_namespaces": list(config.text_namespaces) if "text" in (config.formats or base.formats) else None,
         },
         "base": config.base,
         "diffs": [{"path": u.path, "kind": u.kind} for u in units],

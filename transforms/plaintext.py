@@ -154,17 +154,20 @@ def _links(s: str, site: SiteInfo) -> str:
 
     for _ in range(_LINK_PASSES):
         s, n = _SIMPLE_LINK.subn(label, s)
-        if not n or "[[" not in s:
+        if "[[" not in s:
             return s
-    return _render_links(s, site) if "[[" in s else s
+        if not n:
+            break
+    return _render_links(s, site)
 
 
 def _element_text(element, site: SiteInfo, depth: int) -> str:
     if element.name in _VERBATIM_TAGS:
         return " ".join(html.unescape(element.content).split())
     if element.name in _WIKITEXT_TAGS and depth < _MAX_POEM_DEPTH:
-        # A poem's lines are lines of text; joined by " / " to stay on this line.
-        return " / ".join(text_from_wikitext(element.content, site, depth + 1).split("\n"))
+        # A poem's lines are lines of the text (the placeholders are replaced before `_tidy`
+        # splits the text into lines); a blank line after each keeps them from joining.
+        return "\n" + text_from_wikitext(element.content.replace("\n", "\n\n"), site, depth + 1) + "\n"
     return ""
 
 
