@@ -16,7 +16,8 @@ What is kept and dropped (wikitext), and why:
 - kept: headings as plain lines, paragraphs, list items and indented (`:`/`;`) lines without their
   markers, link labels (`[[a|b]]` → b, `[[a]]` → a, `[http://x label]` → label), the text inside
   inline HTML (`<b>`, `<span>`, `<sup>` …), `<nowiki>`/`<pre>` content, `<poem>` as text lines;
-- dropped: templates and template arguments, tables (`{|` … `|}`, nested), `<ref>` and
+- dropped: unpiped links to sister projects (`[[commons:Category:X]]`, `[[wikipedia:el:X]]`),
+  templates and template arguments, tables (`{|` … `|}`, nested), `<ref>` and
   `<references>`, `<gallery>`, `<math>`/`<chem>` (LaTeX source is not prose and reads badly in
   language-model corpora; wikiextractor's `formula_1` placeholders say no more), `<syntaxhighlight>`,
   `<timeline>` and other non-prose extension tags, comments (an unclosed one runs to the end, as in
@@ -83,6 +84,8 @@ def text_from_wikitext(text: str, site: SiteInfo, _depth: int = 0) -> str:
     s = _strip_html(s)
     if "[[" in s:
         s = _links(s, site)
+        if "[[" in s:
+            s = _UNCLOSED_LINK.sub(lambda m: _unclosed_link(m, site), s)
     if "[" in s:
         s = _EXT_LINK.sub(_ext_link_repl, s)
     if "__" in s:
@@ -133,6 +136,24 @@ def text_from_wikitext(text: str, site: SiteInfo, _depth: int = 0) -> str:
 # A link without brackets inside: the innermost links of a page, in one C-speed pass each.
 _SIMPLE_LINK = re.compile(r"\[\[([^\[\]|\n]*+)(?:\|([^\[\]]*+))?\]\]")
 _LINK_PASSES = 3
+# Wikimedia's interwiki prefixes to sister projects: an unpiped `[[commons:Category:X]]` or
+# `[[wikipedia:el:X]]` is a box-like pointer, not prose ("[[w:X|X]]" keeps its label).
+_INTERWIKI = frozenset(
+    {"w", "wikipedia", "wikt", "wiktionary", "b", "wikibooks", "n", "wikinews", "q", "wikiquote", "s", "wikisource",
+     "v", "wikiversity", "voy", "wikivoyage", "c", "commons", "m", "meta", "metawiki", "mw", "mediawikiwiki", "d",
+     "wikidata", "species", "wikispecies", "f", "wikifunctions", "foundation", "wmf", "incubator", "outreach"}
+)  # fmt: skip
+
+
+# `[[Category:X]` — a file, category or sister-project link whose closing brackets were
+# mistyped (MediaWiki shows it as text): dropped to the end of its line.
+_UNCLOSED_LINK = re.compile(r"\[\[([^\[\]|\n:]*+):[^\n]*+")
+
+
+def _unclosed_link(m: re.Match[str], site: SiteInfo) -> str:
+    prefix = m.group(1).strip()
+    ns = site.namespace_for_prefix(prefix)
+    return "" if ns in (6, 14) or (ns is None and prefix.lower() in _INTERWIKI) else m.group(0)
 
 
 def _links(s: str, site: SiteInfo) -> str:
@@ -149,6 +170,10 @@ def _links(s: str, site: SiteInfo) -> str:
             keep, shown = _link_label(target, text is not None, site)
             if not keep:
                 return ""
+            if text is None and not target.startswith(":"):
+                prefix = target.split(":", 1)[0].strip()
+                if prefix.lower() in _INTERWIKI and site.namespace_for_prefix(prefix) is None:
+                    return ""
             return shown if text is None else text
         return target.strip() if text is None else text
 
