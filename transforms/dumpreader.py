@@ -15,9 +15,7 @@ import gzip
 import hashlib
 import io
 import os
-import queue
 import re
-import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -248,124 +246,48 @@ def open_dump(
         stream = gzip.GzipFile(fileobj=buffered, mode="rb")
     if not read_ahead:
         return stream, hasher, compression
-    ahead = _ReadAhead(stream, hasher)
-    return io.BufferedReader(ahead, buffer_size=_DECOMPRESSED_CHUNK), ahead.snapshot, compression
+    return io.BufferedReader(_ReadAhead(stream), buffer_size=_DECOMPRESSED_CHUNK), hasher, compression
 
 
 class _ReadAhead(io.RawIOBase):
-    """Decompresses in long stretches on a helper thread, yet hands over what it got before a truncation.
+    """Decompresses in long stretches, yet hands over what it got before a truncation.
 
     Interleaving bz2 with parsing page by page evicts its tables from the CPU cache: measured 2x
     slower decompression on real enwiki pages. Filling an 8 MB buffer at a time avoids that; a
     stream that ends early still yields its good bytes first and raises on the next read.
-
-    The decompression runs on one helper thread (bz2, zlib and hashlib release the GIL), at most
-    two chunks ahead of the parser, so a worker process uses a second core for it. `hasher` (the
-    raw-byte counter and digests of `open_dump`) is replaced by `snapshot`, which always holds
-    the count and digests as they were when the chunk being parsed was decompressed: what the
-    parser sees of them does not depend on how far ahead the thread got.
     """
 
-    _AHEAD = 2
-
-    def __init__(self, stream: io.BufferedIOBase, hasher: _HashingReader):
+    def __init__(self, stream: io.BufferedIOBase):
         self._stream = stream
-        self._hasher = hasher
-        self.snapshot = _HashSnapshot(hasher)
         self._error: BaseException | None = None
-        self._queue: queue.Queue = queue.Queue(maxsize=self._AHEAD)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._chunk = memoryview(b"")
-        self._eof = False
 
     def readable(self) -> bool:
         return True
 
-    def _produce(self) -> None:
-        while not self._stop.is_set():
-            chunk = bytearray()
-            error: BaseException | None = None
-            while len(chunk) < _DECOMPRESSED_CHUNK:
-                try:
-                    data = self._stream.read1(_DECOMPRESSED_CHUNK - len(chunk))
-                except BaseException as exc:  # noqa: BLE001 - handed to the parser's thread
-                    error = exc
-                    break
-                if not data:
-                    break
-                chunk += data
-            state = self.snapshot.taken()
-            if chunk and not self._put((bytes(chunk), state)):
-                return
-            if error is not None or not chunk:
-                self._put((error, state))  # None: the end of the stream
-                return
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
     def readinto(self, buffer) -> int:
-        if not self._chunk:
-            if self._error is not None:
-                raise self._error
-            if self._eof:
-                return 0
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._produce, name="wikisnap-decompress", daemon=True)
-                self._thread.start()
-            item, state = self._queue.get()
-            self.snapshot.set(state)
-            if item is None:
-                self._eof = True
-                return 0
-            if isinstance(item, BaseException):
-                self._error = item
-                raise item
-            self._chunk = memoryview(item)
+        if self._error is not None:
+            raise self._error
         view = memoryview(buffer).cast("B")
-        n = min(len(view), len(self._chunk))
-        view[:n] = self._chunk[:n]
-        self._chunk = self._chunk[n:]
-        return n
+        filled = 0
+        while filled < len(view):
+            try:
+                data = self._stream.read1(len(view) - filled)
+            except (EOFError, OSError, zlib.error) as exc:
+                if not filled:
+                    raise
+                self._error = exc
+                break
+            if not data:
+                break
+            view[filled : filled + len(data)] = data
+            filled += len(data)
+        return filled
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            while self._thread.is_alive():
-                try:
-                    self._queue.get(timeout=0.1)
-                except queue.Empty:
-                    pass
-            self._thread.join()
         try:
             self._stream.close()
         finally:
             super().close()
-
-
-class _HashSnapshot:
-    """`count`, `md5` and `sha1` of a `_HashingReader` as of the chunk being parsed (see `_ReadAhead`)."""
-
-    def __init__(self, hasher: _HashingReader):
-        self._hasher = hasher
-        self.count = 0
-        self.md5 = hasher.md5.copy()
-        self.sha1 = hasher.sha1.copy()
-
-    def taken(self) -> tuple:
-        """The hasher's state now (called by the decompressing thread, the only one hashing)."""
-        h = self._hasher
-        return h.count, h.md5.copy(), h.sha1.copy()
-
-    def set(self, state: tuple) -> None:
-        self.count, self.md5, self.sha1 = state
 
 
 # -- siteinfo ------------------------------------------------------------------------------
