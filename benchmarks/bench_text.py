@@ -186,6 +186,8 @@ wikisnap `--workers 1` runs in-process.
 
 - wikisnap `--formats text` / wikiextractor, articles/s: **{ratio:.2f}x** (target ≥ 3x) —
   {"PASS" if ratio >= 3 else f"MISS (at {ratio / 3:.0%} of the target)"}
+- the same per CPU second (user+sys of each process tree, less sensitive to a busy machine):
+  **{we.cpu_s / ws.cpu_s:.2f}x**
 
 Markup residue on the {common:,} pages both wrote ({ws_chars:,} characters of wikisnap text,
 {we_chars:,} of wikiextractor's), per 1,000 characters; markers defined once in
