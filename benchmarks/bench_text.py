@@ -99,7 +99,7 @@ def residue_table(ours: dict[int, str], theirs: dict[int, str]) -> tuple[str, in
     (ws, ws_chars), (we, we_chars) = totals["wikisnap"], totals["wikiextractor"]
     for name in RESIDUE:
         lines.append(
-            f"| `{name}` | {1000 * ws[name] / max(ws_chars, 1):.3f} | {1000 * we[name] / max(we_chars, 1):.3f} | "
+            f"| `{name.replace('|', chr(92) + '|')}` | {1000 * ws[name] / max(ws_chars, 1):.3f} | {1000 * we[name] / max(we_chars, 1):.3f} | "
             f"{ws[name]:,} | {we[name]:,} |"
         )
     ws_all, we_all = sum(ws.values()), sum(we.values())

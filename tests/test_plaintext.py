@@ -238,6 +238,21 @@ def test_text_rows_match_the_ndjson_records(enwiki_all):
     assert all(o["path"].startswith("text/enwiki_namespace_0/enwiki_namespace_0_") for o in listed)
 
 
+def test_text_shards_are_read_back_like_parquet(enwiki_all):
+    import hashlib
+
+    from wikisnap.transforms.verify import verify_file
+    from wikisnap.transforms.write import OutputFile
+
+    shard = next((enwiki_all / "text" / "enwiki_namespace_0").glob("*.parquet"))
+    data = shard.read_bytes()
+    rows = pq.ParquetFile(shard).metadata.num_rows
+    good = OutputFile("text", "enwiki", 0, str(shard), len(data), hashlib.md5(data).hexdigest(), rows)
+    assert verify_file(good) == (rows, [])
+    counted, problems = verify_file(OutputFile(**{**good.__dict__, "records": rows + 1}))
+    assert counted == rows and problems == [f"{shard}: {rows:,} records on storage, {rows + 1:,} written"]
+
+
 def test_text_alone_writes_only_text_and_the_same_rows(enwiki_all, enwiki_text_only):
     files = sorted(str(p.relative_to(enwiki_text_only)) for p in enwiki_text_only.rglob("*") if p.is_file())
     files = [f for f in files if not f.startswith(".wikisnap")]

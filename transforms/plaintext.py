@@ -22,7 +22,8 @@ What is kept and dropped (wikitext), and why:
   language-model corpora; wikiextractor's `formula_1` placeholders say no more), `<syntaxhighlight>`,
   `<timeline>` and other non-prose extension tags, comments (an unclosed one runs to the end, as in
   MediaWiki), file/category/interlanguage links, behaviour switches (`__TOC__`), bold/italic quotes,
-  block HTML holding layout (`<div>`, `<table>`, `<center>` …), horizontal rules.
+  block HTML with its content (`<div>`, `<table>`, `<center>`, `<blockquote>`, `<dl>`, `<h1>`…:
+  the rules of the WME-style abstract, which keep prose only), horizontal rules.
 - Markup MediaWiki itself would show as text (an unclosed `{{`, a stray `]]`) is removed too, so
   the output never holds wikitext tokens: `{{`, `}}`, `[[`, `]]`, `{|`, `|}`, `<ref`, `<!--`.
 
@@ -72,7 +73,7 @@ def text_from_wikitext(text: str, site: SiteInfo, _depth: int = 0) -> str:
 
     In: the page's wikitext and its wiki's SiteInfo (namespace names for file/category links).
     Out: text without markup (see the module doc); "" for a `#REDIRECT` page. Linear in the
-    input: no step rescans what an earlier one consumed.
+    input: a fixed number of passes, each a linear scan.
     """
     scope = _Scope(text)
     s, elements = scope.s, scope.elements
