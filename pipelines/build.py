@@ -331,12 +331,14 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_text_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--text-namespaces`, shared by build and update."""
+def add_text_arguments(
+    parser: argparse.ArgumentParser, default: tuple[int, ...] | None = DEFAULT_TEXT_NAMESPACES
+) -> None:
+    """`--text-namespaces`, shared by build and update (whose default, None, means the base's)."""
     parser.add_argument(
         "--text-namespaces",
         type=parse_namespaces,
-        default=DEFAULT_TEXT_NAMESPACES,
+        default=default,
         metavar="0",
         help="with --formats text: the namespaces that get plain text (default 0, articles); with "
         "--formats text alone only these are read, otherwise they must be among --namespaces",

@@ -79,7 +79,7 @@ class UpdateConfig:
     keep_temp: bool = False
     break_lock: bool = False
     beam_args: list[str] = field(default_factory=list)
-    text_namespaces: tuple[int, ...] = DEFAULT_TEXT_NAMESPACES  # `--formats text`: which get text
+    text_namespaces: tuple[int, ...] | None = None  # `--formats text`: which get text (None: the base's, else 0)
 
 
 def add_update_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,7 +101,7 @@ def add_update_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ndjson,parquet",
         help="outputs (default: the base's); text adds plain-text Parquet of the updated records",
     )
-    add_text_arguments(parser)
+    add_text_arguments(parser, default=None)
     parser.add_argument(
         "--siteinfo-from",
         action="append",
@@ -130,7 +130,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> UpdateCo
         keep_temp=args.keep_temp,
         break_lock=args.break_lock,
         beam_args=list(beam_args),
-        text_namespaces=tuple(getattr(args, "text_namespaces", DEFAULT_TEXT_NAMESPACES)),
+        text_namespaces=tuple(args.text_namespaces) if getattr(args, "text_namespaces", None) else None,
     )
 
 
@@ -146,6 +146,12 @@ class Base:
     gzip_level: int
     languages: dict
     project_urls: dict
+    text_namespaces: tuple[int, ...] | None = None  # of a base built with text
+
+
+def text_namespaces_of(config: UpdateConfig, base: Base) -> tuple[int, ...]:
+    """Namespaces that get text: `--text-namespaces`, else the base's, else 0."""
+    return config.text_namespaces or base.text_namespaces or DEFAULT_TEXT_NAMESPACES
 
 
 def base_manifest(path: str) -> dict:
@@ -222,6 +228,7 @@ def discover_base(path: str) -> Base:
         gzip_level=int(options.get("gzip_level") or 3),
         languages=languages,
         project_urls=urls,
+        text_namespaces=tuple(options["text_namespaces"]) if options.get("text_namespaces") else None,
     )
 
 
@@ -293,7 +300,7 @@ def build_update_pipeline(
         formats=frozenset(formats),
         snapshot_date=snapshot_date,
         gzip_level=base.gzip_level,
-        text_namespaces=frozenset(config.text_namespaces),
+        text_namespaces=frozenset(text_namespaces_of(config, base)),
         sites=tuple(sorted(sites.items())),
     )
     ctx = DiffContext(sites=sites, namespaces=base.namespaces, max_page_bytes=config.max_page_bytes)
@@ -407,7 +414,9 @@ def _run_locked(config: UpdateConfig, folder: OutputFolder) -> dict:
             "member_size_mb": base.member_size_mb,
             "gzip_level": base.gzip_level,
             "workers": config.workers,
-            "text_namespaces": list(config.text_namespaces) if "text" in (config.formats or base.formats) else None,
+            "text_namespaces": list(text_namespaces_of(config, base))
+            if "text" in (config.formats or base.formats)
+            else None,
         },
         "base": config.base,
         "diffs": [{"path": u.path, "kind": u.kind} for u in units],

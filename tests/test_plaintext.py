@@ -361,6 +361,14 @@ def test_update_gives_the_text_of_the_updated_revision(build, update, tmp_path):
     code, _stdout, stderr = update(base2, [PEAR, PYRUS], out2, "--formats", "ndjson,parquet,text")
     assert code == 0, stderr
     assert read_text(out2).to_pylist() == after
+    assert json.loads((out / "manifest.json").read_text())["options"]["text_namespaces"] == [0]
+    # the text namespaces of the base carry over unless --text-namespaces says otherwise
+    base4 = tmp_path / "base4"
+    assert build(older, base4, "--formats", "ndjson,text", "--text-namespaces", "0,14")[0] == 0
+    assert update(base4, [PEAR], tmp_path / "out4")[0] == 0
+    assert json.loads((tmp_path / "out4" / "manifest.json").read_text())["options"]["text_namespaces"] == [0, 14]
+    assert update(base4, [PEAR], tmp_path / "out5", "--text-namespaces", "0")[0] == 0
+    assert json.loads((tmp_path / "out5" / "manifest.json").read_text())["options"]["text_namespaces"] == [0]
     # a text-only output cannot be a base: a clear error
     base3 = tmp_path / "base3"
     assert build(older, base3, "--formats", "text")[0] == 0
