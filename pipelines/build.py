@@ -106,7 +106,9 @@ from wikisnap.transforms.write import (
 log = logging.getLogger("wikisnap")
 
 DEFAULT_NAMESPACES = (0, 6, 10, 14)
-FORMATS = ("ndjson", "parquet")
+FORMATS = ("ndjson", "parquet")  # the default; "text" (plain-text Parquet) is asked for
+KNOWN_FORMATS = (*FORMATS, "text")
+DEFAULT_TEXT_NAMESPACES = (0,)
 LOCAL_RUNNERS = {None, "", "direct", "directrunner", "fnapirunner"}
 # Runners whose workers all run on the launching machine (Beam's in-process and local runners):
 # any temp folder works for them. Every other runner may put workers on other machines.
@@ -161,6 +163,7 @@ class BuildConfig:
     # WME records and Parsoid HTML (transforms/records.py), split off `inputs` by `run()`.
     record_inputs: list = field(default_factory=list)
     wme_records: str = "complete"  # or "as-is": no field derived from a record's own HTML
+    text_namespaces: tuple[int, ...] = DEFAULT_TEXT_NAMESPACES  # `--formats text`: which get text
 
 
 # -- command line --------------------------------------------------------------------------
@@ -178,9 +181,9 @@ def parse_namespaces(text: str) -> tuple[int, ...]:
 
 def parse_formats(text: str) -> tuple[str, ...]:
     values = tuple(sorted({part.strip() for part in text.split(",") if part.strip()}))
-    unknown = [v for v in values if v not in FORMATS]
+    unknown = [v for v in values if v not in KNOWN_FORMATS]
     if unknown or not values:
-        raise argparse.ArgumentTypeError(f"--formats takes a list of {', '.join(FORMATS)}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"--formats takes a list of {', '.join(KNOWN_FORMATS)}, got {text!r}")
     return values
 
 
@@ -248,12 +251,15 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         type=parse_formats,
         default=FORMATS,
         metavar="ndjson,parquet",
-        help="outputs to write: ndjson (WME tarball + metadata) and/or parquet (default: both). Fields from "
+        help="outputs to write: ndjson (WME tarball + metadata), parquet (typed records), text (plain-text "
+        "Parquet id,url,title,text,qid,date_modified,license under OUT/text/; alone it skips the "
+        "WME records and reads only --text-namespaces) (default: ndjson,parquet). Fields from "
         "Parsoid HTML, when an HTML input or a WME record's own article_body.html gives it: article_body.html "
         "(the HTML as given, also a Parquet column), categories (every mw:PageProp/Category link: hidden and "
         "template-added ones too), templates (data-mw transclusions of the page), abstract (WME's GetAbstract "
         "rules on the lead section); they replace the wikitext-derived ones",
     )
+    add_text_arguments(parser)
     parser.add_argument(
         "--member-size-mb",
         type=float,
@@ -395,6 +401,35 @@ def check_dead_letters(report: list, fail: bool) -> None:
         )
 
 
+def add_text_arguments(
+    parser: argparse.ArgumentParser, default: tuple[int, ...] | None = DEFAULT_TEXT_NAMESPACES
+) -> None:
+    """`--text-namespaces`, shared by build and update (whose default, None, means the base's)."""
+    parser.add_argument(
+        "--text-namespaces",
+        type=parse_namespaces,
+        default=default,
+        metavar="0",
+        help="with --formats text: the namespaces that get plain text (default 0, articles); with "
+        "--formats text alone only these are read, otherwise they must be among --namespaces",
+    )
+
+
+def with_text_namespaces(config: BuildConfig) -> BuildConfig:
+    """Apply `--text-namespaces`: text alone reads only them; with records they must be snapshotted."""
+    if "text" not in config.formats:
+        return config
+    if set(config.formats) == {"text"}:
+        return replace(config, namespaces=tuple(config.text_namespaces))
+    missing = sorted(set(config.text_namespaces) - set(config.namespaces))
+    if missing:
+        raise UsageError(
+            f"--text-namespaces {','.join(map(str, missing))} not among --namespaces "
+            f"{','.join(map(str, config.namespaces))}: add them there, or write --formats text alone"
+        )
+    return config
+
+
 def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildConfig:
     return BuildConfig(
         inputs=list(args.inputs),
@@ -426,6 +461,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildCon
         categories=getattr(args, "categories", None),
         qid_map=getattr(args, "qid_map", None),
         wme_records=getattr(args, "wme_records", "complete"),
+        text_namespaces=tuple(getattr(args, "text_namespaces", DEFAULT_TEXT_NAMESPACES)),
     )
 
 
@@ -880,6 +916,8 @@ def build_pipeline(
         spill_bytes=config.spill_mb << 20,
         max_page_bytes=config.max_page_bytes,
         progress_seconds=config.progress_seconds,
+        # Text alone needs no WME analysis (templates, categories, abstract): slim records.
+        slim=set(config.formats) == {"text"},
     )
     snapshot_date = None
     if config.date:
@@ -893,6 +931,8 @@ def build_pipeline(
         gzip_level=config.gzip_level,
         categories=config.categories or ("both" if "categorylinks" in tables else "wikitext"),
         coverage=frozenset(coverage),
+        text_namespaces=frozenset(config.text_namespaces),
+        sites=tuple(sorted({unit.site.dbname: unit.site for unit in units}.items())),
     )
     languages = {unit.site.dbname: unit.site.lang for unit in units}
 
@@ -1021,6 +1061,7 @@ def run(config: BuildConfig) -> dict:
 
 
 def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
+    config = with_text_namespaces(config)
     if config.dump_run:
         config = with_dump_run(config)
     # SQL table dumps are routed off before the XML inputs are checked and split into units.
@@ -1085,6 +1126,7 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
             "categories": config.categories
             or ("both" if any(i.table == "categorylinks" for i in sql_inputs) else "wikitext"),
             "qid_map": config.qid_map,
+            "text_namespaces": list(config.text_namespaces) if "text" in config.formats else None,
         },
         "inputs": summarize_inputs(unit_reports),
         "sql_inputs": [{"path": i.path, "table": i.table, "dbname": i.dbname} for i in sql_inputs],
@@ -1139,7 +1181,7 @@ def output_count_problems(counts: dict[str, dict[str, int]], outputs: list) -> l
     """Records per (db, ns) in tarballs and Parquet shards against the run's `written/{ns}` counts."""
     found: dict[tuple[str, str, int], int] = {}
     for o in outputs:
-        if o.kind in ("tarball", "parquet"):
+        if o.kind in ("tarball", "parquet", "text"):
             key = (o.kind, o.dbname, o.ns)
             found[key] = found.get(key, 0) + o.records
     problems = []

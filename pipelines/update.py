@@ -28,11 +28,13 @@ from apache_beam.metrics import Metrics
 
 import wikisnap
 from wikisnap.pipelines.build import (
+    DEFAULT_TEXT_NAMESPACES,
     FORMATS,
     CollectReport,
     RunFailed,
     UsageError,
     add_output_arguments,
+    add_text_arguments,
     check_cluster_run,
     check_dead_letters,
     manifest_outputs,
@@ -95,6 +97,7 @@ class UpdateConfig:
     beam_args: list[str] = field(default_factory=list)
     allow_truncated: bool = False  # apply the complete part of a cut-off diff (never of a damaged base)
     fail_on_dead_letters: bool = False
+    text_namespaces: tuple[int, ...] | None = None  # `--formats text`: which get text (None: the base's, else 0)
 
 
 def add_update_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,8 +113,13 @@ def add_update_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--date", type=parse_date, default=None, metavar="YYYYMMDD", help="snapshot date (as build)")
     parser.add_argument("--workers", type=positive_int, default=1, metavar="N", help="local worker processes")
     parser.add_argument(
-        "--formats", type=parse_formats, default=None, metavar="ndjson,parquet", help="outputs (default: the base's)"
+        "--formats",
+        type=parse_formats,
+        default=None,
+        metavar="ndjson,parquet",
+        help="outputs (default: the base's); text adds plain-text Parquet of the updated records",
     )
+    add_text_arguments(parser, default=None)
     parser.add_argument(
         "--siteinfo-from",
         action="append",
@@ -149,6 +157,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> UpdateCo
         beam_args=list(beam_args),
         allow_truncated=args.allow_truncated,
         fail_on_dead_letters=args.fail_on_dead_letters,
+        text_namespaces=tuple(args.text_namespaces) if getattr(args, "text_namespaces", None) else None,
     )
 
 
@@ -164,6 +173,12 @@ class Base:
     gzip_level: int
     languages: dict
     project_urls: dict
+    text_namespaces: tuple[int, ...] | None = None  # of a base built with text
+
+
+def text_namespaces_of(config: UpdateConfig, base: Base) -> tuple[int, ...]:
+    """Namespaces that get text: `--text-namespaces`, else the base's, else 0."""
+    return config.text_namespaces or base.text_namespaces or DEFAULT_TEXT_NAMESPACES
 
 
 def base_manifest(path: str) -> dict:
@@ -220,12 +235,18 @@ def discover_base(path: str) -> Base:
             languages[db] = meta.get("in_language", {}).get("identifier", "")
         protocol = path.split("://", 1)[0] + "://" if "://" in path else ""
         parquet = tuple(protocol + p for p in sorted(fs.glob(f"{root}/parquet/{sid}/*.parquet")))
-        snapshots.append(BaseSnapshot(db, int(ns_text), join(path, name), meta_path if meta else None, parquet))
+        text = tuple(protocol + p for p in sorted(fs.glob(f"{root}/text/{sid}/*.parquet")))
+        snapshots.append(BaseSnapshot(db, int(ns_text), join(path, name), meta_path if meta else None, parquet, text))
         if db not in urls:
             record = first_record(join(path, name))
             urls[db] = record.get("is_part_of", {}).get("url", "")
             languages.setdefault(db, record.get("in_language", {}).get("identifier", ""))
     if not snapshots:
+        if fs.exists(f"{root}/text"):
+            raise UsageError(
+                f"--base {path}: holds only plain text (--formats text), which cannot be updated: update "
+                "needs the NDJSON records of a build with --formats ndjson (add text to keep both)"
+            )
         raise UsageError(f"--base {path}: holds no {{db}}_namespace_{{ns}}.tar.gz snapshot")
     namespaces = frozenset(options.get("namespaces") or sorted({s.ns for s in snapshots}))
     return Base(
@@ -236,6 +257,7 @@ def discover_base(path: str) -> Base:
         gzip_level=int(options.get("gzip_level") or 3),
         languages=languages,
         project_urls=urls,
+        text_namespaces=tuple(options["text_namespaces"]) if options.get("text_namespaces") else None,
     )
 
 
@@ -319,6 +341,8 @@ def build_update_pipeline(
         formats=frozenset(formats),
         snapshot_date=snapshot_date,
         gzip_level=base.gzip_level,
+        text_namespaces=frozenset(text_namespaces_of(config, base)),
+        sites=tuple(sorted(sites.items())),
     )
     ctx = DiffContext(sites=sites, namespaces=base.namespaces, max_page_bytes=config.max_page_bytes)
     # Untouched snapshots are copied as files; a changed format choice needs a rewrite instead.
@@ -486,6 +510,9 @@ def _run_locked(config: UpdateConfig, folder: OutputFolder) -> dict:
             "member_size_mb": base.member_size_mb,
             "gzip_level": base.gzip_level,
             "workers": config.workers,
+            "text_namespaces": list(text_namespaces_of(config, base))
+            if "text" in (config.formats or base.formats)
+            else None,
         },
         "base": config.base,
         "diffs": describe_diffs(units, [e for kind, e in report if kind == "input_error" and not isinstance(e, str)]),

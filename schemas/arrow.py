@@ -37,7 +37,7 @@ import pyarrow as pa
 from wikisnap.schemas.article import LARGE_STRINGS, ROOT, STRUCTS, TIME_UNITS, Field, is_list, struct_of
 from wikisnap.schemas.serialize import format_time, format_time_ns, parse_time_ns
 
-__all__ = ["ARTICLE_SCHEMA", "arrow_type", "record_from_arrow", "records_to_table", "table_to_records"]
+__all__ = ["ARTICLE_SCHEMA", "TEXT_SCHEMA", "arrow_type", "record_from_arrow", "records_to_table", "table_to_records"]
 
 
 def _element(t: pa.DataType) -> pa.DataType:
@@ -222,3 +222,22 @@ def table_to_records(table: pa.Table) -> list[dict]:
     """Every row of a table read back from Parquet → Article records (times exact to the ns)."""
     view = pa.schema([pa.field(f.name, _int_view(f.type)) for f in table.schema])
     return [record_from_arrow(row) for row in table.cast(view).to_pylist()]
+
+
+# The plain-text output (`--formats text`): the columns of HuggingFace's wikimedia/wikipedia
+# (id, url, title, text) plus qid, date_modified and license. `date_modified` is the RFC 3339
+# string of the WME record (`2021-10-27T18:20:34Z`): `datasets` loads it as a plain string feature
+# on every version (no timezone-aware timestamp handling to trip over), it sorts as time does, and
+# it is byte for byte the value of the NDJSON records. `text` is a plain string, as in
+# wikimedia/wikipedia: the writer closes a row group before 64 MB of text, far below Arrow's 2 GiB.
+TEXT_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.int64(), nullable=False),
+        pa.field("url", pa.string()),
+        pa.field("title", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("qid", pa.string()),
+        pa.field("date_modified", pa.string()),
+        pa.field("license", pa.string()),
+    ]
+)

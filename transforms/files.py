@@ -292,6 +292,7 @@ class MemberPart:
     gz_path: str  # gzip member holding the NDJSON data plus tar padding
     parquet_path: str | None
     max_date: str = ""  # newest date_modified in the member (RFC 3339)
+    text_path: str | None = None  # its plain-text Parquet shard (`--formats text`)
 
 
 def tar_padding(size: int) -> bytes:

@@ -41,7 +41,7 @@ import tarfile
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC
 
 import apache_beam as beam
@@ -70,7 +70,7 @@ from wikisnap.transforms.files import (
 )
 from wikisnap.transforms.read import DeadLetter
 from wikisnap.transforms.tarlines import CountingReader, TarLines
-from wikisnap.transforms.write import MemberSink, OutputFile, WriteOptions, snapshot_id
+from wikisnap.transforms.write import MemberSink, OutputFile, TextShard, WriteOptions, snapshot_id
 
 TAG_HITS = "hits"
 TAG_CHANGED = "changed"
@@ -102,6 +102,7 @@ class BaseSnapshot:
     tarball: str
     metadata: str | None = None
     parquet: tuple[str, ...] = ()
+    text: tuple[str, ...] = ()  # plain-text shards (`--formats text`), shard n beside member n
 
 
 @dataclass(frozen=True)
@@ -563,7 +564,8 @@ def rewrite_snapshot(
     Untouched lines are written as they are; changed records are serialised; `None` removes.
     Out: MemberParts for AssembleSnapshots and counts (`written/{ns}`, `copied/{ns}`).
     """
-    parquet = "parquet" in opts.formats
+    # Parquet and text need whole records; the tarball alone only the date of an untouched line.
+    parquet = "parquet" in opts.formats or opts.wants_text(ns)
     inserts = sorted((pid, rec) for pid, rec in changed.items() if rec is not None)
     parts: list[MemberPart] = []
     counts = {f"written/{ns}": 0, f"copied/{ns}": 0}
@@ -710,9 +712,10 @@ def wikisnap_members(tarball: str) -> list[BaseMember] | None:
     return members
 
 
-def _parquet_shards(snapshot: BaseSnapshot) -> dict[int, str]:
+def _parquet_shards(snapshot: BaseSnapshot, paths: tuple[str, ...] | None = None) -> dict[int, str]:
+    """Shard number → path of the snapshot's Parquet shards (or of `paths`, e.g. its text shards)."""
     shards = {}
-    for path in snapshot.parquet:
+    for path in snapshot.parquet if paths is None else paths:
         stem = path.rsplit("/", 1)[-1][: -len(".parquet")]
         number = stem.rsplit("_", 1)[-1]
         if number.isdigit():
@@ -743,6 +746,7 @@ class MemberTask:
     member: BaseMember
     shard: str | None  # the base's Parquet shard of this member
     touched: dict  # page id → record | None (remove); empty: copy the member as bytes
+    text_shard: str | None = None  # the base's plain-text shard of this member, when it has one
 
 
 def plan_members(
@@ -764,7 +768,10 @@ def plan_members(
     for page_id, rec in changed.items():
         index = max(0, bisect.bisect_right(firsts, page_id) - 1)
         by_member.setdefault(index, {})[page_id] = rec
-    return [MemberTask(snapshot, m, shards.get(m.index), by_member.get(m.index, {})) for m in members]
+    texts = _parquet_shards(snapshot, snapshot.text) if len(snapshot.text) == len(members) else {}
+    return [
+        MemberTask(snapshot, m, shards.get(m.index), by_member.get(m.index, {}), texts.get(m.index)) for m in members
+    ]
 
 
 def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | None, dict[str, int]]:
@@ -803,7 +810,9 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
         counts[f"copied/{ns}"] += records
         counts[f"written/{ns}"] += records
         counts[f"members_copied/{ns}"] += 1
-        return MemberPart(dbname, ns, 0, member.index, member.data_size, records, gz_path, pq_path, max_date), counts
+        text_path = member_text(task, opts, base + ".text.parquet", {})
+        part = MemberPart(dbname, ns, 0, member.index, member.data_size, records, gz_path, pq_path, max_date)
+        return replace(part, text_path=text_path), counts
     counts[f"members_rewritten/{ns}"] += 1
     inserts = sorted((pid, rec) for pid, rec in touched.items() if rec is not None)
     writer = GzipMemberWriter(gz_path, opts.gzip_level)
@@ -845,7 +854,38 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
             )
     if not records:
         return None, counts
-    return MemberPart(dbname, ns, 0, member.index, size, records, gz_path, pq_path, max_date), counts
+    text_path = member_text(task, opts, base + ".text.parquet", dict(inserts))
+    return MemberPart(dbname, ns, 0, member.index, size, records, gz_path, pq_path, max_date, text_path), counts
+
+
+def member_text(task: MemberTask, opts: WriteOptions, path: str, inserts: dict[int, dict]) -> str | None:
+    """The plain-text shard of one output member (`--formats text`), or None when not wanted.
+
+    An untouched member whose base has its text shard copies it as bytes; otherwise the shard is
+    made from the member's records: the base lines (parsed) minus the touched pages, plus the
+    changed records, in page-id order — the text of the updated revision.
+    """
+    if not opts.wants_text(task.snapshot.ns):
+        return None
+    if not task.touched and task.text_shard:
+        with open_read(task.text_shard) as f, open_write(path) as g:
+            while chunk := f.read(1 << 22):
+                g.write(chunk)
+        return path
+    shard = TextShard(path, dict(opts.sites).get(task.snapshot.dbname), opts)
+    pending = sorted(inserts.items())
+    i = 0
+    for line in _span_lines(task.snapshot.tarball, task.member):
+        _name, page_id = line_head(line)
+        while i < len(pending) and pending[i][0] < page_id:
+            shard.add(pending[i][1])
+            i += 1
+        if page_id in task.touched:
+            continue
+        shard.add(json.loads(line))
+    for _pid, rec in pending[i:]:
+        shard.add(rec)
+    return shard.close()
 
 
 def rewrite_members(
@@ -874,6 +914,8 @@ def copy_snapshot(snapshot: BaseSnapshot, out_dir: str) -> list[OutputFile]:
         files.append(("metadata", snapshot.metadata, join(out_dir, f"{sid}.json")))
     for path in snapshot.parquet:
         files.append(("parquet", path, join(out_dir, "parquet", sid, path.rsplit("/", 1)[-1])))
+    for path in snapshot.text:
+        files.append(("text", path, join(out_dir, "text", sid, path.rsplit("/", 1)[-1])))
     expected = None
     if snapshot.metadata:
         expected = json.loads(read_bytes(snapshot.metadata)).get("version")

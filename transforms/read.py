@@ -37,6 +37,7 @@ from wikisnap.transforms.files import (
     new_attempt,
     write_bytes_atomic,
 )
+from wikisnap.transforms.plaintext import slim_article
 
 log = logging.getLogger("wikisnap")
 
@@ -108,6 +109,7 @@ class ReadOptions:
     spill_bytes: int
     max_page_bytes: int
     progress_seconds: float = 10.0
+    slim: bool = False  # `--formats text` alone: records carry only what the text output needs
 
 
 def _fmt_eta(seconds: float) -> str:
@@ -237,7 +239,7 @@ class ReadParseSpillFn(beam.DoFn):
                 license = licenses.get(page.ns)
                 if license is None:
                     license = licenses[page.ns] = license_for(db, page.ns)
-                record = page_to_article(page, site, license)
+                record = (slim_article if opts.slim else page_to_article)(page, site, license)
             except Exception as exc:  # noqa: BLE001 - one bad page must never stop a file
                 reason = f"cannot build the article: {type(exc).__name__}: {exc}"
                 yield dead_letter(reason, page.id, page.title, text or "")

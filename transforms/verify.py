@@ -10,7 +10,8 @@ What is checked, per kind of file:
 - tarballs and hourly batches: every gzip member decompresses with a good CRC, the tar stream is
   well-formed to its end-of-archive blocks, members hold whole NDJSON lines, and the line count
   equals the records written;
-- Parquet shards: the footer reads and its row count equals the records written;
+- Parquet shards (full records and plain text): the footer reads and its row count equals the
+  records written;
 - dead letters: the line count equals the letters written; metadata: it parses as JSON.
 """
 
@@ -31,6 +32,7 @@ from wikisnap.transforms.files import open_read
 
 TAG_PROBLEMS = "problems"
 TARBALL_KINDS = ("tarball", "batch")
+PARQUET_KINDS = ("parquet", "text")  # text: the plain-text shards of `--formats text`
 
 
 class _HashingReader:
@@ -72,7 +74,7 @@ def verify_file(output) -> tuple[int | None, list[str]]:
         problems.append(f"{output.path}: {reader.size:,} bytes on storage, {output.bytes:,} written")
     if reader.md5.hexdigest() != output.md5:
         problems.append(f"{output.path}: md5 {reader.md5.hexdigest()} on storage, {output.md5} written")
-    if output.kind == "parquet":
+    if output.kind in PARQUET_KINDS:
         try:
             with open_read(output.path) as f:
                 counted = pq.ParquetFile(f).metadata.num_rows

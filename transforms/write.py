@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
 from wikisnap import faults
-from wikisnap.schemas.arrow import ARTICLE_SCHEMA, records_to_table
+from wikisnap.schemas.arrow import ARTICLE_SCHEMA, TEXT_SCHEMA, records_to_table
 from wikisnap.schemas.serialize import to_wme_json_bytes
 from wikisnap.transforms.files import (
     GzipMemberWriter,
@@ -44,6 +44,7 @@ from wikisnap.transforms.files import (
     tar_padding,
     write_bytes_atomic,
 )
+from wikisnap.transforms.plaintext import text_row
 from wikisnap.transforms.read import DeadLetter
 from wikisnap.transforms.records import HtmlJoin, take_wme_line, wme_line_if_unchanged
 
@@ -67,11 +68,23 @@ class WriteOptions:
     coverage: frozenset[str] = frozenset()
     parquet_row_group_rows: int = 5000
     parquet_row_group_bytes: int = 64 << 20
+    # `--formats text`: the namespaces that get a plain-text shard beside each member, and the
+    # wikis' SiteInfos as ((db, SiteInfo), …) (namespace names for file and category links).
+    text_namespaces: frozenset[int] = frozenset({0})
+    sites: tuple = ()
+
+    def wants_text(self, ns: int) -> bool:
+        return "text" in self.formats and ns in self.text_namespaces
+
+    @property
+    def needs_json(self) -> bool:
+        """Whether records are serialised: not for `--formats text` alone (the text needs no JSON)."""
+        return bool(self.formats & {"ndjson", "parquet"})
 
 
 @dataclass(frozen=True)
 class OutputFile:
-    kind: str  # "tarball", "metadata", "parquet", "deadletter"
+    kind: str  # "tarball", "metadata", "parquet", "text", "deadletter"
     dbname: str
     ns: int | None
     path: str
@@ -101,6 +114,9 @@ class MemberSink:
         self.key = (dbname, ns, bucket, index)
         self.gz = GzipMemberWriter(base + ".ndjson.gz", opts.gzip_level) if "ndjson" in opts.formats else None
         self.parquet_path = base + ".parquet" if "parquet" in opts.formats else None
+        self.text = (
+            TextShard(base + ".text.parquet", dict(opts.sites).get(dbname), opts) if opts.wants_text(ns) else None
+        )
         self.size = 0
         self.records = 0
         self.max_date = ""
@@ -112,9 +128,12 @@ class MemberSink:
         self._group_rows = 0
         self._writer = None
 
-    def add(self, line: bytes, record: dict) -> None:
-        self.size += len(line)
+    def add(self, line: bytes, record: dict, size: int | None = None) -> None:
+        """Add one record; `line` is its NDJSON line (b"" for text alone, then `size` counts)."""
+        self.size += len(line) if size is None else size
         self.records += 1
+        if self.text is not None:
+            self.text.add(record)
         date = record.get("date_modified") or ""
         if date > self.max_date:
             self.max_date = date
@@ -154,6 +173,7 @@ class MemberSink:
         if self.gz is not None:
             self.gz.write(tar_padding(self.size))
             self.gz.close()
+        text_path = self.text.close() if self.text is not None else None
         if self.parquet_path is not None:
             self._flush_rows()
             if self._writer is not None:
@@ -169,7 +189,55 @@ class MemberSink:
             gz_path=self.gz.path if self.gz is not None else "",
             parquet_path=self.parquet_path,
             max_date=self.max_date,
+            text_path=text_path,
         )
+
+
+class TextShard:
+    """The plain-text Parquet shard of one member: one row per record (schemas/arrow.py TEXT_SCHEMA).
+
+    Rows wait in small column lists; a row group closes at `parquet_row_group_rows` rows or
+    `parquet_row_group_bytes` of text, so its bounds depend only on the data (same bytes whatever
+    the parallelism). The file is written even when empty, so shard n always follows member n.
+    """
+
+    def __init__(self, path: str, site, opts: WriteOptions):
+        if site is None:
+            raise ValueError(f"no SiteInfo for the text of {path}: WriteOptions.sites must list every wiki")
+        self.path = path
+        self.site = site
+        self.opts = opts
+        self.rows = 0
+        self._columns: dict[str, list] = {name: [] for name in TEXT_SCHEMA.names}
+        self._bytes = 0
+        self._sink = open_write(path)
+        self._writer = pq.ParquetWriter(self._sink, TEXT_SCHEMA, compression="zstd", write_statistics=True)
+
+    def add(self, record: dict) -> None:
+        row = text_row(record, self.site)
+        for name, column in self._columns.items():
+            column.append(row[name])
+        self.rows += 1
+        self._bytes += len(row["text"])
+        if (
+            len(self._columns["id"]) >= self.opts.parquet_row_group_rows
+            or self._bytes >= self.opts.parquet_row_group_bytes
+        ):
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._columns["id"]:
+            return
+        table = pa.Table.from_pydict(self._columns, schema=TEXT_SCHEMA)
+        self._writer.write_table(table, row_group_size=table.num_rows)
+        self._columns = {name: [] for name in TEXT_SCHEMA.names}
+        self._bytes = 0
+
+    def close(self) -> str:
+        self._flush()
+        self._writer.close()
+        self._sink.close()
+        return self.path
 
 
 def merge_enrichment(record: dict, enrichment: dict | None, opts: WriteOptions, counts: dict[str, int]) -> None:
@@ -301,6 +369,7 @@ def write_bucket(
     parts: list[MemberPart] = []
     counts = {f"written/{ns}": 0, "duplicates_superseded": 0, "conflicts": 0, "redirects_written": 0}
     sink: MemberSink | None = None
+    json_needed = opts.needs_json
     html = None
     if html_paths is not None:
         html = HtmlJoin(dbname, list(html_paths), counts, deadletters if deadletters is not None else [])
@@ -322,18 +391,26 @@ def write_bucket(
             counts["redirects_written"] += len(pairs)
         if opts.coverage or page_id in extra:
             merge_enrichment(record, extra.get(page_id), opts, counts)
-        line = wme_line_if_unchanged(record, wme_line, before) or to_wme_json_bytes(record)
-        if sink is None or (sink.size and sink.size + len(line) > opts.member_bytes):
+        # `--formats text` alone never serialises: members are then cut by wikitext size.
+        line = (wme_line_if_unchanged(record, wme_line, before) or to_wme_json_bytes(record)) if json_needed else b""
+        size = len(line) if json_needed else record_weight(record)
+        if sink is None or (sink.size and sink.size + size > opts.member_bytes):
             if sink is not None:
                 parts.append(sink.close())
             sink = MemberSink(opts, dbname, ns, bucket, len(parts))
-        sink.add(line, record)
+        sink.add(line, record, size)
         counts[f"written/{ns}"] += 1
     if sink is not None:
         parts.append(sink.close())
     if html is not None:
         html.finish()
     return parts, counts
+
+
+def record_weight(record: dict) -> int:
+    """What a record weighs when no JSON is written: its wikitext (or HTML) length, at least 1."""
+    body = record.get("article_body") or {}
+    return max(1, len(body.get("html") or body.get("wikitext") or ""))
 
 
 class _WriteBucketFn(beam.DoFn):
@@ -460,6 +537,13 @@ def assemble_snapshot(key: tuple[str, int], parts: list[MemberPart], lang: str, 
             move_once(part.parquet_path, dest)  # a retried assembly finds the shards it moved
             md5, size = file_md5(dest)
             outputs.append(OutputFile("parquet", dbname, ns, dest, size, md5, part.records))
+    if opts.wants_text(ns):
+        for n, part in enumerate(parts):
+            if part.text_path:
+                dest = join(opts.out_dir, "text", sid, f"{sid}_{n}.parquet")
+                move_once(part.text_path, dest)  # as the Parquet shards
+                md5, size = file_md5(dest)
+                outputs.append(OutputFile("text", dbname, ns, dest, size, md5, part.records))
     # after the shards are moved: a retry must find them moved, not fail on their absence
     faults.point(f"assemble:{sid}")
     return outputs
