@@ -198,17 +198,25 @@ class Oracle:
     categories: tuple[str, ...]
 
 
+def _top_level_templates(code: mwparserfromhell.wikicode.Wikicode):
+    """Templates in document order, walking into tags, link texts and headings but never into a
+    template's (or template argument's) name or parameters: WME's rule, as those are part of the
+    parent's data-mw. (One walk; asking each template for its ancestors is quadratic.)"""
+    for node in code.nodes:
+        if isinstance(node, Template):
+            yield node
+        elif not isinstance(node, Argument):
+            for child in node.__children__():
+                yield from _top_level_templates(child)
+
+
 def oracle(text: str, site: SiteInfo) -> Oracle:
     code = mwparserfromhell.parse(text)
     hidden = _hidden(code)
     templates: list[str] = []
-    for template in code.filter_templates(recursive=True):
+    for template in _top_level_templates(code):
         name = _plain(template.name)
         if id(template) in hidden or name is None:
-            continue
-        # WME's rule: the walk goes into tags, link texts and headings, never into a template's
-        # (or template argument's) parameters — those are part of the parent's data-mw.
-        if any(isinstance(a, Template | Argument) for a in code.get_ancestors(template)):
             continue
         target = _oracle_target(name, bool(template.params))
         title = _oracle_title(site, target, 10) if target is not None else None
