@@ -17,52 +17,41 @@ engine, runs, then reconciles the counts and writes `manifest.json`.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
-import os
 import pickle
-import re
 import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 
 import apache_beam as beam
-import fsspec
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 import wikisnap
 from wikisnap.pipelines.commit import (
-    EXIT_BAD_INPUT,
-    EXIT_ENVIRONMENT,
-    EXIT_LOCKED,
-    EnvironmentFailure,
-    LockHeld,
-    OutputError,
     OutputFolder,
-    environment_message,
 )
-from wikisnap.schemas.siteinfo import SiteInfo
-from wikisnap.transforms.dumpreader import (
-    DumpError,
-    describe_input,
-    index_path_for,
-    input_size,
-    plan_ranges,
-    read_index,
-    read_siteinfo,
-    supports_ranges,
+from wikisnap.pipelines.engine import (
+    _flag_value,
+    check_cluster_run,
+    pipeline_options,
 )
-from wikisnap.transforms.dumprun import DEFAULT_MIRROR, DumpRunError, plan_dump_run
+from wikisnap.pipelines.errors import RunFailed, UsageError
+from wikisnap.pipelines.inputs import (
+    classify_inputs,
+    discover_sql_inputs,
+    discover_units,
+    record_sites,
+    with_dump_run,
+)
+from wikisnap.pipelines.jobs import add_output_arguments, run_job
+from wikisnap.transforms.dumprun import DEFAULT_MIRROR
 from wikisnap.transforms.enrich import (
     CATEGORY_MODES,
     QID_MAP_TABLE,
     EnrichFromSql,
     EnrichOptions,
     SqlInput,
-    qid_map_layout,
-    read_qid_map,
 )
 from wikisnap.transforms.files import (
     fs_for,
@@ -84,15 +73,10 @@ from wikisnap.transforms.read import (
 from wikisnap.transforms.records import (
     TAG_HTML,
     ReadRecordInputs,
-    RecordInput,
-    RecordInputError,
     RecordOptions,
     reconcile_html,
-    sniff_record_input,
-    split_folder,
 )
 from wikisnap.transforms.redirects import JoinRedirects
-from wikisnap.transforms.sqldump import SqlDumpError, check_header, db_from_name, read_sql_header, sql_table_of
 from wikisnap.transforms.verify import VerifyOutputs
 from wikisnap.transforms.write import (
     TAG_DEADLETTERS,
@@ -109,20 +93,6 @@ DEFAULT_NAMESPACES = (0, 6, 10, 14)
 FORMATS = ("ndjson", "parquet")  # the default; "text" (plain-text Parquet) is asked for
 KNOWN_FORMATS = (*FORMATS, "text")
 DEFAULT_TEXT_NAMESPACES = (0,)
-LOCAL_RUNNERS = {None, "", "direct", "directrunner", "fnapirunner"}
-# Runners whose workers all run on the launching machine (Beam's in-process and local runners):
-# any temp folder works for them. Every other runner may put workers on other machines.
-SINGLE_MACHINE_RUNNERS = LOCAL_RUNNERS | {"bundlebaseddirectrunner", "switchingdirectrunner", "prismrunner"}
-# fsspec protocols whose files only the writing machine (or process) sees
-LOCAL_PROTOCOLS = {"file", "local", "memory"}
-
-
-class UsageError(Exception):
-    """A mistake in the command line or inputs; the message says what to change."""
-
-
-class RunFailed(Exception):
-    """The run finished but must not be trusted (bad input, counts that don't reconcile)."""
 
 
 @dataclass
@@ -465,173 +435,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildCon
     )
 
 
-# -- engine --------------------------------------------------------------------------------
-
-
-def _flag_value(args: list[str], name: str) -> str | None:
-    for i, arg in enumerate(args):
-        if arg == name and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
-
-
-def pipeline_options(config: BuildConfig) -> tuple[PipelineOptions, object, str]:
-    """Beam options, the runner object to use, and a one-line description of the engine.
-
-    The local engine is pinned to the FnApiRunner: recent Beam's DirectRunner first tries to
-    download the Prism binary and silently falls back, so machines would differ.
-    """
-    args = list(config.beam_args)
-    mode = _flag_value(args, "--direct_running_mode")
-    if mode == "multi_threading":
-        raise UsageError(
-            "--direct_running_mode multi_threading is refused: Beam's threaded local mode shares one "
-            "interpreter between workers and has corrupted data at scale; use --workers N, which runs N "
-            "worker processes (multi_processing)"
-        )
-    runner = _flag_value(args, "--runner")
-    if runner is None or runner.lower() in LOCAL_RUNNERS:
-        args = [a for a in args if not (a.startswith("--runner") or a in ("DirectRunner", "FnApiRunner"))]
-        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
-        options = PipelineOptions(args)
-        direct = options.view_as(DirectOptions)
-        if config.workers > 1:
-            direct.direct_num_workers = config.workers
-            direct.direct_running_mode = "multi_processing"
-            engine = f"Beam FnApiRunner, {config.workers} worker processes (multi_processing)"
-        else:
-            direct.direct_num_workers = 1
-            direct.direct_running_mode = "in_memory"
-            engine = "Beam FnApiRunner, in-process (1 worker)"
-        return options, FnApiRunner(provision_info=_worker_provision_info()), engine
-    options = PipelineOptions(args)
-    return options, options.view_as(StandardOptions).runner, f"Beam {runner}"
-
-
-def check_shared_temp(config, temp_root: str) -> None:
-    """Refuse a runner that may run workers on other machines with a temp folder only this one sees.
-
-    In: a build or update config (`beam_args`, `shared_temp`) and the temp folder the run would use.
-    Spill runs and member parts written by one worker are read by another, so on a cluster they
-    must live on storage every worker reaches; a local path would fail late (files not found) or,
-    worse, on a shared-nothing cluster whose workers happen to share a path name.
-    """
-    runner = _flag_value(config.beam_args, "--runner")
-    if runner is None or runner.lower() in SINGLE_MACHINE_RUNNERS or config.shared_temp:
-        return
-    if runner.lower() == "portablerunner" and _flag_value(config.beam_args, "--job_endpoint") == "embed":
-        return  # Beam's embedded job service runs the work on this machine
-    # by the URL's scheme alone: a bucket's filesystem package need not be installed on the launcher
-    if (fsspec.core.split_protocol(temp_root)[0] or "file") not in LOCAL_PROTOCOLS:
-        return
-    raise UsageError(
-        f"--runner {runner} may run workers on other machines, but the temp folder {temp_root} (spill runs and "
-        "member parts that workers hand to each other) is on this machine only. Pass --temp-location on storage "
-        "every worker reaches (gs://…, s3://…, hdfs://…), or add --shared-temp if that folder is shared (a "
-        "network mount, or all workers run on this machine)"
-    )
-
-
-# Beam's job-server runners and the option that names their jar; without a jar (or a running job
-# service at --job_endpoint) Beam would try to download one from Maven Central at run time.
-JOB_SERVER_JARS = {"flinkrunner": "--flink_job_server_jar", "sparkrunner": "--spark_job_server_jar"}
-FETCH_JARS = "bash tests/engines/fetch-job-servers.sh"
-
-
-def check_job_server(config) -> None:
-    """Refuse a Flink or Spark run that would make Beam download its job server at run time.
-
-    In: a build or update config (`beam_args`). The jar must be given and be a local file (fetched
-    beforehand with the documented Maven command), or a job service must already run.
-    """
-    runner = (_flag_value(config.beam_args, "--runner") or "").lower()
-    option = JOB_SERVER_JARS.get(runner)
-    if option is None or _flag_value(config.beam_args, "--job_endpoint"):
-        return
-    jar = _flag_value(config.beam_args, option)
-    if jar is None:
-        raise UsageError(
-            f"--runner {_flag_value(config.beam_args, '--runner')} needs {option} FILE: the Beam job server jar of "
-            f"Beam {beam.__version__} (fetch it once with `{FETCH_JARS}`), or --job_endpoint HOST:PORT of a running "
-            "job service; wikisnap does not let Beam download it at run time"
-        )
-    if "://" in jar or not os.path.isfile(jar):
-        raise UsageError(f"{option} {jar}: not a local file (fetch the job server jars with `{FETCH_JARS}`)")
-
-
-def check_cluster_run(config, temp_root: str) -> None:
-    """The checks a run on a non-local runner needs before anything starts (see the two above)."""
-    check_shared_temp(config, temp_root)
-    check_job_server(config)
-
-
-def _worker_provision_info():
-    """Options the local worker processes read at start-up: Beam's INFO chatter off, progress on.
-
-    The FnApiRunner hands its subprocess workers no pipeline options of its own, so their log
-    levels are set here.
-    """
-    from apache_beam.portability.api import beam_provision_api_pb2
-    from apache_beam.runners.portability.fn_api_runner.fn_runner import ExtendedProvisionInfo
-    from google.protobuf import struct_pb2
-
-    options = struct_pb2.Struct()
-    options.update(
-        {"default_sdk_harness_log_level": "WARNING", "sdk_harness_log_level_overrides": {"wikisnap": "INFO"}}
-    )
-    return ExtendedProvisionInfo(
-        beam_provision_api_pb2.ProvisionInfo(retrieval_token="unused-retrieval-token", pipeline_options=options)
-    )
-
-
 # -- inputs --------------------------------------------------------------------------------
-
-
-def discover_units(config: BuildConfig) -> list[WorkUnit]:
-    """Check every input, read its siteinfo and cut it into work units.
-
-    A multistream dump with its index (beside it under the standard name, or `--index`) becomes
-    ranges of whole bz2 streams sized for balance; any other file is one unit. UsageError names
-    the file and the problem.
-    """
-    fallback: SiteInfo | None = None
-    if config.siteinfo_from:
-        try:
-            fallback = read_siteinfo(config.siteinfo_from)
-        except DumpError as exc:
-            raise UsageError(f"--siteinfo-from {exc}") from None
-    if config.index and len(config.inputs) != 1:
-        raise UsageError("--index names the index of one multistream dump: give exactly one INPUT with it")
-    expected = load_checksums(config.checksums)
-    for name, digests in config.expected_checksums.items():
-        expected.setdefault(name, {}).update(digests)
-    units: list[WorkUnit] = []
-    seen: set[str] = set()
-    for number, path in enumerate(config.inputs):
-        if path in seen:
-            raise UsageError(f"{path}: given twice")
-        seen.add(path)
-        try:
-            site = read_siteinfo(path)
-        except DumpError as exc:
-            if exc.kind == "no-siteinfo" and fallback is not None:
-                site = fallback
-            else:
-                raise UsageError(str(exc)) from None
-        digests = expected.get(describe_input(path), {})
-        base = WorkUnit(
-            path=path,
-            site=site,
-            name=f"u{number:05d}-{hashlib.sha1(path.encode('utf-8')).hexdigest()[:8]}",
-            size=input_size(path),
-            expected_md5=digests.get("md5"),
-            expected_sha1=digests.get("sha1"),
-        )
-        units.extend(split_unit(base, config))
-    return units
 
 
 class OverallProgress:
@@ -683,188 +487,6 @@ class OverallProgress:
             if finished >= self.units:
                 log.info("all input read; writing snapshots")
                 return
-
-
-def with_dump_run(config: BuildConfig) -> BuildConfig:
-    """Add a dump run's chosen files, indexes and checksums to the configuration."""
-    try:
-        plan = plan_dump_run(config.dump_run, mirror=config.mirror, force=config.force)
-    except DumpRunError as exc:
-        raise UsageError(str(exc)) from None
-    log.info(
-        "dump run %s: %s, %d XML file(s), %d SQL table file(s)", plan.run_url, plan.layout, len(plan.xml), len(plan.sql)
-    )
-    if plan.not_done:
-        log.warning(
-            "dump run %s is not finished (%s); going on because of --force", plan.run_url, "; ".join(plan.not_done)
-        )
-    return replace(
-        config,
-        inputs=[*config.inputs, *plan.xml, *plan.sql],
-        index_for={**config.index_for, **plan.indexes},
-        expected_checksums={**plan.checksums, **config.expected_checksums},
-    )
-
-
-def split_unit(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
-    """One file → its work units: byte ranges when a multistream index is at hand, else itself."""
-    index = config.index or config.index_for.get(unit.path) or index_path_for(unit.path)
-    if index is None:
-        if "multistream" in describe_input(unit.path):
-            log.info(
-                "%s: no multistream index found beside it; reading it as one stream (give --index "
-                "to split it over workers)",
-                describe_input(unit.path),
-            )
-        return [unit]
-    if not supports_ranges(unit.path):
-        log.warning(no_range_hint(unit.path))
-        return [unit]
-    if unit.size is None:
-        raise UsageError(f"{unit.path}: its size is unknown, so it cannot be split by its index")
-    try:
-        offsets, counts = read_index(index)
-    except DumpError as exc:
-        raise UsageError(str(exc)) from None
-    if offsets[-1] >= unit.size:
-        raise UsageError(
-            f"{index}: offset {offsets[-1]:,} lies beyond the end of {describe_input(unit.path)} "
-            f"({unit.size:,} bytes): the file is truncated or the index does not belong to it"
-        )
-    # About four ranges per worker balance the load; --unit-mb caps a range on big files.
-    target = max(1, min(int(config.unit_mb * 1e6), unit.size // (4 * max(config.workers, 1))))
-    ranges = plan_ranges(offsets, counts, unit.size, target)
-    log.info(
-        "%s: %d ranges of whole bz2 streams from %s", describe_input(unit.path), len(ranges), describe_input(index)
-    )
-    units = [
-        replace(unit, kind="range", name=f"{unit.name}-r{i:05d}", start=r.start, end=r.end, index_pages=r.pages)
-        for i, r in enumerate(ranges)
-    ]
-    if unit.expected_md5 or unit.expected_sha1:
-        units.append(replace(unit, kind="verify", name=f"{unit.name}-verify"))
-    return units
-
-
-def no_range_hint(path: str) -> str:
-    return (
-        f"{path}: the server does not support HTTP Range requests, so this multistream dump is read as "
-        "one stream by one worker instead of byte ranges in parallel (a mirror with Range support, or a "
-        "local copy, is faster)"
-    )
-
-
-def load_checksums(paths: list[str]) -> dict[str, dict[str, str]]:
-    """`md5sums`/`sha1sums` files (`digest  file name` lines) → {file name: {"md5"|"sha1": digest}}."""
-    table: dict[str, dict[str, str]] = {}
-    for path in paths:
-        try:
-            text = read_bytes(path).decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"{path}: cannot read checksums: {exc}") from None
-        for line_no, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 2 or len(parts[0]) not in (32, 40):
-                raise UsageError(f"{path}: line {line_no} is not 'digest  file name': {line[:80]!r}")
-            digest, name = parts
-            kind = "md5" if len(digest) == 32 else "sha1"
-            table.setdefault(name.lstrip("*").rsplit("/", 1)[-1], {})[kind] = digest.lower()
-    return table
-
-
-def classify_inputs(inputs: list[str]) -> tuple[list[str], list[str], list[RecordInput]]:
-    """(XML dumps, SQL table dumps, WME/HTML record inputs) of the command line, told apart by content.
-
-    UsageError when an input is JSON lines that are neither WME records nor HTML documents.
-    """
-    xml, sql, records = [], [], []
-    for path in inputs:
-        if sql_table_of(path) is not None:
-            sql.append(path)
-            continue
-        try:
-            found = sniff_record_input(path)
-        except RecordInputError as exc:
-            raise UsageError(str(exc)) from None
-        if found is not None:
-            records.extend(split_folder(found))
-        else:
-            xml.append(path)
-    return xml, sql, records
-
-
-def record_sites(record_inputs: list[RecordInput]) -> dict[str, SiteInfo]:
-    """A SiteInfo (canonical namespace names) per wiki known only from WME records."""
-    return {
-        r.dbname: SiteInfo(dbname=r.dbname, lang=r.lang or "", base=r.base or "") for r in record_inputs if r.dbname
-    }
-
-
-def discover_sql_inputs(config: BuildConfig, units: list[WorkUnit]) -> list[SqlInput]:
-    """Check every SQL input (and `--qid-map`) before the graph is built; UsageError names file and problem.
-
-    The wiki of a table dump is its file name's `{db}-{date}-` prefix, else the run's only wiki.
-    """
-    wikis = sorted({u.site.dbname for u in units} | set(record_sites(config.record_inputs)))
-    found: list[SqlInput] = []
-    seen: set[str] = set()
-    for path in config.sql_inputs:
-        if path in seen:
-            raise UsageError(f"{path}: given twice")
-        seen.add(path)
-        try:
-            header = read_sql_header(path)
-            check_header(path, header)
-        except SqlDumpError as exc:
-            raise UsageError(str(exc)) from None
-        db = None
-        if header.table != "wb_items_per_site":  # its rows name their wiki (ips_site_id)
-            db = db_from_name(path) or (wikis[0] if len(wikis) == 1 else None)
-            if db is None:
-                raise UsageError(
-                    f"{path}: cannot tell which wiki this `{header.table}` dump belongs to; name it "
-                    f"{{db}}-{{date}}-{header.table}.sql.gz (wikis of this run: {', '.join(wikis)})"
-                )
-            if db not in wikis:
-                raise UsageError(
-                    f"{path}: a `{header.table}` dump of {db}, but no XML dump of {db} is given "
-                    f"(wikis of this run: {', '.join(wikis) or 'none'})"
-                )
-        found.append(SqlInput(path=path, table=header.table, dbname=db, header=header))
-    tables = {(i.dbname, i.table) for i in found}
-    for db, table in sorted(tables, key=str):
-        columns = _columns_of(found, db, table)
-        if table == "categorylinks" and "cl_to" not in columns and (db, "linktarget") not in tables:
-            raise UsageError(
-                f"the categorylinks dump of {db} names categories by cl_target_id: give its "
-                f"{db}-…-linktarget.sql.gz too"
-            )
-    if config.qid_map:
-        try:
-            columns, _rows = read_qid_map(config.qid_map)
-            layout = qid_map_layout(config.qid_map, columns)
-        except SqlDumpError as exc:
-            raise UsageError(f"--qid-map {exc}") from None
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"--qid-map {config.qid_map}: cannot read it ({exc})") from None
-        db = None
-        if layout == "page_id" and "db" not in columns and "wiki" not in columns:
-            if len(wikis) != 1:
-                raise UsageError(
-                    f"--qid-map {config.qid_map}: maps page ids of one wiki but the run has {', '.join(wikis)}; "
-                    "add a db column"
-                )
-            db = wikis[0]
-        found.append(SqlInput(path=config.qid_map, table=QID_MAP_TABLE, dbname=db))
-    if config.categories == "sql" and not any(i.table == "categorylinks" for i in found):
-        raise UsageError("--categories sql needs a categorylinks dump among the inputs")
-    return found
-
-
-def _columns_of(inputs: list[SqlInput], db: str | None, table: str) -> set[str]:
-    return {c for i in inputs if i.dbname == db and i.table == table and i.header for c in i.header.columns}
 
 
 # -- graph ---------------------------------------------------------------------------------
@@ -1294,83 +916,3 @@ def main_build(args: argparse.Namespace, beam_args: list[str]) -> int:
         print("wikisnap build: error: give INPUT dump files or --dump-run RUN", file=sys.stderr)
         return 2
     return run_job("build", run, summary, config)
-
-
-def add_output_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags every job that writes an output folder shares (build, update)."""
-    parser.add_argument(
-        "--fail-on-dead-letters",
-        action="store_true",
-        help="fail the run (exit 2, nothing published) when any page or line became a dead letter; "
-        "for scheduled runs that must not publish partial data",
-    )
-    parser.add_argument(
-        "--shared-temp",
-        action="store_true",
-        help="the temp folder is a local path that every worker of a non-local runner sees (a network "
-        "mount, or a cluster whose workers all run on this machine)",
-    )
-    parser.add_argument(
-        "--break-lock",
-        action="store_true",
-        help="take over the output folder's lock even if its holder cannot be shown dead (object stores, "
-        "another host); only when you know that run is gone",
-    )
-
-
-def run_job(command: str, run_fn, summary_fn, config) -> int:
-    """Run a job for the CLI: print its summary, or one line saying what failed; return the exit code.
-
-    Exit codes: 0 published; 2 bad input or usage (nothing published); 1 the environment stopped
-    the run (disk full, permissions) or the run crashed; 75 another run holds the output folder.
-    The traceback of a crash is printed only with -v.
-    """
-    verbose = log.isEnabledFor(logging.DEBUG)
-    try:
-        manifest = run_fn(config)
-    except (UsageError, RunFailed, OutputError) as exc:
-        print(f"wikisnap {command}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except LockHeld as exc:
-        print(f"wikisnap {command}: error: {exc}; try again when it has finished", file=sys.stderr)
-        return EXIT_LOCKED
-    except EnvironmentFailure as exc:
-        print(f"wikisnap {command}: error: {exc}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
-    except Exception as exc:  # a crash inside Beam or an OSError: one line, the traceback with -v
-        if verbose:
-            log.exception("wikisnap %s failed", command)
-        print(f"wikisnap {command}: error: {describe_failure(exc)}", file=sys.stderr)
-        print(f"{config.out} is unchanged.{'' if verbose else ' Run with -v for the traceback.'}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
-    print(summary_fn(manifest))
-    print(f"manifest: {os.path.join(config.out, 'manifest.json')}")
-    return 0
-
-
-_ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\] ([^:\n]+?): '([^'\n]+)'")
-
-
-def describe_failure(exc: BaseException) -> str:
-    """One line for an exception that escaped a run, found in Beam's wrapped worker errors too.
-
-    Beam re-raises a worker's exception as a RuntimeError whose text holds the remote traceback,
-    so an OSError is recognised by its `[Errno N] text: 'path'` and named with its path.
-    """
-    chain, seen = [], set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    for e in chain:
-        if isinstance(e, OSError) and e.errno is not None:
-            return environment_message(e)
-    text = "\n".join(str(e) for e in chain)
-    matches = list(_ERRNO_IN_TEXT.finditer(text))
-    if matches:
-        match = matches[-1]  # the innermost error, nearest the worker's own frame
-        number, strerror, path = int(match.group(1)), match.group(2), match.group(3)
-        return environment_message(OSError(number, strerror, path))
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    last = next((line for line in reversed(lines) if re.match(r"^[A-Za-z_.]+(Error|Exception|Fault)\b", line)), None)
-    return f"the run crashed: {(last or (lines[-1] if lines else type(chain[0]).__name__))[:400]}"

@@ -836,7 +836,8 @@ def combine(codes: list[int]) -> int:
 
 def run(config: SyncConfig) -> tuple[int, dict]:
     """Sync every wiki of `config` under the work folder's lock; (exit code, report). LockHeld propagates."""
-    from wikisnap.pipelines.build import RunFailed, UsageError, describe_failure
+    from wikisnap.pipelines.errors import RunFailed, UsageError
+    from wikisnap.pipelines.jobs import describe_failure
     from wikisnap.pipelines.publish import PublishError
 
     started = time.time()

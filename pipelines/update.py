@@ -31,21 +31,18 @@ from wikisnap.pipelines.build import (
     DEFAULT_TEXT_NAMESPACES,
     FORMATS,
     CollectReport,
-    RunFailed,
-    UsageError,
-    add_output_arguments,
     add_text_arguments,
-    check_cluster_run,
     check_dead_letters,
     manifest_outputs,
     parse_date,
     parse_formats,
-    pipeline_options,
     positive_int,
-    run_job,
     run_temp_dir,
 )
 from wikisnap.pipelines.commit import OutputFolder
+from wikisnap.pipelines.engine import check_cluster_run, pipeline_options
+from wikisnap.pipelines.errors import RunFailed, UsageError
+from wikisnap.pipelines.jobs import add_output_arguments, run_job
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.batches import WriteBatches
 from wikisnap.transforms.diffs import TAG_ERRORS as TAG_DIFF_ERRORS

@@ -19,7 +19,8 @@ import pytest
 from test_update import PAIR, PEAR, PYRUS, md5s, older_state
 
 from conftest import ENWIKI, MULTISTREAM, read_snapshot
-from wikisnap.pipelines.build import BuildConfig, UsageError, check_job_server, check_shared_temp
+from wikisnap.pipelines.build import BuildConfig, UsageError
+from wikisnap.pipelines.engine import check_job_server, check_shared_temp
 from wikisnap.transforms.files import move_once, write_bytes
 
 pytestmark = pytest.mark.engines

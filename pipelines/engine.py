@@ -1,0 +1,147 @@
+"""Which Beam engine a job runs on, and the checks a cluster run needs before it starts.
+
+Locally the FnApiRunner is pinned (never a Prism download), in-process or with worker
+processes; any other runner gets its flags unchanged, after two checks: a temp folder every
+worker reaches, and a job-server jar that Beam would otherwise download at run time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wikisnap.pipelines.build import BuildConfig
+
+import os
+
+import apache_beam as beam
+import fsspec
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+from wikisnap.pipelines.errors import UsageError
+
+LOCAL_RUNNERS = {None, "", "direct", "directrunner", "fnapirunner"}
+# Runners whose workers all run on the launching machine (Beam's in-process and local runners):
+# any temp folder works for them. Every other runner may put workers on other machines.
+SINGLE_MACHINE_RUNNERS = LOCAL_RUNNERS | {"bundlebaseddirectrunner", "switchingdirectrunner", "prismrunner"}
+# fsspec protocols whose files only the writing machine (or process) sees
+LOCAL_PROTOCOLS = {"file", "local", "memory"}
+
+
+def _flag_value(args: list[str], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def pipeline_options(config: BuildConfig) -> tuple[PipelineOptions, object, str]:
+    """Beam options, the runner object to use, and a one-line description of the engine.
+
+    The local engine is pinned to the FnApiRunner: recent Beam's DirectRunner first tries to
+    download the Prism binary and silently falls back, so machines would differ.
+    """
+    args = list(config.beam_args)
+    mode = _flag_value(args, "--direct_running_mode")
+    if mode == "multi_threading":
+        raise UsageError(
+            "--direct_running_mode multi_threading is refused: Beam's threaded local mode shares one "
+            "interpreter between workers and has corrupted data at scale; use --workers N, which runs N "
+            "worker processes (multi_processing)"
+        )
+    runner = _flag_value(args, "--runner")
+    if runner is None or runner.lower() in LOCAL_RUNNERS:
+        args = [a for a in args if not (a.startswith("--runner") or a in ("DirectRunner", "FnApiRunner"))]
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        options = PipelineOptions(args)
+        direct = options.view_as(DirectOptions)
+        if config.workers > 1:
+            direct.direct_num_workers = config.workers
+            direct.direct_running_mode = "multi_processing"
+            engine = f"Beam FnApiRunner, {config.workers} worker processes (multi_processing)"
+        else:
+            direct.direct_num_workers = 1
+            direct.direct_running_mode = "in_memory"
+            engine = "Beam FnApiRunner, in-process (1 worker)"
+        return options, FnApiRunner(provision_info=_worker_provision_info()), engine
+    options = PipelineOptions(args)
+    return options, options.view_as(StandardOptions).runner, f"Beam {runner}"
+
+
+def check_shared_temp(config, temp_root: str) -> None:
+    """Refuse a runner that may run workers on other machines with a temp folder only this one sees.
+
+    In: a build or update config (`beam_args`, `shared_temp`) and the temp folder the run would use.
+    Spill runs and member parts written by one worker are read by another, so on a cluster they
+    must live on storage every worker reaches; a local path would fail late (files not found) or,
+    worse, on a shared-nothing cluster whose workers happen to share a path name.
+    """
+    runner = _flag_value(config.beam_args, "--runner")
+    if runner is None or runner.lower() in SINGLE_MACHINE_RUNNERS or config.shared_temp:
+        return
+    if runner.lower() == "portablerunner" and _flag_value(config.beam_args, "--job_endpoint") == "embed":
+        return  # Beam's embedded job service runs the work on this machine
+    # by the URL's scheme alone: a bucket's filesystem package need not be installed on the launcher
+    if (fsspec.core.split_protocol(temp_root)[0] or "file") not in LOCAL_PROTOCOLS:
+        return
+    raise UsageError(
+        f"--runner {runner} may run workers on other machines, but the temp folder {temp_root} (spill runs and "
+        "member parts that workers hand to each other) is on this machine only. Pass --temp-location on storage "
+        "every worker reaches (gs://…, s3://…, hdfs://…), or add --shared-temp if that folder is shared (a "
+        "network mount, or all workers run on this machine)"
+    )
+
+
+# Beam's job-server runners and the option that names their jar; without a jar (or a running job
+# service at --job_endpoint) Beam would try to download one from Maven Central at run time.
+JOB_SERVER_JARS = {"flinkrunner": "--flink_job_server_jar", "sparkrunner": "--spark_job_server_jar"}
+FETCH_JARS = "bash tests/engines/fetch-job-servers.sh"
+
+
+def check_job_server(config) -> None:
+    """Refuse a Flink or Spark run that would make Beam download its job server at run time.
+
+    In: a build or update config (`beam_args`). The jar must be given and be a local file (fetched
+    beforehand with the documented Maven command), or a job service must already run.
+    """
+    runner = (_flag_value(config.beam_args, "--runner") or "").lower()
+    option = JOB_SERVER_JARS.get(runner)
+    if option is None or _flag_value(config.beam_args, "--job_endpoint"):
+        return
+    jar = _flag_value(config.beam_args, option)
+    if jar is None:
+        raise UsageError(
+            f"--runner {_flag_value(config.beam_args, '--runner')} needs {option} FILE: the Beam job server jar of "
+            f"Beam {beam.__version__} (fetch it once with `{FETCH_JARS}`), or --job_endpoint HOST:PORT of a running "
+            "job service; wikisnap does not let Beam download it at run time"
+        )
+    if "://" in jar or not os.path.isfile(jar):
+        raise UsageError(f"{option} {jar}: not a local file (fetch the job server jars with `{FETCH_JARS}`)")
+
+
+def check_cluster_run(config, temp_root: str) -> None:
+    """The checks a run on a non-local runner needs before anything starts (see the two above)."""
+    check_shared_temp(config, temp_root)
+    check_job_server(config)
+
+
+def _worker_provision_info():
+    """Options the local worker processes read at start-up: Beam's INFO chatter off, progress on.
+
+    The FnApiRunner hands its subprocess workers no pipeline options of its own, so their log
+    levels are set here.
+    """
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner.fn_runner import ExtendedProvisionInfo
+    from google.protobuf import struct_pb2
+
+    options = struct_pb2.Struct()
+    options.update(
+        {"default_sdk_harness_log_level": "WARNING", "sdk_harness_log_level_overrides": {"wikisnap": "INFO"}}
+    )
+    return ExtendedProvisionInfo(
+        beam_provision_api_pb2.ProvisionInfo(retrieval_token="unused-retrieval-token", pipeline_options=options)
+    )

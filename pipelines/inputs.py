@@ -1,0 +1,262 @@
+"""Input discovery for `build`: what each INPUT is, its siteinfo, checksums and work units.
+
+Everything here runs in the launcher before the graph is built, and fails in a second with a
+UsageError that names the file and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from wikisnap.pipelines.errors import UsageError
+from wikisnap.schemas.siteinfo import SiteInfo
+from wikisnap.transforms.dumpreader import (
+    DumpError,
+    describe_input,
+    index_path_for,
+    input_size,
+    plan_ranges,
+    read_index,
+    read_siteinfo,
+    supports_ranges,
+)
+from wikisnap.transforms.dumprun import DumpRunError, plan_dump_run
+from wikisnap.transforms.enrich import QID_MAP_TABLE, SqlInput, qid_map_layout, read_qid_map
+from wikisnap.transforms.files import read_bytes
+from wikisnap.transforms.read import WorkUnit
+from wikisnap.transforms.records import RecordInput, RecordInputError, sniff_record_input, split_folder
+from wikisnap.transforms.sqldump import SqlDumpError, check_header, db_from_name, read_sql_header, sql_table_of
+
+if TYPE_CHECKING:
+    from wikisnap.pipelines.build import BuildConfig
+
+log = logging.getLogger("wikisnap")
+
+
+def discover_units(config: BuildConfig) -> list[WorkUnit]:
+    """Check every input, read its siteinfo and cut it into work units.
+
+    A multistream dump with its index (beside it under the standard name, or `--index`) becomes
+    ranges of whole bz2 streams sized for balance; any other file is one unit. UsageError names
+    the file and the problem.
+    """
+    fallback: SiteInfo | None = None
+    if config.siteinfo_from:
+        try:
+            fallback = read_siteinfo(config.siteinfo_from)
+        except DumpError as exc:
+            raise UsageError(f"--siteinfo-from {exc}") from None
+    if config.index and len(config.inputs) != 1:
+        raise UsageError("--index names the index of one multistream dump: give exactly one INPUT with it")
+    expected = load_checksums(config.checksums)
+    for name, digests in config.expected_checksums.items():
+        expected.setdefault(name, {}).update(digests)
+    units: list[WorkUnit] = []
+    seen: set[str] = set()
+    for number, path in enumerate(config.inputs):
+        if path in seen:
+            raise UsageError(f"{path}: given twice")
+        seen.add(path)
+        try:
+            site = read_siteinfo(path)
+        except DumpError as exc:
+            if exc.kind == "no-siteinfo" and fallback is not None:
+                site = fallback
+            else:
+                raise UsageError(str(exc)) from None
+        digests = expected.get(describe_input(path), {})
+        base = WorkUnit(
+            path=path,
+            site=site,
+            name=f"u{number:05d}-{hashlib.sha1(path.encode('utf-8')).hexdigest()[:8]}",
+            size=input_size(path),
+            expected_md5=digests.get("md5"),
+            expected_sha1=digests.get("sha1"),
+        )
+        units.extend(split_unit(base, config))
+    return units
+
+
+def with_dump_run(config: BuildConfig) -> BuildConfig:
+    """Add a dump run's chosen files, indexes and checksums to the configuration."""
+    try:
+        plan = plan_dump_run(config.dump_run, mirror=config.mirror, force=config.force)
+    except DumpRunError as exc:
+        raise UsageError(str(exc)) from None
+    log.info(
+        "dump run %s: %s, %d XML file(s), %d SQL table file(s)", plan.run_url, plan.layout, len(plan.xml), len(plan.sql)
+    )
+    if plan.not_done:
+        log.warning(
+            "dump run %s is not finished (%s); going on because of --force", plan.run_url, "; ".join(plan.not_done)
+        )
+    return replace(
+        config,
+        inputs=[*config.inputs, *plan.xml, *plan.sql],
+        index_for={**config.index_for, **plan.indexes},
+        expected_checksums={**plan.checksums, **config.expected_checksums},
+    )
+
+
+def split_unit(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
+    """One file → its work units: byte ranges when a multistream index is at hand, else itself."""
+    index = config.index or config.index_for.get(unit.path) or index_path_for(unit.path)
+    if index is None:
+        if "multistream" in describe_input(unit.path):
+            log.info(
+                "%s: no multistream index found beside it; reading it as one stream (give --index "
+                "to split it over workers)",
+                describe_input(unit.path),
+            )
+        return [unit]
+    if not supports_ranges(unit.path):
+        log.warning(no_range_hint(unit.path))
+        return [unit]
+    if unit.size is None:
+        raise UsageError(f"{unit.path}: its size is unknown, so it cannot be split by its index")
+    try:
+        offsets, counts = read_index(index)
+    except DumpError as exc:
+        raise UsageError(str(exc)) from None
+    if offsets[-1] >= unit.size:
+        raise UsageError(
+            f"{index}: offset {offsets[-1]:,} lies beyond the end of {describe_input(unit.path)} "
+            f"({unit.size:,} bytes): the file is truncated or the index does not belong to it"
+        )
+    # About four ranges per worker balance the load; --unit-mb caps a range on big files.
+    target = max(1, min(int(config.unit_mb * 1e6), unit.size // (4 * max(config.workers, 1))))
+    ranges = plan_ranges(offsets, counts, unit.size, target)
+    log.info(
+        "%s: %d ranges of whole bz2 streams from %s", describe_input(unit.path), len(ranges), describe_input(index)
+    )
+    units = [
+        replace(unit, kind="range", name=f"{unit.name}-r{i:05d}", start=r.start, end=r.end, index_pages=r.pages)
+        for i, r in enumerate(ranges)
+    ]
+    if unit.expected_md5 or unit.expected_sha1:
+        units.append(replace(unit, kind="verify", name=f"{unit.name}-verify"))
+    return units
+
+
+def no_range_hint(path: str) -> str:
+    return (
+        f"{path}: the server does not support HTTP Range requests, so this multistream dump is read as "
+        "one stream by one worker instead of byte ranges in parallel (a mirror with Range support, or a "
+        "local copy, is faster)"
+    )
+
+
+def load_checksums(paths: list[str]) -> dict[str, dict[str, str]]:
+    """`md5sums`/`sha1sums` files (`digest  file name` lines) → {file name: {"md5"|"sha1": digest}}."""
+    table: dict[str, dict[str, str]] = {}
+    for path in paths:
+        try:
+            text = read_bytes(path).decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{path}: cannot read checksums: {exc}") from None
+        for line_no, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2 or len(parts[0]) not in (32, 40):
+                raise UsageError(f"{path}: line {line_no} is not 'digest  file name': {line[:80]!r}")
+            digest, name = parts
+            kind = "md5" if len(digest) == 32 else "sha1"
+            table.setdefault(name.lstrip("*").rsplit("/", 1)[-1], {})[kind] = digest.lower()
+    return table
+
+
+def classify_inputs(inputs: list[str]) -> tuple[list[str], list[str], list[RecordInput]]:
+    """(XML dumps, SQL table dumps, WME/HTML record inputs) of the command line, told apart by content.
+
+    UsageError when an input is JSON lines that are neither WME records nor HTML documents.
+    """
+    xml, sql, records = [], [], []
+    for path in inputs:
+        if sql_table_of(path) is not None:
+            sql.append(path)
+            continue
+        try:
+            found = sniff_record_input(path)
+        except RecordInputError as exc:
+            raise UsageError(str(exc)) from None
+        if found is not None:
+            records.extend(split_folder(found))
+        else:
+            xml.append(path)
+    return xml, sql, records
+
+
+def record_sites(record_inputs: list[RecordInput]) -> dict[str, SiteInfo]:
+    """A SiteInfo (canonical namespace names) per wiki known only from WME records."""
+    return {
+        r.dbname: SiteInfo(dbname=r.dbname, lang=r.lang or "", base=r.base or "") for r in record_inputs if r.dbname
+    }
+
+
+def discover_sql_inputs(config: BuildConfig, units: list[WorkUnit]) -> list[SqlInput]:
+    """Check every SQL input (and `--qid-map`) before the graph is built; UsageError names file and problem.
+
+    The wiki of a table dump is its file name's `{db}-{date}-` prefix, else the run's only wiki.
+    """
+    wikis = sorted({u.site.dbname for u in units} | set(record_sites(config.record_inputs)))
+    found: list[SqlInput] = []
+    seen: set[str] = set()
+    for path in config.sql_inputs:
+        if path in seen:
+            raise UsageError(f"{path}: given twice")
+        seen.add(path)
+        try:
+            header = read_sql_header(path)
+            check_header(path, header)
+        except SqlDumpError as exc:
+            raise UsageError(str(exc)) from None
+        db = None
+        if header.table != "wb_items_per_site":  # its rows name their wiki (ips_site_id)
+            db = db_from_name(path) or (wikis[0] if len(wikis) == 1 else None)
+            if db is None:
+                raise UsageError(
+                    f"{path}: cannot tell which wiki this `{header.table}` dump belongs to; name it "
+                    f"{{db}}-{{date}}-{header.table}.sql.gz (wikis of this run: {', '.join(wikis)})"
+                )
+            if db not in wikis:
+                raise UsageError(
+                    f"{path}: a `{header.table}` dump of {db}, but no XML dump of {db} is given "
+                    f"(wikis of this run: {', '.join(wikis) or 'none'})"
+                )
+        found.append(SqlInput(path=path, table=header.table, dbname=db, header=header))
+    tables = {(i.dbname, i.table) for i in found}
+    for db, table in sorted(tables, key=str):
+        columns = _columns_of(found, db, table)
+        if table == "categorylinks" and "cl_to" not in columns and (db, "linktarget") not in tables:
+            raise UsageError(
+                f"the categorylinks dump of {db} names categories by cl_target_id: give its "
+                f"{db}-…-linktarget.sql.gz too"
+            )
+    if config.qid_map:
+        try:
+            columns, _rows = read_qid_map(config.qid_map)
+            layout = qid_map_layout(config.qid_map, columns)
+        except SqlDumpError as exc:
+            raise UsageError(f"--qid-map {exc}") from None
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--qid-map {config.qid_map}: cannot read it ({exc})") from None
+        db = None
+        if layout == "page_id" and "db" not in columns and "wiki" not in columns:
+            if len(wikis) != 1:
+                raise UsageError(
+                    f"--qid-map {config.qid_map}: maps page ids of one wiki but the run has {', '.join(wikis)}; "
+                    "add a db column"
+                )
+            db = wikis[0]
+        found.append(SqlInput(path=config.qid_map, table=QID_MAP_TABLE, dbname=db))
+    if config.categories == "sql" and not any(i.table == "categorylinks" for i in found):
+        raise UsageError("--categories sql needs a categorylinks dump among the inputs")
+    return found
+
+
+def _columns_of(inputs: list[SqlInput], db: str | None, table: str) -> set[str]:
+    return {c for i in inputs if i.dbname == db and i.table == table and i.header for c in i.header.columns}
