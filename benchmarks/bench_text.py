@@ -175,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     body = f"""
 `python benchmarks/bench_text.py --copies {args.copies} --runs {args.runs}` (best of {args.runs} per tool).
 Machine: {m["nproc"]} vCPUs ({m["cpu"]}), {m["memory"]}, Python {m["python"]}, Beam {m["apache-beam"]},
-wikiextractor {m["wikiextractor"]}. **The machine was shared with other work while this ran** ("others
-busy" is the CPU other processes used in the second before each run): absolute times are noisy.
+wikiextractor {m["wikiextractor"]}. "Others busy" is the CPU other processes used in the second
+before each run: above a few percent, absolute times are noisy and the CPU ratio is the safer figure.
 
 Corpus: `{corpus.name}`, {articles:,} articles (namespace 0), single-stream bz2. Both tools as one
 process; wikiextractor's `--processes 1` still runs a reader and a reducer beside its extractor,
