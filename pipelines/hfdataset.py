@@ -265,8 +265,13 @@ def upload(repo_id: str, folder: str, api=None) -> object:
 
 def publish_hf(snapshot, config) -> str:
     """Build the dataset folder at DEST (committed), or in a work folder and upload it; a summary line."""
-    from wikisnap.pipelines.publish import HF_PREFIX, snapshot_date
+    from wikisnap.pipelines.publish import HF_PREFIX, PublishError, snapshot_date
 
+    try:
+        import datasets  # noqa: F401 - the card's features come from it
+        import yaml  # noqa: F401
+    except ImportError:
+        raise PublishError("--layout hf needs the hf extra: pip install 'wikisnap[hf]'") from None
     date = config.run_date or snapshot_date(snapshot)
     if config.to.startswith(HF_PREFIX):
         repo_id = config.to[len(HF_PREFIX) :].strip("/")
