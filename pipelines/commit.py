@@ -96,6 +96,52 @@ def environment_message(exc: OSError, path: str | None = None, action: str = "wr
     return f"{action} {where}: {exc.strerror or exc} ({hint})"
 
 
+class FileLock:
+    """An exclusive `flock` on `path`, whose text says who holds it (`holder`, a JSON object).
+
+    The flock dies with its process, so a lock whose holder was killed is free at once and is
+    taken over with a warning; the file is never unlinked (that would let two runs lock two
+    different inodes). Used by the output folders and by `wikisnap sync`'s work folder.
+    """
+
+    def __init__(self, path: str, holder: dict):
+        self.path = path
+        self.holder = holder
+        self._fd: int | None = None
+
+    def acquire(self, held: str, stale: str) -> None:
+        """Take the lock, or raise LockHeld(`held`); `held`/`stale` name the holder as `{holder}`."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise LockHeld(held.format(holder=describe_holder(holder))) from None
+        previous = _read_holder(fd)
+        if previous:
+            log.warning(stale.format(holder=describe_holder(previous)))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(self.holder) + "\n").encode("utf-8"), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Empty the file and unlock (idempotent)."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def holder_info(command: str, run: str | None = None) -> dict:
+    """Who takes a lock: pid, host, user, command (and run), since when."""
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "user": _user(), "command": command}
+    if run:
+        info["run"] = run
+    return info | {"since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
 @dataclass
 class OutputFolder:
     """An output folder held by one run: its staging area, temp area and lock."""
@@ -105,7 +151,7 @@ class OutputFolder:
     run_id: str
     fs: object = field(repr=False)
     root: str = ""
-    _lock_fd: int | None = field(default=None, repr=False)
+    _file_lock: FileLock | None = field(default=None, repr=False)
     _lock_remote: bool = False
     # What this run created, so that a run that fails before staging anything leaves no trace.
     _created_root: bool = False
@@ -206,35 +252,16 @@ class OutputFolder:
 
     # -- lock ------------------------------------------------------------------------------
 
-    def _holder(self) -> dict:
-        return {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "user": _user(),
-            "command": self.command,
-            "run": self.run_id,
-            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-
     def _lock(self, break_lock: bool) -> None:
         path = self.control(LOCK)
+        holder = holder_info(self.command, self.run_id)
         if is_local(self.out):
-            # flock dies with its process, so a lock whose holder was killed is free at once; the
-            # file's text only tells who held it. The file is never unlinked (that would let two
-            # runs lock two different inodes).
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _read_holder(fd)
-                os.close(fd)
-                raise LockHeld(f"--out {self.out} is being written by another run: {describe_holder(holder)}") from None
-            previous = _read_holder(fd)
-            if previous:
-                log.warning("taking over a stale lock on %s: %s, which is gone", self.out, describe_holder(previous))
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(self._holder()) + "\n").encode("utf-8"), 0)
-            self._lock_fd = fd
+            lock = FileLock(path, holder)
+            lock.acquire(
+                held=f"--out {self.out} is being written by another run: {{holder}}",
+                stale=f"taking over a stale lock on {self.out}: {{holder}}, which is gone",
+            )
+            self._file_lock = lock
             return
         # Object stores have no locks: a lock object says who writes. Best effort: two runs that
         # start within the same second may both see it absent (the README says so).
@@ -249,7 +276,7 @@ class OutputFolder:
                 )
             log.warning("taking over a stale lock on %s: %s", self.out, describe_holder(holder))
         with fs.open(path, "wb") as f:
-            f.write((json.dumps(self._holder()) + "\n").encode("utf-8"))
+            f.write((json.dumps(holder) + "\n").encode("utf-8"))
         self._lock_remote = True
 
     def close(self) -> None:
@@ -264,11 +291,9 @@ class OutputFolder:
                     os.rmdir(local_path(self.control(area)))
                 except OSError:
                     pass  # absent, or holds a failed run's report
-        if self._lock_fd is not None:
-            os.ftruncate(self._lock_fd, 0)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._file_lock is not None:
+            self._file_lock.release()
+            self._file_lock = None
         if self._lock_remote:
             try:
                 self.fs.rm(self.control(LOCK))
@@ -341,20 +366,20 @@ class OutputFolder:
         manifest = {**manifest, "run": {"id": self.run_id}}
         journal = {"run": self.run_id, "command": self.command, "files": sorted(listed), "displaced": displaced}
         faults.point("publish:before-journal")
-        _write_atomically(fs, self.control(JOURNAL), _json_bytes(journal), self.control(f"{JOURNAL}.{self.run_id}"))
+        write_atomically(fs, self.control(JOURNAL), json_bytes(journal), self.control(f"{JOURNAL}.{self.run_id}"))
         previous = self.control("previous", self.run_id)
         for rel in displaced:
             if rel not in listed:
                 log.info("%s: removing %s, which the new manifest does not list", self.out, rel)
             _replace(fs, f"{self.root}/{rel}", f"{previous}/{rel}")
-        _write_atomically(fs, self.control(f"displaced.{self.run_id}"), b"", self.control(f"displaced.{self.run_id}.t"))
+        write_atomically(fs, self.control(f"displaced.{self.run_id}"), b"", self.control(f"displaced.{self.run_id}.t"))
         staging = self.control("staging", self.run_id)
         for rel in sorted(listed):
             _replace(fs, f"{staging}/{rel}", f"{self.root}/{rel}")
             faults.point("publish:moved-file")
         self._remove_empty_owned_folders()
         faults.point("publish:before-manifest")
-        _write_atomically(fs, f"{self.root}/{MANIFEST}", _json_bytes(manifest, indent=1), f"{staging}/{MANIFEST}")
+        write_atomically(fs, f"{self.root}/{MANIFEST}", json_bytes(manifest, indent=1), f"{staging}/{MANIFEST}")
         faults.point("publish:after-manifest")
         self._finish(self.run_id)
 
@@ -452,7 +477,7 @@ class OutputFolder:
         try:
             self.fs.makedirs(staging, exist_ok=True)
             with self.fs.open(f"{staging}/report.json", "wb") as f:
-                f.write(_json_bytes(report, indent=1))
+                f.write(json_bytes(report, indent=1))
         except OSError as exc:
             log.warning("could not write the failed run's report: %s", exc)
         return self.url(staging)
@@ -461,7 +486,7 @@ class OutputFolder:
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _json_bytes(obj: dict, indent: int | None = None) -> bytes:
+def json_bytes(obj: dict, indent: int | None = None) -> bytes:
     return (json.dumps(obj, ensure_ascii=False, indent=indent) + "\n").encode("utf-8")
 
 
@@ -481,7 +506,7 @@ def _replace(fs, src: str, dst: str) -> None:
         fs.mv(src, dst)
 
 
-def _write_atomically(fs, path: str, data: bytes, temp: str) -> None:
+def write_atomically(fs, path: str, data: bytes, temp: str) -> None:
     """`data` to `path` so that a reader sees the old file or the new one, never a part."""
     parent = posixpath.dirname(temp)
     if parent:
@@ -543,24 +568,3 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return str(os.getuid())
-
-
-def main_recover(out: str) -> int:
-    """`wikisnap recover OUT`: take the lock, repair what dead runs left, release; the exit code."""
-    import sys
-
-    try:
-        folder = OutputFolder.open(out, "recover")
-    except OutputError as exc:
-        print(f"wikisnap recover: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except LockHeld as exc:
-        print(f"wikisnap recover: error: {exc}; try again when it has finished", file=sys.stderr)
-        return EXIT_LOCKED
-    except EnvironmentFailure as exc:
-        print(f"wikisnap recover: error: {exc}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
-    folder.close()
-    has_manifest = folder.fs.exists(f"{folder.root}/{MANIFEST}")
-    print(f"{out}: {'a complete wikisnap output' if has_manifest else 'no published output'}; nothing left to repair")
-    return 0

@@ -13,7 +13,6 @@ feeds an rsync daemon through the real `rsync` client, the way Wikimedia's mirro
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import re
@@ -21,19 +20,11 @@ import shutil
 import subprocess
 import tempfile
 
-from wikisnap.transforms.files import fs_for
+from wikisnap.transforms.files import file_md5, fs_for
 
 
 class DestinationError(Exception):
     """A destination that cannot be reached or written; the message names it."""
-
-
-def file_md5(path: str) -> str:
-    md5 = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            md5.update(chunk)
-    return md5.hexdigest()
 
 
 class FsspecDestination:
@@ -80,11 +71,7 @@ class FsspecDestination:
         path = self._path(rel)
         if not self.fs.exists(path) or self.fs.size(path) != os.path.getsize(local):
             return False
-        digest = hashlib.md5()
-        with self.fs.open(path, "rb") as f:
-            while chunk := f.read(1 << 22):
-                digest.update(chunk)
-        return digest.hexdigest() == md5
+        return file_md5(f"{self.url}/{rel}")[0] == md5
 
     def listdir(self, rel: str) -> list[str]:
         path = self._path(rel)

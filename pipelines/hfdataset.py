@@ -17,7 +17,6 @@ huggingface_hub (`HF_TOKEN`), which resumes an interrupted upload when run again
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -25,6 +24,7 @@ import tempfile
 import pyarrow.parquet as pq
 
 from wikisnap.pipelines.commit import OutputFolder
+from wikisnap.transforms.files import file_md5
 
 LICENSE_IDS = {
     # WME licence identifiers (configs/licenses.toml) → the Hub's licence ids
@@ -223,11 +223,8 @@ def file_list(folder: str) -> list[tuple[str, int, str]]:
     for dirpath, _dirs, names in os.walk(folder):
         for name in names:
             path = os.path.join(dirpath, name)
-            md5 = hashlib.md5()
-            with open(path, "rb") as f:
-                while chunk := f.read(1 << 22):
-                    md5.update(chunk)
-            found.append((os.path.relpath(path, folder), os.path.getsize(path), md5.hexdigest()))
+            md5, size = file_md5(path)
+            found.append((os.path.relpath(path, folder), size, md5))
     return sorted(found)
 
 

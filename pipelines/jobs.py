@@ -10,14 +10,17 @@ import logging
 import os
 import re
 import sys
+from dataclasses import dataclass
 
 from wikisnap.pipelines.commit import (
     EXIT_BAD_INPUT,
     EXIT_ENVIRONMENT,
     EXIT_LOCKED,
+    MANIFEST,
     EnvironmentFailure,
     LockHeld,
     OutputError,
+    OutputFolder,
     environment_message,
 )
 from wikisnap.pipelines.errors import RunFailed, UsageError
@@ -47,7 +50,7 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_job(command: str, run_fn, summary_fn, config) -> int:
+def run_job(command: str, run_fn, summary_fn, config, manifest_line: bool = True) -> int:
     """Run a job for the CLI: print its summary, or one line saying what failed; return the exit code.
 
     Exit codes: 0 published; 2 bad input or usage (nothing published); 1 the environment stopped
@@ -73,8 +76,30 @@ def run_job(command: str, run_fn, summary_fn, config) -> int:
         print(f"{config.out} is unchanged.{'' if verbose else ' Run with -v for the traceback.'}", file=sys.stderr)
         return EXIT_ENVIRONMENT
     print(summary_fn(manifest))
-    print(f"manifest: {os.path.join(config.out, 'manifest.json')}")
+    if manifest_line:
+        print(f"manifest: {os.path.join(config.out, 'manifest.json')}")
     return 0
+
+
+@dataclass(frozen=True)
+class RecoverConfig:
+    out: str
+
+
+def recover(config: RecoverConfig) -> dict:
+    """Take the folder's lock (which finishes or rolls back what dead runs left), release it."""
+    folder = OutputFolder.open(config.out, "recover")
+    folder.close()
+    return {"published": folder.fs.exists(f"{folder.root}/{MANIFEST}")}
+
+
+def main_recover(out: str) -> int:
+    """`wikisnap recover OUT`: the exit codes and one-line failures of every job."""
+
+    def summary(state: dict) -> str:
+        return f"{out}: {'a complete wikisnap output' if state['published'] else 'no published output'}; nothing left to repair"
+
+    return run_job("recover", recover, summary, RecoverConfig(out), manifest_line=False)
 
 
 _ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\] ([^:\n]+?): '([^'\n]+)'")

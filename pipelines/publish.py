@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from wikisnap import faults
 from wikisnap.pipelines.commit import EXIT_BAD_INPUT, EXIT_ENVIRONMENT
 from wikisnap.pipelines.destinations import DestinationError, destination_for
-from wikisnap.transforms.files import fs_for
+from wikisnap.transforms.files import file_digests, fs_for
 
 log = logging.getLogger("wikisnap")
 
@@ -120,15 +120,10 @@ def load_snapshot(folder: str) -> Snapshot:
         path = os.path.join(folder, entry["path"])
         if not os.path.isfile(path):
             raise PublishError(f"{folder}: {entry['path']} is listed in the manifest but missing")
-        md5, sha1 = hashlib.md5(), hashlib.sha1()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 22):
-                md5.update(chunk)
-                sha1.update(chunk)
-        size = os.path.getsize(path)
-        if size != entry["bytes"] or md5.hexdigest() != entry["md5"]:
+        md5, sha1, size = file_digests(path, sha1=True)
+        if size != entry["bytes"] or md5 != entry["md5"]:
             raise PublishError(
-                f"{folder}: {entry['path']} has {size:,} bytes and md5 {md5.hexdigest()}, its manifest says "
+                f"{folder}: {entry['path']} has {size:,} bytes and md5 {md5}, its manifest says "
                 f"{entry['bytes']:,} and {entry['md5']}: the snapshot changed after it was committed"
             )
         snapshot.files.append(
@@ -139,8 +134,8 @@ def load_snapshot(folder: str) -> Snapshot:
                 path=path,
                 rel=entry["path"],
                 bytes=size,
-                md5=md5.hexdigest(),
-                sha1=sha1.hexdigest(),
+                md5=md5,
+                sha1=sha1,
                 records=entry.get("records", 0),
             )
         )
@@ -352,16 +347,9 @@ def verify_folder(folder: str) -> list[str]:
     problems: list[str] = []
 
     def digest(rel: str) -> tuple[str, str, int] | None:
-        path = f"{root}/{rel}"
-        if not fs.exists(path):
+        if not fs.exists(f"{root}/{rel}"):
             return None
-        md5, sha1, size = hashlib.md5(), hashlib.sha1(), 0
-        with fs.open(path, "rb") as f:
-            while chunk := f.read(1 << 22):
-                md5.update(chunk)
-                sha1.update(chunk)
-                size += len(chunk)
-        return md5.hexdigest(), sha1.hexdigest(), size
+        return file_digests(f"{folder.rstrip('/')}/{rel}", sha1=True)
 
     if fs.exists(f"{root}/{STATUS}"):
         status = json.loads(fs.cat_file(f"{root}/{STATUS}")).get("jobs", {}).get("wikisnap", {})

@@ -23,7 +23,6 @@ Orchestration only: build and update run in-process through their `run(config)` 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
 import json
 import logging
@@ -44,16 +43,16 @@ from wikisnap.pipelines.commit import (
     EXIT_ENVIRONMENT,
     EXIT_LOCKED,
     EnvironmentFailure,
+    FileLock,
     LockHeld,
     OutputError,
-    _json_bytes,
-    _read_holder,
-    _user,
-    _write_atomically,
-    describe_holder,
     environment_message,
+    holder_info,
+    json_bytes,
+    write_atomically,
 )
-from wikisnap.transforms.dumprun import SQL_JOBS, DumpRunError, parse_sums, plan_dump_run
+from wikisnap.transforms.dumprun import SQL_JOBS, DumpRunError, parse_sums, plan_dump_run, read_text
+from wikisnap.transforms.files import file_md5
 
 log = logging.getLogger("wikisnap")
 
@@ -254,47 +253,25 @@ def load_config(path: str) -> SyncConfig:
 
 
 class SyncLock:
-    """`WORK/.sync.lock`, flock'ed for the whole invocation (dies with its process, as OutputFolder's)."""
+    """`WORK/.sync.lock` for the whole invocation: commit.FileLock, as the output folders use."""
 
     def __init__(self, work: str):
         self.path = os.path.join(work, LOCK)
-        self.fd: int | None = None
+        self._lock = FileLock(self.path, holder_info("sync"))
 
     def __enter__(self) -> SyncLock:
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._lock.acquire(
+                held=f"another sync holds {os.path.dirname(self.path)}: {{holder}}; this one stops here",
+                stale="taking over the sync lock of {holder}, which is gone",
+            )
         except OSError as exc:
             raise EnvironmentFailure(environment_message(exc, self.path, "cannot write to the work folder")) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
-            raise LockHeld(
-                f"another sync holds {os.path.dirname(self.path)}: {describe_holder(holder)}; this one stops here"
-            ) from None
-        previous = _read_holder(fd)
-        if previous:
-            log.warning("taking over the sync lock of %s, which is gone", describe_holder(previous))
-        holder = {
-            "pid": os.getpid(),
-            "host": os.uname().nodename,
-            "user": _user(),
-            "command": "sync",
-            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(holder) + "\n").encode("utf-8"), 0)
-        self.fd = fd
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            os.ftruncate(self.fd, 0)
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
+        self._lock.release()
 
 
 # -- the ledger ----------------------------------------------------------------------------------------------
@@ -329,7 +306,7 @@ class Ledger:
     def save(self) -> None:
         data = {"wiki": self.db, "version": 1, "snapshots": self.snapshots, "published": self.published}
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        _write_atomically(fsspec.filesystem("file"), self.path, _json_bytes(data, indent=1), self.path + ".partial")
+        write_atomically(fsspec.filesystem("file"), self.path, json_bytes(data, indent=1), self.path + ".partial")
 
     def head(self) -> dict | None:
         return self.snapshots[-1] if self.snapshots else None
@@ -362,14 +339,6 @@ def list_dates(url: str) -> list[str]:
         if match:
             dates.add(match.group(1))
     return sorted(dates)
-
-
-def read_text(url: str) -> str | None:
-    try:
-        with fsspec.open(url, "rb") as f:
-            return f.read().decode("utf-8")
-    except FileNotFoundError:
-        return None
 
 
 @dataclass
@@ -445,7 +414,7 @@ def download_verified(url: str, dest: str, md5: str) -> int:
     UpstreamError when the bytes do not match: nothing is kept. A copy already at `dest` with the
     right md5 is kept (a sync killed after the download).
     """
-    if os.path.exists(dest) and _file_md5(dest) == md5:
+    if os.path.exists(dest) and file_md5(dest)[0] == md5:
         return os.path.getsize(dest)
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     temp = dest + ".partial"
@@ -463,14 +432,6 @@ def download_verified(url: str, dest: str, md5: str) -> int:
         )
     os.replace(temp, dest)
     return size
-
-
-def _file_md5(path: str) -> str:
-    md5 = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            md5.update(chunk)
-    return md5.hexdigest()
 
 
 # -- steps ---------------------------------------------------------------------------------------------------

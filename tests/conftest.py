@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import os
 import sys
 import tarfile
 from pathlib import Path
@@ -53,6 +54,18 @@ def read_snapshot(tar_path: Path) -> tuple[list[str], list[dict], list[bytes]]:
                 lines.append(line)
                 records.append(json.loads(line))
     return names, records, lines
+
+
+def published(root: Path) -> dict[str, bytes | str]:
+    """Every file under a published tree → its bytes; symlinks → their target."""
+    found: dict[str, bytes | str] = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            found[rel] = "-> " + os.readlink(path)
+        elif path.is_file():
+            found[rel] = path.read_bytes()
+    return found
 
 
 @pytest.fixture(scope="session")

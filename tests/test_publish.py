@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from test_outputs import run_cli, start
 
-from conftest import ENWIKI
+from conftest import ENWIKI, published
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,18 +34,6 @@ def snapshots(tmp_path_factory):
         assert code == 0, err
         out[date] = base / date
     return out
-
-
-def published(root: Path) -> dict[str, bytes | str]:
-    """Every file under a published tree → its bytes; symlinks → their target."""
-    found: dict[str, bytes | str] = {}
-    for path in sorted(root.rglob("*")):
-        rel = str(path.relative_to(root))
-        if path.is_symlink():
-            found[rel] = "-> " + os.readlink(path)
-        elif path.is_file():
-            found[rel] = path.read_bytes()
-    return found
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from httpserver import LoopbackServer
 from lxml import etree
 from test_outputs import kill_at, run_cli, start
 
-from conftest import DATA
+from conftest import DATA, published
 
 PEAR = DATA / "history" / "pywikibot__article-pear.xml"
 PYRUS = DATA / "history" / "pywikibot__article-pyrus.xml"
@@ -181,18 +181,6 @@ def sync_in_process(config: Path, *flags: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         code = main(["-q", "sync", "--config", str(config), *flags])
     return code, stdout.getvalue(), stderr.getvalue()
-
-
-def published(root: Path) -> dict[str, bytes | str]:
-    """Every file under a published tree → its bytes; symlinks → their target."""
-    found: dict[str, bytes | str] = {}
-    for path in sorted(root.rglob("*")):
-        rel = str(path.relative_to(root))
-        if path.is_symlink():
-            found[rel] = "-> " + os.readlink(path)
-        elif path.is_file():
-            found[rel] = path.read_bytes()
-    return found
 
 
 def published_records(tree: dict, date: str) -> list[dict]:

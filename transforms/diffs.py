@@ -41,8 +41,9 @@ from wikisnap.transforms.dumpreader import (
     open_dump,
     open_stream,
 )
+from wikisnap.transforms.files import CountingReader
 from wikisnap.transforms.read import DeadLetter
-from wikisnap.transforms.tarlines import CountingReader, TarLines
+from wikisnap.transforms.tarlines import TarLines
 
 TAG_CHANGES = "changes"
 TAG_DEADLETTERS = "deadletters"

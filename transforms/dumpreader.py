@@ -13,7 +13,6 @@ from __future__ import annotations
 import bz2
 import functools
 import gzip
-import hashlib
 import io
 import logging
 import os
@@ -28,6 +27,7 @@ from fsspec.implementations.local import LocalFileSystem
 from lxml import etree
 
 from wikisnap.schemas.siteinfo import Namespace, SiteInfo, dbname_from_base
+from wikisnap.transforms.files import HashingReader
 
 # Containers recognised by their first bytes.
 _MAGIC = (
@@ -119,35 +119,6 @@ class ReadStats:
     error: DumpError | None = None
     last_page: tuple[int, str] | None = None
     extra: dict = field(default_factory=dict)
-
-
-class _HashingReader(io.RawIOBase):
-    """Counts and hashes the raw (compressed) bytes as they stream past: one pass, no re-read."""
-
-    def __init__(self, raw):
-        self._raw = raw
-        self.md5 = hashlib.md5()
-        self.sha1 = hashlib.sha1()
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self._raw.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        if n:
-            self.md5.update(data)
-            self.sha1.update(data)
-            self.count += n
-        return n
-
-    def close(self) -> None:
-        try:
-            self._raw.close()
-        finally:
-            super().close()
 
 
 def input_size(path: str) -> int | None:
@@ -344,7 +315,7 @@ class _RangeReader(io.RawIOBase):
 
 def open_dump(
     path: str, *, read_ahead: bool = True, byte_range: tuple[int, int] | None = None, head: bool = False
-) -> tuple[io.BufferedIOBase, _HashingReader, str]:
+) -> tuple[io.BufferedIOBase, HashingReader, str]:
     """Open `path` for reading decompressed XML bytes.
 
     Returns `(stream, hasher, compression)`: read the XML from `stream`; `hasher` has counted and
@@ -361,7 +332,7 @@ def open_dump(
             raw = open_raw(path)  # open_raw names the problem
     else:
         raw = open_raw(path) if byte_range is None else _RangeReader(path, *byte_range)
-    hasher = _HashingReader(raw)
+    hasher = HashingReader(raw)
     buffered = io.BufferedReader(hasher, buffer_size=_HEAD_CHUNK if head else _READ_CHUNK)
     head = buffered.peek(16)[:16]
     compression = sniff_compression(path, head)

@@ -63,7 +63,8 @@ def resolve_run(run: str, mirror: str = DEFAULT_MIRROR) -> str:
     return f"{mirror.rstrip('/')}/{run.strip('/')}"
 
 
-def _read_text(url: str) -> str | None:
+def read_text(url: str) -> str | None:
+    """A small text file of a dump run or mirror (status, checksums) as text; None when absent."""
     try:
         with fsspec.open(url, "rb") as f:
             return f.read().decode("utf-8")
@@ -85,7 +86,7 @@ def plan_dump_run(run: str, *, mirror: str = DEFAULT_MIRROR, force: bool = False
     """Read a run's `dumpstatus.json` (and checksum files) and choose what to read."""
     run_url = resolve_run(run, mirror)
     try:
-        text = _read_text(f"{run_url}/dumpstatus.json")
+        text = read_text(f"{run_url}/dumpstatus.json")
     except Exception as exc:  # noqa: BLE001 - network and filesystem errors alike
         raise DumpRunError(f"{run_url}/dumpstatus.json: cannot be read: {exc}") from None
     if text is None:
@@ -132,7 +133,7 @@ def plan_dump_run(run: str, *, mirror: str = DEFAULT_MIRROR, force: bool = False
     # Older runs list no digests in dumpstatus.json: the md5sums/sha1sums files have them.
     prefix = xml[0].split("-pages-articles")[0]
     for kind in ("md5", "sha1"):
-        sums = _read_text(f"{run_url}/{prefix}-{kind}sums.txt")
+        sums = read_text(f"{run_url}/{prefix}-{kind}sums.txt")
         for name, digest in parse_sums(sums or "").items():
             plan.checksums.setdefault(name, {}).setdefault(kind, digest)
     if plan.not_done and not force:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import io
 import pickle
 import struct
 import tarfile
@@ -229,9 +230,18 @@ def iter_run(path: str) -> Iterator[tuple[int, int, dict]]:
             yield from pickle.loads(raw)
 
 
-def merge_runs(paths: Iterable[str]) -> Iterator[tuple[int, int, dict]]:
-    """K-way merge of sorted runs by (page id, newest revision first)."""
-    return heapq.merge(*(iter_run(p) for p in sorted(paths)), key=lambda item: (item[0], -item[1]))
+def merge_runs(paths: Iterable[str], with_source: bool = False) -> Iterator[tuple]:
+    """K-way merge of sorted runs by (page id, newest revision first) → `(page_id, rev_id, record)`.
+
+    `with_source=True` adds the path of the run each item came from: `(page_id, rev_id, record, path)`.
+    """
+
+    def tagged(path: str):
+        for page_id, rev_id, record in iter_run(path):
+            yield page_id, rev_id, record, path
+
+    runs = (tagged(p) if with_source else iter_run(p) for p in sorted(paths))
+    return heapq.merge(*runs, key=lambda item: (item[0], -item[1]))
 
 
 class SpillBuffer:
@@ -369,17 +379,64 @@ def assemble_tarball(path: str, members: list[tuple[str, MemberPart]], mtime: in
     return md5.hexdigest(), total
 
 
+class CountingReader(io.RawIOBase):
+    """Counts the raw bytes read through it (offsets for error messages, sizes for checks)."""
+
+    def __init__(self, raw):
+        self._raw = raw
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        if n:
+            self.count += n
+            self._seen(data)
+        return n
+
+    def _seen(self, data: bytes) -> None:
+        """What a subclass does with the bytes as they pass (nothing here)."""
+
+    def drain(self) -> None:
+        """Read to the end (so counts and hashes cover the whole file)."""
+        while self.read(1 << 22):
+            pass
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+class HashingReader(CountingReader):
+    """Counts and hashes (md5, and sha1 unless told not to) the bytes as they stream past: one pass."""
+
+    def __init__(self, raw, sha1: bool = True):
+        super().__init__(raw)
+        self.md5 = hashlib.md5()
+        self.sha1 = hashlib.sha1() if sha1 else None
+
+    def _seen(self, data: bytes) -> None:
+        self.md5.update(data)
+        if self.sha1 is not None:
+            self.sha1.update(data)
+
+
+def file_digests(path: str, sha1: bool = False) -> tuple[str, str | None, int]:
+    """(md5, sha1 or None, bytes) of a local file or URL, in one read."""
+    with HashingReader(open_read(path), sha1=sha1) as reader:
+        reader.drain()
+    return reader.md5.hexdigest(), reader.sha1.hexdigest() if sha1 else None, reader.count
+
+
 def file_md5(path: str) -> tuple[str, int]:
-    md5 = hashlib.md5()
-    total = 0
-    with open_read(path) as f:
-        while True:
-            chunk = f.read(1 << 22)
-            if not chunk:
-                break
-            md5.update(chunk)
-            total += len(chunk)
-    return md5.hexdigest(), total
+    md5, _sha1, size = file_digests(path)
+    return md5, size
 
 
 def write_bytes(path: str, data: bytes) -> None:

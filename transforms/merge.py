@@ -57,6 +57,7 @@ from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.article import EVENT_NAMESPACE
 from wikisnap.transforms.diffs import Change
 from wikisnap.transforms.files import (
+    CountingReader,
     GzipMemberWriter,
     MemberPart,
     file_md5,
@@ -69,7 +70,7 @@ from wikisnap.transforms.files import (
     tar_padding,
 )
 from wikisnap.transforms.read import DeadLetter
-from wikisnap.transforms.tarlines import CountingReader, TarLines
+from wikisnap.transforms.tarlines import TarLines
 from wikisnap.transforms.write import MemberSink, OutputFile, TextShard, WriteOptions, snapshot_id
 
 TAG_HITS = "hits"

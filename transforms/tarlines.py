@@ -13,33 +13,11 @@ import io
 import tarfile
 from collections.abc import Iterator
 
+from wikisnap.transforms.files import CountingReader
+
 
 class TarCutOff(ValueError):
     """The tar stream ended without its end-of-archive blocks: the file is truncated."""
-
-
-class CountingReader(io.RawIOBase):
-    """Counts the bytes read through it (raw offsets for error messages)."""
-
-    def __init__(self, raw):
-        self._raw = raw
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self._raw.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        self.count += n
-        return n
-
-    def close(self) -> None:
-        try:
-            self._raw.close()
-        finally:
-            super().close()
 
 
 class TarLines:

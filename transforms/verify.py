@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
 import json
 import tarfile
 import zlib
@@ -28,30 +27,11 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
-from wikisnap.transforms.files import open_read
+from wikisnap.transforms.files import HashingReader, open_read
 
 TAG_PROBLEMS = "problems"
 TARBALL_KINDS = ("tarball", "batch")
 PARQUET_KINDS = ("parquet", "text")  # text: the plain-text shards of `--formats text`
-
-
-class _HashingReader:
-    """A read-only file object that hashes and counts the bytes read through it."""
-
-    def __init__(self, raw):
-        self.raw = raw
-        self.md5 = hashlib.md5()
-        self.size = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n)
-        self.md5.update(data)
-        self.size += len(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(1 << 22):
-            pass
 
 
 def verify_file(output) -> tuple[int | None, list[str]]:
@@ -59,7 +39,7 @@ def verify_file(output) -> tuple[int | None, list[str]]:
     problems: list[str] = []
     counted: int | None = None
     with open_read(output.path) as raw:
-        reader = _HashingReader(raw)
+        reader = HashingReader(raw, sha1=False)
         try:
             if output.kind in TARBALL_KINDS:
                 counted = _count_tar_lines(reader)
@@ -70,8 +50,8 @@ def verify_file(output) -> tuple[int | None, list[str]]:
         except (OSError, EOFError, zlib.error, tarfile.TarError, ValueError) as exc:
             problems.append(f"{output.path}: unreadable ({exc})")
         reader.drain()
-    if reader.size != output.bytes:
-        problems.append(f"{output.path}: {reader.size:,} bytes on storage, {output.bytes:,} written")
+    if reader.count != output.bytes:
+        problems.append(f"{output.path}: {reader.count:,} bytes on storage, {output.bytes:,} written")
     if reader.md5.hexdigest() != output.md5:
         problems.append(f"{output.path}: md5 {reader.md5.hexdigest()} on storage, {output.md5} written")
     if output.kind in PARQUET_KINDS:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-import heapq
 import itertools
 import json
 import time
@@ -35,9 +34,9 @@ from wikisnap.transforms.files import (
     assemble_tarball,
     count_attempts,
     file_md5,
-    iter_run,
     join,
     mark_attempt,
+    merge_runs,
     move_once,
     new_attempt,
     open_write,
@@ -290,16 +289,6 @@ def text_sha1(record: dict) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def merge_sourced_runs(paths: list[str]):
-    """K-way merge of sorted spill runs by (page id, newest revision first) → `(page_id, rev_id, record, path)`."""
-
-    def tagged(path: str):
-        for page_id, rev_id, record in iter_run(path):
-            yield page_id, rev_id, record, path
-
-    return heapq.merge(*(tagged(p) for p in sorted(paths)), key=lambda item: (item[0], -item[1]))
-
-
 def pick_copy(copies: list, sources: dict[str, str]) -> tuple[dict, int, list[DeadLetter]]:
     """One page's copies from several inputs → (the record kept, copies superseded, conflict dead letters).
 
@@ -373,7 +362,7 @@ def write_bucket(
     html = None
     if html_paths is not None:
         html = HtmlJoin(dbname, list(html_paths), counts, deadletters if deadletters is not None else [])
-    for page_id, group in itertools.groupby(merge_sourced_runs(run_paths), key=lambda item: item[0]):
+    for page_id, group in itertools.groupby(merge_runs(run_paths, with_source=True), key=lambda item: item[0]):
         # The same page in several inputs (overlapping parts, or two copies of one revision).
         copies = list(group)
         record, superseded, letters = pick_copy(copies, sources)
