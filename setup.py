@@ -45,6 +45,11 @@ setup(
         "selectolax>=1.0",
         # fsspec's HTTP(S) filesystem: dumps and dump runs read straight from a mirror
         "aiohttp>=3.9",
+        # ISA-L gzip (PSF-2.0): members written 3x faster than zlib at the same size; stdlib fallback
+        "isal>=1.6",
+        # parallel C++ bz2 decoder (MIT/Apache-2.0): 1.3x the stdlib on one thread, runs beside the
+        # parse on more; stdlib fallback where no wheel exists
+        "indexed_bzip2>=1.6",
     ],
     extras_require={
         # `wikisnap publish --layout hf`: the dataset card's features and the upload

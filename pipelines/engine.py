@@ -19,6 +19,7 @@ import fsspec
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from wikisnap.pipelines.errors import UsageError
+from wikisnap.transforms.codecs import default_bz2_threads
 
 LOCAL_RUNNERS = {None, "", "direct", "directrunner", "fnapirunner"}
 # Runners whose workers all run on the launching machine (Beam's in-process and local runners):
@@ -69,6 +70,20 @@ def pipeline_options(config: BuildConfig) -> tuple[PipelineOptions, object, str]
         return options, FnApiRunner(provision_info=_worker_provision_info()), engine
     options = PipelineOptions(args)
     return options, options.view_as(StandardOptions).runner, f"Beam {runner}"
+
+
+def runs_on_this_machine(config) -> bool:
+    """Whether every worker of the run is a process on this machine (local runners)."""
+    runner = _flag_value(config.beam_args, "--runner")
+    return runner is None or runner.lower() in SINGLE_MACHINE_RUNNERS
+
+
+def bz2_threads_for(config) -> int:
+    """`--bz2-threads`, or by default the cores this machine leaves each local worker (1 elsewhere:
+    a cluster runs one SDK worker per core already)."""
+    if config.bz2_threads:
+        return config.bz2_threads
+    return default_bz2_threads(config.workers) if runs_on_this_machine(config) else 1
 
 
 def check_shared_temp(config, temp_root: str) -> None:

@@ -27,6 +27,7 @@ from fsspec.implementations.local import LocalFileSystem
 from lxml import etree
 
 from wikisnap.schemas.siteinfo import Namespace, SiteInfo, dbname_from_base
+from wikisnap.transforms.codecs import Bz2Reader, FileRange, RawDigests, fast_bz2_available
 from wikisnap.transforms.files import HashingReader
 
 # Containers recognised by their first bytes.
@@ -314,14 +315,20 @@ class _RangeReader(io.RawIOBase):
 
 
 def open_dump(
-    path: str, *, read_ahead: bool = True, byte_range: tuple[int, int] | None = None, head: bool = False
-) -> tuple[io.BufferedIOBase, HashingReader, str]:
+    path: str,
+    *,
+    read_ahead: bool = True,
+    byte_range: tuple[int, int] | None = None,
+    head: bool = False,
+    bz2_threads: int = 0,
+) -> tuple[io.BufferedIOBase, HashingReader | RawDigests, str]:
     """Open `path` for reading decompressed XML bytes.
 
     Returns `(stream, hasher, compression)`: read the XML from `stream`; `hasher` has counted and
     hashed the raw bytes read so far. `read_ahead=False` decompresses no more than asked for
     (header reads must not run into a truncation far behind the header). `head=True`: only the
-    first bytes will be read (see `open_head`).
+    first bytes will be read (see `open_head`). `bz2_threads` > 0: a local bz2 file is decoded by
+    indexed_bzip2 on that many threads (ahead of the parse), when it is installed.
     """
     if head:
         try:
@@ -338,6 +345,12 @@ def open_dump(
     compression = sniff_compression(path, head)
     if compression == "xml":
         return buffered, hasher, compression
+    if compression == "bz2" and read_ahead and bz2_threads > 0 and fast_bz2_available():
+        local = local_path(path)
+        if local is not None:
+            buffered.close()  # indexed_bzip2 reads the file itself
+            fast, digests = _open_fast_bz2(local, byte_range, bz2_threads)
+            return fast, digests, compression
     if compression == "bz2":
         stream: io.BufferedIOBase = bz2.BZ2File(buffered, "rb")
     else:
@@ -345,6 +358,30 @@ def open_dump(
     if not read_ahead:
         return stream, hasher, compression
     return io.BufferedReader(_ReadAhead(stream), buffer_size=_DECOMPRESSED_CHUNK), hasher, compression
+
+
+def local_path(path: str) -> str | None:
+    """The OS path of a local file (plain or `file://`), None for any other filesystem."""
+    try:
+        fs, fs_path = fsspec.core.url_to_fs(path)
+    except (ValueError, ImportError):
+        return None
+    return fs_path if isinstance(fs, LocalFileSystem) else None
+
+
+def _open_fast_bz2(local: str, byte_range: tuple[int, int] | None, threads: int):
+    """(stream, digests) of a local bz2 file or range, decoded by indexed_bzip2's threads."""
+    if byte_range is None:
+        source, start, end = local, 0, None
+        size = os.path.getsize(local)
+        reopen = functools.partial(open, local, "rb")
+    else:
+        start, end = byte_range
+        source, size = FileRange(local, start, end), end - start
+        reopen = functools.partial(FileRange, local, start, end)
+    reader = Bz2Reader(source, threads, size, reopen)
+    digests = RawDigests(local, start, end, position=lambda: reader.position)
+    return io.BufferedReader(reader, buffer_size=_DECOMPRESSED_CHUNK), digests
 
 
 class _ReadAhead(io.RawIOBase):
@@ -583,6 +620,7 @@ def iter_pages(
     *,
     progress=None,
     byte_range: tuple[int, int] | None = None,
+    bz2_threads: int = 0,
 ) -> Iterator[RawPage | PageFailure]:
     """Stream the pages of one dump file, or of the bz2 streams in `byte_range` of a multistream dump.
 
@@ -593,7 +631,7 @@ def iter_pages(
     """
     base = byte_range[0] if byte_range else 0  # errors name offsets in the file, not the range
     try:
-        stream, hasher, compression = open_dump(path, byte_range=byte_range)
+        stream, hasher, compression = open_dump(path, byte_range=byte_range, bz2_threads=bz2_threads)
     except DumpError as exc:
         stats.error = exc
         return

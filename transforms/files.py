@@ -20,7 +20,6 @@ import pickle
 import struct
 import tarfile
 import uuid
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ import fsspec
 import pyarrow as pa
 
 from wikisnap import faults
+from wikisnap.transforms.codecs import gzip_compressor
 
 _FRAME = struct.Struct("<II")  # compressed length, raw length
 _FRAME_TARGET = 4 << 20  # bytes of pickled records per spill frame
@@ -323,7 +323,7 @@ def tar_header(name: str, size: int, mtime: int) -> bytes:
 
 def gzip_member(data: bytes, level: int = 3) -> bytes:
     """One complete gzip member (fixed header: no name, mtime 0) — the same bytes on every run."""
-    comp = zlib.compressobj(level, zlib.DEFLATED, 31)
+    comp = gzip_compressor(level)
     return comp.compress(data) + comp.flush()
 
 
@@ -333,7 +333,7 @@ class GzipMemberWriter:
     def __init__(self, path: str, level: int = 3):
         self.path = path
         self._out = open_write(path)
-        self._comp = zlib.compressobj(level, zlib.DEFLATED, 31)
+        self._comp = gzip_compressor(level)
         self.size = 0
 
     def write(self, data: bytes) -> None:

@@ -109,6 +109,7 @@ class ReadOptions:
     spill_bytes: int
     max_page_bytes: int
     progress_seconds: float = 10.0
+    bz2_threads: int = 0  # > 0: local bz2 inputs decoded by indexed_bzip2 on that many threads
     slim: bool = False  # `--formats text` alone: records carry only what the text output needs
 
 
@@ -210,7 +211,9 @@ class ReadParseSpillFn(beam.DoFn):
         progress = _Progress(
             source_label, length, opts.progress_seconds, join(opts.temp_dir, "progress", f"{unit.name}.json")
         )
-        for item in iter_pages(unit.path, site, stats, progress=progress, byte_range=byte_range):
+        for item in iter_pages(
+            unit.path, site, stats, progress=progress, byte_range=byte_range, bz2_threads=opts.bz2_threads
+        ):
             self.c_pages.inc()
             if isinstance(item, PageFailure):
                 yield dead_letter(item.reason, item.page_id, item.title, item.raw_xml)

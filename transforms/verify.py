@@ -18,15 +18,14 @@ What is checked, per kind of file:
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import tarfile
-import zlib
 
 import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
+from wikisnap.transforms.codecs import DECOMPRESS_ERRORS, gzip_reader
 from wikisnap.transforms.files import HashingReader, open_read
 
 TAG_PROBLEMS = "problems"
@@ -47,7 +46,7 @@ def verify_file(output) -> tuple[int | None, list[str]]:
                 counted = _count_lines(reader)
             elif output.kind.endswith("metadata"):
                 json.loads(reader.read())
-        except (OSError, EOFError, zlib.error, tarfile.TarError, ValueError) as exc:
+        except (*DECOMPRESS_ERRORS, tarfile.TarError, ValueError) as exc:
             problems.append(f"{output.path}: unreadable ({exc})")
         reader.drain()
     if reader.count != output.bytes:
@@ -77,7 +76,7 @@ def _count_tar_lines(reader) -> int:
     """NDJSON lines in a (multi-member) .tar.gz, checking gzip CRCs and tar framing on the way."""
     lines = 0
     # GzipFile reads concatenated members and checks each one's CRC and length.
-    with gzip.GzipFile(fileobj=reader, mode="rb") as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
+    with gzip_reader(reader) as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
         for member in tar:
             data = tar.extractfile(member)
             if data is None:
