@@ -109,7 +109,7 @@ class BuildConfig:
     gzip_level: int = 3
     bz2_threads: int = 0  # 0: the cores left to each local worker (1 on other runners)
     bucket_span: int = 1_000_000
-    spill_mb: int = 64
+    spill_mb: int = 16
     max_page_bytes: int = 32 << 20
     allow_truncated: bool = False
     fail_on_dead_letters: bool = False
@@ -269,9 +269,10 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--spill-mb",
         type=positive_int,
-        default=64,
+        default=16,
         metavar="MB",
-        help="memory a reader buffers before spilling a sorted run to the temp folder (default 64)",
+        help="memory a reader buffers (pickled records) before spilling a sorted run to the temp folder "
+        "(default 16)",
     )
     parser.add_argument(
         "--max-page-bytes",

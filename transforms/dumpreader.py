@@ -381,7 +381,9 @@ def _open_fast_bz2(local: str, byte_range: tuple[int, int] | None, threads: int)
         reopen = functools.partial(FileRange, local, start, end)
     reader = Bz2Reader(source, threads, size, reopen)
     digests = RawDigests(local, start, end, position=lambda: reader.position)
-    return io.BufferedReader(reader, buffer_size=_DECOMPRESSED_CHUNK), digests
+    # 1 MB: indexed_bzip2 decodes ahead in its own threads already (the stdlib path's 8 MB
+    # stretches are for the CPU cache, see _ReadAhead)
+    return io.BufferedReader(reader, buffer_size=_READ_CHUNK), digests
 
 
 class _ReadAhead(io.RawIOBase):

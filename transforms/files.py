@@ -30,7 +30,10 @@ from wikisnap import faults
 from wikisnap.transforms.codecs import gzip_compressor
 
 _FRAME = struct.Struct("<II")  # compressed length, raw length
-_FRAME_TARGET = 4 << 20  # bytes of pickled records per spill frame
+# Bytes of pickled records per spill frame. A merge holds one decoded frame per run, so this times
+# the runs of a bucket is the writer's merge memory: small frames keep it flat as inputs grow
+# (enwiki's biggest buckets, ~100 runs of 16 MB: 25 MB).
+_FRAME_TARGET = 256 << 10
 _CODEC = "zstd"
 TAR_BLOCK = 512
 
@@ -190,17 +193,25 @@ class SpillRun:
     source: str = ""  # the input file the unit read (named by same-revision conflicts)
 
 
-def write_run(path: str, items: list[tuple[int, int, dict]]) -> None:
-    """Write `(page_id, rev_id, record)` items, sorted, as zstd frames of pickled lists."""
+def pack_record(record: dict) -> bytes:
+    """A record as the compact bytes a spill buffer holds (a third of its size as Python objects)."""
+    return pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def write_run(path: str, items: list[tuple[int, int, dict | bytes]]) -> None:
+    """Write `(page_id, rev_id, record)` items, sorted, as zstd frames of pickled records.
+
+    A record is a dict or already `pack_record`ed bytes. A frame is a pickled list of
+    `(page_id, rev_id, packed record)`; records are unpacked one at a time when read.
+    """
     items.sort(key=lambda item: (item[0], -item[1]))
     with open_write(path) as out:
-        batch: list[tuple[int, int, dict]] = []
+        batch: list[tuple[int, int, bytes]] = []
         size = 0
-        for item in items:
-            batch.append(item)
-            body = item[2].get("article_body")
-            size += len(body.get("wikitext", "")) + len(body.get("html", "")) if body else 0
-            size += 512
+        for page_id, rev_id, record in items:
+            blob = record if isinstance(record, bytes) else pack_record(record)
+            batch.append((page_id, rev_id, blob))
+            size += len(blob)
             if size >= _FRAME_TARGET:
                 _write_frame(out, batch)
                 batch, size = [], 0
@@ -216,7 +227,7 @@ def _write_frame(out, batch: list) -> None:
 
 
 def iter_run(path: str) -> Iterator[tuple[int, int, dict]]:
-    """Stream the items of one spill run, one frame in memory at a time."""
+    """Stream the items of one spill run, one frame in memory at a time (as bytes)."""
     with open_read(path) as f:
         while True:
             head = f.read(_FRAME.size)
@@ -227,7 +238,10 @@ def iter_run(path: str) -> Iterator[tuple[int, int, dict]]:
             packed_len, raw_len = _FRAME.unpack(head)
             packed = f.read(packed_len)
             raw = pa.decompress(packed, decompressed_size=raw_len, codec=_CODEC, asbytes=True)
-            yield from pickle.loads(raw)
+            frame = pickle.loads(raw)
+            del raw, packed
+            for page_id, rev_id, blob in frame:
+                yield page_id, rev_id, pickle.loads(blob)
 
 
 def merge_runs(paths: Iterable[str], with_source: bool = False) -> Iterator[tuple]:
@@ -257,16 +271,21 @@ class SpillBuffer:
         self.prefix = f"{unit_name}-{attempt}" if attempt else unit_name
         self.bucket_span = bucket_span
         self.budget = budget_bytes
-        self.buffers: dict[tuple[str, int, int], list[tuple[int, int, dict]]] = {}
+        self.buffers: dict[tuple[str, int, int], list[tuple[int, int, bytes]]] = {}
         self.buffered = 0
         self.sequence = 0
         self.runs: list[SpillRun] = []
 
-    def add(self, dbname: str, ns: int, page_id: int, rev_id: int, record: dict, size: int) -> list[SpillRun]:
-        """Add one record; returns the runs written if the budget was passed (else [])."""
+    def add(self, dbname: str, ns: int, page_id: int, rev_id: int, record: dict, size: int = 0) -> list[SpillRun]:
+        """Add one record; returns the runs written if the budget was passed (else []).
+
+        The record waits pickled: the budget is then the memory it takes (`size`, the caller's
+        estimate of its text, is no longer needed and kept for callers only).
+        """
         key = (dbname, ns, page_id // self.bucket_span)
-        self.buffers.setdefault(key, []).append((page_id, rev_id, record))
-        self.buffered += size + 512
+        blob = pack_record(record)
+        self.buffers.setdefault(key, []).append((page_id, rev_id, blob))
+        self.buffered += len(blob) + 100
         if self.buffered >= self.budget:
             return self.flush()
         return []

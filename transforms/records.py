@@ -282,7 +282,6 @@ def html_item(text: str, namespaces: frozenset[int]) -> tuple[tuple[str, int, in
         raise HtmlError(f"cannot tell the wiki of {ident.base_url} (not a Wikimedia project URL)")
     # Parsoid before HTML 2.x writes no mw:pageNamespace: the title's prefix, by canonical names
     ns = ident.ns if ident.ns is not None else SiteInfo(dbname=db).split_title(ident.title)[0]
-    # the body under article_body so spill runs size their frames by it (files.write_run)
     item = {"article_body": {"html": text}, "title": ident.title, "rev": ident.rev_id}
     if ns in namespaces:
         try:

@@ -81,10 +81,13 @@ def _count_tar_lines(reader) -> int:
             data = tar.extractfile(member)
             if data is None:
                 raise ValueError(f"member {member.name} is not a regular file")
-            body = data.read()
-            if body and not body.endswith(b"\n"):
+            last = b""
+            # in 4 MB pieces: a member is up to --member-size-mb of NDJSON
+            while chunk := data.read(1 << 22):
+                lines += chunk.count(b"\n")
+                last = chunk
+            if last and not last.endswith(b"\n"):
                 raise ValueError(f"member {member.name} ends inside a line")
-            lines += body.count(b"\n")
         trailer = gz.read()
     if trailer.strip(b"\0"):
         raise ValueError("bytes after the end-of-archive blocks")
