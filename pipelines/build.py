@@ -271,8 +271,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=16,
         metavar="MB",
-        help="memory a reader buffers (pickled records) before spilling a sorted run to the temp folder "
-        "(default 16)",
+        help="memory a reader buffers (pickled records) before spilling a sorted run to the temp folder (default 16)",
     )
     parser.add_argument(
         "--max-page-bytes",
