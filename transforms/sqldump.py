@@ -324,6 +324,11 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "linktarget": ("lt_id", "lt_namespace", "lt_title"),
     "page_restrictions": ("pr_page", "pr_type", "pr_level", "pr_expiry"),
     "wb_items_per_site": ("ips_item_id", "ips_site_id", "ips_site_page"),
+    # issue 15: page image sizes, Wikidata entity usage, editor groups, FlaggedRevs stable revisions
+    "image": ("img_name", "img_width", "img_height"),
+    "wbc_entity_usage": ("eu_page_id", "eu_entity_id", "eu_aspect"),
+    "user_groups": ("ug_user", "ug_group"),  # plus ug_expiry since MW 1.29
+    "flaggedpages": ("fp_page_id", "fp_stable"),
 }
 SUPPORTED_TABLES = tuple(REQUIRED_COLUMNS)
 
@@ -362,6 +367,15 @@ def mysql_time_to_rfc3339(value: str | None) -> str | None:
 
 
 _DB_PREFIX = re.compile(r"(?:^|__)([a-z][a-z0-9_]*?)-(?:\d{8}|latest)-")
+
+
+_DATE_IN_NAME = re.compile(r"(?:^|__)[a-z][a-z0-9_]*?-(\d{8})-")
+
+
+def date_from_name(path: str) -> str | None:
+    """`enwiki-20240301-user_groups.sql.gz` → `'20240301'` (the dump run's date); None without one."""
+    match = _DATE_IN_NAME.search(os.path.basename(path.rstrip("/")))
+    return match.group(1) if match else None
 
 
 def db_from_name(path: str) -> str | None:
