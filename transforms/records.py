@@ -56,7 +56,19 @@ TAG_HTML = "html"
 # when nothing changed the record (older WME records order some keys differently from the
 # current struct order the serialiser writes, and their bytes must survive).
 WME_LINE = "\x00wme_line"
-_PRISTINE_KEYS = ("redirects", "main_entity", "protection", "categories", "templates", "abstract", "article_body")
+_PRISTINE_KEYS = (
+    "redirects",
+    "main_entity",
+    "protection",
+    "categories",
+    "templates",
+    "abstract",
+    "article_body",
+    # SQL tables of issue 15 (the writer replaces `version` rather than changing it in place)
+    "image",
+    "additional_entities",
+    "version",
+)
 HTML_FIELDS = ("categories", "templates", "abstract")
 _TAR_MAGIC_AT = 257
 _MAX_LINE = 256 << 20

@@ -312,7 +312,8 @@ def merge_page_tables(record: dict, enrichment: dict, opts: WriteOptions, counts
         if stable is None:
             add("enrich/flagged/records_not_reviewed")
         elif stable == version.get("identifier"):
-            version["is_flagged_stable"] = True
+            # a new dict, never a change in place: a WME record's writer compares before and after
+            version = record["version"] = {**version, "is_flagged_stable": True}
             add("enrich/flagged/records_stable")
         else:  # the current revision awaits review: the stable one is older
             add("enrich/flagged/records_pending")
@@ -325,7 +326,8 @@ def merge_page_tables(record: dict, enrichment: dict, opts: WriteOptions, counts
         elif "groups" in editor:
             add("enrich/editor_groups/records_kept")
         elif user_id in known:
-            editor.update(editor_fields(known[user_id], editor.get("name") or ""))
+            editor = {**editor, **editor_fields(known[user_id], editor.get("name") or "")}
+            record["version"] = {**version, "editor": editor}
             add(
                 "enrich/editor_groups/records_with_explicit"
                 if known[user_id]
