@@ -10,6 +10,7 @@ against WME's own output: the file URL of `AJ_Ginnis.png` (frwiki, 2024) and the
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from pathlib import Path
@@ -23,6 +24,7 @@ from wikisnap.schemas.arrow import table_to_records
 from wikisnap.schemas.serialize import to_wme_json_bytes
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.enrich import editor_fields, file_url, page_enrichment, upload_dir
+from wikisnap.transforms.sqldump import sql_int, sql_text
 
 GOLDEN = DATA / "golden" / "enwiki_namespace_0.lines.sha256"
 SQUIRREL = DATA / "wme" / "sdk-articles-3lines-2023.ndjson"  # line 2: enwiki "Squirrel", Aug 2023
@@ -346,9 +348,8 @@ def test_page_enrichment_new_kinds():
         [
             ("I", (1, "https://u/non-free.jpg", 10, 20)),
             ("I", (0, "https://u/free.jpg", 0, 0)),
-            ("E", ("Q2", "T")),
-            ("E", ("Q10", "S")),
-            ("E", ("Q2", "C.P31")),
+            ("E", (("Q2", "T"), ("Q10", "S"))),  # one run of neighbouring rows of the page
+            ("E", (("Q2", "C.P31"),)),
             ("F", 5),
             ("G", (7, ("sysop",))),
             ("G", (7, ("bot",))),
@@ -358,3 +359,77 @@ def test_page_enrichment_new_kinds():
     assert [e["identifier"] for e in got["additional_entities"]] == ["Q10", "Q2"]  # bytes: "Q1" < "Q2"
     assert got["additional_entities"][1]["aspects"] == ["C.P31", "T"]
     assert got["flagged_stable"] == 5 and got["editor_groups"] == {7: ("bot", "sysop")}
+
+
+# -- the fast reader (sqldump.iter_raw_batches) against the exact one (iter_rows) ----------------
+
+REAL_DUMPS = sorted((DATA / "sql").glob("*.sql.gz"))
+
+
+def _both(path, columns):
+    """(rows from iter_raw_batches converted, rows from iter_rows) — NULL strings as '' in both."""
+    from wikisnap.transforms.sqldump import (
+        _NUMERIC_TYPES,
+        iter_raw_batches,
+        iter_rows,
+        raw_column_index,
+        read_sql_header,
+    )
+
+    header = read_sql_header(str(path))
+    idx = raw_column_index(header, columns)
+    numeric = {c: t in _NUMERIC_TYPES for c, t in zip(header.columns, header.types, strict=True)}
+
+    def number(raw: bytes):
+        value = sql_int(raw) if raw == b"NULL" or raw.lstrip(b"-").isdigit() else float(raw)
+        return value
+
+    fast = [
+        tuple(number(row[idx[c]]) if numeric[c] else sql_text(row[idx[c]]) for c in columns)
+        for batch in iter_raw_batches(str(path), header, columns)
+        for row in batch
+    ]
+    exact = [
+        tuple("" if v is None and not numeric[c] else v for c, v in zip(columns, row, strict=True))
+        for row in iter_rows(str(path), header, columns)
+    ]
+    return fast, exact
+
+
+@pytest.mark.parametrize("path", REAL_DUMPS, ids=lambda p: p.name[:40])
+def test_fast_reader_gives_the_exact_readers_rows_on_every_real_dump(path):
+    from wikisnap.transforms.sqldump import read_sql_header
+
+    header = read_sql_header(str(path))
+    # every column: numbers, strings with escapes and UTF-8, NULLs
+    fast, exact = _both(path, header.columns)
+    assert fast == exact and len(fast) > 0
+
+
+def test_fast_reader_escapes_multiline_statements_and_bad_rows(tmp_path):
+    from wikisnap.transforms.sqldump import SqlDumpError, iter_raw_batches, read_sql_header
+
+    rows = [(1, "Q1", "S", 12), (2, "Q1", "L.en", 12), (3, "it's\\a\nb", "T", 25), (4, "Q5", "O", 25)]
+    good = sql_dump(tmp_path / "enwiki-20240301-wbc_entity_usage.sql.gz", RM_PAGE_PROPS, rows, create=WBC_ENTITY_USAGE)
+    fast, exact = _both(good, ("eu_row_id", "eu_entity_id", "eu_aspect", "eu_page_id"))
+    assert fast == exact == [tuple(r) for r in rows]
+    # one statement over several lines (not mysqldump's layout): the exact reader takes over
+    text = gzip.decompress(good.read_bytes()).replace(b"VALUES (", b"VALUES\n(")
+    split = tmp_path / "enwiki-20240301-wbc_entity_usage.sql"
+    split.write_bytes(text)
+    fast, exact = _both(split, ("eu_row_id", "eu_entity_id", "eu_aspect", "eu_page_id"))
+    assert fast == exact == [tuple(r) for r in rows]
+    # a bad row on the second INSERT line: the first line's rows come, then the exact error
+    text = gzip.decompress(good.read_bytes())
+    insert = text[text.index(b"INSERT INTO") : text.index(b";\n", text.index(b"INSERT INTO")) + 2]
+    bad_text = text.replace(insert, insert + insert.replace(b"(4,'Q5','O',25)", b"(4,'Q5','O')"))
+    bad = tmp_path / "bad-wbc_entity_usage.sql"
+    bad.write_bytes(bad_text)
+    header = read_sql_header(str(bad))
+    got = []
+    with pytest.raises(SqlDumpError) as err:
+        for batch in iter_raw_batches(str(bad), header, ("eu_page_id",)):
+            got.extend(batch)
+    assert len(got) == 7 and "has 3 values, its CREATE TABLE 4 columns" in str(err.value)
+    line = bad_text[: bad_text.rindex(b"INSERT INTO")].count(b"\n") + 1
+    assert f"line {line}:" in str(err.value) and str(bad) in str(err.value)

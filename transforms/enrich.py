@@ -43,8 +43,12 @@ from wikisnap.transforms.sqldump import (
     SqlDumpError,
     SqlHeader,
     date_from_name,
+    iter_raw_batches,
     iter_rows,
     mysql_time_to_rfc3339,
+    raw_column_index,
+    sql_int,
+    sql_text,
 )
 
 TAG_BY_PAGE = "by_page"
@@ -237,30 +241,23 @@ def keyed_rows(inp: SqlInput, sites: EnrichOptions, counts: dict[tuple[str, str]
     site = sites.site(db) if db else None
     table = inp.table
 
-    def count(name: str) -> None:
+    def count(name: str, n: int = 1) -> None:
         key = (db, f"enrich/{table}/{name}")
-        counts[key] = counts.get(key, 0) + 1
+        counts[key] = counts.get(key, 0) + n
 
+    if table in _FAST_TABLES:
+        # Whole INSERT lines through one C regex (sqldump.iter_raw_rows); counts kept in locals.
+        tally: dict[str, int] = {}
+        try:
+            batches = iter_raw_batches(inp.path, header, wanted)
+            yield from _FAST_TABLES[table](batches, raw_column_index(header, wanted), db, inp, sites, tally)
+        finally:
+            for name, n in tally.items():
+                if n:
+                    count(name, n)
+        return
     rows = iter_rows(inp.path, header, wanted)
-    if table == "page_props":
-        i_page, i_name, i_value = cols["pp_page"], cols["pp_propname"], cols["pp_value"]
-        for row in rows:
-            name = row[i_name]
-            if name in PAGE_IMAGE_PROPS:
-                # Met with image.sql by file name (ResolvePageImages); the best one is picked per page.
-                count("rows_used")
-                yield TAG_BY_FILE, (row[i_value].replace(" ", "_"), ("P", db, row[i_page], PAGE_IMAGE_PROPS[name]))
-                continue
-            if name != "wikibase_item":
-                count("rows_other_property")
-                continue
-            qid = qid_of(row[i_value])
-            if qid is None:
-                count("rows_bad_qid")
-                continue
-            count("rows_used")
-            yield TAG_BY_PAGE, ((db, row[i_page]), ("Q", qid))
-    elif table == "page_restrictions":
+    if table == "page_restrictions":
         i_page, i_type, i_level, i_expiry = cols["pr_page"], cols["pr_type"], cols["pr_level"], cols["pr_expiry"]
         for row in rows:
             count("rows_used")
@@ -316,34 +313,133 @@ def keyed_rows(inp: SqlInput, sites: EnrichOptions, counts: dict[tuple[str, str]
     elif table == "wb_items_per_site":
         i_item, i_site, i_page = cols["ips_item_id"], cols["ips_site_id"], cols["ips_site_page"]
         yield from _title_qids(((r[i_site], r[i_page], r[i_item]) for r in rows), sites, counts, table)
-    elif table == "image":
-        i_name, i_width, i_height = cols["img_name"], cols["img_width"], cols["img_height"]
-        for row in rows:
-            count("rows_used")
-            yield TAG_BY_FILE, (row[i_name], ("L", db, row[i_width] or 0, row[i_height] or 0))
-    elif table == "wbc_entity_usage":
-        i_page, i_entity, i_aspect = cols["eu_page_id"], cols["eu_entity_id"], cols["eu_aspect"]
-        for row in rows:
-            count("rows_used")
-            yield TAG_BY_PAGE, ((db, row[i_page]), ("E", (row[i_entity], row[i_aspect])))
-    elif table == "flaggedpages":
-        i_page, i_stable = cols["fp_page_id"], cols["fp_stable"]
-        for row in rows:
-            count("rows_used")
-            yield TAG_BY_PAGE, ((db, row[i_page]), ("F", row[i_stable]))
-    elif table == "user_groups":
-        i_user, i_group = cols["ug_user"], cols["ug_group"]
-        i_expiry = cols.get("ug_expiry")
-        cutoff = membership_cutoff(sites.snapshot_date, inp.path)
-        for row in rows:
-            expiry = row[i_expiry] if i_expiry is not None else None
-            if expiry and cutoff and expiry < cutoff:
-                count("rows_expired")
-                continue
-            count("rows_used")
-            yield TAG_BY_USER, ((db, row[i_user]), row[i_group])
     else:  # validated by the launcher; a guard for direct callers
         raise SqlDumpError(inp.path, f"table `{table}` is not read by wikisnap", kind="invalid")
+
+
+# The tables read through the fast path: (raw batches, column index, db, input, options, tally) → elements.
+# Dumps come in primary-key order, so wbc_entity_usage rows of one page (mostly) and user_groups
+# rows of one user (always) are neighbours: each run of them travels as one element, which spares
+# the shuffle an element per row.
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape") if b"\\" not in raw else sql_text(raw)
+
+
+class _Texts(dict):
+    """bytes → str for values that repeat (aspects, popular entities, group names): one decode each.
+
+    `texts[raw]` decodes on a miss; past `limit` entries it starts over, so unique values (most
+    item ids) cannot grow it without bound.
+    """
+
+    def __init__(self, limit: int = 1 << 16):
+        super().__init__()
+        self.limit = limit
+
+    def __missing__(self, raw: bytes) -> str:
+        if len(self) >= self.limit:
+            self.clear()
+        text = self[raw] = _text(raw)
+        return text
+
+
+def _page_props_rows(batches, idx, db, inp, sites, tally):
+    i_page, i_name, i_value = idx["pp_page"], idx["pp_propname"], idx["pp_value"]
+    used = other = bad = 0
+    for rows in batches:
+        for row in rows:
+            name = row[i_name]
+            if name == b"wikibase_item":
+                qid = qid_of(_text(row[i_value]))
+                if qid is None:
+                    bad += 1
+                    continue
+                used += 1
+                yield TAG_BY_PAGE, ((db, int(row[i_page])), ("Q", qid))
+            elif name in _PAGE_IMAGE_PROPS_RAW:
+                # Met with image.sql by file name (ResolvePageImages); the best one is picked per page.
+                used += 1
+                file_name = _text(row[i_value]).replace(" ", "_")
+                yield TAG_BY_FILE, (file_name, ("P", db, int(row[i_page]), _PAGE_IMAGE_PROPS_RAW[name]))
+            else:
+                other += 1
+    tally.update(rows_used=used, rows_other_property=other, rows_bad_qid=bad)
+
+
+def _image_rows(batches, idx, db, inp, sites, tally):
+    i_name, i_width, i_height = idx["img_name"], idx["img_width"], idx["img_height"]
+    n = 0
+    for rows in batches:
+        n += len(rows)
+        for row in rows:
+            yield TAG_BY_FILE, (_text(row[i_name]), ("L", db, sql_int(row[i_width]) or 0, sql_int(row[i_height]) or 0))
+    tally["rows_used"] = n
+
+
+def _entity_usage_rows(batches, idx, db, inp, sites, tally):
+    i_page, i_entity, i_aspect = idx["eu_page_id"], idx["eu_entity_id"], idx["eu_aspect"]
+    n = 0
+    page, usages = None, []
+    texts = _Texts()
+    for rows in batches:
+        n += len(rows)
+        for row in rows:
+            if row[i_page] != page:
+                if usages:
+                    yield TAG_BY_PAGE, ((db, int(page)), ("E", tuple(usages)))
+                page, usages = row[i_page], []
+            usages.append((texts[row[i_entity]], texts[row[i_aspect]]))
+    if usages:
+        yield TAG_BY_PAGE, ((db, int(page)), ("E", tuple(usages)))
+    tally["rows_used"] = n
+
+
+def _flaggedpages_rows(batches, idx, db, inp, sites, tally):
+    i_page, i_stable = idx["fp_page_id"], idx["fp_stable"]
+    n = 0
+    for rows in batches:
+        n += len(rows)
+        for row in rows:
+            yield TAG_BY_PAGE, ((db, int(row[i_page])), ("F", int(row[i_stable])))
+    tally["rows_used"] = n
+
+
+def _user_groups_rows(batches, idx, db, inp, sites, tally):
+    i_user, i_group = idx["ug_user"], idx["ug_group"]
+    i_expiry = idx.get("ug_expiry")
+    cutoff = membership_cutoff(sites.snapshot_date, inp.path)
+    raw_cutoff = cutoff.encode("ascii") if cutoff else None
+    used = expired = 0
+    user, groups = None, []
+    texts = _Texts()
+    check = raw_cutoff is not None and i_expiry is not None
+    for rows in batches:
+        for row in rows:
+            # ug_expiry: NULL (never) or a MySQL timestamp; both compare as ASCII bytes
+            if check and row[i_expiry] not in (b"", b"NULL") and row[i_expiry] < raw_cutoff:
+                expired += 1
+                continue
+            used += 1
+            if row[i_user] != user:
+                if groups:
+                    yield TAG_BY_USER, ((db, int(user)), tuple(groups))
+                user, groups = row[i_user], []
+            groups.append(texts[row[i_group]])
+    if groups:
+        yield TAG_BY_USER, ((db, int(user)), tuple(groups))
+    tally.update(rows_used=used, rows_expired=expired)
+
+
+_PAGE_IMAGE_PROPS_RAW = {name.encode("ascii"): rank for name, rank in PAGE_IMAGE_PROPS.items()}
+_FAST_TABLES = {
+    "page_props": _page_props_rows,
+    "image": _image_rows,
+    "wbc_entity_usage": _entity_usage_rows,
+    "flaggedpages": _flaggedpages_rows,
+    "user_groups": _user_groups_rows,
+}
 
 
 def _title_qids(rows, sites: EnrichOptions, counts: dict[tuple[str, str], int], table: str):
@@ -569,7 +665,7 @@ class _ResolveImagesFn(beam.DoFn):
 
 
 class _JoinEditorGroupsFn(beam.DoFn):
-    """(db, user_id) → {U: [(ns, page)], G: [group]} → `((db, page), ('G', (user_id, groups)))` per page.
+    """(db, user_id) → {U: [(ns, page)], G: [(group, …)]} → `((db, page), ('G', (user_id, groups)))` per page.
 
     Every page of a registered editor gets an item (groups may be empty), so the writer knows the
     editor was looked up: a record whose editor has no item keeps its editor as it is.
@@ -581,7 +677,7 @@ class _JoinEditorGroupsFn(beam.DoFn):
     def process(self, element):
         (db, user_id), groups = element
         pages = sorted(set(groups["U"]))
-        names = tuple(sorted(set(groups["G"])))
+        names = tuple(sorted({name for run in groups["G"] for name in run}))
         if not pages:
             if names:  # members who made no revision of this snapshot: most of user_groups
                 yield _stat(db, "editor_groups/users_without_revision")
@@ -612,8 +708,8 @@ def page_enrichment(site: SiteInfo | None, items: Iterable[tuple]) -> dict:
             categories.add(value)
         elif kind == "I":
             images.add(value)
-        elif kind == "E":
-            usages.add(value)
+        elif kind == "E":  # ((entity, aspect), …) of one run of rows
+            usages.update(value)
         elif kind == "F":
             stable.add(value)
         elif kind == "G":
