@@ -901,6 +901,13 @@ def enrichment_summary(c: dict[str, int]) -> str:
         parts.append(f"protection on {c['enrich/records_with_protection']:,} records")
     if "enrich/redirect/attached" in c:
         parts.append(f"{c['enrich/redirect/attached']:,} SQL redirects attached")
+    for name, label in (("image", "image"), ("entities", "entity usage")):
+        if f"enrich/{name}/records_with" in c or f"enrich/{name}/records_without" in c:
+            parts.append(f"{label} on {c.get(f'enrich/{name}/records_with', 0):,} records")
+    if "enrich/editor_groups/records_with_explicit" in c:
+        parts.append(f"{c['enrich/editor_groups/records_with_explicit']:,} editors with groups")
+    if "enrich/flagged/records_stable" in c:
+        parts.append(f"{c['enrich/flagged/records_stable']:,} flagged stable")
     unmatched = sum(v for k, v in c.items() if k.startswith("enrich/") and "unmatched" in k)
     parts.append(f"{unmatched:,} SQL rows matched no page of the run")
     return "enrichment: " + "; ".join(parts)

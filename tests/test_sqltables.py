@@ -348,8 +348,8 @@ def test_page_enrichment_new_kinds():
         [
             ("I", (1, "https://u/non-free.jpg", 10, 20)),
             ("I", (0, "https://u/free.jpg", 0, 0)),
-            ("E", (("Q2", "T"), ("Q10", "S"))),  # one run of neighbouring rows of the page
-            ("E", (("Q2", "C.P31"),)),
+            ("E", b"Q2\x00T\x00Q10\x00S"),  # one run of neighbouring rows: entity, aspect, … as dumped
+            ("E", b"Q2\x00C.P31"),
             ("F", 5),
             ("G", (7, ("sysop",))),
             ("G", (7, ("bot",))),
@@ -364,6 +364,12 @@ def test_page_enrichment_new_kinds():
 # -- the fast reader (sqldump.iter_raw_batches) against the exact one (iter_rows) ----------------
 
 REAL_DUMPS = sorted((DATA / "sql").glob("*.sql.gz"))
+
+
+def _options(site):
+    from wikisnap.transforms.enrich import EnrichOptions
+
+    return EnrichOptions(100, (("enwiki", site),))
 
 
 def _both(path, columns):
@@ -409,10 +415,18 @@ def test_fast_reader_gives_the_exact_readers_rows_on_every_real_dump(path):
 def test_fast_reader_escapes_multiline_statements_and_bad_rows(tmp_path):
     from wikisnap.transforms.sqldump import SqlDumpError, iter_raw_batches, read_sql_header
 
-    rows = [(1, "Q1", "S", 12), (2, "Q1", "L.en", 12), (3, "it's\\a\nb", "T", 25), (4, "Q5", "O", 25)]
+    rows = [(1, "Q1", "S", 12), (2, "Q1", "L.en", 12), (3, "it's\\a\nb\x00c", "T", 25), (4, "Q5", "O", 25)]
     good = sql_dump(tmp_path / "enwiki-20240301-wbc_entity_usage.sql.gz", RM_PAGE_PROPS, rows, create=WBC_ENTITY_USAGE)
     fast, exact = _both(good, ("eu_row_id", "eu_entity_id", "eu_aspect", "eu_page_id"))
     assert fast == exact == [tuple(r) for r in rows]
+    # a page's run as it travels (escaped bytes, NUL-separated) gives the values back
+    from wikisnap.transforms.enrich import SqlInput, keyed_rows, raw_values
+    from wikisnap.transforms.sqldump import read_sql_header
+
+    site = SiteInfo(dbname="enwiki", base="https://en.wikipedia.org/wiki/Main_Page")
+    inp = SqlInput(str(good), "wbc_entity_usage", "enwiki", read_sql_header(str(good)))
+    runs = [(key, raw_values(value[1])) for _tag, (key, value) in keyed_rows(inp, _options(site), {})]
+    assert runs == [(("enwiki", 12), ["Q1", "S", "Q1", "L.en"]), (("enwiki", 25), ["it's\\a\nb\x00c", "T", "Q5", "O"])]
     # one statement over several lines (not mysqldump's layout): the exact reader takes over
     text = gzip.decompress(good.read_bytes()).replace(b"VALUES (", b"VALUES\n(")
     split = tmp_path / "enwiki-20240301-wbc_entity_usage.sql"

@@ -320,29 +320,19 @@ def keyed_rows(inp: SqlInput, sites: EnrichOptions, counts: dict[tuple[str, str]
 # The tables read through the fast path: (raw batches, column index, db, input, options, tally) → elements.
 # Dumps come in primary-key order, so wbc_entity_usage rows of one page (mostly) and user_groups
 # rows of one user (always) are neighbours: each run of them travels as one element, which spares
-# the shuffle an element per row.
+# the shuffle an element per row. Their strings travel as the dump wrote them (escaped bytes,
+# NUL-separated: mysqldump writes a NUL byte as `\0`, so none is inside a value) and are decoded
+# by `raw_values` after the join, only for the pages and editors of the snapshot.
+_SEP = b"\x00"
+
+
+def raw_values(joined: bytes) -> list[str]:
+    """A run's NUL-separated escaped values (see `_entity_usage_rows`) → their text."""
+    return [_text(v) for v in joined.split(_SEP)]
 
 
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape") if b"\\" not in raw else sql_text(raw)
-
-
-class _Texts(dict):
-    """bytes → str for values that repeat (aspects, popular entities, group names): one decode each.
-
-    `texts[raw]` decodes on a miss; past `limit` entries it starts over, so unique values (most
-    item ids) cannot grow it without bound.
-    """
-
-    def __init__(self, limit: int = 1 << 16):
-        super().__init__()
-        self.limit = limit
-
-    def __missing__(self, raw: bytes) -> str:
-        if len(self) >= self.limit:
-            self.clear()
-        text = self[raw] = _text(raw)
-        return text
 
 
 def _page_props_rows(batches, idx, db, inp, sites, tally):
@@ -382,17 +372,17 @@ def _entity_usage_rows(batches, idx, db, inp, sites, tally):
     i_page, i_entity, i_aspect = idx["eu_page_id"], idx["eu_entity_id"], idx["eu_aspect"]
     n = 0
     page, usages = None, []
-    texts = _Texts()
     for rows in batches:
         n += len(rows)
         for row in rows:
             if row[i_page] != page:
                 if usages:
-                    yield TAG_BY_PAGE, ((db, int(page)), ("E", tuple(usages)))
+                    yield TAG_BY_PAGE, ((db, int(page)), ("E", _SEP.join(usages)))
                 page, usages = row[i_page], []
-            usages.append((texts[row[i_entity]], texts[row[i_aspect]]))
+            usages.append(row[i_entity])
+            usages.append(row[i_aspect])
     if usages:
-        yield TAG_BY_PAGE, ((db, int(page)), ("E", tuple(usages)))
+        yield TAG_BY_PAGE, ((db, int(page)), ("E", _SEP.join(usages)))
     tally["rows_used"] = n
 
 
@@ -413,7 +403,6 @@ def _user_groups_rows(batches, idx, db, inp, sites, tally):
     raw_cutoff = cutoff.encode("ascii") if cutoff else None
     used = expired = 0
     user, groups = None, []
-    texts = _Texts()
     check = raw_cutoff is not None and i_expiry is not None
     for rows in batches:
         for row in rows:
@@ -424,11 +413,11 @@ def _user_groups_rows(batches, idx, db, inp, sites, tally):
             used += 1
             if row[i_user] != user:
                 if groups:
-                    yield TAG_BY_USER, ((db, int(user)), tuple(groups))
+                    yield TAG_BY_USER, ((db, int(user)), _SEP.join(groups))
                 user, groups = row[i_user], []
-            groups.append(texts[row[i_group]])
+            groups.append(row[i_group])
     if groups:
-        yield TAG_BY_USER, ((db, int(user)), tuple(groups))
+        yield TAG_BY_USER, ((db, int(user)), _SEP.join(groups))
     tally.update(rows_used=used, rows_expired=expired)
 
 
@@ -665,7 +654,7 @@ class _ResolveImagesFn(beam.DoFn):
 
 
 class _JoinEditorGroupsFn(beam.DoFn):
-    """(db, user_id) → {U: [(ns, page)], G: [(group, …)]} → `((db, page), ('G', (user_id, groups)))` per page.
+    """(db, user_id) → {U: [(ns, page)], G: [NUL-joined groups]} → `((db, page), ('G', (user_id, groups)))` per page.
 
     Every page of a registered editor gets an item (groups may be empty), so the writer knows the
     editor was looked up: a record whose editor has no item keeps its editor as it is.
@@ -677,7 +666,7 @@ class _JoinEditorGroupsFn(beam.DoFn):
     def process(self, element):
         (db, user_id), groups = element
         pages = sorted(set(groups["U"]))
-        names = tuple(sorted({name for run in groups["G"] for name in run}))
+        names = tuple(sorted({name for run in groups["G"] for name in raw_values(run)}))
         if not pages:
             if names:  # members who made no revision of this snapshot: most of user_groups
                 yield _stat(db, "editor_groups/users_without_revision")
@@ -708,8 +697,9 @@ def page_enrichment(site: SiteInfo | None, items: Iterable[tuple]) -> dict:
             categories.add(value)
         elif kind == "I":
             images.add(value)
-        elif kind == "E":  # ((entity, aspect), …) of one run of rows
-            usages.update(value)
+        elif kind == "E":  # entity, aspect, entity, aspect … of one run of rows
+            values = raw_values(value)
+            usages.update(zip(values[::2], values[1::2], strict=True))
         elif kind == "F":
             stable.add(value)
         elif kind == "G":

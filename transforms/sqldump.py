@@ -413,7 +413,8 @@ def iter_raw_batches(path: str, header: SqlHeader, columns: tuple[str, ...]) -> 
 
 def _raw(value) -> bytes:
     if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape").replace(b"\\", b"\\\\")
+        # escaped again as the dump had it (sql_text undoes it); no raw NUL byte in a value
+        return value.encode("utf-8", "surrogateescape").replace(b"\\", b"\\\\").replace(b"\x00", b"\\0")
     return repr(value).encode("ascii")
 
 
