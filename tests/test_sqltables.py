@@ -421,7 +421,6 @@ def test_fast_reader_escapes_multiline_statements_and_bad_rows(tmp_path):
     assert fast == exact == [tuple(r) for r in rows]
     # a page's run as it travels (escaped bytes, NUL-separated) gives the values back
     from wikisnap.transforms.enrich import SqlInput, keyed_rows, raw_values
-    from wikisnap.transforms.sqldump import read_sql_header
 
     site = SiteInfo(dbname="enwiki", base="https://en.wikipedia.org/wiki/Main_Page")
     inp = SqlInput(str(good), "wbc_entity_usage", "enwiki", read_sql_header(str(good)))
