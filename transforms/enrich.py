@@ -246,7 +246,7 @@ def keyed_rows(inp: SqlInput, sites: EnrichOptions, counts: dict[tuple[str, str]
         counts[key] = counts.get(key, 0) + n
 
     if table in _FAST_TABLES:
-        # Whole INSERT lines through one C regex (sqldump.iter_raw_rows); counts kept in locals.
+        # Whole INSERT lines through one C regex (sqldump.iter_raw_batches); counts kept in locals.
         tally: dict[str, int] = {}
         try:
             batches = iter_raw_batches(inp.path, header, wanted)
