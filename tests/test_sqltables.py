@@ -292,6 +292,25 @@ def test_wme_squirrel_record_rebuilt_from_its_own_sql_rows(tmp_path, build):
     assert got["is_bot"] is True
     assert {k: v for k, v in got.items() if k not in NEW_EDITOR_FIELDS} == _strip(original)["version"]["editor"]
     assert _strip(rec) == _strip(original)  # nothing else changed
+    c = counts(out)
+    # no enwiki image.sql: the repository is assumed (Commons), and said so
+    assert c["enrich/image/repository_assumed"] == 1 and c["enrich/image/commons"] == 1
+    assert c["enrich/editor_groups/records_with_explicit"] == 1
+
+
+def test_bad_new_table_inputs_fail_before_the_graph(tmp_path, build):
+    """A dump lacking a column wikisnap needs, or an image.sql of a wiki not in the run (only
+    Commons' may come without its XML): exit 2, one line naming the file."""
+    no_group = USER_GROUPS.replace("  `ug_group` varbinary(255) NOT NULL DEFAULT '',\n", "")
+    bad = sql_dump(tmp_path / "enwiki-20160501-user_groups.sql.gz", RM_PAGE_PROPS, [(1, None)], create=no_group)
+    code, _stdout, stderr = build([ENWIKI, bad], tmp_path / "out")
+    assert code == 2 and str(bad) in stderr and "lacks column(s) ug_group" in stderr
+    images = sql_dump(
+        tmp_path / "dewiki-20160501-image.sql.gz", RM_PAGE_PROPS, [image_row("X.jpg", 1, 1)], create=IMAGE
+    )
+    code, _stdout, stderr = build([ENWIKI, images], tmp_path / "out2")
+    assert code == 2 and str(images) in stderr and "no XML dump of dewiki" in stderr
+    assert "Traceback" not in stderr
 
 
 # -- the pure rules ------------------------------------------------------------------------------
