@@ -6,7 +6,7 @@ The job in six lines:
     read      = ReadDumps(units)                 # read + parse + spill, fused, per unit
     records   = ReadRecordInputs(WME/HTML inputs) # WME records → read's runs; HTML → HTML runs
     redirects = JoinRedirects(read.titles, read.redirects)
-    enrich    = EnrichFromSql(sql inputs, read.titles, read.redirects)   # only with SQL table dumps
+    enrich    = EnrichFromSql(sql inputs, read.titles, read.redirects[, editors])   # only with SQL table dumps
     WriteBuckets(read.runs, redirects, enrich, html runs) → AssembleSnapshots → files;  WriteDeadLetters;  CollectReport
 
 `run(argv)` validates everything it can before building the graph (missing files, unknown
@@ -51,6 +51,7 @@ from wikisnap.transforms.dumprun import DEFAULT_MIRROR
 from wikisnap.transforms.enrich import (
     CATEGORY_MODES,
     QID_MAP_TABLE,
+    SQL_TABLE_COVERAGE,
     EnrichFromSql,
     EnrichOptions,
     SqlInput,
@@ -63,6 +64,7 @@ from wikisnap.transforms.files import (
     write_bytes_atomic,
 )
 from wikisnap.transforms.read import (
+    TAG_EDITORS,
     TAG_RUNS,
     TAG_STATS,
     TAG_TITLES,
@@ -189,8 +191,8 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         "first bytes): local paths or fsspec URLs (file://, https://, s3://, gs://). Several files may be "
         "parts of one wiki or different wikis; each wiki gets its own snapshots. MySQL table dumps "
         "(.sql, .sql.gz, .sql.bz2 of page_props, categorylinks, linktarget, redirect, page, "
-        "page_restrictions, wb_items_per_site) are recognised by their CREATE TABLE and enrich the records "
-        "of their wiki (named by the file's {db}-{date}- prefix, or the only wiki of the run). "
+        "page_restrictions, wb_items_per_site, image, wbc_entity_usage, user_groups, flaggedpages) are "
+        "recognised by their CREATE TABLE and enrich the records of their wiki (named by the file's {db}-{date}- prefix, or the only wiki of the run). "
         "WME snapshot tarballs and NDJSON ({db}_namespace_{ns}.tar.gz, …-ENTERPRISE-HTML.json.tar.gz, "
         ".ndjson) become records as they are; Parsoid HTML documents (.html files, a folder or tar of "
         "them, NDJSON lines with an `html` field) give article_body.html, categories, templates and "
@@ -544,6 +546,8 @@ def build_pipeline(
         coverage.add("categories")
     if "page_restrictions" in tables:
         coverage.add("protection")
+    # issue 15's tables: each one's coverage is counted only when it is given
+    coverage |= {field for table, field in SQL_TABLE_COVERAGE.items() if table in tables}
     read_opts = ReadOptions(
         namespaces=frozenset(config.namespaces),
         temp_dir=temp_dir,
@@ -554,6 +558,7 @@ def build_pipeline(
         bz2_threads=bz2_threads_for(config),
         # Text alone needs no WME analysis (templates, categories, abstract): slim records.
         slim=set(config.formats) == {"text"},
+        editors="user_groups" in tables,
     )
     snapshot_date = None
     if config.date:
@@ -578,11 +583,17 @@ def build_pipeline(
 
     read = pipeline | "CreateWorkUnits" >> beam.Create(units) | "ReadDumps" >> ReadDumps(read_opts)
     runs, titles, units_read, letters_in = read.runs, read.titles, read.units, [read.deadletters]
+    editors = read[TAG_EDITORS]
     html_runs, record_stats = [], []
     if config.record_inputs:
         # WME records join the XML records' spill runs; HTML goes to runs of its own (see records.py).
         record_opts = RecordOptions(
-            read_opts.namespaces, temp_dir, config.bucket_span, read_opts.spill_bytes, config.wme_records == "complete"
+            read_opts.namespaces,
+            temp_dir,
+            config.bucket_span,
+            read_opts.spill_bytes,
+            config.wme_records == "complete",
+            editors=read_opts.editors,
         )
         recs = (
             pipeline
@@ -591,6 +602,8 @@ def build_pipeline(
         )
         runs = (runs, recs[TAG_RUNS]) | "FlattenRuns" >> beam.Flatten()
         titles = (titles, recs[TAG_TITLES]) | "FlattenTitles" >> beam.Flatten()
+        if read_opts.editors:
+            editors = (editors, recs[TAG_EDITORS]) | "FlattenEditors" >> beam.Flatten()
         units_read = (units_read, recs[TAG_UNITS]) | "FlattenUnits" >> beam.Flatten()
         html_runs, record_stats = [recs[TAG_HTML]], [recs[TAG_STATS]]
         letters_in.append(recs[TAG_DEADLETTERS])
@@ -603,7 +616,15 @@ def build_pipeline(
             pipeline | "CreateSqlInputs" >> beam.Create(sql_inputs),
             titles,
             read.redirects,
-        ) | "EnrichFromSql" >> EnrichFromSql(EnrichOptions(config.bucket_span, tuple(sorted(sites.items()))))
+            *([editors] if read_opts.editors else []),
+        ) | "EnrichFromSql" >> EnrichFromSql(
+            EnrichOptions(
+                config.bucket_span,
+                tuple(sorted(sites.items())),
+                snapshot_date=config.date,
+                image_wikis=tuple(sorted({i.dbname for i in sql_inputs if i.table == "image" and i.dbname})),
+            )
+        )
         redirect_lists = (joined.redirect_lists, enriched["redirect_lists"]) | "FlattenRedirectLists" >> beam.Flatten()
         written = (runs, redirect_lists, enriched["enrichments"], *html_runs) | "WriteBuckets" >> write_buckets
         extra_stats, sql_errors = [enriched["stats"]], [enriched["errors"]]
@@ -895,6 +916,13 @@ def enrichment_summary(c: dict[str, int]) -> str:
         parts.append(f"protection on {c['enrich/records_with_protection']:,} records")
     if "enrich/redirect/attached" in c:
         parts.append(f"{c['enrich/redirect/attached']:,} SQL redirects attached")
+    for name, label in (("image", "image"), ("entities", "entity usage")):
+        if f"enrich/{name}/records_with" in c or f"enrich/{name}/records_without" in c:
+            parts.append(f"{label} on {c.get(f'enrich/{name}/records_with', 0):,} records")
+    if "enrich/editor_groups/records_with_explicit" in c:
+        parts.append(f"{c['enrich/editor_groups/records_with_explicit']:,} editors with groups")
+    if "enrich/flagged/records_stable" in c:
+        parts.append(f"{c['enrich/flagged/records_stable']:,} flagged stable")
     unmatched = sum(v for k, v in c.items() if k.startswith("enrich/") and "unmatched" in k)
     parts.append(f"{unmatched:,} SQL rows matched no page of the run")
     return "enrichment: " + "; ".join(parts)

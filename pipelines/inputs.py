@@ -24,7 +24,7 @@ from wikisnap.transforms.dumpreader import (
     supports_ranges,
 )
 from wikisnap.transforms.dumprun import DumpRunError, plan_dump_run
-from wikisnap.transforms.enrich import QID_MAP_TABLE, SqlInput, qid_map_layout, read_qid_map
+from wikisnap.transforms.enrich import COMMONS_DB, QID_MAP_TABLE, SqlInput, qid_map_layout, read_qid_map
 from wikisnap.transforms.files import read_bytes
 from wikisnap.transforms.read import WorkUnit
 from wikisnap.transforms.records import RecordInput, RecordInputError, sniff_record_input, split_folder
@@ -222,7 +222,8 @@ def discover_sql_inputs(config: BuildConfig, units: list[WorkUnit]) -> list[SqlI
                     f"{path}: cannot tell which wiki this `{header.table}` dump belongs to; name it "
                     f"{{db}}-{{date}}-{header.table}.sql.gz (wikis of this run: {', '.join(wikis)})"
                 )
-            if db not in wikis:
+            # Commons' image.sql gives the size of shared files to every wiki of the run.
+            if db not in wikis and not (header.table == "image" and db == COMMONS_DB):
                 raise UsageError(
                     f"{path}: a `{header.table}` dump of {db}, but no XML dump of {db} is given "
                     f"(wikis of this run: {', '.join(wikis) or 'none'})"

@@ -96,3 +96,64 @@ def sql_dump(path: Path, source: Path, rows, *, create: str | None = None, compr
     data = (head + body + tail).encode("utf-8")
     path.write_bytes(gzip.compress(data, mtime=0) if compress else data)
     return path
+
+
+# Issue 15's tables, as mysqldump writes them (backticked columns, KEY lines), with the columns and
+# types of MediaWiki's schema files (tests/data/PROVENANCE.md §4b cites each one).
+IMAGE = """CREATE TABLE `image` (
+  `img_name` varbinary(255) NOT NULL DEFAULT '',
+  `img_size` bigint(20) unsigned NOT NULL DEFAULT 0,
+  `img_width` int(11) NOT NULL DEFAULT 0,
+  `img_height` int(11) NOT NULL DEFAULT 0,
+  `img_metadata` mediumblob NOT NULL,
+  `img_bits` int(11) NOT NULL DEFAULT 0,
+  `img_media_type` enum('UNKNOWN','BITMAP','DRAWING','AUDIO','VIDEO','MULTIMEDIA','OFFICE','TEXT','EXECUTABLE','ARCHIVE','3D') DEFAULT NULL,
+  `img_major_mime` enum('unknown','application','audio','image','text','video','message','model','multipart','chemical') NOT NULL DEFAULT 'unknown',
+  `img_minor_mime` varbinary(100) NOT NULL DEFAULT 'unknown',
+  `img_description_id` bigint(20) unsigned NOT NULL,
+  `img_actor` bigint(20) unsigned NOT NULL,
+  `img_timestamp` binary(14) NOT NULL,
+  `img_sha1` varbinary(32) NOT NULL DEFAULT '',
+  PRIMARY KEY (`img_name`),
+  KEY `img_actor_timestamp` (`img_actor`,`img_timestamp`),
+  KEY `img_size` (`img_size`),
+  KEY `img_timestamp` (`img_timestamp`),
+  KEY `img_sha1` (`img_sha1`(10)),
+  KEY `img_media_mime` (`img_media_type`,`img_major_mime`,`img_minor_mime`)
+) ENGINE=InnoDB DEFAULT CHARSET=binary;"""
+
+WBC_ENTITY_USAGE = """CREATE TABLE `wbc_entity_usage` (
+  `eu_row_id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `eu_entity_id` varbinary(255) NOT NULL,
+  `eu_aspect` varbinary(37) NOT NULL,
+  `eu_page_id` int(11) NOT NULL,
+  PRIMARY KEY (`eu_row_id`),
+  UNIQUE KEY `eu_entity_id` (`eu_entity_id`,`eu_aspect`,`eu_page_id`),
+  KEY `eu_page_id` (`eu_page_id`,`eu_entity_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=binary;"""
+
+USER_GROUPS = """CREATE TABLE `user_groups` (
+  `ug_user` int(10) unsigned NOT NULL DEFAULT 0,
+  `ug_group` varbinary(255) NOT NULL DEFAULT '',
+  `ug_expiry` varbinary(14) DEFAULT NULL,
+  PRIMARY KEY (`ug_user`,`ug_group`),
+  KEY `ug_group` (`ug_group`),
+  KEY `ug_expiry` (`ug_expiry`)
+) ENGINE=InnoDB DEFAULT CHARSET=binary;"""
+
+FLAGGEDPAGES = """CREATE TABLE `flaggedpages` (
+  `fp_page_id` int(10) unsigned NOT NULL,
+  `fp_reviewed` tinyint(1) NOT NULL DEFAULT 0,
+  `fp_pending_since` binary(14) DEFAULT NULL,
+  `fp_stable` int(10) unsigned NOT NULL,
+  `fp_quality` tinyint(1) DEFAULT NULL,
+  PRIMARY KEY (`fp_page_id`),
+  KEY `fp_reviewed_page` (`fp_reviewed`,`fp_page_id`),
+  KEY `fp_quality_page` (`fp_quality`,`fp_page_id`),
+  KEY `fp_pending_since` (`fp_pending_since`)
+) ENGINE=InnoDB DEFAULT CHARSET=binary;"""
+
+
+def image_row(name: str, width: int, height: int) -> tuple:
+    """An image.sql row: name and size are what the tests check; the other columns are neutral filler."""
+    return (name, 0, width, height, "", 0, "BITMAP", "image", "jpeg", 0, 0, "20160101000000", "")

@@ -33,12 +33,15 @@ from wikisnap.transforms.write import WriteOptions, merge_enrichment, write_buck
 QIDS = {12: "Q6199", 25: "Q38404", 39: "Q101038", 290: "Q9659"}  # Anarchism, Autism, Albedo, A
 HIDDEN = "Articles_with_short_description"  # hidden, added by {{Short description}}
 TS = "2024-03-01 00:00:00"
+# Anarchism's page image on Commons, hashed directories of md5("Anarchy-symbol.svg") = 7a…
+ANARCHY_SYMBOL = "https://upload.wikimedia.org/wikipedia/commons/7/7a/Anarchy-symbol.svg"
 
 
 def page_props(tmp_path, name="enwiki-20240301-page_props.sql.gz"):
     rows = [(pid, "wikibase_item", qid, None) for pid, qid in QIDS.items()]
     rows += [
-        (12, "page_image_free", "Anarchy-symbol.svg", None),  # another property: skipped
+        (12, "page_image_free", "Anarchy-symbol.svg", None),  # the page image (tests/test_sqltables.py)
+        (307, "defaultsort", "Lincoln, Abraham", None),  # another property: skipped
         (10, "wikibase_item", "Q1", None),  # AccessibleComputing is a redirect page: no record
     ]
     return sql_dump(tmp_path / name, RM_PAGE_PROPS, rows)
@@ -99,7 +102,7 @@ def test_main_entity_on_exactly_the_pages_with_a_qid(enriched):
     assert counts["enrich/records_without_qid"] == 102
     assert counts["enrich/main_entity/unmatched_page"] == 1  # page 10, a redirect
     assert counts["enrich/page_props/rows_other_property"] == 1
-    assert counts["enrich/page_props/rows_used"] == 5
+    assert counts["enrich/page_props/rows_used"] == 6
 
 
 def test_categories_wikitext_order_then_sql_extras(enriched):
@@ -136,7 +139,7 @@ def test_enrichment_keeps_the_page_accounting(enriched, enwiki_build):
     assert sorted(i["table"] for i in m["sql_inputs"]) == ["categorylinks", "page_props", "page_restrictions"]
     recs, base = records(enriched), records(enwiki_build)
     for pid, rec in base.items():
-        for field in ("main_entity", "protection", "categories"):
+        for field in ("main_entity", "protection", "categories", "image"):
             rec.pop(field, None)
             recs[pid].pop(field, None)
         assert recs[pid] == rec
@@ -388,7 +391,12 @@ def test_enrich_from_sql_transform_keys_by_bucket_and_reports_bad_files(tmp_path
         entity = lambda q: {"main_entity": {"identifier": q, "url": "https://www.wikidata.org/entity/" + q}}  # noqa: E731
         assert_that(
             out["enrichments"],
-            equal_to([(("enwiki", 0, 0), (12, entity("Q6199"))), (("enwiki", 0, 2), (290, entity("Q9659")))]),
+            equal_to(
+                [
+                    (("enwiki", 0, 0), (12, {**entity("Q6199"), "image": {"content_url": ANARCHY_SYMBOL}})),
+                    (("enwiki", 0, 2), (290, entity("Q9659"))),
+                ]
+            ),
             label="Enrichments",
         )
         assert_that(

@@ -3,9 +3,11 @@
 Only ids, titles and short values travel through these joins, never page bodies, and every join is
 a keyed `CoGroupByKey` (no side inputs: enwiki's page_props alone has tens of millions of rows).
 
-In:  `SqlInput`s (one per SQL file or QID map), the reader's `titles` `((db, title), ('A', ns, id))`
-     and `redirects` `((db, target), ('R', RedirectRef))`.
-Out: `enrichments`    `((db, ns, bucket), (page_id, {main_entity?, protection?, categories?}))`
+In:  `SqlInput`s (one per SQL file or QID map), the reader's `titles` `((db, title), ('A', ns, id))`,
+     `redirects` `((db, target), ('R', RedirectRef))` and, with user_groups.sql, `editors`
+     `((db, user_id), (ns, page_id))` (the registered editor of each article's revision).
+Out: `enrichments`    `((db, ns, bucket), (page_id, {main_entity?, protection?, categories?, image?,
+                      additional_entities?, flagged_stable?, editor_groups?}))`
      `redirect_lists` `((db, ns, bucket), (page_id, [(name, url), …]))` — redirects from redirect.sql,
                       the same shape as JoinRedirects' so the writer merges (and dedupes) them
      `stats` `((db, 'enrich/…'), n)`, `errors` `SqlDumpError` messages (a bad file fails the run).
@@ -17,13 +19,19 @@ The graph, as a table of contents:
     NameRedirectPages     (db, rd_from): redirect.sql rows meet the redirect page's title
                           (page.sql or the XML dump's redirect page)
     JoinTitles            (db, title): SQL redirects and title-keyed QIDs meet the XML articles
-    GroupByPage           (db, page_id): QIDs, protections, categories meet the XML articles
+    ResolvePageImages     file name: page_props page images meet image.sql rows (the wiki's own
+                          and commonswiki's) → repository, upload URL, width and height
+    JoinEditorGroups      (db, user_id): user_groups rows meet the editors of the articles
+    GroupByPage           (db, page_id): QIDs, protections, categories, images, entity usage,
+                          stable revisions and editor groups meet the XML articles
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -34,22 +42,40 @@ from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.sqldump import (
     SqlDumpError,
     SqlHeader,
+    date_from_name,
+    iter_raw_batches,
     iter_rows,
     mysql_time_to_rfc3339,
+    raw_column_index,
+    sql_int,
+    sql_text,
 )
 
 TAG_BY_PAGE = "by_page"
 TAG_BY_TARGET = "by_target"
 TAG_BY_REDIRECT = "by_redirect"
 TAG_BY_TITLE = "by_title"
+TAG_BY_FILE = "by_file"
+TAG_BY_USER = "by_user"
 TAG_STATS = "stats"
 TAG_ERRORS = "errors"
 TAG_ENRICHMENTS = "enrichments"
 TAG_REDIRECT_LISTS = "redirect_lists"
 
 WIKIDATA_ENTITY_URL = "https://www.wikidata.org/entity/"
+UPLOAD_URL = "https://upload.wikimedia.org/"
+COMMONS_DB = "commonswiki"
+# PageImages' page properties (extensions/PageImages PageImages::PROP_NAME_FREE / PROP_NAME), best first.
+PAGE_IMAGE_PROPS = {"page_image_free": 0, "page_image": 1}
 QID_MAP_TABLE = "qid_map"  # SqlInput.table of a --qid-map file
 CATEGORY_MODES = ("wikitext", "sql", "both")
+# Table → the record field whose coverage the writer counts (`enrich/{field}/…`) when it is given.
+SQL_TABLE_COVERAGE = {
+    "page_props": "image",
+    "wbc_entity_usage": "entities",
+    "user_groups": "editor_groups",
+    "flaggedpages": "flagged",
+}
 
 
 @dataclass(frozen=True)
@@ -66,6 +92,11 @@ class SqlInput:
 class EnrichOptions:
     bucket_span: int
     sites: tuple[tuple[str, SiteInfo], ...]  # (db, SiteInfo) of every wiki of the run
+    # `--date` as `YYYYMMDD`: group memberships that expired before it are dropped (without it,
+    # before the user_groups dump's own date, from its file name).
+    snapshot_date: str | None = None
+    # wikis whose own image.sql is among the inputs (without it a page image's repository is assumed)
+    image_wikis: tuple[str, ...] = ()
 
     def site(self, db: str) -> SiteInfo | None:
         for name, site in self.sites:
@@ -89,6 +120,92 @@ def qid_of(value) -> str | None:
     return f"Q{int(text)}" if text.isdigit() and int(text) > 0 else None
 
 
+_FAMILIES = ("wiktionary", "wikibooks", "wikinews", "wikiquote", "wikisource", "wikiversity", "wikivoyage")
+
+
+def upload_dir(db: str, site: SiteInfo | None) -> str:
+    """Where a wiki's own uploads live on upload.wikimedia.org: `wikipedia/en`, `wiktionary/fr`, `wikipedia/commons`.
+
+    WMF's rule (`$wgUploadPath = //upload.wikimedia.org/$site/$lang`): the project family and the
+    language of the db name (`zh_min_nanwiki` → `wikipedia/zh-min-nan`); wikis outside the language
+    families (commons, meta, species, wikidata …; their host is not `*.wikipedia.org`) live under
+    `wikipedia/{db without 'wiki'}`.
+    """
+    for family in _FAMILIES:
+        if db.endswith(family):
+            return f"{family}/{db[: -len(family)].replace('_', '-')}"
+    prefix = db[:-4] if db.endswith("wiki") else db
+    host = (urllib.parse.urlsplit(site.base).hostname or "") if site is not None else ""
+    if host and not host.endswith(".wikipedia.org"):
+        return f"wikipedia/{prefix}"
+    return f"wikipedia/{prefix.replace('_', '-')}"
+
+
+def file_url(directory: str, name: str) -> str:
+    """MediaWiki's URL of an original upload: hashed directories of md5(name), name rawurlencoded.
+
+    `name` is the file's database key (underscores): `FileRepo::getHashPathForLevel` hashes it,
+    `File::getUrlRel` appends `rawurlencode(name)` — `AJ_Ginnis.png` on Commons is
+    `https://upload.wikimedia.org/wikipedia/commons/a/a2/AJ_Ginnis.png`.
+    """
+    name = name.replace(" ", "_")
+    digest = hashlib.md5(name.encode("utf-8", "surrogateescape")).hexdigest()
+    quoted = urllib.parse.quote(name.encode("utf-8", "surrogateescape"), safe="")
+    return f"{UPLOAD_URL}{directory}/{digest[0]}/{digest[:2]}/{quoted}"
+
+
+def entity_url(entity_id: str) -> str:
+    return WIKIDATA_ENTITY_URL + entity_id
+
+
+# MediaWiki's implicit groups of a registered user that dumps can show; `autoconfirmed` also
+# depends on edit count and registration date (the user table is not dumped), so it is left out.
+IMPLICIT_GROUPS = ("*", "user")
+TEMP_IMPLICIT_GROUPS = ("*", "temp")
+# WME's editor flags from groups (services/eventstream-listener/packages/builder/editorbuilder.go).
+PATROLLER_GROUPS = frozenset(
+    {
+        "rollback",
+        "abusefilter",
+        "patroller",
+        "reviewer",
+        "autoreview",
+        "autoreviewer",
+        "editor",
+        "autoeditor",
+        "eliminator",
+    }
+)
+ADVANCED_GROUPS = frozenset({"checkuser", "bureaucrat", "oversight", "steward"})
+
+
+def editor_fields(explicit: Iterable[str], name: str = "") -> dict:
+    """A registered editor's explicit groups → WME's `groups`, `is_bot`, `is_admin`, `is_patroller`, `has_advanced_rights`.
+
+    Groups as MediaWiki's effective groups list them: explicit ones (sorted, as user_groups keeps
+    them), then the implicit `*` and `user` (`*` and `temp` for a temporary account, `~2025-…`).
+    """
+    groups = sorted(set(explicit))
+    temp = name.startswith("~") and name[1:5].isdigit() and name[5:6] == "-"
+    groups += [g for g in (TEMP_IMPLICIT_GROUPS if temp else IMPLICIT_GROUPS) if g not in groups]
+    out: dict = {"groups": groups}
+    if "bot" in groups:
+        out["is_bot"] = True
+    if "sysop" in groups:
+        out["is_admin"] = True
+    if PATROLLER_GROUPS.intersection(groups):
+        out["is_patroller"] = True
+    if ADVANCED_GROUPS.intersection(groups):
+        out["has_advanced_rights"] = True
+    return out
+
+
+def membership_cutoff(snapshot_date: str | None, path: str) -> str | None:
+    """MySQL timestamp before which a group membership counts as expired (None: keep every row)."""
+    day = snapshot_date or date_from_name(path)
+    return f"{day}000000" if day else None
+
+
 # -- reading: file rows → keyed elements ----------------------------------------------------
 
 _USED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -99,6 +216,10 @@ _USED_COLUMNS: dict[str, tuple[str, ...]] = {
     "linktarget": ("lt_id", "lt_namespace", "lt_title"),
     "page_restrictions": ("pr_page", "pr_type", "pr_level", "pr_expiry"),
     "wb_items_per_site": ("ips_item_id", "ips_site_id", "ips_site_page"),
+    "image": ("img_name", "img_width", "img_height"),
+    "wbc_entity_usage": ("eu_page_id", "eu_entity_id", "eu_aspect"),
+    "user_groups": ("ug_user", "ug_group", "ug_expiry"),
+    "flaggedpages": ("fp_page_id", "fp_stable"),
 }
 
 
@@ -120,24 +241,23 @@ def keyed_rows(inp: SqlInput, sites: EnrichOptions, counts: dict[tuple[str, str]
     site = sites.site(db) if db else None
     table = inp.table
 
-    def count(name: str) -> None:
+    def count(name: str, n: int = 1) -> None:
         key = (db, f"enrich/{table}/{name}")
-        counts[key] = counts.get(key, 0) + 1
+        counts[key] = counts.get(key, 0) + n
 
+    if table in _FAST_TABLES:
+        # Whole INSERT lines through one C regex (sqldump.iter_raw_batches); counts kept in locals.
+        tally: dict[str, int] = {}
+        try:
+            batches = iter_raw_batches(inp.path, header, wanted)
+            yield from _FAST_TABLES[table](batches, raw_column_index(header, wanted), db, inp, sites, tally)
+        finally:
+            for name, n in tally.items():
+                if n:
+                    count(name, n)
+        return
     rows = iter_rows(inp.path, header, wanted)
-    if table == "page_props":
-        i_page, i_name, i_value = cols["pp_page"], cols["pp_propname"], cols["pp_value"]
-        for row in rows:
-            if row[i_name] != "wikibase_item":
-                count("rows_other_property")
-                continue
-            qid = qid_of(row[i_value])
-            if qid is None:
-                count("rows_bad_qid")
-                continue
-            count("rows_used")
-            yield TAG_BY_PAGE, ((db, row[i_page]), ("Q", qid))
-    elif table == "page_restrictions":
+    if table == "page_restrictions":
         i_page, i_type, i_level, i_expiry = cols["pr_page"], cols["pr_type"], cols["pr_level"], cols["pr_expiry"]
         for row in rows:
             count("rows_used")
@@ -195,6 +315,120 @@ def keyed_rows(inp: SqlInput, sites: EnrichOptions, counts: dict[tuple[str, str]
         yield from _title_qids(((r[i_site], r[i_page], r[i_item]) for r in rows), sites, counts, table)
     else:  # validated by the launcher; a guard for direct callers
         raise SqlDumpError(inp.path, f"table `{table}` is not read by wikisnap", kind="invalid")
+
+
+# The tables read through the fast path: (raw batches, column index, db, input, options, tally) → elements.
+# Dumps come in primary-key order, so wbc_entity_usage rows of one page (mostly) and user_groups
+# rows of one user (always) are neighbours: each run of them travels as one element, which spares
+# the shuffle an element per row. Their strings travel as the dump wrote them (escaped bytes,
+# NUL-separated: mysqldump writes a NUL byte as `\0`, so none is inside a value) and are decoded
+# by `raw_values` after the join, only for the pages and editors of the snapshot.
+_SEP = b"\x00"
+
+
+def raw_values(joined: bytes) -> list[str]:
+    """A run's NUL-separated escaped values (see `_entity_usage_rows`) → their text."""
+    return [_text(v) for v in joined.split(_SEP)]
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape") if b"\\" not in raw else sql_text(raw)
+
+
+def _page_props_rows(batches, idx, db, inp, sites, tally):
+    i_page, i_name, i_value = idx["pp_page"], idx["pp_propname"], idx["pp_value"]
+    used = other = bad = 0
+    for rows in batches:
+        for row in rows:
+            name = row[i_name]
+            if name == b"wikibase_item":
+                qid = qid_of(_text(row[i_value]))
+                if qid is None:
+                    bad += 1
+                    continue
+                used += 1
+                yield TAG_BY_PAGE, ((db, int(row[i_page])), ("Q", qid))
+            elif name in _PAGE_IMAGE_PROPS_RAW:
+                # Met with image.sql by file name (ResolvePageImages); the best one is picked per page.
+                used += 1
+                file_name = _text(row[i_value]).replace(" ", "_")
+                yield TAG_BY_FILE, (file_name, ("P", db, int(row[i_page]), _PAGE_IMAGE_PROPS_RAW[name]))
+            else:
+                other += 1
+    tally.update(rows_used=used, rows_other_property=other, rows_bad_qid=bad)
+
+
+def _image_rows(batches, idx, db, inp, sites, tally):
+    i_name, i_width, i_height = idx["img_name"], idx["img_width"], idx["img_height"]
+    n = 0
+    for rows in batches:
+        n += len(rows)
+        for row in rows:
+            yield TAG_BY_FILE, (_text(row[i_name]), ("L", db, sql_int(row[i_width]) or 0, sql_int(row[i_height]) or 0))
+    tally["rows_used"] = n
+
+
+def _entity_usage_rows(batches, idx, db, inp, sites, tally):
+    i_page, i_entity, i_aspect = idx["eu_page_id"], idx["eu_entity_id"], idx["eu_aspect"]
+    n = 0
+    page, usages = None, []
+    for rows in batches:
+        n += len(rows)
+        for row in rows:
+            if row[i_page] != page:
+                if usages:
+                    yield TAG_BY_PAGE, ((db, int(page)), ("E", _SEP.join(usages)))
+                page, usages = row[i_page], []
+            usages.append(row[i_entity])
+            usages.append(row[i_aspect])
+    if usages:
+        yield TAG_BY_PAGE, ((db, int(page)), ("E", _SEP.join(usages)))
+    tally["rows_used"] = n
+
+
+def _flaggedpages_rows(batches, idx, db, inp, sites, tally):
+    i_page, i_stable = idx["fp_page_id"], idx["fp_stable"]
+    n = 0
+    for rows in batches:
+        n += len(rows)
+        for row in rows:
+            yield TAG_BY_PAGE, ((db, int(row[i_page])), ("F", int(row[i_stable])))
+    tally["rows_used"] = n
+
+
+def _user_groups_rows(batches, idx, db, inp, sites, tally):
+    i_user, i_group = idx["ug_user"], idx["ug_group"]
+    i_expiry = idx.get("ug_expiry")
+    cutoff = membership_cutoff(sites.snapshot_date, inp.path)
+    raw_cutoff = cutoff.encode("ascii") if cutoff else None
+    used = expired = 0
+    user, groups = None, []
+    check = raw_cutoff is not None and i_expiry is not None
+    for rows in batches:
+        for row in rows:
+            # ug_expiry: NULL (never) or a MySQL timestamp; both compare as ASCII bytes
+            if check and row[i_expiry] not in (b"", b"NULL") and row[i_expiry] < raw_cutoff:
+                expired += 1
+                continue
+            used += 1
+            if row[i_user] != user:
+                if groups:
+                    yield TAG_BY_USER, ((db, int(user)), _SEP.join(groups))
+                user, groups = row[i_user], []
+            groups.append(row[i_group])
+    if groups:
+        yield TAG_BY_USER, ((db, int(user)), _SEP.join(groups))
+    tally.update(rows_used=used, rows_expired=expired)
+
+
+_PAGE_IMAGE_PROPS_RAW = {name.encode("ascii"): rank for name, rank in PAGE_IMAGE_PROPS.items()}
+_FAST_TABLES = {
+    "page_props": _page_props_rows,
+    "image": _image_rows,
+    "wbc_entity_usage": _entity_usage_rows,
+    "flaggedpages": _flaggedpages_rows,
+    "user_groups": _user_groups_rows,
+}
 
 
 def _title_qids(rows, sites: EnrichOptions, counts: dict[tuple[str, str], int], table: str):
@@ -384,13 +618,76 @@ class _JoinTitlesFn(beam.DoFn):
                 yield _stat(db, "title_qids/unmatched_title")
 
 
+class _ResolveImagesFn(beam.DoFn):
+    """file name → {P: [(db, page, rank)], L: [(db, w, h)]} → `((db, page), ('I', (rank, url, w, h)))`.
+
+    The repository of a page's image: the wiki's own when its image.sql has the file, else Commons
+    (MediaWiki looks locally first, then in the shared repository). Width and height come from the
+    image.sql row of that repository, when it is given.
+    """
+
+    def __init__(self, options: EnrichOptions):
+        self.options = options
+
+    def setup(self) -> None:
+        self.c_images = Metrics.counter("wikisnap", "page_images_resolved")
+
+    def process(self, element):
+        name, groups = element
+        pages = sorted(set(groups["P"]))
+        if not pages:
+            return  # a file no page of the run shows (most of image.sql)
+        sizes = {db: (w, h) for (_l, db, w, h) in sorted(set(groups["L"]))}
+        for _p, db, page_id, rank in pages:
+            if db in sizes:
+                repo, directory = "local", upload_dir(db, self.options.site(db))
+            else:
+                repo, directory = "commons", upload_dir(COMMONS_DB, None)
+                if db not in self.options.image_wikis:
+                    # Without the wiki's own image.sql a local file cannot be told from a shared one.
+                    yield _stat(db, "image/repository_assumed")
+            width, height = sizes.get(db if repo == "local" else COMMONS_DB, (0, 0))
+            self.c_images.inc()
+            yield _stat(db, f"image/{repo}")
+            yield _stat(db, "image/with_size" if width and height else "image/without_size")
+            yield ((db, page_id), ("I", (rank, file_url(directory, name), width, height)))
+
+
+class _JoinEditorGroupsFn(beam.DoFn):
+    """(db, user_id) → {U: [(ns, page)], G: [NUL-joined groups]} → `((db, page), ('G', (user_id, groups)))` per page.
+
+    Every page of a registered editor gets an item (groups may be empty), so the writer knows the
+    editor was looked up: a record whose editor has no item keeps its editor as it is.
+    """
+
+    def setup(self) -> None:
+        self.c_joined = Metrics.counter("wikisnap", "editor_groups_joined")
+
+    def process(self, element):
+        (db, user_id), groups = element
+        pages = sorted(set(groups["U"]))
+        names = tuple(sorted({name for run in groups["G"] for name in raw_values(run)}))
+        if not pages:
+            if names:  # members who made no revision of this snapshot: most of user_groups
+                yield _stat(db, "editor_groups/users_without_revision")
+            return
+        if names:
+            yield _stat(db, "editor_groups/editors_with_groups")
+        for _ns, page_id in pages:
+            self.c_joined.inc()
+            yield ((db, page_id), ("G", (user_id, names)))
+
+
 def page_enrichment(site: SiteInfo | None, items: Iterable[tuple]) -> dict:
     """The `(kind, value)` items of one page → the fields the writer merges into its record.
 
     `Q` → `main_entity` (the smallest id if sources disagree, so reruns agree), `P` → `protection`
-    sorted by type, `C` → `categories` sorted by name (SQL has no order), with urls.
+    sorted by type, `C` → `categories` sorted by name (SQL has no order), with urls;
+    `I` → `image` (page_image_free before page_image); `E` → `additional_entities` in the order
+    MediaWiki's API lists wbc_entity_usage (entity id, then aspect, byte order); `F` → the page's
+    stable revision id (`flagged_stable`); `G` → `editor_groups` `{user_id: (groups…)}`.
     """
-    qids, protections, categories = set(), set(), set()
+    qids, protections, categories, images, usages, stable, editors = set(), set(), set(), set(), set(), set(), {}
     for kind, value in items:
         if kind == "Q":
             qids.add(value)
@@ -398,6 +695,15 @@ def page_enrichment(site: SiteInfo | None, items: Iterable[tuple]) -> dict:
             protections.add(value)
         elif kind == "C":
             categories.add(value)
+        elif kind == "I":
+            images.add(value)
+        elif kind == "E":  # entity, aspect, entity, aspect … of one run of rows
+            values = raw_values(value)
+            usages.update(zip(values[::2], values[1::2], strict=True))
+        elif kind == "F":
+            stable.add(value)
+        elif kind == "G":
+            editors[value[0]] = tuple(sorted(set(editors.get(value[0], ())) | set(value[1])))
     out: dict = {}
     if qids:
         qid = min(qids, key=lambda q: (len(q), q))
@@ -407,10 +713,36 @@ def page_enrichment(site: SiteInfo | None, items: Iterable[tuple]) -> dict:
     if categories:
         url = site.url if site is not None else (lambda name: "")
         out["categories"] = [{"name": name, "url": url(name)} for name in sorted(categories)]
+    if images:
+        _rank, content_url, width, height = min(images)
+        image: dict = {"content_url": content_url}
+        if width and height:
+            image["width"], image["height"] = width, height
+        out["image"] = image
+    if usages:
+        aspects: dict[str, list[str]] = {}
+        # MySQL compares these VARBINARY columns as bytes: sort the UTF-8 bytes, not the code points.
+        for entity, aspect in sorted(usages, key=lambda u: (u[0].encode("utf-8"), u[1].encode("utf-8"))):
+            aspects.setdefault(entity, []).append(aspect)
+        out["additional_entities"] = [
+            {"identifier": entity, "url": entity_url(entity), "aspects": list(asp)} for entity, asp in aspects.items()
+        ]
+    if stable:
+        out["flagged_stable"] = max(stable)
+    if editors:
+        out["editor_groups"] = editors
     return out
 
 
-_KIND_SOURCE = {"Q": "main_entity", "P": "page_restrictions", "C": "categorylinks"}
+_KIND_SOURCE = {
+    "Q": "main_entity",
+    "P": "page_restrictions",
+    "C": "categorylinks",
+    "I": "image",
+    "E": "entities",
+    "F": "flagged",
+    "G": "editor_groups",
+}
 
 
 class _GroupByPageFn(beam.DoFn):
@@ -453,7 +785,8 @@ class EnrichFromSql(beam.PTransform):
         self.options = options
 
     def expand(self, pcolls):
-        sql_inputs, titles, xml_redirects = pcolls
+        # (sql_inputs, titles, redirects[, editors]): editors only when user_groups.sql is given.
+        sql_inputs, titles, xml_redirects, *rest = pcolls
         opts = self.options
         rows = (
             sql_inputs
@@ -461,7 +794,14 @@ class EnrichFromSql(beam.PTransform):
             | "SpreadSqlFiles" >> beam.Reshuffle()
             | "ReadSqlTables"
             >> beam.ParDo(_ReadSqlFn(opts)).with_outputs(
-                TAG_BY_PAGE, TAG_BY_TARGET, TAG_BY_REDIRECT, TAG_BY_TITLE, TAG_STATS, TAG_ERRORS
+                TAG_BY_PAGE,
+                TAG_BY_TARGET,
+                TAG_BY_REDIRECT,
+                TAG_BY_TITLE,
+                TAG_BY_FILE,
+                TAG_BY_USER,
+                TAG_STATS,
+                TAG_ERRORS,
             )
         )
         link_rows = rows[TAG_BY_TARGET] | "SplitTargetRows" >> beam.Partition(
@@ -490,8 +830,29 @@ class EnrichFromSql(beam.PTransform):
             | "JoinTitles"
             >> beam.ParDo(_JoinTitlesFn(opts.bucket_span)).with_outputs(TAG_STATS, TAG_REDIRECT_LISTS, main="qids")
         )
+        file_rows = rows[TAG_BY_FILE] | "SplitFileRows" >> beam.Partition(lambda kv, n: 0 if kv[1][0] == "P" else 1, 2)
+        images = (
+            {"P": file_rows[0], "L": file_rows[1]}
+            | "GroupByFileName" >> beam.CoGroupByKey()
+            | "ResolvePageImages" >> beam.ParDo(_ResolveImagesFn(opts)).with_outputs(TAG_STATS, main="images")
+        )
+        extra_items, extra_stats = [images.images], [images[TAG_STATS]]
+        if rest:
+            # Keyed by the editor's user id: one shuffle of (user, page) pairs meets user_groups.
+            editor_groups = (
+                {"U": rest[0], "G": rows[TAG_BY_USER]}
+                | "GroupByEditor" >> beam.CoGroupByKey()
+                | "JoinEditorGroups" >> beam.ParDo(_JoinEditorGroupsFn()).with_outputs(TAG_STATS, main="groups")
+            )
+            extra_items.append(editor_groups.groups)
+            extra_stats.append(editor_groups[TAG_STATS])
         articles = titles | "KeyArticlesById" >> beam.Map(lambda kv: ((kv[0][0], kv[1][2]), kv[1][1]))
-        page_items = (rows[TAG_BY_PAGE], categories.categories, joined.qids) | "FlattenPageItems" >> beam.Flatten()
+        page_items = (
+            rows[TAG_BY_PAGE],
+            categories.categories,
+            joined.qids,
+            *extra_items,
+        ) | "FlattenPageItems" >> beam.Flatten()
         enriched = (
             {"A": articles, "E": page_items}
             | "GroupByPage" >> beam.CoGroupByKey()
@@ -503,6 +864,7 @@ class EnrichFromSql(beam.PTransform):
             named[TAG_STATS],
             joined[TAG_STATS],
             enriched[TAG_STATS],
+            *extra_stats,
         ) | "FlattenEnrichCounts" >> beam.Flatten()
         return {
             TAG_ENRICHMENTS: enriched[TAG_ENRICHMENTS],

@@ -8,6 +8,8 @@ Outputs (tagged):
 - `runs`:        `SpillRun` — where a unit's records of one (db, ns, bucket) were spilled
 - `titles`:      `((db, title), ('A', ns, page_id))` — every article, for the redirect join
 - `redirects`:   `((db, target title), ('R', RedirectRef))` — every redirect page
+- `editors`:     `((db, user_id), (ns, page_id))` — the registered editor of each article's revision,
+                 only with `ReadOptions.editors` (user_groups.sql is joined on it)
 - `deadletters`: `DeadLetter` — pages that could not become records, with their raw XML
 - `stats`:       `((db, counter), n)` — per-unit counts for the manifest
 - `units`:       `UnitReport` — per input file: bytes, pages, checksums, and any input error
@@ -44,6 +46,7 @@ log = logging.getLogger("wikisnap")
 TAG_RUNS = "runs"
 TAG_TITLES = "titles"
 TAG_REDIRECTS = "redirects"
+TAG_EDITORS = "editors"
 TAG_DEADLETTERS = "deadletters"
 TAG_STATS = "stats"
 TAG_UNITS = "units"
@@ -111,6 +114,7 @@ class ReadOptions:
     progress_seconds: float = 10.0
     bz2_threads: int = 0  # > 0: local bz2 inputs decoded by indexed_bzip2 on that many threads
     slim: bool = False  # `--formats text` alone: records carry only what the text output needs
+    editors: bool = False  # emit `editors` keys (only when user_groups.sql is among the inputs)
 
 
 def _fmt_eta(seconds: float) -> str:
@@ -253,6 +257,8 @@ class ReadParseSpillFn(beam.DoFn):
             for run in spill.add(db, page.ns, page.id, rev_id, record, len(text or "")):
                 yield beam.pvalue.TaggedOutput(TAG_RUNS, run)
             yield beam.pvalue.TaggedOutput(TAG_TITLES, ((db, site.normalize(page.title)[1]), ("A", page.ns, page.id)))
+            if opts.editors and page.revision is not None and page.revision.editor_id:
+                yield beam.pvalue.TaggedOutput(TAG_EDITORS, ((db, page.revision.editor_id), (page.ns, page.id)))
         for run in spill.flush():
             yield beam.pvalue.TaggedOutput(TAG_RUNS, run)
         # after the runs are on disk: a test failing here leaves a whole superseded attempt behind
@@ -370,6 +376,6 @@ class ReadDumps(beam.PTransform):
             | "SpreadUnits" >> beam.Reshuffle()
             | "ReadParseSpill"
             >> beam.ParDo(ReadParseSpillFn(self.options)).with_outputs(
-                TAG_RUNS, TAG_TITLES, TAG_REDIRECTS, TAG_DEADLETTERS, TAG_STATS, TAG_UNITS
+                TAG_RUNS, TAG_TITLES, TAG_REDIRECTS, TAG_DEADLETTERS, TAG_STATS, TAG_UNITS, TAG_EDITORS
             )
         )

@@ -38,7 +38,16 @@ from wikisnap.schemas.siteinfo import SiteInfo, dbname_from_base
 from wikisnap.transforms.dumpreader import describe_input, open_head, open_raw
 from wikisnap.transforms.files import SpillBuffer, join, merge_runs
 from wikisnap.transforms.html import HtmlError, derive, identify, looks_like_html
-from wikisnap.transforms.read import TAG_DEADLETTERS, TAG_RUNS, TAG_STATS, TAG_TITLES, TAG_UNITS, DeadLetter, UnitReport
+from wikisnap.transforms.read import (
+    TAG_DEADLETTERS,
+    TAG_EDITORS,
+    TAG_RUNS,
+    TAG_STATS,
+    TAG_TITLES,
+    TAG_UNITS,
+    DeadLetter,
+    UnitReport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +56,19 @@ TAG_HTML = "html"
 # when nothing changed the record (older WME records order some keys differently from the
 # current struct order the serialiser writes, and their bytes must survive).
 WME_LINE = "\x00wme_line"
-_PRISTINE_KEYS = ("redirects", "main_entity", "protection", "categories", "templates", "abstract", "article_body")
+_PRISTINE_KEYS = (
+    "redirects",
+    "main_entity",
+    "protection",
+    "categories",
+    "templates",
+    "abstract",
+    "article_body",
+    # SQL tables of issue 15 (the writer replaces `version` rather than changing it in place)
+    "image",
+    "additional_entities",
+    "version",
+)
 HTML_FIELDS = ("categories", "templates", "abstract")
 _TAR_MAGIC_AT = 257
 _MAX_LINE = 256 << 20
@@ -77,6 +98,7 @@ class RecordOptions:
     bucket_span: int
     spill_bytes: int
     derive_missing: bool = True
+    editors: bool = False  # emit `editors` keys like ReadDumps (user_groups.sql is joined on them)
 
 
 # -- opening --------------------------------------------------------------------------------------
@@ -410,6 +432,9 @@ class ReadRecordsFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(TAG_RUNS, run)
         if name:
             yield beam.pvalue.TaggedOutput(TAG_TITLES, ((db, name), ("A", ns, page_id)))
+        editor = (record.get("version") or {}).get("editor") or {}
+        if opts.editors and isinstance(editor.get("identifier"), int) and editor["identifier"] > 0:
+            yield beam.pvalue.TaggedOutput(TAG_EDITORS, ((db, editor["identifier"]), (ns, page_id)))
 
     def _html(self, raw: bytes, source: str, fallback_db: str, spill, count, dead):
         self.c_html.inc()
@@ -445,7 +470,7 @@ class ReadRecordInputs(beam.PTransform):
             | "Reshuffle" >> beam.Reshuffle()
             | "ReadRecordsAndHtml"
             >> beam.ParDo(ReadRecordsFn(self.options)).with_outputs(
-                TAG_RUNS, TAG_HTML, TAG_TITLES, TAG_DEADLETTERS, TAG_STATS, TAG_UNITS
+                TAG_RUNS, TAG_HTML, TAG_TITLES, TAG_DEADLETTERS, TAG_STATS, TAG_UNITS, TAG_EDITORS
             )
         )
 

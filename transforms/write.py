@@ -28,6 +28,7 @@ from apache_beam.metrics import Metrics
 from wikisnap import faults
 from wikisnap.schemas.arrow import ARTICLE_SCHEMA, TEXT_SCHEMA, records_to_table
 from wikisnap.schemas.serialize import to_wme_json_bytes
+from wikisnap.transforms.enrich import editor_fields
 from wikisnap.transforms.files import (
     GzipMemberWriter,
     MemberPart,
@@ -258,6 +259,7 @@ def merge_enrichment(record: dict, enrichment: dict | None, opts: WriteOptions, 
         record["main_entity"] = enrichment["main_entity"]
     if "protection" in enrichment:
         record["protection"] = enrichment["protection"]
+    merge_page_tables(record, enrichment, opts, counts)
     sql_categories = enrichment.get("categories") or []
     wikitext = record.get("categories") or []
     if opts.categories == "sql" and "categories" in opts.coverage:
@@ -287,6 +289,58 @@ def merge_enrichment(record: dict, enrichment: dict | None, opts: WriteOptions, 
         add("enrich/categories_from_sql_only", len((kept & sql_names) - wiki_names))
         add("enrich/categories_from_both", len(kept & sql_names & wiki_names))
         add("enrich/records_with_categories" if merged else "enrich/records_without_categories")
+
+
+def merge_page_tables(record: dict, enrichment: dict, opts: WriteOptions, counts: dict[str, int]) -> None:
+    """image.sql/page_props, wbc_entity_usage, flaggedpages and user_groups fields → the record, in place.
+
+    `image` and `additional_entities` are taken as EnrichFromSql built them. `flagged_stable` (the
+    page's stable revision) sets `version.is_flagged_stable` when it is the record's revision.
+    `editor_groups` `{user_id: explicit groups}` gives the record's editor WME's groups and flags
+    (`enrich.editor_fields`) when its id was looked up; an editor that already has groups (a WME
+    record) keeps them. Coverage counts only for the tables given (`opts.coverage`).
+    """
+
+    def add(name: str) -> None:
+        counts[name] = counts.get(name, 0) + 1
+
+    if "image" in enrichment:
+        record["image"] = enrichment["image"]
+    if "image" in opts.coverage:
+        add("enrich/image/records_with" if "image" in record else "enrich/image/records_without")
+    if "additional_entities" in enrichment:
+        record["additional_entities"] = enrichment["additional_entities"]
+    if "entities" in opts.coverage:
+        add("enrich/entities/records_with" if record.get("additional_entities") else "enrich/entities/records_without")
+    version = record.get("version")
+    if "flagged" in opts.coverage and isinstance(version, dict):
+        stable = enrichment.get("flagged_stable")
+        if stable is None:
+            add("enrich/flagged/records_not_reviewed")
+        elif stable == version.get("identifier"):
+            # a new dict, never a change in place: a WME record's writer compares before and after
+            version = record["version"] = {**version, "is_flagged_stable": True}
+            add("enrich/flagged/records_stable")
+        else:  # the current revision awaits review: the stable one is older
+            add("enrich/flagged/records_pending")
+    if "editor_groups" in opts.coverage and isinstance(version, dict):
+        editor = version.get("editor") or {}
+        known = enrichment.get("editor_groups") or {}
+        user_id = editor.get("identifier")
+        if editor.get("is_anonymous") or not user_id:
+            add("enrich/editor_groups/records_anonymous")
+        elif "groups" in editor:
+            add("enrich/editor_groups/records_kept")
+        elif user_id in known:
+            editor = {**editor, **editor_fields(known[user_id], editor.get("name") or "")}
+            record["version"] = {**version, "editor": editor}
+            add(
+                "enrich/editor_groups/records_with_explicit"
+                if known[user_id]
+                else "enrich/editor_groups/records_implicit_only"
+            )
+        else:  # a WME record's editor: not keyed by the reader
+            add("enrich/editor_groups/records_not_joined")
 
 
 def text_sha1(record: dict) -> str:
