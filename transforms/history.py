@@ -107,9 +107,9 @@ def carry_previous(prior: dict | None, record: dict) -> None:
     prior_version = prior.get("version") or {}
     if not previous or not previous.get("identifier") or previous["identifier"] != prior_version.get("identifier"):
         return
-    if prior.get("date_modified") and "date_previously_modified" not in record:
+    if prior.get("date_modified"):
         record["date_previously_modified"] = prior["date_modified"]
-    if "number_of_characters" in prior_version and "number_of_characters" not in previous:
+    if "number_of_characters" in prior_version:
         previous["number_of_characters"] = prior_version["number_of_characters"]
 
 
