@@ -904,8 +904,16 @@ def enrichment_summary(c: dict[str, int]) -> str:
         parts.append(f"protection on {c['enrich/records_with_protection']:,} records")
     if "enrich/redirect/attached" in c:
         parts.append(f"{c['enrich/redirect/attached']:,} SQL redirects attached")
-    unmatched = sum(v for k, v in c.items() if k.startswith("enrich/") and "unmatched" in k)
-    parts.append(f"{unmatched:,} SQL rows matched no page of the run")
+    if "enrich/date_created" in c or "enrich/date_created_unknown" in c:
+        dated = c.get("enrich/date_created", 0)
+        with_parent = sum(c.get(f"enrich/date_previously_modified{s}", 0) for s in ("", "_unknown"))
+        parts.append(
+            f"date_created on {dated:,} of {dated + c.get('enrich/date_created_unknown', 0):,} records, "
+            f"date_previously_modified on {c.get('enrich/date_previously_modified', 0):,} of {with_parent:,}"
+        )
+    if any(k.startswith("enrich/") and not k.startswith(("enrich/date_", "enrich/first_revision")) for k in c):
+        unmatched = sum(v for k, v in c.items() if k.startswith("enrich/") and "unmatched" in k)
+        parts.append(f"{unmatched:,} SQL rows matched no page of the run")
     return "enrichment: " + "; ".join(parts)
 
 

@@ -240,8 +240,11 @@ def elwikivoyage_builds(build, tmp_path_factory):
     plain, dated = tmp_path_factory.mktemp("elwv-plain"), tmp_path_factory.mktemp("elwv-dated")
     code, _out, err = build([ELWIKIVOYAGE], plain)
     assert code == 0, err
-    code, _out, err = build([ELWIKIVOYAGE, STUBS], dated)
+    code, out, err = build([ELWIKIVOYAGE, STUBS], dated)
     assert code == 0, err
+    # the run's summary says the coverage
+    assert "enrichment: date_created on 2 of 1,693 records, date_previously_modified on 2 of 1,369" in out + err
+    assert "SQL rows" not in out + err
     return plain, dated
 
 
@@ -342,3 +345,9 @@ def test_truncated_stub_fails_the_build_naming_the_file(build, tmp_path):
 def test_stub_of_a_wiki_without_text_dump_is_refused(build, tmp_path):
     code, _stdout, err = build([ENWIKI, STUBS], tmp_path / "out")
     assert code != 0 and str(STUBS) in err and "no XML dump with the pages' text of elwikivoyage" in err
+
+
+def test_update_refuses_a_stub_as_a_diff(build, update, tmp_path):
+    assert build([ELWIKIVOYAGE], tmp_path / "base")[0] == 0
+    code, _stdout, err = update(tmp_path / "base", [STUBS], tmp_path / "out")
+    assert code != 0 and str(STUBS) in err and "stub dump" in err
