@@ -603,7 +603,11 @@ def build_pipeline(
         extra_stats, sql_errors = [enriched["stats"]], [enriched["errors"]]
     if history_units:
         # Revision histories: one small summary per page, joined to the articles by (db, page id).
-        histories = pipeline | "CreateHistoryUnits" >> beam.Create(history_units) | "ReadHistories" >> ReadHistories()
+        histories = (
+            pipeline
+            | "CreateHistoryUnits" >> beam.Create(history_units)
+            | "ReadHistories" >> ReadHistories(read_opts.namespaces)
+        )
         dated = (histories.pages, titles) | "JoinHistories" >> JoinHistories(config.bucket_span)
         enrichments.append(dated.enrichments)
         extra_stats += [histories.stats, dated.stats]

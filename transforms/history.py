@@ -44,18 +44,23 @@ HISTORY_KEY = "_history"
 HISTORY_COVERAGE = "history"
 
 
-def combine_histories(items: list[PageHistory]) -> dict:
-    """A page's summaries from every history input holding it → `{created?, times}`.
+def summary_of(page: PageHistory) -> tuple:
+    """What of a `PageHistory` travels through the shuffle: `(first, root, revisions, times)`."""
+    return (page.first, page.root, page.revisions, page.times)
+
+
+def combine_histories(items: list[tuple]) -> dict:
+    """A page's summaries (`summary_of`) from every history input holding it → `{created?, times}`.
 
     Several inputs hold one page when a history is split inside a page or given twice: the
     smallest timestamp wins, revision counts add up and the revision times are united.
     """
-    first = min(h.first for h in items)
-    root = any(h.root for h in items)
-    revisions = sum(h.revisions for h in items)
+    first = min(first for first, _root, _n, _times in items)
+    root = any(root for _first, root, _n, _times in items)
+    revisions = sum(n for _first, _root, n, _times in items)
     times: dict[int, str] = {}
-    for h in sorted(items, key=lambda h: (h.times, h.first, h.revisions)):
-        times.update(h.times)
+    for _first, _root, _n, part in sorted(items, key=lambda h: (h[3], h[0], h[2])):
+        times.update(part)
     out: dict = {"times": dict(sorted(times.items()))}
     if root or revisions > 1:
         out["created"] = first
@@ -114,7 +119,14 @@ def carry_previous(prior: dict | None, record: dict) -> None:
 
 
 class _ReadHistoryFn(beam.DoFn):
-    """History WorkUnit → `((db, page_id), PageHistory)`, stats, a UnitReport, dead letters."""
+    """History WorkUnit → `((db, page_id), summary_of(page))`, stats, a UnitReport, dead letters.
+
+    Pages outside `namespaces` cannot meet a record: they are counted and dropped here, before
+    the shuffle (on enwiki more than half the pages are talk and user pages).
+    """
+
+    def __init__(self, namespaces: frozenset[int]):
+        self.namespaces = namespaces
 
     def setup(self) -> None:
         self.c_pages = Metrics.counter("wikisnap", "history_pages_read")
@@ -137,7 +149,10 @@ class _ReadHistoryFn(beam.DoFn):
                 )
                 continue
             counts["history/revisions_read"] += item.revisions
-            yield ((db, item.page_id), item)
+            if item.ns not in self.namespaces:
+                counts["history/skipped_namespace"] = counts.get("history/skipped_namespace", 0) + 1
+                continue
+            yield ((db, item.page_id), summary_of(item))
         counts["history/pages_read"] = stats.pages
         self.c_pages.inc(stats.pages)
         self.c_revisions.inc(counts["history/revisions_read"])
@@ -170,20 +185,26 @@ class _ReadHistoryFn(beam.DoFn):
 
 
 class ReadHistories(beam.PTransform):
-    """PCollection[WorkUnit] of history dumps → main `((db, page_id), PageHistory)`, stats, units,
-    deadletters."""
+    """PCollection[WorkUnit] of history dumps → main `((db, page_id), summary)` of the pages in
+    `namespaces`, stats, units, deadletters."""
+
+    def __init__(self, namespaces: frozenset[int]):
+        super().__init__()
+        self.namespaces = namespaces
 
     def expand(self, units):
         return (
             units
             | "SpreadHistoryUnits" >> beam.Reshuffle()
             | "ReadHistoryPages"
-            >> beam.ParDo(_ReadHistoryFn()).with_outputs(TAG_STATS, TAG_UNITS, TAG_DEADLETTERS, main="pages")
+            >> beam.ParDo(_ReadHistoryFn(self.namespaces)).with_outputs(
+                TAG_STATS, TAG_UNITS, TAG_DEADLETTERS, main="pages"
+            )
         )
 
 
 class _JoinHistoryFn(beam.DoFn):
-    """(db, page_id) → {A: [ns], H: [PageHistory]} → `((db, ns, bucket), (page_id, {HISTORY_KEY: …}))`."""
+    """(db, page_id) → {A: [ns], H: [summary]} → `((db, ns, bucket), (page_id, {HISTORY_KEY: …}))`."""
 
     def __init__(self, bucket_span: int):
         self.bucket_span = bucket_span
@@ -199,7 +220,7 @@ class _JoinHistoryFn(beam.DoFn):
             return
         namespaces = sorted(set(groups["A"]))
         if not namespaces:
-            # Redirect pages, other namespaces, pages deleted since or of another part of the wiki.
+            # Redirect pages, pages deleted since or of another part of the wiki.
             self.c_unmatched.inc()
             yield beam.pvalue.TaggedOutput(TAG_STATS, ((db, "history/pages_without_record"), 1))
             return
