@@ -606,7 +606,7 @@ def build_pipeline(
         histories = (
             pipeline
             | "CreateHistoryUnits" >> beam.Create(history_units)
-            | "ReadHistories" >> ReadHistories(read_opts.namespaces)
+            | "ReadHistories" >> ReadHistories(read_opts.namespaces, config.progress_seconds)
         )
         dated = (histories.pages, titles) | "JoinHistories" >> JoinHistories(config.bucket_span)
         enrichments.append(dated.enrichments)

@@ -361,3 +361,21 @@ def test_update_refuses_a_stub_as_a_diff(build, update, tmp_path):
     assert build([ELWIKIVOYAGE], tmp_path / "base")[0] == 0
     code, _stdout, err = update(tmp_path / "base", [STUBS], tmp_path / "out")
     assert code != 0 and str(STUBS) in err and "stub dump" in err
+
+
+def test_malformed_stub_page_is_a_dead_letter_and_the_rest_is_dated(build, tmp_path):
+    text = gzip.decompress(STUBS.read_bytes()).replace(b"<timestamp>2013-04-13T12:40:54Z</timestamp>", b"", 1)
+    bad = tmp_path / "elwikivoyage-stub-meta-history-bad.xml.gz"
+    bad.write_bytes(gzip.compress(text))
+    out = tmp_path / "out"
+    code, _stdout, err = build([ELWIKIVOYAGE, bad], out)
+    assert code == 0, err
+    assert "date_created" not in records(out, 10)[DOUBLE_IMAGE]  # its history is the dead letter
+    assert records(out, 0)[AGIO_OROS]["date_created"] == "2013-03-26T15:19:25Z"
+    letters = [
+        json.loads(line) for p in out.rglob("*deadletter*") if p.is_file() for line in p.read_text().splitlines()
+    ]
+    assert [(d["page_id"], d["source"]) for d in letters] == [(DOUBLE_IMAGE, bad.name)]
+    assert "has no <timestamp>" in letters[0]["reason"]
+    counts = json.loads((out / "manifest.json").read_text())["counts"]["elwikivoyage"]
+    assert counts["history/dead_lettered"] == 1 and counts["history/pages_read"] == 20

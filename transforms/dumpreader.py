@@ -904,15 +904,15 @@ def _page_history(page_id: int, ns: int, title: str, count: int, first: str, roo
 
 
 def iter_history(
-    path: str, site: SiteInfo, stats: ReadStats, *, byte_range: tuple[int, int] | None = None
+    path: str, site: SiteInfo, stats: ReadStats, *, progress=None, byte_range: tuple[int, int] | None = None
 ) -> Iterator[PageHistory | PageFailure]:
     """Stream one history dump (stub or with text) as a `PageHistory` per page.
 
     Each `<revision>` is read for its id, parent id and timestamp, then freed at once: memory is
     the last `HISTORY_WINDOW` revisions of the current page, whatever its history's length (the
     text of a full history dump is parsed by lxml but never kept). A page with a revision lacking
-    its id or timestamp becomes a `PageFailure` naming the revision. Errors and `stats` as
-    `iter_pages` (truncated or corrupt files end the stream with `stats.error` set).
+    its id or timestamp becomes a `PageFailure` naming the revision. Errors, `stats` and
+    `progress` as `iter_pages` (truncated or corrupt files end the stream with `stats.error` set).
     """
     import collections
 
@@ -930,6 +930,7 @@ def iter_history(
         stream = _Concat([b"<mediawiki>", stream, b"</mediawiki>"])
     window: collections.deque = collections.deque(maxlen=HISTORY_WINDOW)
     count, first, root, problem = 0, "", False, None
+    next_report = 0
     try:
         # Whitespace between elements is most of a stub's text nodes: not building them is ~10% faster.
         context = etree.iterparse(
@@ -998,6 +999,9 @@ def iter_history(
                 while elem.getprevious() is not None:
                     del parent_elem[0]
             stats.bytes_read = hasher.count
+            if progress is not None and hasher.count >= next_report:
+                next_report = hasher.count + _READ_CHUNK
+                progress(stats)
         if not finished:
             raise etree.XMLSyntaxError("no closing </mediawiki>", None, 0, 0)  # type: ignore[call-arg]
     except etree.XMLSyntaxError as exc:

@@ -31,7 +31,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from wikisnap.transforms.dumpreader import PageFailure, PageHistory, ReadStats, describe_input, iter_history
-from wikisnap.transforms.read import DeadLetter, UnitReport, WorkUnit, check_digests
+from wikisnap.transforms.read import DeadLetter, UnitReport, WorkUnit, _Progress, check_digests
 
 TAG_STATS = "stats"
 TAG_UNITS = "units"
@@ -125,8 +125,9 @@ class _ReadHistoryFn(beam.DoFn):
     the shuffle (on enwiki more than half the pages are talk and user pages).
     """
 
-    def __init__(self, namespaces: frozenset[int]):
+    def __init__(self, namespaces: frozenset[int], progress_seconds: float = 10.0):
         self.namespaces = namespaces
+        self.progress_seconds = progress_seconds
 
     def setup(self) -> None:
         self.c_pages = Metrics.counter("wikisnap", "history_pages_read")
@@ -140,7 +141,9 @@ class _ReadHistoryFn(beam.DoFn):
         byte_range = (unit.start, unit.end) if unit.kind == "range" else None
         stats = ReadStats(unit.path, size=unit.size)
         counts = {"history/pages_read": 0, "history/revisions_read": 0, "history/dead_lettered": 0}
-        for item in iter_history(unit.path, unit.site, stats, byte_range=byte_range):
+        # Logged only: the launcher's overall progress counts the text dumps' bytes.
+        progress = _Progress(source, unit.size, self.progress_seconds)
+        for item in iter_history(unit.path, unit.site, stats, progress=progress, byte_range=byte_range):
             if isinstance(item, PageFailure):
                 self.c_dead.inc()
                 counts["history/dead_lettered"] += 1
@@ -154,6 +157,7 @@ class _ReadHistoryFn(beam.DoFn):
                 continue
             yield ((db, item.page_id), summary_of(item))
         counts["history/pages_read"] = stats.pages
+        progress(stats, final=True)
         self.c_pages.inc(stats.pages)
         self.c_revisions.inc(counts["history/revisions_read"])
         verified = False
@@ -188,16 +192,17 @@ class ReadHistories(beam.PTransform):
     """PCollection[WorkUnit] of history dumps → main `((db, page_id), summary)` of the pages in
     `namespaces`, stats, units, deadletters."""
 
-    def __init__(self, namespaces: frozenset[int]):
+    def __init__(self, namespaces: frozenset[int], progress_seconds: float = 10.0):
         super().__init__()
         self.namespaces = namespaces
+        self.progress_seconds = progress_seconds
 
     def expand(self, units):
         return (
             units
             | "SpreadHistoryUnits" >> beam.Reshuffle()
             | "ReadHistoryPages"
-            >> beam.ParDo(_ReadHistoryFn(self.namespaces)).with_outputs(
+            >> beam.ParDo(_ReadHistoryFn(self.namespaces, self.progress_seconds)).with_outputs(
                 TAG_STATS, TAG_UNITS, TAG_DEADLETTERS, main="pages"
             )
         )
