@@ -65,11 +65,31 @@ def gunzip_all(path: Path) -> int:
     return total
 
 
+def build_cost(inputs: list[Path], out: Path) -> tuple[float, float, int]:
+    """(wall s, CPU s, peak RSS MB) of one `wikisnap build` process (its children included)."""
+    import resource
+    import subprocess
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    cmd = [sys.executable, "-m", "wikisnap.pipelines.cli", "-q", "build", *map(str, inputs), "--out", str(out)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return wall, cpu, after.ru_maxrss // 1024
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--copies", type=int, default=3000)
     parser.add_argument("--runs", type=int, default=3, help="keep the best of this many runs")
     parser.add_argument("--no-results", action="store_true", help="do not rewrite benchmarks/RESULTS.md")
+    parser.add_argument(
+        "--build",
+        action="store_true",
+        help="also time `wikisnap build` of the elwikivoyage articles without/with the stub",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="wikisnap-bench-history-") as tmp:
         path = Path(tmp) / "elwikivoyage-stub-meta-history-replicated.xml.gz"
@@ -79,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         read_s = min(cpu_time(lambda: read_all(path))[0] for _ in range(args.runs))
         _s, (pages, revisions) = cpu_time(lambda: read_all(path))
         gunzip_s = min(cpu_time(lambda: gunzip_all(path))[0] for _ in range(args.runs))
+        builds = []
+        if args.build:
+            articles = HERE.parent / "tests" / "data" / "xml" / "mwbzutils__elwikivoyage-sample-pages-articles.xml.bz2"
+            builds = [
+                ("articles only", build_cost([articles], Path(tmp) / "plain")),
+                ("articles + replicated stub", build_cost([articles, path], Path(tmp) / "dated")),
+            ]
     lines = [
         SECTION,
         "",
@@ -94,6 +121,16 @@ def main(argv: list[str] | None = None) -> int:
         f"| gzip decompression alone | {gunzip_s:.2f} | {size / 1e6 / gunzip_s:.1f} | {raw / 1e6 / gunzip_s:.1f} | |",
         "",
     ]
+    if builds:
+        lines += [
+            "`wikisnap build` of the elwikivoyage pages-articles sample (one worker), without and with the stub "
+            "(peak RSS is the largest child process so far):",
+            "",
+            "| build | wall s | CPU s | peak RSS MB |",
+            "|---|---|---|---|",
+            *[f"| {name} | {wall:.1f} | {cpu:.1f} | {rss} |" for name, (wall, cpu, rss) in builds],
+            "",
+        ]
     text = "\n".join(lines)
     print(text)
     if not args.no_results:

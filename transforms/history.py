@@ -1,7 +1,8 @@
 """Revision histories → `date_created` and `date_previously_modified` of the XML articles.
 
-A history dump (`stub-meta-history`, `stub-meta-current`, or a history dump with text) is read
-page by page into a small `PageHistory` (dumpreader.iter_history): the smallest revision
+A stub dump (`stub-meta-history`, `stub-meta-current`; `iter_history` reads history dumps with
+text as well, but `build` takes those as text dumps) is read page by page into a small
+`PageHistory` (dumpreader.iter_history): the smallest revision
 timestamp, and the timestamps of the page's last revisions and of their parents. Only that
 summary goes through a shuffle, never a page's revisions.
 
@@ -14,10 +15,11 @@ Out: `enrichments` `((db, ns, bucket), (page_id, {HISTORY_KEY: {...}}))` for the
 
 The graph:
 
-    ReadHistories   each file → ((db, page_id), PageHistory) (one file per call, spread first)
+    ReadHistories   each file → ((db, page_id), summary_of(page)) (one file per call, spread
+                    first; pages outside the snapshot's namespaces dropped)
     JoinHistories   (db, page_id): a page's summaries (one per file holding it) meet its article
 
-The rules (README, "What a record holds"):
+The rules (README, "Revision histories"):
 - `date_created` = the smallest revision timestamp of the page in the history inputs, given when
   those hold the page's creation (a revision without `<parentid>`) or more than one revision —
   a `stub-meta-current` page (one revision) gives it only when its current revision created it.
