@@ -7,6 +7,8 @@ replicated `--copies` times under fresh page ids and titles (make_corpus.page_co
 as WMF writes its stubs. Measured in this one process (one core): `iter_history` over the file
 (gzip + lxml + the per-page summary), and gzip decompression alone for comparison. Rates are
 compressed bytes per CPU second (process time), so other load on the machine does not count.
+`--build` also times `wikisnap build` of the elwikivoyage articles without and with the replicated
+stub: its cost only (copies' page ids can meet real articles' ids, so their dates mean nothing).
 The section "Stub histories" of benchmarks/RESULTS.md is replaced by the new numbers.
 """
 
