@@ -40,9 +40,11 @@ from wikisnap.pipelines.engine import (
 from wikisnap.pipelines.errors import RunFailed, UsageError
 from wikisnap.pipelines.inputs import (
     classify_inputs,
+    discover_history_units,
     discover_sql_inputs,
     discover_units,
     record_sites,
+    split_history_inputs,
     with_dump_run,
 )
 from wikisnap.pipelines.jobs import add_output_arguments, run_job
@@ -63,6 +65,7 @@ from wikisnap.transforms.files import (
     remove_tree,
     write_bytes_atomic,
 )
+from wikisnap.transforms.history import HISTORY_COVERAGE, JoinHistories, ReadHistories
 from wikisnap.transforms.read import (
     TAG_EDITORS,
     TAG_RUNS,
@@ -530,8 +533,10 @@ def build_pipeline(
     temp_dir: str,
     sql_inputs: list[SqlInput] | None = None,
     out_dir: str | None = None,
+    history_units: list[WorkUnit] | None = None,
 ) -> None:
-    """Assemble the build graph on `pipeline` (`sql_inputs`: checked by `discover_sql_inputs`).
+    """Assemble the build graph on `pipeline` (`sql_inputs`: checked by `discover_sql_inputs`;
+    `history_units`: history dumps, see transforms/history.py).
 
     Every output goes under `out_dir` (the run's staging folder; default `config.out`) and is
     read back by VerifyOutputs before the launcher publishes it.
@@ -548,6 +553,8 @@ def build_pipeline(
         coverage.add("protection")
     # issue 15's tables: each one's coverage is counted only when it is given
     coverage |= {field for table, field in SQL_TABLE_COVERAGE.items() if table in tables}
+    if history_units:
+        coverage.add(HISTORY_COVERAGE)
     read_opts = ReadOptions(
         namespaces=frozenset(config.namespaces),
         temp_dir=temp_dir,
@@ -609,7 +616,8 @@ def build_pipeline(
         letters_in.append(recs[TAG_DEADLETTERS])
     write_buckets = WriteBuckets(write_opts, html=bool(html_runs))
     joined = (titles, read.redirects) | "JoinRedirects" >> JoinRedirects(config.bucket_span)
-    extra_stats, sql_errors = [], []
+    extra_stats, sql_errors, enrichments = [], [], []
+    redirect_lists = joined.redirect_lists
     if sql_inputs:
         sites = {**record_sites(config.record_inputs), **{unit.site.dbname: unit.site for unit in units}}
         enriched = (
@@ -626,10 +634,23 @@ def build_pipeline(
             )
         )
         redirect_lists = (joined.redirect_lists, enriched["redirect_lists"]) | "FlattenRedirectLists" >> beam.Flatten()
-        written = (runs, redirect_lists, enriched["enrichments"], *html_runs) | "WriteBuckets" >> write_buckets
+        enrichments.append(enriched["enrichments"])
         extra_stats, sql_errors = [enriched["stats"]], [enriched["errors"]]
-    else:
-        written = (runs, joined.redirect_lists, *html_runs) | "WriteBuckets" >> write_buckets
+    if history_units:
+        # Revision histories: one small summary per page, joined to the articles by (db, page id).
+        histories = (
+            pipeline
+            | "CreateHistoryUnits" >> beam.Create(history_units)
+            | "ReadHistories" >> ReadHistories(read_opts.namespaces, config.progress_seconds)
+        )
+        dated = (histories.pages, titles) | "JoinHistories" >> JoinHistories(config.bucket_span)
+        enrichments.append(dated.enrichments)
+        extra_stats += [histories.stats, dated.stats]
+        units_read = (units_read, histories.units) | "FlattenHistoryUnits" >> beam.Flatten()
+        letters_in.append(histories.deadletters)
+    if len(enrichments) > 1:
+        enrichments = [tuple(enrichments) | "FlattenEnrichments" >> beam.Flatten()]
+    written = (runs, redirect_lists, *enrichments, *html_runs) | "WriteBuckets" >> write_buckets
     letters_in.append(written[TAG_DEADLETTERS])
     dead = tuple(letters_in) | "FlattenDeadLetters" >> beam.Flatten()
     input_errors = units_read | "FindInputErrors" >> beam.Filter(lambda u: u.error is not None)
@@ -723,17 +744,20 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
         config = with_dump_run(config)
     # SQL table dumps are routed off before the XML inputs are checked and split into units.
     xml_inputs, sql_paths, record_inputs = classify_inputs(config.inputs)
+    # Stub dumps (revision metadata, no text) date the records; they are not records themselves.
+    xml_inputs, history_paths = split_history_inputs(xml_inputs)
     record_inputs = [*config.record_inputs, *record_inputs]
     if not xml_inputs and not any(r.kind == "wme" for r in record_inputs):
         raise UsageError(
-            "no XML dump among the inputs (nor WME records): SQL table dumps and Parsoid HTML only "
-            "enrich the pages of an XML dump or WME tarball"
+            "no XML dump among the inputs (nor WME records): SQL table dumps, stub dumps and Parsoid HTML "
+            "only enrich the pages of an XML dump or WME tarball"
         )
     config = replace(
         config, inputs=xml_inputs, sql_inputs=[*config.sql_inputs, *sql_paths], record_inputs=record_inputs
     )
     units = discover_units(config)
     sql_inputs = discover_sql_inputs(config, units)
+    history_units = discover_history_units(config, history_paths, units)
     options, runner, engine = pipeline_options(config)
     temp_dir = run_temp_dir(config.temp_location, config.beam_args, folder)
     check_cluster_run(config, temp_dir)
@@ -753,7 +777,9 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
     try:
         watcher.start()
         pipeline = beam.Pipeline(runner=runner, options=options)
-        build_pipeline(pipeline, config, units, temp_dir, sql_inputs, out_dir=folder.staging)
+        build_pipeline(
+            pipeline, config, units, temp_dir, sql_inputs, out_dir=folder.staging, history_units=history_units
+        )
         result = pipeline.run()
         result.wait_until_finish()
         elapsed = time.time() - started
@@ -796,6 +822,8 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
             "input_mb_per_second": round(read_bytes_total / 1e6 / elapsed, 2) if elapsed else None,
         },
     }
+    if history_units:
+        manifest["history_inputs"] = sorted({u.path for u in history_units})
     try:
         check_build_report(config, report, counts, unit_reports, outputs)
     except RunFailed as exc:
@@ -923,8 +951,16 @@ def enrichment_summary(c: dict[str, int]) -> str:
         parts.append(f"{c['enrich/editor_groups/records_with_explicit']:,} editors with groups")
     if "enrich/flagged/records_stable" in c:
         parts.append(f"{c['enrich/flagged/records_stable']:,} flagged stable")
-    unmatched = sum(v for k, v in c.items() if k.startswith("enrich/") and "unmatched" in k)
-    parts.append(f"{unmatched:,} SQL rows matched no page of the run")
+    if "enrich/date_created" in c or "enrich/date_created_unknown" in c:
+        dated = c.get("enrich/date_created", 0)
+        with_parent = sum(c.get(f"enrich/date_previously_modified{s}", 0) for s in ("", "_unknown"))
+        parts.append(
+            f"date_created on {dated:,} of {dated + c.get('enrich/date_created_unknown', 0):,} records, "
+            f"date_previously_modified on {c.get('enrich/date_previously_modified', 0):,} of {with_parent:,}"
+        )
+    if any(k.startswith("enrich/") and not k.startswith(("enrich/date_", "enrich/first_revision")) for k in c):
+        unmatched = sum(v for k, v in c.items() if k.startswith("enrich/") and "unmatched" in k)
+        parts.append(f"{unmatched:,} SQL rows matched no page of the run")
     return "enrichment: " + "; ".join(parts)
 
 

@@ -18,6 +18,7 @@ from wikisnap.transforms.dumpreader import (
     describe_input,
     index_path_for,
     input_size,
+    is_stub_dump,
     plan_ranges,
     read_index,
     read_siteinfo,
@@ -261,3 +262,29 @@ def discover_sql_inputs(config: BuildConfig, units: list[WorkUnit]) -> list[SqlI
 
 def _columns_of(inputs: list[SqlInput], db: str | None, table: str) -> set[str]:
     return {c for i in inputs if i.dbname == db and i.table == table and i.header for c in i.header.columns}
+
+
+def split_history_inputs(paths: list[str]) -> tuple[list[str], list[str]]:
+    """(text dumps, stub history dumps) of the XML inputs, told apart by content (`is_stub_dump`)."""
+    texts, stubs = [], []
+    for path in paths:
+        (stubs if is_stub_dump(path) else texts).append(path)
+    return texts, stubs
+
+
+def discover_history_units(config: BuildConfig, paths: list[str], units: list[WorkUnit]) -> list[WorkUnit]:
+    """Check the history dumps (siteinfo, checksums) as `discover_units` does; one unit per file.
+
+    UsageError when a history dump is of a wiki no text dump of the run is of (it would date nothing).
+    """
+    if not paths:
+        return []
+    found = discover_units(replace(config, inputs=paths, index=None))
+    wikis = sorted({u.site.dbname for u in units})
+    for unit in found:
+        if unit.site.dbname not in wikis:
+            raise UsageError(
+                f"{unit.path}: a stub (history) dump of {unit.site.dbname}, but no XML dump with the pages' "
+                f"text of {unit.site.dbname} is given (wikis of this run: {', '.join(wikis) or 'none'})"
+            )
+    return found

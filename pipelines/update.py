@@ -54,7 +54,7 @@ from wikisnap.transforms.diffs import (
     ReadDiffs,
     classify_diff,
 )
-from wikisnap.transforms.dumpreader import DumpError, read_siteinfo
+from wikisnap.transforms.dumpreader import DumpError, is_stub_dump, read_siteinfo
 from wikisnap.transforms.files import fs_for, join, read_bytes, remove_tree
 from wikisnap.transforms.merge import (
     FIX_BASE,
@@ -289,6 +289,12 @@ def discover_diffs(config: UpdateConfig, base: Base) -> tuple[list[DiffUnit], di
         except DiffError as exc:
             raise UsageError(str(exc)) from None
         site = None
+        if kind == "xml" and is_stub_dump(path):
+            # Its empty <text/> elements would become records without text.
+            raise UsageError(
+                f"{path}: a stub dump (revision metadata without text) is not a diff; update takes "
+                "adds-changes XML with text, WME batches or events (stub histories date records in `build`)"
+            )
         if kind == "xml":
             try:
                 site = read_siteinfo(path)

@@ -845,3 +845,216 @@ def index_path_for(path: str) -> str | None:
         except Exception:  # noqa: BLE001 - no index found is a normal outcome
             continue
     return None
+
+
+# -- revision histories (stub-meta-history, stub-meta-current, any history dump) ------------
+
+# How many of a page's last revisions `PageHistory.times` answers for, and how far back their
+# parents are looked up. The window bounds a page's memory (a page can have a million revisions):
+# a parent further back than this (after a history merge or import) stays unknown, and is counted.
+HISTORY_TAIL = 4
+HISTORY_WINDOW = 1024
+# Pages looked at before a file whose <text> elements are all empty is called a text dump.
+_SNIFF_PAGES = 100
+
+
+@dataclass(frozen=True)
+class PageHistory:
+    """What a history dump says about one page, reduced to what the record rules need.
+
+    `first` is the smallest revision timestamp; `root` says a revision without `<parentid>` (the
+    page's creation) was seen. `times` maps revision id → timestamp for the page's last
+    `HISTORY_TAIL` revisions and their parents (where the parent is within the last
+    `HISTORY_WINDOW` revisions): enough to find the parent timestamp of a current revision that
+    is, or follows, one of the last revisions of the history. Sorted by revision id.
+    """
+
+    page_id: int
+    ns: int
+    title: str
+    revisions: int
+    first: str
+    root: bool
+    times: tuple[tuple[int, str], ...]
+
+
+def is_stub_dump(path: str) -> bool:
+    """Whether a MediaWiki XML dump is a stub dump (revision metadata without text).
+
+    Decided by content, not name: a stub's `<text>` elements are empty and point at the text
+    (`<text bytes="116" location="tt:43" id="43" />`); a text dump's carry the text. Empty
+    `<text bytes="0"/>` (empty pages) and revision-deleted text decide nothing, so up to
+    `_SNIFF_PAGES` pages are looked at. A file that cannot be read that far is not a stub here
+    (the dump reader then reports what is wrong with it).
+    """
+    try:
+        stream, _hasher, _ = open_dump(path, read_ahead=False, head=True)
+    except (DumpError, OSError):
+        return False
+    pages = 0
+    try:
+        for _event, elem in etree.iterparse(stream, events=("end",), tag=("{*}text", "{*}page"), huge_tree=True):
+            if _local(elem.tag) == "page":
+                pages += 1
+                if pages >= _SNIFF_PAGES:
+                    return False
+                elem.clear()
+                continue
+            if elem.get("deleted"):
+                continue
+            if elem.text:
+                return False
+            if elem.get("id") or elem.get("location") or elem.get("bytes", "0") not in ("", "0"):
+                return True
+    except (etree.XMLSyntaxError, EOFError, OSError, zlib.error):
+        return False
+    finally:
+        stream.close()
+    return False
+
+
+def _revision_times(rev: etree._Element) -> tuple[str | None, str | None, str | None]:
+    """(id, parent id, timestamp) texts of a `<revision>`: every export schema writes them first,
+    in this order (`<parentid>` only when there is a parent); anything else takes the slow path."""
+    n = len(rev)
+    if n >= 2:
+        first, second = rev[0], rev[1]
+        if first.tag.endswith("}id") or first.tag == "id":
+            stag = second.tag
+            if stag.endswith("timestamp"):
+                return first.text, None, second.text
+            if stag.endswith("parentid") and n >= 3 and rev[2].tag.endswith("timestamp"):
+                return first.text, second.text, rev[2].text
+    values: dict[str, str | None] = {}
+    for child in rev:
+        if isinstance(child.tag, str):
+            values.setdefault(_local(child.tag), child.text)
+    return values.get("id"), values.get("parentid"), values.get("timestamp")
+
+
+def _page_history(page_id: int, ns: int, title: str, count: int, first: str, root: bool, window) -> PageHistory:
+    """The `PageHistory` of a page whose last revisions `(id, parent, timestamp)` are in `window`."""
+    times_by_id = {rev_id: ts for rev_id, _parent, ts in window}
+    times: dict[int, str] = {}
+    for rev_id, parent, ts in list(window)[-HISTORY_TAIL:]:
+        times[rev_id] = ts
+        if parent and parent in times_by_id:
+            times[parent] = times_by_id[parent]
+    return PageHistory(page_id, ns, title, count, first, root, tuple(sorted(times.items())))
+
+
+def iter_history(
+    path: str, site: SiteInfo, stats: ReadStats, *, progress=None, byte_range: tuple[int, int] | None = None
+) -> Iterator[PageHistory | PageFailure]:
+    """Stream one history dump (stub or with text) as a `PageHistory` per page.
+
+    Each `<revision>` is read for its id, parent id and timestamp, then freed at once: memory is
+    the last `HISTORY_WINDOW` revisions of the current page, whatever its history's length (the
+    text of a full history dump is parsed by lxml but never kept). A page with a revision lacking
+    its id or timestamp becomes a `PageFailure` naming the revision. Errors, `stats` and
+    `progress` as `iter_pages` (truncated or corrupt files end the stream with `stats.error` set).
+    """
+    import collections
+
+    base = byte_range[0] if byte_range else 0
+    try:
+        stream, hasher, compression = open_dump(path, byte_range=byte_range)
+    except DumpError as exc:
+        stats.error = exc
+        return
+    except OSError as exc:
+        stats.error = DumpError(path, f"cannot be read: {exc}", offset=base, kind="missing")
+        return
+    stats.compression = compression
+    if byte_range is not None:
+        stream = _Concat([b"<mediawiki>", stream, b"</mediawiki>"])
+    window: collections.deque = collections.deque(maxlen=HISTORY_WINDOW)
+    count, first, root, problem = 0, "", False, None
+    next_report = 0
+    try:
+        # Whitespace between elements is most of a stub's text nodes: not building them is ~10% faster.
+        context = etree.iterparse(
+            stream,
+            events=("end",),
+            tag=("{*}revision", "{*}page", "{*}mediawiki"),
+            huge_tree=True,
+            remove_blank_text=True,
+        )
+        finished = False
+        for _, elem in context:
+            tag = elem.tag
+            name = tag[tag.rfind("}") + 1 :]
+            if name == "revision":
+                rev_id, parent, ts = _revision_times(elem)
+                count += 1
+                try:
+                    rid = int(rev_id)  # type: ignore[arg-type]
+                    pid = int(parent) if parent and parent.strip() else 0
+                except (TypeError, ValueError):
+                    problem = problem or f"revision {count} has no numeric <id> or <parentid> ({rev_id!r}, {parent!r})"
+                    rid = pid = 0
+                ts = (ts or "").strip()
+                if not ts and problem is None:
+                    problem = f"revision {rev_id} has no <timestamp>"
+                if rid:
+                    window.append((rid, pid, ts))
+                    if ts and (not first or ts < first):
+                        first = ts
+                    if not pid:
+                        root = True
+                # Free the revision now (a page can hold a million): cleared, and the one before
+                # it (cleared too) taken out of the page, so at most one stays behind.
+                elem.clear()
+                prev = elem.getprevious()
+                if prev is not None and prev.tag == tag:
+                    elem.getparent().remove(prev)
+                continue
+            if name == "mediawiki":
+                finished = True
+                break
+            stats.pages += 1
+            page_id = _int(elem.findtext("{*}id"))
+            title = elem.findtext("{*}title") or ""
+            ns = _int(elem.findtext("{*}ns"))
+            if ns is None and title:
+                ns = site.split_title(title)[0]
+            if page_id is None or not title or problem is not None or not window:
+                reason = problem or ("page has no <id>" if page_id is None else "page has no <title>")
+                if page_id is not None and title and problem is None:
+                    reason = "page has no <revision>"
+                yield PageFailure(
+                    reason=f"malformed page in a history dump: {reason}",
+                    raw_xml=etree.tostring(elem, encoding="unicode"),
+                    page_id=page_id,
+                    title=title or None,
+                )
+            else:
+                stats.last_page = (page_id, title)
+                yield _page_history(page_id, ns or 0, title, count, first, root, window)
+            window.clear()
+            count, first, root, problem = 0, "", False, None
+            elem.clear()
+            parent_elem = elem.getparent()
+            if parent_elem is not None:
+                while elem.getprevious() is not None:
+                    del parent_elem[0]
+            stats.bytes_read = hasher.count
+            if progress is not None and hasher.count >= next_report:
+                next_report = hasher.count + _READ_CHUNK
+                progress(stats)
+        if not finished:
+            raise etree.XMLSyntaxError("no closing </mediawiki>", None, 0, 0)  # type: ignore[call-arg]
+    except etree.XMLSyntaxError as exc:
+        stats.error = _describe_truncation(path, stats, base + hasher.count, str(exc))
+    except (EOFError, OSError, zlib.error) as exc:
+        stats.error = DumpError(
+            path,
+            f"{compression} data is truncated or corrupt ({exc}); {_after_last(stats)}",
+            offset=base + hasher.count,
+            kind="corrupt",
+        )
+    finally:
+        stats.bytes_read = hasher.count
+        stats.md5 = hasher.md5.hexdigest()
+        stats.sha1 = hasher.sha1.hexdigest()
+        stream.close()

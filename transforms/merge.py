@@ -69,6 +69,7 @@ from wikisnap.transforms.files import (
     remove_tree,
     tar_padding,
 )
+from wikisnap.transforms.history import carry_previous
 from wikisnap.transforms.read import DeadLetter
 from wikisnap.transforms.tarlines import TarLines
 from wikisnap.transforms.write import MemberSink, OutputFile, TextShard, WriteOptions, snapshot_id
@@ -279,6 +280,7 @@ def _rev_of(record: dict | None) -> int:
 
 def _apply_version(record: dict, meta: dict) -> None:
     """A move's or visibility change's revision metadata onto a record whose text is unchanged."""
+    prior = {k: copy.deepcopy(record[k]) for k in ("version", "date_modified", "date_created") if k in record}
     version = record.setdefault("version", {})
     version["identifier"] = meta["identifier"]
     version["comment"] = meta.get("comment", "")
@@ -290,6 +292,8 @@ def _apply_version(record: dict, meta: dict) -> None:
     record["date_modified"] = meta.get("rev_dt") or record.get("date_modified")
     if meta.get("parent"):
         record["previous_version"] = {"identifier": meta["parent"]}
+        record.pop("date_previously_modified", None)  # the old parent's
+        carry_previous(prior, record)
 
 
 def hide(record: dict, visible: tuple[bool, bool, bool]) -> dict:
@@ -370,7 +374,8 @@ def fold_page(base: BaseHit | None, changes: list[Change], site: SiteInfo, names
                 record, redirect_to = None, ch.redirect_to
             else:
                 kept = (record or {}).get("redirects")
-                record, ns, redirect_to = copy.deepcopy(ch.record), ch.ns, None
+                prior, record, ns, redirect_to = record, copy.deepcopy(ch.record), ch.ns, None
+                carry_previous(prior, record)  # the page's creation date, its parent's time and size
                 if kept and "redirects" not in record:
                     # Redirects belong to other pages: a new revision of this one keeps them.
                     record["redirects"] = kept

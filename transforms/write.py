@@ -44,6 +44,7 @@ from wikisnap.transforms.files import (
     tar_padding,
     write_bytes_atomic,
 )
+from wikisnap.transforms.history import merge_history
 from wikisnap.transforms.plaintext import text_row
 from wikisnap.transforms.read import DeadLetter
 from wikisnap.transforms.records import HtmlJoin, take_wme_line, wme_line_if_unchanged
@@ -440,6 +441,7 @@ def write_bucket(
             counts["redirects_written"] += len(pairs)
         if opts.coverage or page_id in extra:
             merge_enrichment(record, extra.get(page_id), opts, counts)
+            merge_history(record, extra.get(page_id), opts.coverage, counts)
         # `--formats text` alone never serialises: members are then cut by wikitext size.
         line = (wme_line_if_unchanged(record, wme_line, before) or to_wme_json_bytes(record)) if json_needed else b""
         size = len(line) if json_needed else record_weight(record)
