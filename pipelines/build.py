@@ -69,6 +69,7 @@ from wikisnap.transforms.read import (
     ReadOptions,
     WorkUnit,
     format_progress,
+    unit_span,
 )
 from wikisnap.transforms.records import (
     TAG_HTML,
@@ -703,7 +704,7 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
     temp_dir = run_temp_dir(config.temp_location, config.beam_args, folder)
     check_cluster_run(config, temp_dir)
     # bytes the readers will go through: a range counts its own length, not its file's size
-    total = sum((u.end - u.start) if u.kind == "range" else (u.size or 0) for u in units if u.kind != "verify")
+    total = sum(unit_span(u) or 0 for u in units if u.kind != "verify")
     log.info(
         "wikisnap %s: %d input(s), %.1f MB, wikis %s",
         wikisnap.__version__,
