@@ -35,6 +35,7 @@ _MASK32 = 0xFFFFFFFF
 _WINDOW = 1 << 20
 _CHUNK = 1 << 20
 _DECOMPRESSED_CHUNK = 8 << 20
+_TAIL_CHUNK = 256 << 10
 # A block header sane enough to be believed: magic, CRC, randomised bit, origPtr, used map.
 _HEADER_BITS = 48 + 32 + 1 + 24 + 16
 _PAGE = b"<page>"
@@ -237,6 +238,11 @@ class BlockStream(io.RawIOBase):
         else:
             raise BlockError(f"no bz2 block starts at bit {start_bit:,} (byte {start_bit // 8:,})")
 
+    @property
+    def position(self) -> int:
+        """Byte of the file up to which blocks were handed out (for error offsets)."""
+        return max(self._copy_from // 8 - len(self._out), 0)
+
     def readable(self) -> bool:
         return True
 
@@ -416,7 +422,7 @@ class BlockRangeReader(io.RawIOBase):
     range's first `<page>`, and then closes the root; the range that reaches the end of the file
     hands over the file's own ending, so a missing `</mediawiki>` is still a truncation. A range
     in which no `<page>` begins yields an empty `<mediawiki></mediawiki>`. `count`: bytes of the
-    file read so far (for error offsets, from `start_bit // 8`); `own_bytes`: those of its own blocks.
+    file from `start_bit // 8` to where decompression has got (for error offsets and progress).
     """
 
     def __init__(self, path: str, start_bit: int, end_bit: int, *, first: bool):
@@ -424,7 +430,7 @@ class BlockRangeReader(io.RawIOBase):
         self._start, self._end = start_bit, end_bit
         self._first = first
         self._own_raw = BlockStream(path, start_bit, end_bit)
-        self._own = decompressor_for(io.BufferedReader(self._own_raw, buffer_size=_CHUNK))
+        self._own = decompressor_for(self._own_raw)
         self._tail_raw: BlockStream | None = None
         self._tail = None
         self._pieces = self._generate()
@@ -433,11 +439,9 @@ class BlockRangeReader(io.RawIOBase):
 
     @property
     def count(self) -> int:
-        return self._own_raw.count + (self._tail_raw.count if self._tail_raw is not None else 0)
-
-    @property
-    def own_bytes(self) -> int:
-        return self._own_raw.count
+        """Bytes from `start_bit // 8` to where decompression has got to in the file."""
+        reading = self._tail_raw if self._tail_raw is not None else self._own_raw
+        return reading.position - self._start // 8
 
     def readable(self) -> bool:
         return True
@@ -480,9 +484,11 @@ class BlockRangeReader(io.RawIOBase):
             yield chunk, None
         yield b"", own_len  # own length known from here on
         self._tail_raw = BlockStream(self.path, self._end, None)  # empty after the last stream
-        self._tail = decompressor_for(io.BufferedReader(self._tail_raw, buffer_size=_CHUNK))
+        self._tail = decompressor_for(self._tail_raw)
         while True:
-            chunk = self._tail.read(_DECOMPRESSED_CHUNK)
+            # as little as the next range's first <page> needs: read1 decompresses no more
+            # blocks than it must
+            chunk = self._tail.read1(_TAIL_CHUNK)
             if not chunk:
                 return
             yield chunk, own_len

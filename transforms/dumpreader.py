@@ -596,8 +596,8 @@ def iter_pages(
     base = byte_range[0] if byte_range else 0  # errors name offsets in the file, not the range
     try:
         if blocks is not None:
-            stream, hasher, compression = open_blocks(path, *blocks)
             base = blocks[0] // 8
+            stream, hasher, compression = open_blocks(path, *blocks)
         else:
             stream, hasher, compression = open_dump(path, byte_range=byte_range)
     except DumpError as exc:
@@ -663,9 +663,14 @@ def iter_pages(
 
 def open_blocks(path: str, start_bit: int, end_bit: int):
     """(XML stream, reader with `count`, "bz2") of the pages the blocks `[start_bit, end_bit)` own."""
-    from wikisnap.transforms.bz2blocks import BlockRangeReader  # it builds on this module
+    from wikisnap.transforms.bz2blocks import BlockError, BlockRangeReader  # it builds on this module
 
-    reader = BlockRangeReader(path, start_bit, end_bit, first=start_bit == FIRST_BLOCK_BIT)
+    try:
+        reader = BlockRangeReader(path, start_bit, end_bit, first=start_bit == FIRST_BLOCK_BIT)
+    except BlockError as exc:
+        raise DumpError(
+            path, f"bz2 data is truncated or corrupt ({exc})", offset=start_bit // 8, kind="corrupt"
+        ) from None
     return reader, reader, "bz2"
 
 
