@@ -222,7 +222,8 @@ class BlockStream(io.RawIOBase):
         self._eof = False
         self._copy_from = start_bit  # absolute bit: the next bit to copy out
         self._scanned = start_bit + 1  # bits before this were searched for magics
-        self._marks: deque[tuple[int, int]] = deque()  # (bit, magic) found, not yet reached
+        self._marks: deque[int] = deque()  # block starts found, not yet reached
+        self._cur = start_bit  # the block being copied
         self._acc = 0  # output bits not yet a whole byte, and their number
         self._acc_bits = 0
         self._crc = 0
@@ -292,20 +293,32 @@ class BlockStream(io.RawIOBase):
         return True
 
     def _scan(self) -> None:
-        """Find the block starts and stream ends in the window not searched yet."""
+        """Find the block starts in the window not searched yet (stream ends are looked for only
+        where a block starts a new stream, or at the end of the file: see `_step`)."""
         window_end = (self._buf_byte + len(self._buf)) * 8
         # a block magic is believed once its header is in the window (see sane_block_header)
         limit = window_end - (48 if self._eof else _HEADER_BITS)
         lo, hi = self._bit(self._scanned), self._bit(limit) + 1
         if hi <= lo:
             return
-        found = [
-            (b, BLOCK_MAGIC) for b in find_magic(self._buf, BLOCK_MAGIC, lo, hi) if sane_block_header(self._buf, b)
-        ]
-        found += [(b, EOS_MAGIC) for b in find_magic(self._buf, EOS_MAGIC, lo, hi)]
         base = self._buf_byte * 8
-        self._marks.extend((base + b, magic) for b, magic in sorted(found))
+        found = find_magic(self._buf, BLOCK_MAGIC, lo, hi)
+        self._marks.extend(base + b for b in found if sane_block_header(self._buf, b))
         self._scanned = limit + 1
+
+    def _stream_starts_at(self, bit: int) -> bool:
+        """Whether the block at `bit` follows a stream header (`BZh` + level on the bytes before)."""
+        at = self._bit(bit) // 8
+        if bit % 8 or at < 4:
+            return False
+        head = self._buf[at - 4 : at]
+        return len(head) == 4 and head.startswith(b"BZh") and head[3:4] in b"123456789"
+
+    def _first_end(self, upto: int | None) -> int | None:
+        """The first end-of-stream magic after the current block's magic (before bit `upto`)."""
+        lo = self._bit(self._cur + 48)
+        found = find_magic(self._buf, EOS_MAGIC, lo, None if upto is None else self._bit(upto))
+        return self._buf_byte * 8 + found[0] if found else None
 
     # -- output
 
@@ -333,6 +346,7 @@ class BlockStream(io.RawIOBase):
         block_crc = bits_at(self._buf, self._bit(bit) + 48, 32)
         self._crc = (((self._crc << 1) | (self._crc >> 31)) & _MASK32) ^ block_crc
         self._scanned = max(self._scanned, bit + 1)
+        self._cur = bit
 
     def _finish(self) -> None:
         self._push(EOS_MAGIC, 48)
@@ -342,33 +356,46 @@ class BlockStream(io.RawIOBase):
         self._done = True
 
     def _step(self) -> None:
-        """Copy up to the end of the current block (next block start or stream end), or as far as
-        the window allows."""
+        """Copy the current block out once its end (next block start or stream end) is in the window."""
         if not self._marks:
             self._scan()
         if not self._marks:
-            if self.stop is not None and self.stop < self._scanned:
-                raise self._not_a_cut(None)
-            self._copy(max(self._copy_from, min(self._scanned, self.stop or self._scanned)))
-            if not self._fill():
-                self._scan()  # the last bits, up to the end of the file
-                if self._marks:
-                    return
+            if self._fill():
+                return  # the block goes on: look again with more of it in the window
+            self._scan()  # the last bits, up to the end of the file
+            if self._marks:
+                return
+            end = self._first_end(None)
+            if end is None:
                 raise BlockError(
                     f"the file ends inside a bz2 block (at byte {self._copy_from // 8:,}) without an "
                     "end-of-stream marker: it is truncated"
                 )
+            self._to_end(end)
             return
-        bit, magic = self._marks.popleft()
+        bit = self._marks.popleft()
         if self.stop is not None and bit > self.stop:
             raise self._not_a_cut(bit)
+        if self._stream_starts_at(bit):
+            end = self._first_end(bit)
+            if end is not None:  # the current block ends its stream; `bit` starts the next one
+                self._to_end(end)
+                return
         self._copy(bit)
         if bit == self.stop:
             self._finish()
-        elif magic == BLOCK_MAGIC:
-            self._block(bit)
         else:
-            self._stream_end(bit)
+            self._block(bit)
+
+    def _to_end(self, end: int) -> None:
+        """The current block ends at the end-of-stream magic at `end`."""
+        if self.stop is not None and end > self.stop:
+            raise self._not_a_cut(end)
+        self._copy(end)
+        if end == self.stop:
+            self._finish()
+        else:
+            self._stream_end(end)
 
     def _not_a_cut(self, found: int | None) -> BlockError:
         nxt = f"the next block boundary is at byte {found // 8:,}" if found is not None else "none is there"
@@ -390,7 +417,7 @@ class BlockStream(io.RawIOBase):
             first = after * 8 + 32
             magic = bits_at(self._buf, self._bit(first), 48)
             self._copy_from = first
-            while self._marks and self._marks[0][0] <= first:
+            while self._marks and self._marks[0] <= first:
                 self._marks.popleft()
             if first == self.stop:
                 self._finish()
@@ -473,61 +500,68 @@ class BlockRangeReader(io.RawIOBase):
         finally:
             super().close()
 
-    def _source(self):
-        """(decompressed chunk, own length or None while still in the own blocks)."""
-        own_len = 0
+    def _own_chunks(self):
         while True:
             chunk = self._own.read(_DECOMPRESSED_CHUNK)
             if not chunk:
-                break
-            own_len += len(chunk)
-            yield chunk, None
-        yield b"", own_len  # own length known from here on
+                return
+            yield chunk
+
+    def _tail_chunks(self):
+        """The decompressed bytes after the own blocks, as few blocks at a time as read1 allows."""
         self._tail_raw = BlockStream(self.path, self._end, None)  # empty after the last stream
         self._tail = decompressor_for(self._tail_raw)
         while True:
-            # as little as the next range's first <page> needs: read1 decompresses no more
-            # blocks than it must
             chunk = self._tail.read1(_TAIL_CHUNK)
             if not chunk:
                 return
-            yield chunk, own_len
+            yield chunk
 
     def _generate(self):
+        keep = len(_PAGE) - 1
         emitting = self._first
+        carry = b""  # the own bytes a <page> tag may begin in (while skipping)
         if not emitting:
             yield b"<mediawiki>"
-        buf = b""  # decompressed bytes not yet handed over or dropped; buf[0] is at offset pos
-        pos = 0
-        own_len = None
-        keep = len(_PAGE) - 1
-        for chunk, known in self._source():
-            if known is not None:
-                own_len = known
-            buf += chunk
-            at = 0
-            while True:
-                i = buf.find(_PAGE, at)
-                if i < 0:
+        for chunk in self._own_chunks():
+            if emitting:  # every <page> in the own bytes is this range's: no need to look
+                yield chunk
+                continue
+            buf = carry + chunk
+            i = buf.find(_PAGE)
+            if i >= 0:
+                emitting = True
+                yield buf[i:]
+            else:
+                carry = buf[-keep:]
+        tail = self._tail_chunks()
+        buf = b""
+        search = 0  # tail bytes before this cannot begin the next range's first <page>
+        if not emitting:
+            # a tag begun in the last own bytes still makes its page this range's
+            while len(buf) < keep:
+                chunk = next(tail, None)
+                if chunk is None:
                     break
-                if own_len is not None and pos + i >= own_len:  # the next range's first page
-                    if emitting and i:
-                        yield buf[:i]
-                    yield b"</mediawiki>"
-                    return
-                if not emitting:
-                    emitting = True
-                    buf, pos, i = buf[i:], pos + i, 0
-                at = i + 1
-            cut = max(len(buf) - keep, 0)
-            if emitting and cut:
-                yield buf[:cut]
-            buf, pos = buf[cut:], pos + cut
-            if not emitting and own_len is not None and pos >= own_len:
+                buf += chunk
+            i = (carry + buf[:keep]).find(_PAGE)
+            if i < 0 or i >= len(carry):
                 yield b"</mediawiki>"  # no page begins in this range
                 return
-        if emitting:
-            if buf:
+            emitting = True
+            yield carry[i:]
+            search = i + len(_PAGE) - len(carry)
+        while True:
+            j = buf.find(_PAGE, search)
+            if j >= 0:  # the next range's first page: stop before it
+                yield buf[:j]
+                yield b"</mediawiki>"
+                return
+            cut = max(len(buf) - keep, 0)
+            yield buf[:cut]
+            buf, search = buf[cut:], max(search - cut, 0)
+            chunk = next(tail, None)
+            if chunk is None:
                 yield buf  # the end of the file: its own </mediawiki>, or a truncation
-        else:
-            yield b"</mediawiki>"
+                return
+            buf += chunk
