@@ -292,7 +292,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=64.0,
         metavar="MB",
-        help="largest byte range of a split multistream dump given to one worker (default 64); smaller "
+        help="largest byte range of a split multistream or .bz2 dump given to one worker (default 64); smaller "
         "files are cut into about 4 ranges per worker",
     )
     parser.add_argument(
