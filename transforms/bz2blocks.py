@@ -480,14 +480,14 @@ class BlockRangeReader(io.RawIOBase):
         return n
 
     def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(_CHUNK), b""))
         # hand out slices of the pending piece without copying its rest again and again
         while self._offset >= len(self._pending):
             piece = next(self._pieces, None)
             if piece is None:
                 return b""
             self._pending, self._offset = piece, 0
-        if size is None or size < 0:
-            size = len(self._pending)
         data = self._pending[self._offset : self._offset + size]
         self._offset += len(data)
         return data
@@ -508,11 +508,12 @@ class BlockRangeReader(io.RawIOBase):
             yield chunk
 
     def _tail_chunks(self):
-        """The decompressed bytes after the own blocks, as few blocks at a time as read1 allows."""
+        """The decompressed bytes after the own blocks, in small reads: the decompressor goes no
+        further into the file than the next range's first <page> needs."""
         self._tail_raw = BlockStream(self.path, self._end, None)  # empty after the last stream
         self._tail = decompressor_for(self._tail_raw)
         while True:
-            chunk = self._tail.read1(_TAIL_CHUNK)
+            chunk = self._tail.read(_TAIL_CHUNK)
             if not chunk:
                 return
             yield chunk
