@@ -76,6 +76,7 @@ from wikisnap.transforms.read import (
     ReadOptions,
     WorkUnit,
     format_progress,
+    unit_span,
 )
 from wikisnap.transforms.records import (
     TAG_HTML,
@@ -308,7 +309,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=64.0,
         metavar="MB",
-        help="largest byte range of a split multistream dump given to one worker (default 64); smaller "
+        help="largest byte range of a split multistream or .bz2 dump given to one worker (default 64); smaller "
         "files are cut into about 4 ranges per worker",
     )
     parser.add_argument(
@@ -762,7 +763,7 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
     temp_dir = run_temp_dir(config.temp_location, config.beam_args, folder)
     check_cluster_run(config, temp_dir)
     # bytes the readers will go through: a range counts its own length, not its file's size
-    total = sum((u.end - u.start) if u.kind == "range" else (u.size or 0) for u in units if u.kind != "verify")
+    total = sum(unit_span(u) or 0 for u in units if u.kind != "verify")
     log.info(
         "wikisnap %s: %d input(s), %.1f MB, wikis %s",
         wikisnap.__version__,

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from wikisnap.pipelines.engine import LOCAL_RUNNERS, _flag_value
 from wikisnap.pipelines.errors import UsageError
 from wikisnap.schemas.siteinfo import SiteInfo
+from wikisnap.transforms.bz2blocks import plan_blocks
 from wikisnap.transforms.dumpreader import (
     DumpError,
     describe_input,
     index_path_for,
     input_size,
     is_stub_dump,
+    open_dump,
+    open_head,
     plan_ranges,
     read_index,
     read_siteinfo,
@@ -106,13 +111,7 @@ def split_unit(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
     """One file → its work units: byte ranges when a multistream index is at hand, else itself."""
     index = config.index or config.index_for.get(unit.path) or index_path_for(unit.path)
     if index is None:
-        if "multistream" in describe_input(unit.path):
-            log.info(
-                "%s: no multistream index found beside it; reading it as one stream (give --index "
-                "to split it over workers)",
-                describe_input(unit.path),
-            )
-        return [unit]
+        return split_blocks(unit, config)
     if not supports_ranges(unit.path):
         log.warning(no_range_hint(unit.path))
         return [unit]
@@ -127,9 +126,7 @@ def split_unit(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
             f"{index}: offset {offsets[-1]:,} lies beyond the end of {describe_input(unit.path)} "
             f"({unit.size:,} bytes): the file is truncated or the index does not belong to it"
         )
-    # About four ranges per worker balance the load; --unit-mb caps a range on big files.
-    target = max(1, min(int(config.unit_mb * 1e6), unit.size // (4 * max(config.workers, 1))))
-    ranges = plan_ranges(offsets, counts, unit.size, target)
+    ranges = plan_ranges(offsets, counts, unit.size, range_target(unit.size, config))
     log.info(
         "%s: %d ranges of whole bz2 streams from %s", describe_input(unit.path), len(ranges), describe_input(index)
     )
@@ -140,6 +137,78 @@ def split_unit(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
     if unit.expected_md5 or unit.expected_sha1:
         units.append(replace(unit, kind="verify", name=f"{unit.name}-verify"))
     return units
+
+
+def range_target(size: int, config: BuildConfig) -> int:
+    """Bytes per range: about four ranges per worker balance the load; --unit-mb caps a range on big files."""
+    return max(1, min(int(config.unit_mb * 1e6), size // (4 * max(config.workers, 1))))
+
+
+def split_blocks(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
+    """A plain .bz2 file → ranges of whole bz2 blocks (kind "blocks", bits), else the file itself.
+
+    Not split: other containers, remote files without Range support, files within one range,
+    XML not in UTF-8 (the ranges after the first are parsed under a `<mediawiki>` root of their
+    own), and, with one local worker, files within --unit-mb (ranges would only add work).
+    """
+    name = describe_input(unit.path)
+    one_local_worker = config.workers <= 1 and (_flag_value(config.beam_args, "--runner") or "").lower() in (
+        LOCAL_RUNNERS
+    )
+    cap = int(config.unit_mb * 1e6)
+    if unit.size is None or (one_local_worker and unit.size <= cap):
+        return [unit]
+    target = range_target(unit.size, config)
+    if unit.size <= target or not _is_bz2(unit.path):
+        return [unit]
+    if not supports_ranges(unit.path):
+        log.info("%s: the server does not support HTTP Range requests, so one worker reads it whole", name)
+        return [unit]
+    if not _utf8_xml(unit.path):
+        log.info("%s: its XML is not in UTF-8, so one worker reads it whole", name)
+        return [unit]
+    try:
+        plan = plan_blocks(unit.path, unit.size, target)
+    except (OSError, DumpError) as exc:  # the reader reports an unreadable file properly
+        log.info("%s: not split into bz2 block ranges (%s)", name, exc)
+        return [unit]
+    if plan is None or len(plan.ranges) < 2:
+        if plan is None:
+            log.info("%s: does not end in a bz2 end-of-stream marker, so one worker reads it whole", name)
+        return [unit]
+    if "multistream" in name:
+        log.info("%s: no multistream index found beside it; splitting it at bz2 blocks instead", name)
+    log.info("%s: %d ranges of whole bz2 blocks", name, len(plan.ranges))
+    units = [
+        replace(unit, kind="blocks", name=f"{unit.name}-b{i:05d}", start=start, end=end)
+        for i, (start, end) in enumerate(plan.ranges)
+    ]
+    if unit.expected_md5 or unit.expected_sha1:
+        units.append(replace(unit, kind="verify", name=f"{unit.name}-verify"))
+    return units
+
+
+def _is_bz2(path: str) -> bool:
+    try:
+        with open_head(path) as f:
+            return f.read(4)[:3] == b"BZh"
+    except (OSError, ValueError, DumpError):
+        return False
+
+
+def _utf8_xml(path: str) -> bool:
+    """Whether a dump's XML is UTF-8: no UTF-16 byte order mark, no other declared encoding."""
+    try:
+        stream, _, _ = open_dump(path, read_ahead=False, head=True)
+        with stream:
+            head = stream.read(256)
+    except (OSError, EOFError, DumpError):
+        return False
+    head = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if not head.startswith(b"<"):
+        return False
+    match = re.match(rb"<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)", head)
+    return match is None or match.group(1).lower() in (b"utf-8", b"utf8")
 
 
 def no_range_hint(path: str) -> str:

@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import io
 import os
+import queue
 import threading
 import zlib
 from importlib import metadata
@@ -249,5 +250,71 @@ class FileRange(io.RawIOBase):
     def close(self) -> None:
         try:
             self._file.close()
+        finally:
+            super().close()
+
+
+class ThreadedReadAhead(io.RawIOBase):
+    """Reads `stream` (a decompressor) in a thread of its own, up to `depth` chunks ahead.
+
+    The stdlib's bz2 and zlib release the GIL while they decode, so decompression then runs beside
+    the parse on another core. Errors reach the reader after every chunk decoded before them, as
+    they would without the thread.
+    """
+
+    def __init__(self, stream, chunk: int = 1 << 20, depth: int = 4):
+        self._stream = stream
+        self._chunk = chunk
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._view = memoryview(b"")
+        self._done = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        read = getattr(self._stream, "read1", self._stream.read)
+        try:
+            while True:
+                data = read(self._chunk)
+                if not self._put(data) or not data:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+            self._put(exc)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self._view:
+            if self._done:
+                return 0
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            if not item:
+                self._done = True
+                return 0
+            self._view = memoryview(item)
+        n = min(len(buffer), len(self._view))
+        memoryview(buffer).cast("B")[:n] = self._view[:n]
+        self._view = self._view[n:]
+        return n
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        try:
+            self._stream.close()
         finally:
             super().close()

@@ -623,8 +623,10 @@ def iter_pages(
     progress=None,
     byte_range: tuple[int, int] | None = None,
     bz2_threads: int = 0,
+    blocks: tuple[int, int] | None = None,
 ) -> Iterator[RawPage | PageFailure]:
-    """Stream the pages of one dump file, or of the bz2 streams in `byte_range` of a multistream dump.
+    """Stream the pages of one dump file, of the bz2 streams in `byte_range` of a multistream dump,
+    or of the pages owned by the bz2 blocks at bits `blocks` of a plain .bz2 dump (see bz2blocks).
 
     Yields a `RawPage` per well-formed page and a `PageFailure` (with the raw XML) per page that
     cannot be read; fills `stats` (bytes, pages, checksums) as it goes. A truncated or corrupt
@@ -633,7 +635,11 @@ def iter_pages(
     """
     base = byte_range[0] if byte_range else 0  # errors name offsets in the file, not the range
     try:
-        stream, hasher, compression = open_dump(path, byte_range=byte_range, bz2_threads=bz2_threads)
+        if blocks is not None:
+            base = blocks[0] // 8
+            stream, hasher, compression = open_blocks(path, *blocks)
+        else:
+            stream, hasher, compression = open_dump(path, byte_range=byte_range, bz2_threads=bz2_threads)
     except DumpError as exc:
         stats.error = exc
         return
@@ -689,10 +695,31 @@ def iter_pages(
             kind="corrupt",
         )
     finally:
-        stats.bytes_read = hasher.count
-        stats.md5 = hasher.md5.hexdigest()
-        stats.sha1 = hasher.sha1.hexdigest()
+        stats.bytes_read = hasher.count if blocks is None else min(hasher.count, blocks_span(*blocks))
+        stats.md5 = hasher.md5.hexdigest() if blocks is None else ""  # a part's digest means nothing
+        stats.sha1 = hasher.sha1.hexdigest() if blocks is None else ""
         stream.close()
+
+
+def open_blocks(path: str, start_bit: int, end_bit: int):
+    """(XML stream, reader with `count`, "bz2") of the pages the blocks `[start_bit, end_bit)` own."""
+    from wikisnap.transforms.bz2blocks import BlockError, BlockRangeReader  # it builds on this module
+
+    try:
+        reader = BlockRangeReader(path, start_bit, end_bit, first=start_bit == FIRST_BLOCK_BIT)
+    except BlockError as exc:
+        raise DumpError(
+            path, f"bz2 data is truncated or corrupt ({exc})", offset=start_bit // 8, kind="corrupt"
+        ) from None
+    return reader, reader, "bz2"
+
+
+FIRST_BLOCK_BIT = 32  # after `BZh` and the level digit
+
+
+def blocks_span(start_bit: int, end_bit: int) -> int:
+    """Bytes of the file that blocks `[start_bit, end_bit)` touch."""
+    return (end_bit + 7) // 8 - start_bit // 8
 
 
 def _after_last(stats: ReadStats) -> str:

@@ -30,7 +30,15 @@ from wikisnap import faults
 from wikisnap.configs import license_for
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.article import page_to_article, redirect_of, redirect_target
-from wikisnap.transforms.dumpreader import DumpError, PageFailure, ReadStats, describe_input, iter_pages, open_raw
+from wikisnap.transforms.dumpreader import (
+    DumpError,
+    PageFailure,
+    ReadStats,
+    blocks_span,
+    describe_input,
+    iter_pages,
+    open_raw,
+)
 from wikisnap.transforms.files import (
     SpillBuffer,
     count_attempts,
@@ -58,6 +66,8 @@ class WorkUnit:
 
     kind "file":   a whole dump file, hashed while it is read;
     kind "range":  whole bz2 streams `[start, end)` of a multistream dump (header read elsewhere);
+    kind "blocks": bz2 blocks at bits `[start, end)` of a plain .bz2 dump: the pages whose `<page>`
+                   begins in their decompressed bytes (see bz2blocks);
     kind "verify": the raw bytes of a range-split file, only hashed against its expected checksum
                    (MD5/SHA-1 of separate ranges cannot be combined).
     """
@@ -206,9 +216,12 @@ class ReadParseSpillFn(beam.DoFn):
             return beam.pvalue.TaggedOutput(TAG_DEADLETTERS, DeadLetter(db, source, reason, page_id, title, raw))
 
         byte_range = (unit.start, unit.end) if unit.kind == "range" else None
-        length = (unit.end - unit.start) if byte_range else unit.size
+        blocks = (unit.start, unit.end) if unit.kind == "blocks" else None
+        length = unit_span(unit)
         if byte_range:
             source_label = f"{source}[{unit.start:,}:{unit.end:,}]"
+        elif blocks:
+            source_label = f"{source}[blocks at bits {unit.start:,}:{unit.end:,}]"
         else:
             source_label = source
         stats = ReadStats(unit.path, size=length)
@@ -216,7 +229,13 @@ class ReadParseSpillFn(beam.DoFn):
             source_label, length, opts.progress_seconds, join(opts.temp_dir, "progress", f"{unit.name}.json")
         )
         for item in iter_pages(
-            unit.path, site, stats, progress=progress, byte_range=byte_range, bz2_threads=opts.bz2_threads
+            unit.path,
+            site,
+            stats,
+            progress=progress,
+            byte_range=byte_range,
+            blocks=blocks,
+            bz2_threads=opts.bz2_threads,
         ):
             self.c_pages.inc()
             if isinstance(item, PageFailure):
@@ -270,7 +289,7 @@ class ReadParseSpillFn(beam.DoFn):
         count("pages_read", stats.pages)
         progress(stats, final=True)
         verified = False
-        if stats.error is None and byte_range is None:
+        if stats.error is None and unit.kind == "file":
             stats.error, verified = check_digests(unit, stats.md5, stats.sha1)
         if stats.error is None and byte_range is not None and unit.index_pages is not None:
             if stats.pages != unit.index_pages:
@@ -305,6 +324,15 @@ class ReadParseSpillFn(beam.DoFn):
             ),
         )
         log.info("%s: done, %s pages, %.1f MB", source_label, f"{stats.pages:,}", stats.bytes_read / 1e6)
+
+
+def unit_span(unit: WorkUnit) -> int | None:
+    """Bytes of its file a unit reads: a range its own length, blocks the bytes they touch."""
+    if unit.kind == "range":
+        return unit.end - unit.start
+    if unit.kind == "blocks":
+        return blocks_span(unit.start, unit.end)
+    return unit.size
 
 
 def check_digests(unit: WorkUnit, md5: str, sha1: str) -> tuple[DumpError | None, bool]:
