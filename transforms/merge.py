@@ -81,6 +81,7 @@ TAG_DEADLETTERS = "deadletters"
 TAG_PARTS = "parts"
 TAG_COPIED = "copied"
 TAG_ERRORS = "errors"
+TAG_LAYOUT = "layout"
 # What to do about a damaged base (the tail of every BaseError message).
 FIX_BASE = "restore the base from a good copy (or rebuild it with `wikisnap build`) and run again"
 
@@ -617,6 +618,8 @@ class BaseMember:
     start: int  # byte span of the gzip member holding the data (+ tar padding)
     end: int
     first_id: int
+    records: int = -1  # its NDJSON lines, when the scan counted them (-1: not counted)
+    max_date: str | None = None  # its newest `date_modified`, when the scan read it
 
 
 def gzip_spans(path: str) -> list[tuple[int, int]]:
@@ -713,6 +716,171 @@ def wikisnap_members(tarball: str) -> list[BaseMember] | None:
     return members
 
 
+# -- one pass over the base: find the touched records and map the members ---------------------
+
+
+class _NotWikisnapLayout(Exception):
+    """The tarball is not laid out as wikisnap writes it (or ends between two members)."""
+
+
+class _Damaged(Exception):
+    """A gzip member that does not decompress (bad data or CRC) or is cut off, at a raw byte."""
+
+    def __init__(self, problem: str, offset: int):
+        super().__init__(problem)
+        self.problem, self.offset = problem, offset
+
+
+def _inflate_members(path: str, chunk: int = 1 << 20) -> Iterator[tuple[int, int, bytes | None]]:
+    """The gzip members of `path` decompressed in one streaming pass, one chunk in memory.
+
+    Yields `(member number, start byte, data)` for each decompressed chunk of a member and, when
+    the member ends (its CRC and length checked by zlib), `(member number, end byte, None)`.
+    Raises `_Damaged` on corrupt data or a file that ends inside a member.
+    """
+    with open_read(path) as f:
+        number, start, offset = 0, 0, 0  # offset: raw bytes before `data`
+        d = zlib.decompressobj(31)
+        data = f.read(chunk)
+        while data:
+            try:
+                out = d.decompress(data)
+            except zlib.error as exc:
+                raise _Damaged(f"corrupt gzip member starting at byte {start:,}: {exc}", offset) from None
+            if out:
+                yield number, start, out
+            if d.eof:
+                end = offset + len(data) - len(d.unused_data)
+                data = d.unused_data or f.read(chunk)
+                yield number, end, None
+                number, start, offset = number + 1, end, end
+                d = zlib.decompressobj(31)
+                continue
+            offset += len(data)
+            data = f.read(chunk)
+        if offset > start:
+            raise _Damaged(f"ends inside the gzip member starting at byte {start:,}", offset)
+
+
+@dataclass
+class BaseScan:
+    """What one pass over a base snapshot found: the records the diffs touch and its members."""
+
+    hits: list[BaseHit]
+    members: tuple[BaseMember, ...] | None  # None: not wikisnap's layout (planned the slow way)
+
+
+def scan_base(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
+    """One pass over a base tarball: `find_in_base`'s hits, plus the member map `plan_members` needs.
+
+    The only decompression of the base's untouched members and the first of its touched ones: every
+    gzip member is inflated once (CRC and length checked), each NDJSON line's head is matched
+    (`find_in_base`'s rules), and each data member's byte span, first page id, line count and
+    newest date are recorded — so planning reads nothing again, and an untouched member is later
+    copied as bytes with its counts from here. A tarball of another layout (a WME download) is
+    read by `find_in_base` instead and gets no member map. BaseError as `iter_snapshot_lines`.
+    """
+    try:
+        return _scan_wikisnap_layout(snapshot, wanted)
+    except _NotWikisnapLayout:
+        return BaseScan(list(find_in_base(snapshot, wanted)), None)
+
+
+def _scan_wikisnap_layout(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
+    """`scan_base` of a tarball in wikisnap's layout; `_NotWikisnapLayout` as soon as it is not.
+
+    The layout: per tar member one gzip member holding its 512-byte header and one holding its
+    data plus padding; last, one gzip member holding the two zero blocks that end the archive.
+    """
+    tarball = snapshot.tarball
+    hits: list[BaseHit] = []
+    members: list[BaseMember] = []
+    number = 0  # lines of the whole tarball, for messages
+    name: str | None = None  # the tar member being read
+    head = b""  # bytes of a header (or end-of-archive) member
+    closed = False  # the end-of-archive member was read
+    size = padded = taken = 0  # the data member's size, with padding, and its bytes so far
+    data_start, pending, first_id, records, max_date = 0, b"", -1, 0, ""
+
+    def line_seen(line: bytes) -> None:
+        nonlocal number, first_id, records, max_date
+        number += 1
+        page_id = _scan_line(snapshot, wanted, line, number, hits)
+        first_id = page_id if first_id < 0 else first_id
+        records += 1
+        match = _DATE_KEY.search(line)
+        max_date = max(max_date, match.group(1).decode() if match else "")
+
+    try:
+        for member, where, data in _inflate_members(tarball):
+            if closed:
+                raise _NotWikisnapLayout  # a member after the end-of-archive one
+            if member % 2 == 0:  # a tar header, or the end-of-archive blocks
+                if data is not None:
+                    head += data
+                    if len(head) > 2 * tarfile.BLOCKSIZE:
+                        raise _NotWikisnapLayout
+                elif head == bytes(2 * tarfile.BLOCKSIZE):
+                    closed = True
+                else:
+                    info = _tar_info(head)
+                    name, size, head = info.name, info.size, b""
+                    padded, taken = size + (-size % tarfile.BLOCKSIZE), 0
+                    data_start, pending, first_id, records, max_date = where, b"", -1, 0, ""
+                continue
+            if data is not None:  # the member's NDJSON data, then its tar padding
+                before, taken = taken, taken + len(data)
+                if taken > padded:
+                    raise _NotWikisnapLayout
+                lines = (pending + data[: max(0, size - before)]).split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    line_seen(line + b"\n")
+                continue
+            if taken != padded:
+                raise _NotWikisnapLayout
+            if pending:  # a last line without its newline: kept as it is, like the line reader
+                line_seen(pending)
+                pending = b""
+            if first_id < 0:
+                raise _NotWikisnapLayout  # an empty member: planned the slow way, as before
+            members.append(BaseMember(member // 2, size, data_start, where, first_id, records, max_date))
+            name = None
+    except _Damaged as exc:
+        where = f"in member {name!r}" if name else "between members"
+        problem = f"is cut off or corrupt {where}, after {number:,} complete line(s) ({exc.problem})"
+        raise base_error(tarball, problem, exc.offset) from None
+    except OSError as exc:
+        raise base_error(tarball, f"cannot be read ({exc})") from None
+    if not closed or not members:
+        raise _NotWikisnapLayout  # cut between members, or empty: the line reader says which
+    return BaseScan(hits, tuple(members))
+
+
+def _tar_info(header: bytes) -> tarfile.TarInfo:
+    """The regular-file tar header a header member holds; `_NotWikisnapLayout` for anything else."""
+    if len(header) != tarfile.BLOCKSIZE:
+        raise _NotWikisnapLayout
+    try:
+        info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
+    except tarfile.TarError:
+        raise _NotWikisnapLayout from None
+    if not info.isfile():
+        raise _NotWikisnapLayout
+    return info
+
+
+def _scan_line(snapshot: BaseSnapshot, wanted: Wanted, line: bytes, number: int, hits: list[BaseHit]) -> int:
+    """`find_in_base`'s test of one line (a hit is parsed and kept); returns its page id."""
+    name, page_id = base_line_head(snapshot.tarball, line, number)
+    hit = page_id in wanted.ids or name in wanted.names
+    if not hit and wanted.redirect_names:
+        hit = any(n in wanted.redirect_names for n in listed_redirects(line))
+    if hit:
+        hits.append(BaseHit(snapshot.dbname, snapshot.ns, page_id, json.loads(line)))
+    return page_id
+
+
 def _parquet_shards(snapshot: BaseSnapshot, paths: tuple[str, ...] | None = None) -> dict[int, str]:
     """Shard number → path of the snapshot's Parquet shards (or of `paths`, e.g. its text shards)."""
     shards = {}
@@ -751,13 +919,19 @@ class MemberTask:
 
 
 def plan_members(
-    snapshot: BaseSnapshot, changed: dict[int, dict | None], opts: WriteOptions
+    snapshot: BaseSnapshot,
+    changed: dict[int, dict | None],
+    opts: WriteOptions,
+    members: tuple[BaseMember, ...] | None = None,
 ) -> list[MemberTask] | None:
     """Assign every changed page to the base member whose id range holds it.
 
-    None when the base is not laid out as wikisnap writes it (then `rewrite_snapshot` is used).
+    `members`: the map `scan_base` made while finding the hits; without it (a snapshot no diff
+    scanned) the tarball is read for one. None when the base is not laid out as wikisnap writes
+    it (then `rewrite_snapshot` is used).
     """
-    members = wikisnap_members(snapshot.tarball)
+    if members is None:
+        members = wikisnap_members(snapshot.tarball)
     if members is None:
         return None
     parquet = "parquet" in opts.formats
@@ -802,6 +976,8 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
             with open_read(pq_path) as f:
                 records = pq.ParquetFile(f).metadata.num_rows
             max_date = _shard_max_date(pq_path)
+        elif member.records >= 0 and member.max_date is not None:
+            records, max_date = member.records, member.max_date  # counted by scan_base
         else:
             records, max_date = 0, ""
             for line in _span_lines(snapshot.tarball, member):
@@ -817,26 +993,31 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
     counts[f"members_rewritten/{ns}"] += 1
     inserts = sorted((pid, rec) for pid, rec in touched.items() if rec is not None)
     writer = GzipMemberWriter(gz_path, opts.gzip_level)
+    # The plain-text shard is fed in the same pass (the member is decompressed once).
+    text = TextShard(base + ".text.parquet", dict(opts.sites).get(dbname), opts) if opts.wants_text(ns) else None
     records, max_date, i = 0, "", 0
 
-    def put(line: bytes, date: str) -> None:
+    def put(line: bytes, date: str, record: dict | None) -> None:
         nonlocal records, max_date
         writer.write(line)
         records += 1
         max_date = max(max_date, date)
+        if text is not None:
+            text.add(record if record is not None else json.loads(line))
 
     for line in _span_lines(snapshot.tarball, member):
         _name, page_id = line_head(line)
         while i < len(inserts) and inserts[i][0] < page_id:
-            put(to_wme_json_bytes(inserts[i][1]), inserts[i][1].get("date_modified", ""))
+            put(to_wme_json_bytes(inserts[i][1]), inserts[i][1].get("date_modified", ""), inserts[i][1])
             i += 1
         if page_id in touched:
             continue
         match = _DATE_KEY.search(line)
-        put(line, match.group(1).decode() if match else "")
+        put(line, match.group(1).decode() if match else "", None)
         counts[f"copied/{ns}"] += 1
     for _pid, rec in inserts[i:]:
-        put(to_wme_json_bytes(rec), rec.get("date_modified", ""))
+        put(to_wme_json_bytes(rec), rec.get("date_modified", ""), rec)
+    text_path = text.close() if text is not None else None
     size = writer.size
     writer.write(tar_padding(size))
     writer.close()
@@ -855,7 +1036,6 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
             )
     if not records:
         return None, counts
-    text_path = member_text(task, opts, base + ".text.parquet", dict(inserts))
     return MemberPart(dbname, ns, 0, member.index, size, records, gz_path, pq_path, max_date, text_path), counts
 
 
@@ -864,7 +1044,8 @@ def member_text(task: MemberTask, opts: WriteOptions, path: str, inserts: dict[i
 
     An untouched member whose base has its text shard copies it as bytes; otherwise the shard is
     made from the member's records: the base lines (parsed) minus the touched pages, plus the
-    changed records, in page-id order — the text of the updated revision.
+    changed records, in page-id order — the text of the updated revision. (`rewrite_member`
+    feeds a touched member's shard in its own pass instead; this stays for tools and tests.)
     """
     if not opts.wants_text(task.snapshot.ns):
         return None
@@ -941,6 +1122,8 @@ class _FindInBaseFn(beam.DoFn):
     def setup(self) -> None:
         self.c_hits = Metrics.counter("wikisnap", "base_records_touched")
         self.c_untouched = Metrics.counter("wikisnap", "base_snapshots_untouched")
+        self.c_mapped = Metrics.counter("wikisnap", "base_snapshots_mapped")
+        self.c_other = Metrics.counter("wikisnap", "base_snapshots_other_layout")
         self.c_errors = Metrics.counter("wikisnap", "base_errors")
 
     def process(self, snapshot: BaseSnapshot, wanted: dict):
@@ -949,17 +1132,26 @@ class _FindInBaseFn(beam.DoFn):
             self.c_untouched.inc()
             return
         try:
-            for hit in find_in_base(snapshot, w):
-                self.c_hits.inc()
-                yield (hit.dbname, hit)
+            scan = scan_base(snapshot, w)
         except BaseError as exc:
             self.c_errors.inc()
             yield beam.pvalue.TaggedOutput(TAG_ERRORS, str(exc))
+            return
+        for hit in scan.hits:
+            self.c_hits.inc()
+            yield (hit.dbname, hit)
+        if scan.members is None:
+            self.c_other.inc()
+        else:
+            self.c_mapped.inc()
+            yield beam.pvalue.TaggedOutput(TAG_LAYOUT, ((snapshot.dbname, snapshot.ns), scan.members))
 
 
 class FindInBase(beam.PTransform):
     """(BaseSnapshot, `(db, [Change])`) → main `(db, BaseHit)`: the base records the diffs touch;
-    errors: one message (str) per base tarball that cannot be read to the end."""
+    layout: `((db, ns), (BaseMember, …))` of each scanned snapshot in wikisnap's layout (for
+    RewriteSnapshots, so planning reads nothing again); errors: one message (str) per base
+    tarball that cannot be read to the end. One pass over each snapshot of a changed wiki."""
 
     def __init__(self, by_wiki):
         super().__init__()
@@ -969,7 +1161,7 @@ class FindInBase(beam.PTransform):
         wanted = self.by_wiki | "ListWantedRecords" >> beam.Map(lambda kv: (kv[0], wanted_for(kv[1])))
         return snapshots | "ScanBaseHeads" >> beam.ParDo(
             _FindInBaseFn(), wanted=beam.pvalue.AsDict(wanted)
-        ).with_outputs(TAG_ERRORS, main=TAG_HITS)
+        ).with_outputs(TAG_ERRORS, TAG_LAYOUT, main=TAG_HITS)
 
 
 class _ResolveWikiFn(beam.DoFn):
@@ -1044,6 +1236,7 @@ class _PlanRewriteFn(beam.DoFn):
         (db, ns), groups = element
         snapshots = list(groups["base"])
         changed = dict(groups["changed"])
+        layouts = list(groups.get("layout", ()))
         snapshot = snapshots[0] if snapshots else None
         if snapshot is None and not changed:
             return
@@ -1054,7 +1247,8 @@ class _PlanRewriteFn(beam.DoFn):
                 for out in copy_snapshot(snapshot, self.opts.out_dir):
                     yield beam.pvalue.TaggedOutput(TAG_COPIED, out)
             return
-        tasks = plan_members(snapshot, changed, self.opts) if snapshot is not None else None
+        members = layouts[0] if layouts else None  # FindInBase's map; None: read the tarball for one
+        tasks = plan_members(snapshot, changed, self.opts, members) if snapshot is not None else None
         if tasks is not None:
             self.c_tasks.inc(len(tasks))
             yield from tasks
@@ -1100,18 +1294,24 @@ class RewriteSnapshots(beam.PTransform):
     snapshots; stats: `((db, counter), n)`; errors: one message (str) per unreadable base
     tarball. Members are rewritten in parallel (Reshuffle first). `blocked` (optional, small):
     errors known before the rewrite; when it holds any, untouched snapshots are not copied.
+    `layouts` (optional): FindInBase's member maps, one small element per scanned snapshot;
+    a snapshot without one is read for its map here.
     """
 
-    def __init__(self, opts: WriteOptions, blocked=None):
+    def __init__(self, opts: WriteOptions, blocked=None, layouts=None):
         super().__init__()
         self.opts = opts
         self.blocked = blocked
+        self.layouts = layouts
 
     def expand(self, pcolls):
         snapshots, changed = pcolls
         keyed = snapshots | "KeySnapshots" >> beam.Map(lambda s: ((s.dbname, s.ns), s))
+        groups = {"base": keyed, "changed": changed}
+        if self.layouts is not None:
+            groups["layout"] = self.layouts
         planned = (
-            {"base": keyed, "changed": changed}
+            groups
             | "GroupBySnapshot" >> beam.CoGroupByKey()
             | "PlanMembers"
             >> beam.ParDo(
