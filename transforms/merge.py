@@ -1025,11 +1025,7 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
     if parquet:
         with open_read(task.shard) as f:
             table = pq.read_table(f, schema=ARTICLE_SCHEMA)
-        keep = pc.invert(pc.is_in(table["identifier"], pa.array(sorted(touched), pa.int64())))
-        tables = [table.filter(keep)]
-        if inserts:
-            tables.append(records_to_table([rec for _pid, rec in inserts]))
-        merged = pa.concat_tables(tables).sort_by("identifier")
+        merged = merge_shard(table, touched, inserts)
         with open_write(pq_path) as sink:
             pq.write_table(
                 merged, sink, row_group_size=opts.parquet_row_group_rows, compression="zstd", write_statistics=True
@@ -1037,6 +1033,38 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
     if not records:
         return None, counts
     return MemberPart(dbname, ns, 0, member.index, size, records, gz_path, pq_path, max_date, text_path), counts
+
+
+def merge_shard(table: pa.Table, touched: dict, inserts: list[tuple[int, dict]]) -> pa.Table:
+    """A base Parquet shard without the touched pages' rows, plus the changed records, by page id.
+
+    In: the shard (ids ascending, as wikisnap writes them), the touched page ids and the sorted
+    `(page id, record)` inserts. The base rows are sliced around the touched ones (no copy, no
+    sort of the whole shard) and the result made one chunk per column, as a sort gave it, so the
+    Parquet writer gives the same bytes. A shard whose ids are not ascending is sorted instead.
+    """
+    ids = table["identifier"].to_pylist()
+    new_rows = records_to_table([rec for _pid, rec in inserts]) if inserts else None
+    if any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
+        keep = pc.invert(pc.is_in(table["identifier"], pa.array(sorted(touched), pa.int64())))
+        return pa.concat_tables([table.filter(keep)] + ([new_rows] if new_rows is not None else [])).sort_by(
+            "identifier"
+        )
+    removed = [n for n, pid in enumerate(ids) if pid in touched]
+    at = [bisect.bisect_left(ids, pid) for pid, _rec in inserts]  # each insert goes before row `at`
+    pieces, start, r, k = [], 0, 0, 0
+    for point in sorted(set(removed) | set(at)):
+        if point > start:
+            pieces.append(table.slice(start, point - start))
+        start = point
+        while k < len(at) and at[k] == point:
+            pieces.append(new_rows.slice(k, 1))
+            k += 1
+        if r < len(removed) and removed[r] == point:
+            start, r = point + 1, r + 1
+    if start < len(ids):
+        pieces.append(table.slice(start))
+    return (pa.concat_tables(pieces) if pieces else table.slice(0, 0)).combine_chunks()
 
 
 def member_text(task: MemberTask, opts: WriteOptions, path: str, inserts: dict[int, dict]) -> str | None:
