@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 import zlib
 from pathlib import Path
@@ -342,3 +343,26 @@ def test_read_back_counts_a_good_tarball_and_names_each_kind_of_damage(small_bas
     assert verify_file(tarball_output(padded, 4)) == (4, [])
     _counted, wrong = verify_file(tarball_output(padded, 5))
     assert wrong == [f"{padded}: 4 records on storage, 5 written"]
+
+
+@pytest.mark.parametrize("which", ["untouched", "touched"])
+def test_a_base_changed_after_the_scan_fails_the_rewrite(small_base, tmp_path, which):
+    # The rewrite reads each member once more at most: an untouched one as raw bytes (checked
+    # against the CRC-32 of the bytes the scan inflated), a touched one through zlib (its CRC).
+    tarball = tmp_path / TAR
+    shutil.copyfile(small_base / TAR, tarball)
+    snapshot = BaseSnapshot("enwiki", 0, str(tarball))
+    scan = scan_base(snapshot, Wanted(frozenset(), frozenset(), frozenset()))
+    member = [m for m in scan.members if m.records >= 3][0]
+    records = records_by_id(tarball)
+    changed = {member.first_id: {**records[member.first_id], "name": "Changed"}} if which == "touched" else {}
+    opts = write_options(tmp_path, {"ndjson"})
+    task = next(t for t in plan_members(snapshot, changed, opts, scan.members) if t.member.index == member.index)
+    data = bytearray(tarball.read_bytes())
+    data[(member.start + member.end) // 2] ^= 0xFF
+    tarball.write_bytes(bytes(data))
+    with pytest.raises(BaseError) as caught:
+        rewrite_member(task, opts)
+    message = str(caught.value)
+    assert message.startswith(f"{tarball}: base snapshot") and f"{member.start:,}-{member.end:,}" in message
+    assert "restore the base" in message

@@ -620,6 +620,7 @@ class BaseMember:
     first_id: int
     records: int = -1  # its NDJSON lines, when the scan counted them (-1: not counted)
     max_date: str | None = None  # its newest `date_modified`, when the scan read it
+    raw_crc: int | None = None  # CRC-32 of the span's bytes the scan decompressed (a copy must match)
 
 
 def gzip_spans(path: str) -> list[tuple[int, int]]:
@@ -669,12 +670,21 @@ def _read_span(path: str, start: int, end: int, chunk: int = 1 << 22) -> Iterato
 
 
 def _span_lines(path: str, member: BaseMember) -> Iterator[bytes]:
-    """The NDJSON lines of one member, decompressed from its span (tar padding dropped)."""
+    """The NDJSON lines of one member, decompressed from its span (tar padding dropped).
+
+    Read to the end, the span must hold exactly one gzip member whose CRC and length zlib checked
+    (BaseError otherwise: the base changed after it was scanned, or is damaged).
+    """
     d = zlib.decompressobj(31)
     left = member.data_size
     pending = b""
     for data in _read_span(path, member.start, member.end):
-        out = d.decompress(data)
+        try:
+            out = d.decompress(data)
+        except zlib.error as exc:
+            raise base_error(
+                path, f"has a corrupt gzip member at bytes {member.start:,}-{member.end:,} ({exc})"
+            ) from None
         if left <= 0:
             continue
         out = out[:left]
@@ -683,6 +693,8 @@ def _span_lines(path: str, member: BaseMember) -> Iterator[bytes]:
         pending = lines.pop()
         for line in lines:
             yield line + b"\n"
+    if not d.eof or d.unused_data:
+        raise base_error(path, f"bytes {member.start:,}-{member.end:,} are no longer one whole gzip member: it changed")
     if pending:
         yield pending
 
@@ -731,15 +743,16 @@ class _Damaged(Exception):
         self.problem, self.offset = problem, offset
 
 
-def _inflate_members(path: str, chunk: int = 1 << 20) -> Iterator[tuple[int, int, bytes | None]]:
+def _inflate_members(path: str, chunk: int = 1 << 20) -> Iterator[tuple[int, int, bytes | int]]:
     """The gzip members of `path` decompressed in one streaming pass, one chunk in memory.
 
     Yields `(member number, start byte, data)` for each decompressed chunk of a member and, when
-    the member ends (its CRC and length checked by zlib), `(member number, end byte, None)`.
+    the member ends (its CRC and length checked by zlib), `(member number, end byte, CRC-32 of
+    the member's raw bytes)` — what a later byte copy of the member is checked against.
     Raises `_Damaged` on corrupt data or a file that ends inside a member.
     """
     with open_read(path) as f:
-        number, start, offset = 0, 0, 0  # offset: raw bytes before `data`
+        number, start, offset, raw_crc = 0, 0, 0, 0  # offset: raw bytes before `data`
         d = zlib.decompressobj(31)
         data = f.read(chunk)
         while data:
@@ -751,11 +764,13 @@ def _inflate_members(path: str, chunk: int = 1 << 20) -> Iterator[tuple[int, int
                 yield number, start, out
             if d.eof:
                 end = offset + len(data) - len(d.unused_data)
+                raw_crc = zlib.crc32(data[: len(data) - len(d.unused_data)], raw_crc)
                 data = d.unused_data or f.read(chunk)
-                yield number, end, None
-                number, start, offset = number + 1, end, end
+                yield number, end, raw_crc
+                number, start, offset, raw_crc = number + 1, end, end, 0
                 d = zlib.decompressobj(31)
                 continue
+            raw_crc = zlib.crc32(data, raw_crc)
             offset += len(data)
             data = f.read(chunk)
         if offset > start:
@@ -816,7 +831,7 @@ def _scan_wikisnap_layout(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
             if closed:
                 raise _NotWikisnapLayout  # a member after the end-of-archive one
             if member % 2 == 0:  # a tar header, or the end-of-archive blocks
-                if data is not None:
+                if isinstance(data, bytes):
                     head += data
                     if len(head) > 2 * tarfile.BLOCKSIZE:
                         raise _NotWikisnapLayout
@@ -828,7 +843,7 @@ def _scan_wikisnap_layout(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
                     padded, taken = size + (-size % tarfile.BLOCKSIZE), 0
                     data_start, pending, first_id, records, max_date = where, b"", -1, 0, ""
                 continue
-            if data is not None:  # the member's NDJSON data, then its tar padding
+            if isinstance(data, bytes):  # the member's NDJSON data, then its tar padding
                 before, taken = taken, taken + len(data)
                 if taken > padded:
                     raise _NotWikisnapLayout
@@ -844,7 +859,7 @@ def _scan_wikisnap_layout(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
                 pending = b""
             if first_id < 0:
                 raise _NotWikisnapLayout  # an empty member: planned the slow way, as before
-            members.append(BaseMember(member // 2, size, data_start, where, first_id, records, max_date))
+            members.append(BaseMember(member // 2, size, data_start, where, first_id, records, max_date, data))
             name = None
     except _Damaged as exc:
         where = f"in member {name!r}" if name else "between members"
@@ -966,9 +981,16 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
     base = join(opts.temp_dir, "parts", snapshot_id(dbname, ns), f"{0:06d}-{member.index:04d}-{new_attempt()}")
     gz_path, pq_path = base + ".ndjson.gz", (base + ".parquet" if parquet else None)
     if not touched:
+        raw_crc = 0
         with open_write(gz_path) as out:
             for data in _read_span(snapshot.tarball, member.start, member.end):
+                raw_crc = zlib.crc32(data, raw_crc)
                 out.write(data)
+        if member.raw_crc is not None and raw_crc != member.raw_crc:
+            # copied without decompression: these must be the very bytes the scan inflated
+            raise base_error(
+                snapshot.tarball, f"bytes {member.start:,}-{member.end:,} changed after they were read: it is damaged"
+            )
         if parquet:
             with open_read(task.shard) as f, open_write(pq_path) as g:
                 while chunk := f.read(1 << 22):
