@@ -6,7 +6,9 @@ FindInBase       per base snapshot (db, ns): stream its NDJSON lines and read on
                  head (`{"name":…,"identifier":N`) with a regex — no JSON parse, no wikitext.
                  Lines of changed pages, of redirect targets named by the diffs and of records
                  listing a changed page as a redirect are parsed and emitted (`BaseHit`); all
-                 others are left alone. Output is diff-sized.
+                 others are left alone. Output is diff-sized. The same pass (`scan_base`) maps
+                 the members — byte spans, first page id, line count, newest date, CRC-32 of
+                 the raw bytes — so nothing reads the base again to plan the rewrite.
 ResolveWiki      per wiki: fold every page's Changes over its base record, in (time, revision,
                  kind) order — the latest revision wins whatever order the files came in — then
                  fix redirect lists. Out: the final record (or a removal) of every touched page,
@@ -14,9 +16,11 @@ ResolveWiki      per wiki: fold every page's Changes over its base record, in (t
 RewriteSnapshots per (db, ns): a snapshot no diff touches is copied as files; otherwise its
                  members (wikisnap's layout: one gzip member per NDJSON member) become tasks,
                  spread over the workers: an untouched member is copied as gzip bytes + its
-                 Parquet shard, a touched one re-gzipped with the changes merged in page-id
-                 order (untouched lines byte for byte) and its shard filtered + extended with
-                 Arrow. Tarballs of another layout are rewritten line by line in one pass.
+                 Parquet shard (never decompressed; the copy's CRC-32 must be the scan's), a
+                 touched one re-gzipped with the changes merged in page-id order (untouched
+                 lines byte for byte; its text shard fed in the same pass) and its shard sliced
+                 around the touched rows + the new ones with Arrow. Tarballs of another layout
+                 are rewritten line by line in one pass.
 
 A damaged base (empty, cut off, corrupt, a copied tarball whose md5 is not its metadata's) is a
 `BaseError` naming the tarball, member and byte; the DoFns emit it on their `errors` output and
@@ -24,9 +28,12 @@ A damaged base (empty, cut off, corrupt, a copied tarball whose md5 is not its m
 
 Why this shape: on Beam's local runner a shuffled element stays in memory, so base records never
 go through a shuffle — only the Changes (diff-sized), the few base records they touch and member
-tasks (a path, a byte span and that member's changes). Each base snapshot is read twice (find,
-then rewrite); that is gzip decompression only, and memory does not grow with the snapshot: a
-worker holds one line, or one touched member's Parquet shard (≤ the member size of records).
+tasks (a path, a byte span and that member's changes). A base member is decompressed once when
+no change falls in it (the scan) and twice when one does (the scan, which must read every line to
+find redirect targets and listings by title, then the rewrite — keeping the scan's output for it
+would put the decompressed snapshot on temp storage, slower than a second inflate at scale); that
+is gzip decompression only, and memory does not grow with the snapshot: a worker holds one
+decompressed chunk and line, or one touched member's Parquet shard (≤ the member size of records).
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ VerifyOutputs   OutputFile → OutputFile (records filled in where the writer co
 
 What is checked, per kind of file:
 - every file: its bytes and md5 equal what the writer reported (the storage kept what was written);
-- tarballs and hourly batches: every gzip member decompresses with a good CRC, the tar stream is
-  well-formed to its end-of-archive blocks, members hold whole NDJSON lines, and the line count
-  equals the records written;
+- tarballs and hourly batches (one zlib pass): every gzip member decompresses with a good CRC,
+  the tar stream is well-formed to its end-of-archive blocks (required) with nothing but zeros
+  after them, members are regular files of whole NDJSON lines, and the line count equals the
+  records written;
 - Parquet shards (full records and plain text): the footer reads and its row count equals the
   records written;
 - dead letters: the line count equals the letters written; metadata: it parses as JSON.
