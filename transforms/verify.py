@@ -7,10 +7,9 @@ VerifyOutputs   OutputFile → OutputFile (records filled in where the writer co
 
 What is checked, per kind of file:
 - every file: its bytes and md5 equal what the writer reported (the storage kept what was written);
-- tarballs and hourly batches (one zlib pass): every gzip member decompresses with a good CRC,
-  the tar stream is well-formed to its end-of-archive blocks (required) with nothing but zeros
-  after them, members are regular files of whole NDJSON lines, and the line count equals the
-  records written;
+- tarballs and hourly batches: every gzip member decompresses with a good CRC, the tar stream is
+  well-formed to its end-of-archive blocks, members hold whole NDJSON lines, and the line count
+  equals the records written;
 - Parquet shards (full records and plain text): the footer reads and its row count equals the
   records written;
 - dead letters: the line count equals the letters written; metadata: it parses as JSON.
@@ -19,6 +18,7 @@ What is checked, per kind of file:
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import tarfile
 import zlib
@@ -74,82 +74,22 @@ def _count_lines(reader) -> int:
 
 
 def _count_tar_lines(reader) -> int:
-    """NDJSON lines in a (multi-member) .tar.gz, checking gzip CRCs and tar framing on the way.
-
-    One streaming pass, 1 MiB reads straight into zlib (a gzip.GzipFile + tarfile stream reads
-    in small blocks and holds a whole tar member: several times slower and larger): every gzip
-    member must inflate with a good CRC and length (zero bytes between members are allowed, as
-    gzip allows them), and the tar stream inside is walked by `_TarWalk`.
-    """
-    walk = _TarWalk()
-    inflate = None
-    while raw := reader.read(1 << 20):
-        while raw:
-            if inflate is None:
-                raw = raw.lstrip(b"\0")
-                if not raw:
-                    break
-                inflate = zlib.decompressobj(31)
-            walk.feed(inflate.decompress(raw))
-            if not inflate.eof:
-                break
-            raw, inflate = inflate.unused_data, None
-    if inflate is not None:
-        raise EOFError("the file ends inside a gzip member")
-    return walk.finish()
-
-
-class _TarWalk:
-    """The checks of a tar stream fed in pieces: headers (checksums), regular members of whole
-    NDJSON lines, the end-of-archive block, then nothing but zeros. `lines` counts newlines."""
-
-    def __init__(self):
-        self.lines = 0
-        self._header = b""
-        self._name = ""
-        self._data = self._padding = 0  # bytes of the current member's data and padding still to come
-        self._ended = False
-
-    def feed(self, data: bytes) -> None:
-        pos, size = 0, len(data)
-        while pos < size:
-            if self._ended:
-                if data[pos:].strip(b"\0"):
-                    raise ValueError("bytes after the end-of-archive blocks")
-                return
-            if self._data:
-                end = min(size, pos + self._data)
-                self.lines += data.count(b"\n", pos, end)
-                self._data -= end - pos
-                if not self._data and data[end - 1 : end] != b"\n":
-                    raise ValueError(f"member {self._name} ends inside a line")
-                pos = end
-                continue
-            if self._padding:
-                skip = min(self._padding, size - pos)
-                self._padding -= skip
-                pos += skip
-                continue
-            need = tarfile.BLOCKSIZE - len(self._header)
-            self._header += data[pos : pos + need]
-            pos += need
-            if len(self._header) == tarfile.BLOCKSIZE:
-                self._start_member(self._header)
-                self._header = b""
-
-    def _start_member(self, header: bytes) -> None:
-        if header == bytes(tarfile.BLOCKSIZE):
-            self._ended = True
-            return
-        info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")  # checks the checksum
-        if not info.isreg():
-            raise ValueError(f"member {info.name} is not a regular file")
-        self._name, self._data, self._padding = info.name, info.size, -info.size % tarfile.BLOCKSIZE
-
-    def finish(self) -> int:
-        if not self._ended:
-            raise ValueError("the tar stream ends without its end-of-archive blocks")
-        return self.lines
+    """NDJSON lines in a (multi-member) .tar.gz, checking gzip CRCs and tar framing on the way."""
+    lines = 0
+    # GzipFile reads concatenated members and checks each one's CRC and length.
+    with gzip.GzipFile(fileobj=reader, mode="rb") as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
+        for member in tar:
+            data = tar.extractfile(member)
+            if data is None:
+                raise ValueError(f"member {member.name} is not a regular file")
+            body = data.read()
+            if body and not body.endswith(b"\n"):
+                raise ValueError(f"member {member.name} ends inside a line")
+            lines += body.count(b"\n")
+        trailer = gz.read()
+    if trailer.strip(b"\0"):
+        raise ValueError("bytes after the end-of-archive blocks")
+    return lines
 
 
 class _VerifyFn(beam.DoFn):
