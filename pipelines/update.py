@@ -62,6 +62,7 @@ from wikisnap.transforms.merge import (
     TAG_COPIED,
     TAG_ERRORS,
     TAG_HITS,
+    TAG_LAYOUT,
     TAG_PARTS,
     TAG_STATS,
     BaseError,
@@ -376,7 +377,9 @@ def build_update_pipeline(
     early_errors = (diffs[TAG_DIFF_ERRORS], found[TAG_ERRORS]) | "FlattenEarlyErrors" >> beam.Flatten()
     early_blocking = (early_errors, *gate) | "FlattenEarlyBlocking" >> beam.Flatten()
     rewritten = (snapshots, changed) | "RewriteSnapshots" >> RewriteSnapshots(
-        write_opts, early_blocking | "KeepBlockingEarlyErrors" >> beam.Filter(blocks, config.allow_truncated)
+        write_opts,
+        early_blocking | "KeepBlockingEarlyErrors" >> beam.Filter(blocks, config.allow_truncated),
+        layouts=found[TAG_LAYOUT],
     )
     input_errors = (early_errors, rewritten[TAG_ERRORS]) | "FlattenInputErrors" >> beam.Flatten()
     blocking = (input_errors, *gate) | "FlattenBlocking" >> beam.Flatten()

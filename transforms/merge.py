@@ -6,7 +6,9 @@ FindInBase       per base snapshot (db, ns): stream its NDJSON lines and read on
                  head (`{"name":…,"identifier":N`) with a regex — no JSON parse, no wikitext.
                  Lines of changed pages, of redirect targets named by the diffs and of records
                  listing a changed page as a redirect are parsed and emitted (`BaseHit`); all
-                 others are left alone. Output is diff-sized.
+                 others are left alone. Output is diff-sized. The same pass (`scan_base`) maps
+                 the members — byte spans, first page id, line count, newest date, CRC-32 of
+                 the raw bytes — so nothing reads the base again to plan the rewrite.
 ResolveWiki      per wiki: fold every page's Changes over its base record, in (time, revision,
                  kind) order — the latest revision wins whatever order the files came in — then
                  fix redirect lists. Out: the final record (or a removal) of every touched page,
@@ -14,9 +16,11 @@ ResolveWiki      per wiki: fold every page's Changes over its base record, in (t
 RewriteSnapshots per (db, ns): a snapshot no diff touches is copied as files; otherwise its
                  members (wikisnap's layout: one gzip member per NDJSON member) become tasks,
                  spread over the workers: an untouched member is copied as gzip bytes + its
-                 Parquet shard, a touched one re-gzipped with the changes merged in page-id
-                 order (untouched lines byte for byte) and its shard filtered + extended with
-                 Arrow. Tarballs of another layout are rewritten line by line in one pass.
+                 Parquet shard (never decompressed; the copy's CRC-32 must be the scan's), a
+                 touched one re-gzipped with the changes merged in page-id order (untouched
+                 lines byte for byte; its text shard fed in the same pass) and its shard sliced
+                 around the touched rows + the new ones with Arrow. Tarballs of another layout
+                 are rewritten line by line in one pass.
 
 A damaged base (empty, cut off, corrupt, a copied tarball whose md5 is not its metadata's) is a
 `BaseError` naming the tarball, member and byte; the DoFns emit it on their `errors` output and
@@ -24,9 +28,12 @@ A damaged base (empty, cut off, corrupt, a copied tarball whose md5 is not its m
 
 Why this shape: on Beam's local runner a shuffled element stays in memory, so base records never
 go through a shuffle — only the Changes (diff-sized), the few base records they touch and member
-tasks (a path, a byte span and that member's changes). Each base snapshot is read twice (find,
-then rewrite); that is gzip decompression only, and memory does not grow with the snapshot: a
-worker holds one line, or one touched member's Parquet shard (≤ the member size of records).
+tasks (a path, a byte span and that member's changes). A base member is decompressed once when
+no change falls in it (the scan) and twice when one does (the scan, which must read every line to
+find redirect targets and listings by title, then the rewrite — keeping the scan's output for it
+would put the decompressed snapshot on temp storage, slower than a second inflate at scale); that
+is gzip decompression only, and memory does not grow with the snapshot: a worker holds one
+decompressed chunk and line, or one touched member's Parquet shard (≤ the member size of records).
 """
 
 from __future__ import annotations
@@ -82,6 +89,7 @@ TAG_DEADLETTERS = "deadletters"
 TAG_PARTS = "parts"
 TAG_COPIED = "copied"
 TAG_ERRORS = "errors"
+TAG_LAYOUT = "layout"
 # What to do about a damaged base (the tail of every BaseError message).
 FIX_BASE = "restore the base from a good copy (or rebuild it with `wikisnap build`) and run again"
 
@@ -622,6 +630,9 @@ class BaseMember:
     start: int  # byte span of the gzip member holding the data (+ tar padding)
     end: int
     first_id: int
+    records: int = -1  # its NDJSON lines, when the scan counted them (-1: not counted)
+    max_date: str | None = None  # its newest `date_modified`, when the scan read it
+    raw_crc: int | None = None  # CRC-32 of the span's bytes the scan decompressed (a copy must match)
 
 
 def gzip_spans(path: str) -> list[tuple[int, int]]:
@@ -671,12 +682,21 @@ def _read_span(path: str, start: int, end: int, chunk: int = 1 << 22) -> Iterato
 
 
 def _span_lines(path: str, member: BaseMember) -> Iterator[bytes]:
-    """The NDJSON lines of one member, decompressed from its span (tar padding dropped)."""
+    """The NDJSON lines of one member, decompressed from its span (tar padding dropped).
+
+    Read to the end, the span must hold exactly one gzip member whose CRC and length zlib checked
+    (BaseError otherwise: the base changed after it was scanned, or is damaged).
+    """
     d = zlib.decompressobj(31)
     left = member.data_size
     pending = b""
     for data in _read_span(path, member.start, member.end):
-        out = d.decompress(data)
+        try:
+            out = d.decompress(data)
+        except zlib.error as exc:
+            raise base_error(
+                path, f"has a corrupt gzip member at bytes {member.start:,}-{member.end:,} ({exc})"
+            ) from None
         if left <= 0:
             continue
         out = out[:left]
@@ -685,6 +705,8 @@ def _span_lines(path: str, member: BaseMember) -> Iterator[bytes]:
         pending = lines.pop()
         for line in lines:
             yield line + b"\n"
+    if not d.eof or d.unused_data:
+        raise base_error(path, f"bytes {member.start:,}-{member.end:,} are no longer one whole gzip member: it changed")
     if pending:
         yield pending
 
@@ -716,6 +738,174 @@ def wikisnap_members(tarball: str) -> list[BaseMember] | None:
             return None
         members.append(BaseMember(n, info.size, ds, de, line_head(first)[1]))
     return members
+
+
+# -- one pass over the base: find the touched records and map the members ---------------------
+
+
+class _NotWikisnapLayout(Exception):
+    """The tarball is not laid out as wikisnap writes it (or ends between two members)."""
+
+
+class _Damaged(Exception):
+    """A gzip member that does not decompress (bad data or CRC) or is cut off, at a raw byte."""
+
+    def __init__(self, problem: str, offset: int):
+        super().__init__(problem)
+        self.problem, self.offset = problem, offset
+
+
+def _inflate_members(path: str, chunk: int = 1 << 20) -> Iterator[tuple[int, int, bytes | int]]:
+    """The gzip members of `path` decompressed in one streaming pass, one chunk in memory.
+
+    Yields `(member number, start byte, data)` for each decompressed chunk of a member and, when
+    the member ends (its CRC and length checked by zlib), `(member number, end byte, CRC-32 of
+    the member's raw bytes)` — what a later byte copy of the member is checked against.
+    Raises `_Damaged` on corrupt data or a file that ends inside a member.
+    """
+    with open_read(path) as f:
+        number, start, offset, raw_crc = 0, 0, 0, 0  # offset: raw bytes before `data`
+        d = zlib.decompressobj(31)
+        data = f.read(chunk)
+        while data:
+            try:
+                out = d.decompress(data)
+            except zlib.error as exc:
+                raise _Damaged(f"corrupt gzip member starting at byte {start:,}: {exc}", offset) from None
+            if out:
+                yield number, start, out
+            if d.eof:
+                end = offset + len(data) - len(d.unused_data)
+                raw_crc = zlib.crc32(data[: len(data) - len(d.unused_data)], raw_crc)
+                data = d.unused_data or f.read(chunk)
+                yield number, end, raw_crc
+                number, start, offset, raw_crc = number + 1, end, end, 0
+                d = zlib.decompressobj(31)
+                continue
+            raw_crc = zlib.crc32(data, raw_crc)
+            offset += len(data)
+            data = f.read(chunk)
+        if offset > start:
+            raise _Damaged(f"ends inside the gzip member starting at byte {start:,}", offset)
+
+
+@dataclass
+class BaseScan:
+    """What one pass over a base snapshot found: the records the diffs touch and its members."""
+
+    hits: list[BaseHit]
+    members: tuple[BaseMember, ...] | None  # None: not wikisnap's layout (planned the slow way)
+
+
+def scan_base(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
+    """One pass over a base tarball: `find_in_base`'s hits, plus the member map `plan_members` needs.
+
+    The only decompression of the base's untouched members and the first of its touched ones: every
+    gzip member is inflated once (CRC and length checked), each NDJSON line's head is matched
+    (`find_in_base`'s rules), and each data member's byte span, first page id, line count and
+    newest date are recorded — so planning reads nothing again, and an untouched member is later
+    copied as bytes with its counts from here. A tarball of another layout (a WME download) is
+    read by `find_in_base` instead and gets no member map. BaseError as `iter_snapshot_lines`.
+    """
+    try:
+        return _scan_wikisnap_layout(snapshot, wanted)
+    except _NotWikisnapLayout:
+        return BaseScan(list(find_in_base(snapshot, wanted)), None)
+
+
+def _scan_wikisnap_layout(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
+    """`scan_base` of a tarball in wikisnap's layout; `_NotWikisnapLayout` as soon as it is not.
+
+    The layout: per tar member one gzip member holding its 512-byte header and one holding its
+    data plus padding; last, one gzip member holding the two zero blocks that end the archive.
+    """
+    tarball = snapshot.tarball
+    hits: list[BaseHit] = []
+    members: list[BaseMember] = []
+    number = 0  # lines of the whole tarball, for messages
+    name: str | None = None  # the tar member being read
+    head = b""  # bytes of a header (or end-of-archive) member
+    closed = False  # the end-of-archive member was read
+    size = padded = taken = 0  # the data member's size, with padding, and its bytes so far
+    data_start, pending, first_id, records, max_date = 0, b"", -1, 0, ""
+
+    def line_seen(line: bytes) -> None:
+        nonlocal number, first_id, records, max_date
+        number += 1
+        page_id = _scan_line(snapshot, wanted, line, number, hits)
+        first_id = page_id if first_id < 0 else first_id
+        records += 1
+        match = _DATE_KEY.search(line)
+        max_date = max(max_date, match.group(1).decode() if match else "")
+
+    try:
+        for member, where, data in _inflate_members(tarball):
+            if closed:
+                raise _NotWikisnapLayout  # a member after the end-of-archive one
+            if member % 2 == 0:  # a tar header, or the end-of-archive blocks
+                if isinstance(data, bytes):
+                    head += data
+                    if len(head) > 2 * tarfile.BLOCKSIZE:
+                        raise _NotWikisnapLayout
+                elif head == bytes(2 * tarfile.BLOCKSIZE):
+                    closed = True
+                else:
+                    info = _tar_info(head)
+                    name, size, head = info.name, info.size, b""
+                    padded, taken = size + (-size % tarfile.BLOCKSIZE), 0
+                    data_start, pending, first_id, records, max_date = where, b"", -1, 0, ""
+                continue
+            if isinstance(data, bytes):  # the member's NDJSON data, then its tar padding
+                before, taken = taken, taken + len(data)
+                if taken > padded:
+                    raise _NotWikisnapLayout
+                lines = (pending + data[: max(0, size - before)]).split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    line_seen(line + b"\n")
+                continue
+            if taken != padded:
+                raise _NotWikisnapLayout
+            if pending:  # a last line without its newline: kept as it is, like the line reader
+                line_seen(pending)
+                pending = b""
+            if first_id < 0:
+                raise _NotWikisnapLayout  # an empty member: planned the slow way, as before
+            members.append(BaseMember(member // 2, size, data_start, where, first_id, records, max_date, data))
+            name = None
+    except _Damaged as exc:
+        where = f"in member {name!r}" if name else "between members"
+        problem = f"is cut off or corrupt {where}, after {number:,} complete line(s) ({exc.problem})"
+        raise base_error(tarball, problem, exc.offset) from None
+    except OSError as exc:
+        raise base_error(tarball, f"cannot be read ({exc})") from None
+    if not closed or not members:
+        raise _NotWikisnapLayout  # cut between members, or empty: the line reader says which
+    return BaseScan(hits, tuple(members))
+
+
+def _tar_info(header: bytes) -> tarfile.TarInfo:
+    """The regular-file tar header a header member holds; `_NotWikisnapLayout` for anything else."""
+    if len(header) != tarfile.BLOCKSIZE:
+        raise _NotWikisnapLayout
+    try:
+        info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
+    except tarfile.TarError:
+        raise _NotWikisnapLayout from None
+    if not info.isfile():
+        raise _NotWikisnapLayout
+    return info
+
+
+def _scan_line(snapshot: BaseSnapshot, wanted: Wanted, line: bytes, number: int, hits: list[BaseHit]) -> int:
+    """`find_in_base`'s test of one line (a hit is parsed and kept); returns its page id."""
+    name, page_id = base_line_head(snapshot.tarball, line, number)
+    hit = page_id in wanted.ids or name in wanted.names
+    if not hit and wanted.redirect_names:
+        hit = any(n in wanted.redirect_names for n in listed_redirects(line))
+    if hit:
+        hits.append(BaseHit(snapshot.dbname, snapshot.ns, page_id, json.loads(line)))
+    return page_id
 
 
 def _parquet_shards(snapshot: BaseSnapshot, paths: tuple[str, ...] | None = None) -> dict[int, str]:
@@ -756,13 +946,19 @@ class MemberTask:
 
 
 def plan_members(
-    snapshot: BaseSnapshot, changed: dict[int, dict | None], opts: WriteOptions
+    snapshot: BaseSnapshot,
+    changed: dict[int, dict | None],
+    opts: WriteOptions,
+    members: tuple[BaseMember, ...] | None = None,
 ) -> list[MemberTask] | None:
     """Assign every changed page to the base member whose id range holds it.
 
-    None when the base is not laid out as wikisnap writes it (then `rewrite_snapshot` is used).
+    `members`: the map `scan_base` made while finding the hits; without it (a snapshot no diff
+    scanned) the tarball is read for one. None when the base is not laid out as wikisnap writes
+    it (then `rewrite_snapshot` is used).
     """
-    members = wikisnap_members(snapshot.tarball)
+    if members is None:
+        members = wikisnap_members(snapshot.tarball)
     if members is None:
         return None
     parquet = "parquet" in opts.formats
@@ -797,9 +993,16 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
     base = join(opts.temp_dir, "parts", snapshot_id(dbname, ns), f"{0:06d}-{member.index:04d}-{new_attempt()}")
     gz_path, pq_path = base + ".ndjson.gz", (base + ".parquet" if parquet else None)
     if not touched:
+        raw_crc = 0
         with open_write(gz_path) as out:
             for data in _read_span(snapshot.tarball, member.start, member.end):
+                raw_crc = zlib.crc32(data, raw_crc)
                 out.write(data)
+        if member.raw_crc is not None and raw_crc != member.raw_crc:
+            # copied without decompression: these must be the very bytes the scan inflated
+            raise base_error(
+                snapshot.tarball, f"bytes {member.start:,}-{member.end:,} changed after they were read: it is damaged"
+            )
         if parquet:
             with open_read(task.shard) as f, open_write(pq_path) as g:
                 while chunk := f.read(1 << 22):
@@ -807,6 +1010,8 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
             with open_read(pq_path) as f:
                 records = pq.ParquetFile(f).metadata.num_rows
             max_date = _shard_max_date(pq_path)
+        elif member.records >= 0 and member.max_date is not None:
+            records, max_date = member.records, member.max_date  # counted by scan_base
         else:
             records, max_date = 0, ""
             for line in _span_lines(snapshot.tarball, member):
@@ -822,26 +1027,31 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
     counts[f"members_rewritten/{ns}"] += 1
     inserts = sorted((pid, rec) for pid, rec in touched.items() if rec is not None)
     writer = GzipMemberWriter(gz_path, opts.gzip_level)
+    # The plain-text shard is fed in the same pass (the member is decompressed once).
+    text = TextShard(base + ".text.parquet", dict(opts.sites).get(dbname), opts) if opts.wants_text(ns) else None
     records, max_date, i = 0, "", 0
 
-    def put(line: bytes, date: str) -> None:
+    def put(line: bytes, date: str, record: dict | None) -> None:
         nonlocal records, max_date
         writer.write(line)
         records += 1
         max_date = max(max_date, date)
+        if text is not None:
+            text.add(record if record is not None else json.loads(line))
 
     for line in _span_lines(snapshot.tarball, member):
         _name, page_id = line_head(line)
         while i < len(inserts) and inserts[i][0] < page_id:
-            put(to_wme_json_bytes(inserts[i][1]), inserts[i][1].get("date_modified", ""))
+            put(to_wme_json_bytes(inserts[i][1]), inserts[i][1].get("date_modified", ""), inserts[i][1])
             i += 1
         if page_id in touched:
             continue
         match = _DATE_KEY.search(line)
-        put(line, match.group(1).decode() if match else "")
+        put(line, match.group(1).decode() if match else "", None)
         counts[f"copied/{ns}"] += 1
     for _pid, rec in inserts[i:]:
-        put(to_wme_json_bytes(rec), rec.get("date_modified", ""))
+        put(to_wme_json_bytes(rec), rec.get("date_modified", ""), rec)
+    text_path = text.close() if text is not None else None
     size = writer.size
     writer.write(tar_padding(size))
     writer.close()
@@ -849,19 +1059,46 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
     if parquet:
         with open_read(task.shard) as f:
             table = pq.read_table(f, schema=ARTICLE_SCHEMA)
-        keep = pc.invert(pc.is_in(table["identifier"], pa.array(sorted(touched), pa.int64())))
-        tables = [table.filter(keep)]
-        if inserts:
-            tables.append(records_to_table([rec for _pid, rec in inserts]))
-        merged = pa.concat_tables(tables).sort_by("identifier")
+        merged = merge_shard(table, touched, inserts)
         with open_write(pq_path) as sink:
             pq.write_table(
                 merged, sink, row_group_size=opts.parquet_row_group_rows, compression="zstd", write_statistics=True
             )
     if not records:
         return None, counts
-    text_path = member_text(task, opts, base + ".text.parquet", dict(inserts))
     return MemberPart(dbname, ns, 0, member.index, size, records, gz_path, pq_path, max_date, text_path), counts
+
+
+def merge_shard(table: pa.Table, touched: dict, inserts: list[tuple[int, dict]]) -> pa.Table:
+    """A base Parquet shard without the touched pages' rows, plus the changed records, by page id.
+
+    In: the shard (ids ascending, as wikisnap writes them), the touched page ids and the sorted
+    `(page id, record)` inserts. The base rows are sliced around the touched ones (no copy, no
+    sort of the whole shard) and the result made one chunk per column, as a sort gave it, so the
+    Parquet writer gives the same bytes. A shard whose ids are not ascending is sorted instead.
+    """
+    ids = table["identifier"].to_pylist()
+    new_rows = records_to_table([rec for _pid, rec in inserts]) if inserts else None
+    if any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
+        keep = pc.invert(pc.is_in(table["identifier"], pa.array(sorted(touched), pa.int64())))
+        return pa.concat_tables([table.filter(keep)] + ([new_rows] if new_rows is not None else [])).sort_by(
+            "identifier"
+        )
+    removed = [n for n, pid in enumerate(ids) if pid in touched]
+    at = [bisect.bisect_left(ids, pid) for pid, _rec in inserts]  # each insert goes before row `at`
+    pieces, start, r, k = [], 0, 0, 0
+    for point in sorted(set(removed) | set(at)):
+        if point > start:
+            pieces.append(table.slice(start, point - start))
+        start = point
+        while k < len(at) and at[k] == point:
+            pieces.append(new_rows.slice(k, 1))
+            k += 1
+        if r < len(removed) and removed[r] == point:
+            start, r = point + 1, r + 1
+    if start < len(ids):
+        pieces.append(table.slice(start))
+    return (pa.concat_tables(pieces) if pieces else table.slice(0, 0)).combine_chunks()
 
 
 def member_text(task: MemberTask, opts: WriteOptions, path: str, inserts: dict[int, dict]) -> str | None:
@@ -869,7 +1106,8 @@ def member_text(task: MemberTask, opts: WriteOptions, path: str, inserts: dict[i
 
     An untouched member whose base has its text shard copies it as bytes; otherwise the shard is
     made from the member's records: the base lines (parsed) minus the touched pages, plus the
-    changed records, in page-id order — the text of the updated revision.
+    changed records, in page-id order — the text of the updated revision. (`rewrite_member`
+    feeds a touched member's shard in its own pass instead; this stays for tools and tests.)
     """
     if not opts.wants_text(task.snapshot.ns):
         return None
@@ -946,6 +1184,8 @@ class _FindInBaseFn(beam.DoFn):
     def setup(self) -> None:
         self.c_hits = Metrics.counter("wikisnap", "base_records_touched")
         self.c_untouched = Metrics.counter("wikisnap", "base_snapshots_untouched")
+        self.c_mapped = Metrics.counter("wikisnap", "base_snapshots_mapped")
+        self.c_other = Metrics.counter("wikisnap", "base_snapshots_other_layout")
         self.c_errors = Metrics.counter("wikisnap", "base_errors")
 
     def process(self, snapshot: BaseSnapshot, wanted: dict):
@@ -954,17 +1194,26 @@ class _FindInBaseFn(beam.DoFn):
             self.c_untouched.inc()
             return
         try:
-            for hit in find_in_base(snapshot, w):
-                self.c_hits.inc()
-                yield (hit.dbname, hit)
+            scan = scan_base(snapshot, w)
         except BaseError as exc:
             self.c_errors.inc()
             yield beam.pvalue.TaggedOutput(TAG_ERRORS, str(exc))
+            return
+        for hit in scan.hits:
+            self.c_hits.inc()
+            yield (hit.dbname, hit)
+        if scan.members is None:
+            self.c_other.inc()
+        else:
+            self.c_mapped.inc()
+            yield beam.pvalue.TaggedOutput(TAG_LAYOUT, ((snapshot.dbname, snapshot.ns), scan.members))
 
 
 class FindInBase(beam.PTransform):
     """(BaseSnapshot, `(db, [Change])`) → main `(db, BaseHit)`: the base records the diffs touch;
-    errors: one message (str) per base tarball that cannot be read to the end."""
+    layout: `((db, ns), (BaseMember, …))` of each scanned snapshot in wikisnap's layout (for
+    RewriteSnapshots, so planning reads nothing again); errors: one message (str) per base
+    tarball that cannot be read to the end. One pass over each snapshot of a changed wiki."""
 
     def __init__(self, by_wiki):
         super().__init__()
@@ -974,7 +1223,7 @@ class FindInBase(beam.PTransform):
         wanted = self.by_wiki | "ListWantedRecords" >> beam.Map(lambda kv: (kv[0], wanted_for(kv[1])))
         return snapshots | "ScanBaseHeads" >> beam.ParDo(
             _FindInBaseFn(), wanted=beam.pvalue.AsDict(wanted)
-        ).with_outputs(TAG_ERRORS, main=TAG_HITS)
+        ).with_outputs(TAG_ERRORS, TAG_LAYOUT, main=TAG_HITS)
 
 
 class _ResolveWikiFn(beam.DoFn):
@@ -1049,6 +1298,7 @@ class _PlanRewriteFn(beam.DoFn):
         (db, ns), groups = element
         snapshots = list(groups["base"])
         changed = dict(groups["changed"])
+        layouts = list(groups.get("layout", ()))
         snapshot = snapshots[0] if snapshots else None
         if snapshot is None and not changed:
             return
@@ -1059,7 +1309,8 @@ class _PlanRewriteFn(beam.DoFn):
                 for out in copy_snapshot(snapshot, self.opts.out_dir):
                     yield beam.pvalue.TaggedOutput(TAG_COPIED, out)
             return
-        tasks = plan_members(snapshot, changed, self.opts) if snapshot is not None else None
+        members = layouts[0] if layouts else None  # FindInBase's map; None: read the tarball for one
+        tasks = plan_members(snapshot, changed, self.opts, members) if snapshot is not None else None
         if tasks is not None:
             self.c_tasks.inc(len(tasks))
             yield from tasks
@@ -1105,18 +1356,24 @@ class RewriteSnapshots(beam.PTransform):
     snapshots; stats: `((db, counter), n)`; errors: one message (str) per unreadable base
     tarball. Members are rewritten in parallel (Reshuffle first). `blocked` (optional, small):
     errors known before the rewrite; when it holds any, untouched snapshots are not copied.
+    `layouts` (optional): FindInBase's member maps, one small element per scanned snapshot;
+    a snapshot without one is read for its map here.
     """
 
-    def __init__(self, opts: WriteOptions, blocked=None):
+    def __init__(self, opts: WriteOptions, blocked=None, layouts=None):
         super().__init__()
         self.opts = opts
         self.blocked = blocked
+        self.layouts = layouts
 
     def expand(self, pcolls):
         snapshots, changed = pcolls
         keyed = snapshots | "KeySnapshots" >> beam.Map(lambda s: ((s.dbname, s.ns), s))
+        groups = {"base": keyed, "changed": changed}
+        if self.layouts is not None:
+            groups["layout"] = self.layouts
         planned = (
-            {"base": keyed, "changed": changed}
+            groups
             | "GroupBySnapshot" >> beam.CoGroupByKey()
             | "PlanMembers"
             >> beam.ParDo(

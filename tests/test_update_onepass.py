@@ -1,0 +1,317 @@
+"""`wikisnap update` reads the base in one scan and a touched member once more: the scan that finds
+the touched records also maps the members, untouched members are copied without decompression
+(checked against the scan's CRC-32 of their bytes), and a touched member is rewritten in one pass
+(its NDJSON, Parquet and text shard together). The output bytes are those of the multi-pass code
+this replaces: checked against independent references (the base's own gzip bytes, the member's
+lines gzipped one by one, a sort of the Parquet rows), on the real enwiki sample of tests/data.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+import zlib
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from test_update import enwiki_events, records_by_id, write_lines
+
+from conftest import ENWIKI, read_snapshot
+from wikisnap.schemas.arrow import ARTICLE_SCHEMA, records_to_table, table_to_records
+from wikisnap.transforms import merge
+from wikisnap.transforms.files import GzipMemberWriter
+from wikisnap.transforms.merge import (
+    BaseError,
+    BaseSnapshot,
+    Wanted,
+    find_in_base,
+    json_name,
+    merge_shard,
+    plan_members,
+    rewrite_member,
+    scan_base,
+    wikisnap_members,
+)
+from wikisnap.transforms.write import WriteOptions
+
+TAR = "enwiki_namespace_0.tar.gz"
+
+
+@pytest.fixture(scope="session")
+def small_base(build, tmp_path_factory) -> Path:
+    """The enwiki sample built with 0.2 MB members (a dozen members) and every format."""
+    out = tmp_path_factory.mktemp("small-members")
+    code, _stdout, stderr = build([ENWIKI], out, "--member-size-mb", "0.2", "--formats", "ndjson,parquet,text")
+    assert code == 0, stderr
+    return out
+
+
+def gzip_spans_of(path: Path) -> list[tuple[int, int]]:
+    """Byte spans of the gzip members of a file (stdlib zlib, independent of wikisnap's readers)."""
+    data, spans, start = path.read_bytes(), [], 0
+    while start < len(data):
+        d = zlib.decompressobj(31)
+        d.decompress(data[start:])
+        end = len(data) - len(d.unused_data)
+        spans.append((start, end))
+        start = end
+    return spans
+
+
+def wanted_of(records: dict[int, dict]) -> Wanted:
+    """Some ids (first, a middle one, last), a redirect target's title and a listed redirect."""
+    ids = sorted(records)
+    listed = next(r for r in records.values() if r.get("redirects"))
+    target = records[ids[len(ids) // 3]]
+    return Wanted(
+        frozenset({ids[0], ids[len(ids) // 2], ids[-1]}),
+        frozenset({json_name(target["name"])}),
+        frozenset({listed["redirects"][0]["name"]}),
+    )
+
+
+# -- the scan --------------------------------------------------------------------------------
+
+
+def test_one_scan_finds_the_hits_and_maps_the_members(small_base):
+    tarball = small_base / TAR
+    snapshot = BaseSnapshot("enwiki", 0, str(tarball))
+    records = records_by_id(tarball)
+    wanted = wanted_of(records)
+    scan = scan_base(snapshot, wanted)
+    # the hits of the line reader, in the same order
+    expected = [(h.page_id, h.record) for h in find_in_base(snapshot, wanted)]
+    assert [(h.page_id, h.record) for h in scan.hits] == expected
+    assert len(expected) >= 5  # ids, the redirect target and the record listing the redirect
+    # the member map of the separate span pass it replaces
+    old = wikisnap_members(str(tarball))
+    assert len(scan.members) == len(old) > 10
+    assert [(m.index, m.data_size, m.start, m.end, m.first_id) for m in scan.members] == [
+        (m.index, m.data_size, m.start, m.end, m.first_id) for m in old
+    ]
+    # spans are the real gzip members (header, data, …, end) and the counts the members' lines
+    spans = gzip_spans_of(tarball)
+    assert [(m.start, m.end) for m in scan.members] == spans[1:-1:2]
+    names, _records, _lines = read_snapshot(tarball)
+    with tarfile.open(tarball, "r:gz") as tar:
+        for member, name in zip(scan.members, names, strict=True):
+            lines = tar.extractfile(name).read().splitlines()
+            assert member.records == len(lines)
+            assert member.max_date == max(json.loads(line)["date_modified"] for line in lines)
+            assert member.first_id == json.loads(lines[0])["identifier"]
+    assert sum(m.records for m in scan.members) == len(records)
+
+
+def test_a_tarball_of_another_layout_is_scanned_line_by_line(small_base, tmp_path):
+    # a WME-style tarball: one gzip stream around the whole tar (tarfile's own writer)
+    names, _records, _lines = read_snapshot(small_base / TAR)
+    other = tmp_path / TAR
+    with tarfile.open(small_base / TAR, "r:gz") as src, tarfile.open(other, "w:gz") as dst:
+        for name in names:
+            dst.addfile(src.getmember(name), src.extractfile(name))
+    snapshot = BaseSnapshot("enwiki", 0, str(other))
+    wanted = wanted_of(records_by_id(small_base / TAR))
+    scan = scan_base(snapshot, wanted)
+    assert scan.members is None
+    assert [h.record for h in scan.hits] == [h.record for h in find_in_base(snapshot, wanted)] != []
+
+
+@pytest.mark.parametrize("damage", ["flipped", "cut-inside", "cut-between"])
+def test_a_damaged_base_fails_the_scan_naming_member_and_byte(small_base, tmp_path, damage):
+    tarball = tmp_path / TAR
+    data = (small_base / TAR).read_bytes()
+    spans = gzip_spans_of(small_base / TAR)
+    start, end = spans[5]  # the data member of enwiki_namespace_0_2.ndjson
+    if damage == "flipped":
+        middle = (start + end) // 2
+        tarball.write_bytes(data[:middle] + bytes(b ^ 0x55 for b in data[middle : middle + 32]) + data[middle + 32 :])
+    elif damage == "cut-inside":
+        tarball.write_bytes(data[: (start + end) // 2])
+    else:
+        tarball.write_bytes(data[:end])  # right after a data member: gzip and tar look complete
+    with pytest.raises(BaseError) as caught:
+        scan_base(BaseSnapshot("enwiki", 0, str(tarball)), wanted_of(records_by_id(small_base / TAR)))
+    message = str(caught.value)
+    assert message.startswith(f"{tarball}: base snapshot") and "restore the base" in message
+    if damage == "cut-between":
+        assert "cut off" in message
+    else:
+        assert "in member 'enwiki_namespace_0_2.ndjson'" in message and "at byte" in message
+
+
+# -- the rewrite -----------------------------------------------------------------------------
+
+
+def write_options(tmp: Path, formats: set[str]) -> WriteOptions:
+    from wikisnap.transforms.dumpreader import read_siteinfo
+
+    site = read_siteinfo(str(ENWIKI))
+    return WriteOptions(
+        str(tmp / "out"), str(tmp / "tmp"), 200_000, frozenset(formats), None, sites=(("enwiki", site),)
+    )
+
+
+@pytest.mark.parametrize("formats", [{"ndjson"}, {"ndjson", "parquet", "text"}])
+def test_only_touched_members_are_decompressed_and_parts_are_the_same(small_base, tmp_path, monkeypatch, formats):
+    tarball = small_base / TAR
+    snapshot = BaseSnapshot(
+        "enwiki",
+        0,
+        str(tarball),
+        str(small_base / "enwiki_namespace_0.json"),
+        tuple(sorted(str(p) for p in (small_base / "parquet" / "enwiki_namespace_0").glob("*.parquet"))),
+        tuple(sorted(str(p) for p in (small_base / "text" / "enwiki_namespace_0").glob("*.parquet"))),
+    )
+    assert len(snapshot.parquet) > 10
+    records = records_by_id(tarball)
+    scan = scan_base(snapshot, Wanted(frozenset(), frozenset(), frozenset()))
+    second, fifth = [m for m in scan.members if m.records >= 3][:2]
+    changed = {
+        second.first_id: {**records[second.first_id], "name": "Renamed by the test"},  # replaced
+        fifth.first_id: None,  # removed
+    }
+    read: list[int] = []
+    real_span_lines = merge._span_lines
+
+    def spy(path, member):
+        read.append(member.index)
+        return real_span_lines(path, member)
+
+    def parts(tmp: Path, members) -> list:
+        opts = write_options(tmp, formats)
+        tasks = plan_members(snapshot, changed, opts, members)
+        return [rewrite_member(task, opts) for task in tasks]
+
+    monkeypatch.setattr(merge, "_span_lines", spy)
+    one_pass = parts(tmp_path / "a", scan.members)
+    assert sorted(set(read)) == [second.index, fifth.index]  # the untouched ones were never decompressed
+    planned_apart = parts(tmp_path / "b", None)  # the member map read by a pass of its own
+    assert len(one_pass) == len(planned_apart) == len(scan.members)
+    for (part_a, counts_a), (part_b, counts_b) in zip(one_pass, planned_apart, strict=True):
+        assert counts_a == counts_b
+        assert part_a is not None and part_b is not None  # no member was emptied
+        fields = ("index", "data_size", "records", "max_date")
+        assert [getattr(part_a, f) for f in fields] == [getattr(part_b, f) for f in fields]
+        assert Path(part_a.gz_path).read_bytes() == Path(part_b.gz_path).read_bytes()
+        for kind in ("parquet_path", "text_path"):
+            if getattr(part_a, kind):
+                assert Path(getattr(part_a, kind)).read_bytes() == Path(getattr(part_b, kind)).read_bytes()
+    touched_part = one_pass[second.index][0]
+    assert touched_part.records == second.records
+    if "text" in formats:  # the text shard fed in the same pass holds the renamed record's row
+        text = pq.read_table(touched_part.text_path)
+        assert text.num_rows == second.records and "Renamed by the test" in text["title"].to_pylist()
+
+
+def test_update_output_is_the_base_member_by_member_or_a_plain_recompression(small_base, update, tmp_path):
+    events = write_lines(tmp_path / "events.ndjson", enwiki_events(records_by_id(small_base / TAR)))
+    out = tmp_path / "out"
+    code, _stdout, stderr = update(small_base, [events], out)
+    assert code == 0, stderr
+    base_bytes, out_bytes = (small_base / TAR).read_bytes(), (out / TAR).read_bytes()
+    base_spans, out_spans = gzip_spans_of(small_base / TAR), gzip_spans_of(out / TAR)
+    base_members = {base_bytes[s:e] for s, e in base_spans[1:-1:2]}
+    emptied = len(base_spans) - len(out_spans)  # 2 spans (header, data) per member
+    assert emptied % 2 == 0
+    emptied //= 2
+    copied = rewritten = 0
+    for start, end in out_spans[1:-1:2]:
+        member = out_bytes[start:end]
+        if member in base_members:
+            copied += 1  # an untouched member: the base's gzip bytes, never recompressed
+            continue
+        # a touched one: its lines gzipped one by one as any writer of these lines does
+        rewritten += 1
+        data = zlib.decompress(member, 31)
+        writer = GzipMemberWriter(str(tmp_path / "member.gz"), 3)
+        for line in data.splitlines(keepends=True):
+            writer.write(line)
+        writer.close()
+        assert (tmp_path / "member.gz").read_bytes() == member
+    counts = json.loads((out / "manifest.json").read_text())["counts"]["enwiki"]
+    assert copied == counts["members_copied/0"]
+    assert rewritten + emptied == counts["members_rewritten/0"] and rewritten >= 1
+    # the tar headers and end blocks are the ones a build writes (same names, sizes, mtime)
+    names, _records, _lines = read_snapshot(out / TAR)
+    assert names == [f"enwiki_namespace_0_{n}.ndjson" for n in range(len(names))]
+    # an untouched member's Parquet and text shards are the base's files
+    for kind in ("parquet", "text"):
+        base_shards = {p.read_bytes() for p in (small_base / kind / "enwiki_namespace_0").glob("*.parquet")}
+        same = [p for p in (out / kind / "enwiki_namespace_0").glob("*.parquet") if p.read_bytes() in base_shards]
+        assert len(same) == copied
+
+
+# -- the Parquet shard of a touched member -----------------------------------------------------
+
+
+def sorted_merge(table: pa.Table, touched: dict, inserts: list) -> pa.Table:
+    """The reference: the base rows without the touched ids, plus the inserts, sorted by id."""
+    keep = pc.invert(pc.is_in(table["identifier"], pa.array(sorted(touched), pa.int64())))
+    tables = [table.filter(keep)] + ([records_to_table([r for _p, r in inserts])] if inserts else [])
+    return pa.concat_tables(tables).sort_by("identifier")
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, row_group_size=3, compression="zstd", write_statistics=True)
+    return sink.getvalue()
+
+
+def test_merged_shard_is_the_sorted_rows_to_the_byte(small_base):
+    shards = (small_base / "parquet" / "enwiki_namespace_0").glob("*.parquet")
+    shard = max(shards, key=lambda p: pq.ParquetFile(p).metadata.num_rows)
+    table = pq.read_table(shard, schema=ARTICLE_SCHEMA)
+    rows = table_to_records(table)
+    ids = [r["identifier"] for r in rows]
+    assert len(ids) >= 4
+
+    def like(n: int, page_id: int) -> dict:
+        return {**rows[n], "identifier": page_id, "name": f"Page {page_id}"}
+
+    cases = [
+        {ids[0]: None},
+        {ids[-1]: None},
+        {ids[1]: like(0, ids[1])},
+        {1: like(0, 1), ids[-1] + 5: like(1, ids[-1] + 5)},
+        {ids[1]: None, ids[1] + 1: like(2, ids[1] + 1), ids[2]: like(3, ids[2])},
+        {pid: None for pid in ids},
+        {pid: like(0, pid) for pid in ids},
+    ]
+    for touched in cases:
+        inserts = sorted((pid, rec) for pid, rec in touched.items() if rec is not None)
+        merged, reference = merge_shard(table, touched, inserts), sorted_merge(table, touched, inserts)
+        assert merged.equals(reference), touched
+        assert parquet_bytes(merged) == parquet_bytes(reference), touched
+    # a shard whose ids are not ascending (not wikisnap's) is sorted as before
+    shuffled = table.take(pa.array(list(range(len(ids)))[::-1]))
+    touched = {ids[1]: None, 1: like(0, 1)}
+    inserts = [(1, touched[1])]
+    assert merge_shard(shuffled, touched, inserts).equals(sorted_merge(shuffled, touched, inserts))
+
+
+@pytest.mark.parametrize("which", ["untouched", "touched"])
+def test_a_base_changed_after_the_scan_fails_the_rewrite(small_base, tmp_path, which):
+    # The rewrite reads each member once more at most: an untouched one as raw bytes (checked
+    # against the CRC-32 of the bytes the scan inflated), a touched one through zlib (its CRC).
+    tarball = tmp_path / TAR
+    shutil.copyfile(small_base / TAR, tarball)
+    snapshot = BaseSnapshot("enwiki", 0, str(tarball))
+    scan = scan_base(snapshot, Wanted(frozenset(), frozenset(), frozenset()))
+    member = [m for m in scan.members if m.records >= 3][0]
+    records = records_by_id(tarball)
+    changed = {member.first_id: {**records[member.first_id], "name": "Changed"}} if which == "touched" else {}
+    opts = write_options(tmp_path, {"ndjson"})
+    task = next(t for t in plan_members(snapshot, changed, opts, scan.members) if t.member.index == member.index)
+    data = bytearray(tarball.read_bytes())
+    data[(member.start + member.end) // 2] ^= 0xFF
+    tarball.write_bytes(bytes(data))
+    with pytest.raises(BaseError) as caught:
+        rewrite_member(task, opts)
+    message = str(caught.value)
+    assert message.startswith(f"{tarball}: base snapshot") and f"{member.start:,}-{member.end:,}" in message
+    assert "restore the base" in message
