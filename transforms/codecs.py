@@ -318,3 +318,12 @@ class ThreadedReadAhead(io.RawIOBase):
             self._stream.close()
         finally:
             super().close()
+
+
+def gzip_decompressor():
+    """A `zlib.decompressobj(31)`-like object for one gzip member (`decompress`, `eof`,
+    `unused_data`): ISA-L when installed (2x zlib's speed), else zlib. Its errors are in
+    DECOMPRESS_ERRORS."""
+    if _isal_zlib is not None:
+        return _isal_zlib.decompressobj(31)
+    return zlib.decompressobj(31)

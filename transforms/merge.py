@@ -62,6 +62,7 @@ from wikisnap.schemas.arrow import ARTICLE_SCHEMA, records_to_table
 from wikisnap.schemas.serialize import format_time, parse_time_ns, to_wme_json_bytes
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.article import EVENT_NAMESPACE
+from wikisnap.transforms.codecs import DECOMPRESS_ERRORS, gzip_decompressor
 from wikisnap.transforms.diffs import Change
 from wikisnap.transforms.files import (
     CountingReader,
@@ -644,12 +645,12 @@ def gzip_spans(path: str) -> list[tuple[int, int]]:
     offset = 0
     with open_read(path) as f:
         data = f.read(1 << 22)
-        d = zlib.decompressobj(31)
+        d = gzip_decompressor()
         start = 0
         while data:
             try:
                 d.decompress(data)
-            except zlib.error as exc:
+            except DECOMPRESS_ERRORS as exc:
                 raise base_error(path, f"has a corrupt gzip member starting at byte {start:,} ({exc})") from None
             if d.eof:
                 rest = d.unused_data
@@ -658,7 +659,7 @@ def gzip_spans(path: str) -> list[tuple[int, int]]:
                 start = end
                 offset = end
                 data = rest
-                d = zlib.decompressobj(31)
+                d = gzip_decompressor()
                 if not data:
                     data = f.read(1 << 22)
                 continue
@@ -687,13 +688,13 @@ def _span_lines(path: str, member: BaseMember) -> Iterator[bytes]:
     Read to the end, the span must hold exactly one gzip member whose CRC and length zlib checked
     (BaseError otherwise: the base changed after it was scanned, or is damaged).
     """
-    d = zlib.decompressobj(31)
+    d = gzip_decompressor()
     left = member.data_size
     pending = b""
     for data in _read_span(path, member.start, member.end):
         try:
             out = d.decompress(data)
-        except zlib.error as exc:
+        except DECOMPRESS_ERRORS as exc:
             raise base_error(
                 path, f"has a corrupt gzip member at bytes {member.start:,}-{member.end:,} ({exc})"
             ) from None
@@ -765,12 +766,12 @@ def _inflate_members(path: str, chunk: int = 1 << 20) -> Iterator[tuple[int, int
     """
     with open_read(path) as f:
         number, start, offset, raw_crc = 0, 0, 0, 0  # offset: raw bytes before `data`
-        d = zlib.decompressobj(31)
+        d = gzip_decompressor()
         data = f.read(chunk)
         while data:
             try:
                 out = d.decompress(data)
-            except zlib.error as exc:
+            except DECOMPRESS_ERRORS as exc:
                 raise _Damaged(f"corrupt gzip member starting at byte {start:,}: {exc}", offset) from None
             if out:
                 yield number, start, out
@@ -780,7 +781,7 @@ def _inflate_members(path: str, chunk: int = 1 << 20) -> Iterator[tuple[int, int
                 data = d.unused_data or f.read(chunk)
                 yield number, end, raw_crc
                 number, start, offset, raw_crc = number + 1, end, end, 0
-                d = zlib.decompressobj(31)
+                d = gzip_decompressor()
                 continue
             raw_crc = zlib.crc32(data, raw_crc)
             offset += len(data)
