@@ -22,16 +22,18 @@ from pathlib import Path
 # (stage, substrings of a frame "function (file:line)"): checked from the innermost frame out,
 # so bz2 read *inside* lxml's iterparse counts as bz2, not as lxml
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("bz2 decompression", ("_compression.py", "bz2.py", "_ReadAhead.", "_Concat.", "_RangeReader.")),
+    ("bz2 decompression", ("_compression.py", "bz2.py", "_ReadAhead.", "_Concat.", "_RangeReader.", "codecs.py")),
     ("input md5/sha1", ("_HashingReader.",)),
     ("lxml parse + page fields", ("dumpreader.py",)),
     ("wikitext analysis (templates, categories, abstract)", ("transforms/wikitext.py", "magic_words.py")),
     ("WME JSON serialisation", ("serialize.py", "json/")),
-    ("gzip of members", ("GzipMemberWriter", "gzip_member", "zlib")),
+    ("gzip of members", ("GzipMemberWriter", "gzip_member", "zlib", "isal")),
+    ("read-back verification", ("transforms/verify.py",)),
     ("Parquet (rows, arrow table, write)", ("schemas/arrow.py", "pyarrow/parquet", "MemberSink._flush_rows")),
     ("spill runs (pickle + compress + file I/O)", ("_write_frame", "iter_run", "write_run", "merge_runs", "Spill")),
     ("tarball assembly + md5", ("assemble_tarball", "file_md5", "assemble_snapshot")),
     ("article build (other fields)", ("transforms/article.py",)),
+    ("plain-text stripper (--formats text)", ("transforms/plaintext.py",)),
     ("wikisnap other (read/write glue, redirects, manifest)", ("transforms/", "pipelines/", "schemas/")),
     ("Beam overhead (graph, runner, coders, bundles)", ("apache_beam", "grpc", "Thread.run (threading.py")),
 ]
@@ -74,12 +76,12 @@ def py_spy() -> str:
     return found
 
 
-def record(dump: str, fmt: str, output: Path, workers: int) -> None:
+def record(dump: str, fmt: str, output: Path, workers: int, extra: list[str] = ()) -> None:
     """One profiled build of `dump` into a throw-away folder."""
     with tempfile.TemporaryDirectory(prefix="wikisnap-profile-") as out:
         cmd = [py_spy(), "record", "-r", "100", "--format", fmt, "-o", str(output), "--subprocesses", "--"]
         cmd += [sys.executable, "-m", "wikisnap.pipelines.cli", "-q", "build", dump, "--out", out]
-        cmd += ["--workers", str(workers)]
+        cmd += ["--workers", str(workers), *extra]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -87,13 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dump")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--formats", help="passed to wikisnap build (e.g. text)")
     parser.add_argument("--raw", type=Path, help="keep the collapsed stacks here")
     parser.add_argument("--speedscope", type=Path, help="also write a speedscope profile (a second run)")
     args = parser.parse_args(argv)
     py_spy()  # fail before anything runs
+    extra = ["--formats", args.formats] if args.formats else []
     with tempfile.TemporaryDirectory() as tmp:
         raw = args.raw or Path(tmp) / "profile.raw"
-        record(args.dump, "raw", raw, args.workers)
+        record(args.dump, "raw", raw, args.workers, extra)
         stages, idle = summarise(raw)
     total = sum(stages.values())
     print(f"{total:,} busy samples at 100 Hz ({total / 100:.1f} CPU-s), {idle:,} idle-thread samples left out\n")
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     for stage, n in stages.most_common():
         print(f"| {stage} | {n:,} | {n / total:.1%} |")
     if args.speedscope:
-        record(args.dump, "speedscope", args.speedscope, args.workers)
+        record(args.dump, "speedscope", args.speedscope, args.workers, extra)
         print(f"\nspeedscope profile: {args.speedscope}")
     return 0
 
