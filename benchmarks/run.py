@@ -201,6 +201,16 @@ def table(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
+def other_sections(results: Path) -> str:
+    """The sections of `results` after this script's own (which end with its "## Ratios")."""
+    if not results.exists():
+        return ""
+    text = results.read_text(encoding="utf-8")
+    ratios = text.find("\n## Ratios")
+    following = text.find("\n## ", ratios + 1) if ratios >= 0 else -1
+    return "\n" + text[following + 1 :] if following >= 0 else ""
+
+
 def verdict(value: float, target: float, higher_is_better: bool = True) -> str:
     """PASS, or MISS with how far off the target `value` is."""
     ok = value >= target if higher_is_better else value < target
@@ -370,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
-    args.results.write_text(report, encoding="utf-8")
+    # the sections other benchmarks write (engines, text, HTML, histories …) stay as they are
+    args.results.write_text(report + other_sections(args.results), encoding="utf-8")
     print(report)
     return 0
 
