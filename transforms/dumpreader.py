@@ -673,27 +673,15 @@ def iter_pages(
             else:
                 stats.last_page = (page.id, page.title)
                 yield page
-            # Free the page and everything before it: memory stays flat whatever the dump size.
-            elem.clear()
-            parent = elem.getparent()
-            if parent is not None:
-                while elem.getprevious() is not None:
-                    del parent[0]
+            free_element(elem)
             stats.bytes_read = hasher.count
             if progress is not None and hasher.count >= next_report:
                 next_report = hasher.count + _READ_CHUNK
                 progress(stats)
         if not finished:
             raise etree.XMLSyntaxError("no closing </mediawiki>", None, 0, 0)  # type: ignore[call-arg]
-    except etree.XMLSyntaxError as exc:
-        stats.error = _describe_truncation(path, stats, base + hasher.count, str(exc))
-    except (EOFError, OSError, zlib.error) as exc:
-        stats.error = DumpError(
-            path,
-            f"{compression} data is truncated or corrupt ({exc}); {_after_last(stats)}",
-            offset=base + hasher.count,
-            kind="corrupt",
-        )
+    except (etree.XMLSyntaxError, EOFError, OSError, zlib.error) as exc:
+        stats.error = stream_error(path, stats, base + hasher.count, compression, exc)
     finally:
         stats.bytes_read = hasher.count if blocks is None else min(hasher.count, blocks_span(*blocks))
         stats.md5 = hasher.md5.hexdigest() if blocks is None else ""  # a part's digest means nothing
@@ -720,6 +708,27 @@ FIRST_BLOCK_BIT = 32  # after `BZh` and the level digit
 def blocks_span(start_bit: int, end_bit: int) -> int:
     """Bytes of the file that blocks `[start_bit, end_bit)` touch."""
     return (end_bit + 7) // 8 - start_bit // 8
+
+
+def free_element(elem: etree._Element) -> None:
+    """Free a parsed element and every sibling before it: memory stays flat whatever the dump size."""
+    elem.clear()
+    parent = elem.getparent()
+    if parent is not None:
+        while elem.getprevious() is not None:
+            del parent[0]
+
+
+def stream_error(path: str, stats: ReadStats, offset: int, compression: str, exc: Exception) -> DumpError:
+    """The DumpError of a dump stream that stopped at `offset`: cut XML, or bad compressed data."""
+    if isinstance(exc, etree.XMLSyntaxError):
+        return _describe_truncation(path, stats, offset, str(exc))
+    return DumpError(
+        path,
+        f"{compression} data is truncated or corrupt ({exc}); {_after_last(stats)}",
+        offset=offset,
+        kind="corrupt",
+    )
 
 
 def _after_last(stats: ReadStats) -> str:
@@ -1060,26 +1069,15 @@ def iter_history(
                 yield _page_history(page_id, ns or 0, title, count, first, root, window)
             window.clear()
             count, first, root, problem = 0, "", False, None
-            elem.clear()
-            parent_elem = elem.getparent()
-            if parent_elem is not None:
-                while elem.getprevious() is not None:
-                    del parent_elem[0]
+            free_element(elem)
             stats.bytes_read = hasher.count
             if progress is not None and hasher.count >= next_report:
                 next_report = hasher.count + _READ_CHUNK
                 progress(stats)
         if not finished:
             raise etree.XMLSyntaxError("no closing </mediawiki>", None, 0, 0)  # type: ignore[call-arg]
-    except etree.XMLSyntaxError as exc:
-        stats.error = _describe_truncation(path, stats, base + hasher.count, str(exc))
-    except (EOFError, OSError, zlib.error) as exc:
-        stats.error = DumpError(
-            path,
-            f"{compression} data is truncated or corrupt ({exc}); {_after_last(stats)}",
-            offset=base + hasher.count,
-            kind="corrupt",
-        )
+    except (etree.XMLSyntaxError, EOFError, OSError, zlib.error) as exc:
+        stats.error = stream_error(path, stats, base + hasher.count, compression, exc)
     finally:
         stats.bytes_read = hasher.count
         stats.md5 = hasher.md5.hexdigest()

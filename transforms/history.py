@@ -33,7 +33,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from wikisnap.transforms.dumpreader import PageFailure, PageHistory, ReadStats, describe_input, iter_history
-from wikisnap.transforms.read import DeadLetter, UnitReport, WorkUnit, _Progress, check_digests
+from wikisnap.transforms.read import DeadLetter, WorkUnit, _Progress, check_digests, unit_report
 
 TAG_STATS = "stats"
 TAG_UNITS = "units"
@@ -169,25 +169,7 @@ class _ReadHistoryFn(beam.DoFn):
             self.c_errors.inc()
         for name, n in sorted(counts.items()):
             yield beam.pvalue.TaggedOutput(TAG_STATS, ((db, name), n))
-        yield beam.pvalue.TaggedOutput(
-            TAG_UNITS,
-            UnitReport(
-                path=unit.path,
-                dbname=db,
-                compression=stats.compression,
-                bytes_read=stats.bytes_read,
-                size=unit.size,
-                pages=stats.pages,
-                md5=stats.md5,
-                sha1=stats.sha1,
-                error=str(stats.error) if stats.error else None,
-                error_kind=stats.error.kind if stats.error else None,
-                kind=unit.kind,
-                start=unit.start,
-                end=unit.end,
-                verified=verified,
-            ),
-        )
+        yield beam.pvalue.TaggedOutput(TAG_UNITS, unit_report(unit, db, stats, verified))
 
 
 class ReadHistories(beam.PTransform):

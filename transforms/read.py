@@ -114,6 +114,26 @@ class UnitReport:
     verified: bool = False  # the file's bytes matched an expected checksum
 
 
+def unit_report(unit: WorkUnit, dbname: str, stats: ReadStats, verified: bool) -> UnitReport:
+    """What reading `unit` came to: its bytes, pages, digests and error, as the launcher checks them."""
+    return UnitReport(
+        path=unit.path,
+        dbname=dbname,
+        compression=stats.compression,
+        bytes_read=stats.bytes_read,
+        size=unit.size,
+        pages=stats.pages,
+        md5=stats.md5,
+        sha1=stats.sha1,
+        error=str(stats.error) if stats.error else None,
+        error_kind=stats.error.kind if stats.error else None,
+        kind=unit.kind,
+        start=unit.start,
+        end=unit.end,
+        verified=verified,
+    )
+
+
 @dataclass(frozen=True)
 class ReadOptions:
     namespaces: frozenset[int]
@@ -304,25 +324,7 @@ class ReadParseSpillFn(beam.DoFn):
             log.error("%s", stats.error)
         for name, n in sorted(counts.items()):
             yield beam.pvalue.TaggedOutput(TAG_STATS, ((db, name), n))
-        yield beam.pvalue.TaggedOutput(
-            TAG_UNITS,
-            UnitReport(
-                path=unit.path,
-                dbname=db,
-                compression=stats.compression,
-                bytes_read=stats.bytes_read,
-                size=unit.size,
-                pages=stats.pages,
-                md5=stats.md5,
-                sha1=stats.sha1,
-                error=str(stats.error) if stats.error else None,
-                error_kind=stats.error.kind if stats.error else None,
-                kind=unit.kind,
-                start=unit.start,
-                end=unit.end,
-                verified=verified,
-            ),
-        )
+        yield beam.pvalue.TaggedOutput(TAG_UNITS, unit_report(unit, db, stats, verified))
         log.info("%s: done, %s pages, %.1f MB", source_label, f"{stats.pages:,}", stats.bytes_read / 1e6)
 
 
