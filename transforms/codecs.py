@@ -210,50 +210,6 @@ class RawDigests:
         return self._sha1
 
 
-def stdlib_bz2(fileobj) -> io.BufferedIOBase:
-    return bz2.BZ2File(fileobj, "rb")
-
-
-class FileRange(io.RawIOBase):
-    """Bytes `[start, end)` of a local file as a seekable file of their own (a multistream range)."""
-
-    def __init__(self, path: str, start: int, end: int):
-        self._file = open(path, "rb")
-        self._start = start
-        self._end = end
-        self._file.seek(start)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._file.tell() - self._start
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_CUR:
-            offset += self.tell()
-        elif whence == io.SEEK_END:
-            offset += self._end - self._start
-        self._file.seek(self._start + max(0, min(offset, self._end - self._start)))
-        return self.tell()
-
-    def readinto(self, buffer) -> int:
-        left = self._end - self._file.tell()
-        if left <= 0:
-            return 0
-        view = memoryview(buffer).cast("B")[:left]
-        return self._file.readinto(view)
-
-    def close(self) -> None:
-        try:
-            self._file.close()
-        finally:
-            super().close()
-
-
 class ThreadedReadAhead(io.RawIOBase):
     """Reads `stream` (a decompressor) in a thread of its own, up to `depth` chunks ahead.
 

@@ -27,7 +27,7 @@ from fsspec.implementations.local import LocalFileSystem
 from lxml import etree
 
 from wikisnap.schemas.siteinfo import Namespace, SiteInfo, dbname_from_base
-from wikisnap.transforms.codecs import Bz2Reader, FileRange, RawDigests, fast_bz2_available
+from wikisnap.transforms.codecs import Bz2Reader, RawDigests, fast_bz2_available
 from wikisnap.transforms.files import HashingReader
 
 # Containers recognised by their first bytes.
@@ -285,26 +285,41 @@ def sniff_compression(path: str, head: bytes) -> str:
 
 
 class _RangeReader(io.RawIOBase):
-    """Raw bytes `[start, end)` of a file, never one byte more (remote files: exact range reads)."""
+    """Raw bytes `[start, end)` of a file as a seekable file of their own, never one byte more read
+    (remote files: exact range reads; indexed_bzip2 seeks within a local multistream range)."""
 
     def __init__(self, path: str, start: int, end: int):
         self._file = open_raw(path, exact=True)
+        self._start, self._size = start, end - start
+        self._pos = 0
         self._file.seek(start)
-        self._left = end - start
 
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, min(base + offset, self._size))
+        self._file.seek(self._start + self._pos)
+        return self._pos
+
     def readinto(self, buffer) -> int:
-        if self._left <= 0:
+        left = self._size - self._pos
+        if left <= 0:
             return 0
         try:
-            data = self._file.read(min(len(buffer), self._left))
+            data = self._file.read(min(len(buffer), left))
         except ValueError as exc:  # fsspec: the server stopped answering Range requests
             raise OSError(f"a byte-range read failed ({exc})") from None
         n = len(data)
         buffer[:n] = data
-        self._left -= n
+        self._pos += n
         return n
 
     def close(self) -> None:
@@ -377,8 +392,8 @@ def _open_fast_bz2(local: str, byte_range: tuple[int, int] | None, threads: int)
         reopen = functools.partial(open, local, "rb")
     else:
         start, end = byte_range
-        source, size = FileRange(local, start, end), end - start
-        reopen = functools.partial(FileRange, local, start, end)
+        source, size = _RangeReader(local, start, end), end - start
+        reopen = functools.partial(_RangeReader, local, start, end)
     reader = Bz2Reader(source, threads, size, reopen)
     digests = RawDigests(local, start, end, position=lambda: reader.position)
     # 1 MB: indexed_bzip2 decodes ahead in its own threads already (the stdlib path's 8 MB

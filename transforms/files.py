@@ -299,11 +299,10 @@ class SpillBuffer:
         self.sequence = 0
         self.runs: list[SpillRun] = []
 
-    def add(self, dbname: str, ns: int, page_id: int, rev_id: int, record: dict, size: int = 0) -> list[SpillRun]:
+    def add(self, dbname: str, ns: int, page_id: int, rev_id: int, record: dict) -> list[SpillRun]:
         """Add one record; returns the runs written if the budget was passed (else []).
 
-        The record waits pickled: the budget is then the memory it takes (`size`, the caller's
-        estimate of its text, is no longer needed and kept for callers only).
+        The record waits pickled: the budget is then the memory it takes.
         """
         key = (dbname, ns, page_id // self.bucket_span)
         blob = pack_record(record)

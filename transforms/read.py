@@ -293,7 +293,7 @@ class ReadParseSpillFn(beam.DoFn):
             self.c_articles.inc()
             count(f"parsed/{page.ns}")
             rev_id = page.revision.id if page.revision is not None else 0
-            for run in spill.add(db, page.ns, page.id, rev_id, record, len(text or "")):
+            for run in spill.add(db, page.ns, page.id, rev_id, record):
                 yield beam.pvalue.TaggedOutput(TAG_RUNS, run)
             yield beam.pvalue.TaggedOutput(TAG_TITLES, ((db, site.normalize(page.title)[1]), ("A", page.ns, page.id)))
             if opts.editors and page.revision is not None and page.revision.editor_id:

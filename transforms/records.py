@@ -428,7 +428,7 @@ class ReadRecordsFn(beam.DoFn):
                 count(db, f"fields/{f}/wme")
         # None: a WME record changed by derivation (the writer serialises it; it still counts as WME)
         record[WME_LINE] = None if added else raw + b"\n"
-        for run in spill.add(db, ns, page_id, rev, record, 2 * len(raw)):
+        for run in spill.add(db, ns, page_id, rev, record):
             yield beam.pvalue.TaggedOutput(TAG_RUNS, run)
         if name:
             yield beam.pvalue.TaggedOutput(TAG_TITLES, ((db, name), ("A", ns, page_id)))
@@ -453,7 +453,7 @@ class ReadRecordsFn(beam.DoFn):
         if ns not in self.options.namespaces:
             count(db, f"html/skipped_namespace/{ns}")
             return
-        for run in spill.add(db, ns, page_id, rev, item, len(raw)):
+        for run in spill.add(db, ns, page_id, rev, item):
             yield beam.pvalue.TaggedOutput(TAG_HTML, run)
 
 
