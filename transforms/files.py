@@ -20,7 +20,9 @@ import pickle
 import struct
 import tarfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import fsspec
@@ -369,24 +371,97 @@ def gzip_member(data: bytes, level: int = 3) -> bytes:
     return comp.compress(data) + comp.flush()
 
 
+class Offload:
+    """Runs calls that release the GIL (ISA-L and zlib compression, Arrow's Parquet encoder, file
+    writes) on one background thread, in the order they were submitted.
+
+    A writer's own thread spends its time in Python (merging runs, WME JSON, Arrow rows), and the
+    other core sat idle through the write phase while compression and Parquet encoding ran after
+    each piece of it; on the thread they run beside it. One thread and submission order keep the
+    bytes those of the same calls made in line. At most `depth` calls wait (memory stays that many
+    chunks); a call's error re-raises in the caller at the next `submit`, `wait` or `close`.
+    """
+
+    def __init__(self, name: str, depth: int = 2):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"wikisnap-{name}")
+        self._pending: deque[Future] = deque()
+        self._depth = depth
+
+    def submit(self, fn: Callable[..., object], *args) -> None:
+        """Queue `fn(*args)`; blocks while `depth` calls already wait."""
+        while len(self._pending) >= self._depth:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(fn, *args))
+
+    def wait(self) -> None:
+        """Block until every queued call has run; re-raise the first error."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        """`wait`, then stop the thread (also when a call failed)."""
+        try:
+            self.wait()
+        finally:
+            self._pending.clear()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+# Bytes handed to the compressor at a time. ISA-L's output depends on how its input is cut, so
+# the input is cut at every multiple of this, whatever the sizes of the writes: the same bytes in
+# give the same gzip bytes out, whoever wrote them (build, update, any runner).
+_GZIP_BATCH = 1 << 20
+
+
 class GzipMemberWriter:
-    """Streams bytes into one gzip member at `path`, counting the uncompressed size."""
+    """Streams bytes into one gzip member at `path`, counting the uncompressed size.
+
+    Writes are gathered into ~1 MB batches that a background thread compresses and writes
+    (`Offload`), so the caller goes on producing lines meanwhile. `close` returns when the member
+    is complete on storage; a compression or write error raises from `write` or `close`.
+    """
 
     def __init__(self, path: str, level: int = 3):
         self.path = path
         self._out = open_write(path)
         self._comp = gzip_compressor(level)
+        self._offload = Offload("gzip")
+        self._batch: list[bytes] = []
+        self._batched = 0
         self.size = 0
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
+        self._batch.append(data)
+        self._batched += len(data)
+        if self._batched >= _GZIP_BATCH:
+            data = b"".join(self._batch)
+            whole = len(data) - len(data) % _GZIP_BATCH
+            for start in range(0, whole, _GZIP_BATCH):
+                self._offload.submit(self._compress, data[start : start + _GZIP_BATCH])
+            self._batch = [data[whole:]] if whole < len(data) else []
+            self._batched = len(data) - whole
+
+    def _send(self) -> None:
+        self._offload.submit(self._compress, b"".join(self._batch))
+        self._batch, self._batched = [], 0
+
+    def _compress(self, data: bytes) -> None:
         chunk = self._comp.compress(data)
         if chunk:
             self._out.write(chunk)
 
-    def close(self) -> None:
+    def _finish(self) -> None:
         self._out.write(self._comp.flush())
         self._out.close()
+
+    def close(self) -> None:
+        try:
+            if self._batch:
+                self._send()
+            self._offload.submit(self._finish)
+        finally:
+            self._offload.close()
 
 
 def assemble_tarball(path: str, members: list[tuple[str, MemberPart]], mtime: int) -> tuple[str, int]:

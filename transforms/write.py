@@ -32,6 +32,7 @@ from wikisnap.transforms.enrich import editor_fields
 from wikisnap.transforms.files import (
     GzipMemberWriter,
     MemberPart,
+    Offload,
     assemble_tarball,
     count_attempts,
     file_md5,
@@ -52,7 +53,10 @@ from wikisnap.transforms.records import HtmlJoin, take_wme_line, wme_line_if_unc
 TAG_STATS = "stats"
 TAG_PARTS = "parts"
 TAG_DEADLETTERS = "deadletters"
+# Records wait as dicts until this many rows or NDJSON bytes, then become a compact Arrow table
+# (a dict costs 2-3x its JSON; enwiki's long articles put ~40 MB in 256 of them).
 _ARROW_BATCH_ROWS = 256
+_ARROW_BATCH_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,59 @@ def snapshot_id(dbname: str, ns: int) -> str:
 # -- bucket writer -------------------------------------------------------------------------
 
 
+class ParquetFileWriter:
+    """Row groups appended to one Parquet file (zstd, statistics) by a background thread.
+
+    `write(table)` returns as soon as the table is queued: Arrow encodes and compresses it
+    without the GIL while the caller builds the next row group (`Offload`; at most one group
+    waits, so memory is one row group more than writing in line). `close` returns when the file is
+    complete; a write error raises from the next `write` or from `close`.
+    """
+
+    def __init__(self, path: str, schema: pa.Schema):
+        self.path = path
+        self._schema = schema
+        self._offload = Offload("parquet", depth=1)
+        self._sink = None
+        self._writer = None
+
+    def write(self, table: pa.Table) -> None:
+        # handed over in a list the thread empties: the queue then holds no reference to the
+        # table once its one-chunk copy exists (a row group less in memory)
+        self._offload.submit(self._write, [table])
+
+    def _open(self) -> None:
+        if self._writer is None:
+            self._sink = open_write(self.path)
+            self._writer = pq.ParquetWriter(self._sink, self._schema, compression="zstd", write_statistics=True)
+
+    def _write(self, handed: list[pa.Table]) -> None:
+        self._open()
+        # One chunk per column: Arrow's encoder restarts dictionaries per chunk, so a row group
+        # made of small tables came out 25% larger (and its bytes would depend on the batching).
+        table = handed.pop().combine_chunks()
+        self._writer.write_table(table, row_group_size=table.num_rows)
+        del table
+        # Arrow's allocator (mimalloc) keeps freed row groups for reuse; a writer alternating them
+        # with Python's allocations grew 30 MB past what it needs: hand them back
+        pa.default_memory_pool().release_unused()
+
+    def _close(self, create: bool) -> None:
+        if create:
+            self._open()
+        if self._writer is not None:
+            self._writer.close()
+            self._sink.close()
+
+    def close(self, create: bool = False) -> bool:
+        """Finish the file (an empty one too when `create`); True when a file was written."""
+        try:
+            self._offload.submit(self._close, create)
+        finally:
+            self._offload.close()
+        return self._writer is not None
+
+
 class MemberSink:
     """One NDJSON member being written: gzip data part + optional Parquet shard.
 
@@ -128,8 +185,9 @@ class MemberSink:
         self._rows: list[dict] = []
         self._tables: list = []
         self._rows_bytes = 0
+        self._batch_bytes = 0
         self._group_rows = 0
-        self._writer = None
+        self._parquet: ParquetFileWriter | None = None
 
     def add(self, line: bytes, record: dict, size: int | None = None) -> None:
         """Add one record; `line` is its NDJSON line (b"" for text alone, then `size` counts)."""
@@ -145,10 +203,12 @@ class MemberSink:
         if self.parquet_path is not None:
             self._rows.append(record)
             self._rows_bytes += len(line)
+            self._batch_bytes += len(line)
             self._group_rows += 1
-            if len(self._rows) >= _ARROW_BATCH_ROWS:
+            if len(self._rows) >= _ARROW_BATCH_ROWS or self._batch_bytes >= _ARROW_BATCH_BYTES:
                 self._tables.append(records_to_table(self._rows))
                 self._rows = []
+                self._batch_bytes = 0
             if (
                 self._group_rows >= self.opts.parquet_row_group_rows
                 or self._rows_bytes >= self.opts.parquet_row_group_bytes
@@ -160,18 +220,13 @@ class MemberSink:
         if self._rows:
             self._tables.append(records_to_table(self._rows))
             self._rows = []
+            self._batch_bytes = 0
         if not self._tables:
             return
-        table = pa.concat_tables(self._tables)
-        if self._writer is None:
-            self._sink = open_write(self.parquet_path)
-            self._writer = pq.ParquetWriter(self._sink, ARTICLE_SCHEMA, compression="zstd", write_statistics=True)
-        self._writer.write_table(table, row_group_size=table.num_rows)
-        del table
+        if self._parquet is None:
+            self._parquet = ParquetFileWriter(self.parquet_path, ARTICLE_SCHEMA)
+        self._parquet.write(pa.concat_tables(self._tables))
         self._tables = []
-        # Arrow's allocator (mimalloc) keeps freed row groups for reuse; a writer alternating them
-        # with Python's allocations grew 30 MB past what it needs: hand them back
-        pa.default_memory_pool().release_unused()
         self._rows_bytes = 0
         self._group_rows = 0
 
@@ -183,9 +238,8 @@ class MemberSink:
         text_path = self.text.close() if self.text is not None else None
         if self.parquet_path is not None:
             self._flush_rows()
-            if self._writer is not None:
-                self._writer.close()
-                self._sink.close()
+            if self._parquet is not None:
+                self._parquet.close()
         return MemberPart(
             dbname=dbname,
             ns=ns,
@@ -217,8 +271,7 @@ class TextShard:
         self.rows = 0
         self._columns: dict[str, list] = {name: [] for name in TEXT_SCHEMA.names}
         self._bytes = 0
-        self._sink = open_write(path)
-        self._writer = pq.ParquetWriter(self._sink, TEXT_SCHEMA, compression="zstd", write_statistics=True)
+        self._parquet = ParquetFileWriter(path, TEXT_SCHEMA)
 
     def add(self, record: dict) -> None:
         row = text_row(record, self.site)
@@ -235,15 +288,13 @@ class TextShard:
     def _flush(self) -> None:
         if not self._columns["id"]:
             return
-        table = pa.Table.from_pydict(self._columns, schema=TEXT_SCHEMA)
-        self._writer.write_table(table, row_group_size=table.num_rows)
+        self._parquet.write(pa.Table.from_pydict(self._columns, schema=TEXT_SCHEMA))
         self._columns = {name: [] for name in TEXT_SCHEMA.names}
         self._bytes = 0
 
     def close(self) -> str:
         self._flush()
-        self._writer.close()
-        self._sink.close()
+        self._parquet.close(create=True)
         return self.path
 
 
