@@ -566,6 +566,11 @@ def build_pipeline(
         bz2_threads=bz2_threads_for(config),
         # Text alone needs no WME analysis (templates, categories, abstract): slim records.
         slim=set(config.formats) == {"text"},
+        # ... and then, unless HTML may come (WME records or Parsoid inputs), the text is made as
+        # pages are read, beside the bz2 threads, and spilled instead of the wikitext
+        early_text=frozenset(config.text_namespaces)
+        if set(config.formats) == {"text"} and not config.record_inputs
+        else frozenset(),
         editors="user_groups" in tables,
     )
     snapshot_date = None

@@ -374,3 +374,64 @@ def test_update_gives_the_text_of_the_updated_revision(build, update, tmp_path):
     assert build(older, base3, "--formats", "text")[0] == 0
     code, _stdout, stderr = update(base3, [PEAR], tmp_path / "out3")
     assert code == 2 and "holds only plain text" in stderr
+
+
+# -- text made as pages are read (`--formats text` alone) ----------------------------------------
+
+
+def test_early_text_is_the_text_the_writer_would_make(enwiki_pages):
+    from wikisnap.configs import license_for
+    from wikisnap.schemas.serialize import to_wme_json_bytes
+    from wikisnap.transforms.plaintext import slim_article, with_early_text
+    from wikisnap.transforms.write import record_weight
+
+    site = read_siteinfo(str(ENWIKI))
+    pages = [p for p in iter_pages(str(ENWIKI), site, ReadStats(str(ENWIKI))) if p.ns == 0 and not p.redirect]
+    assert len(pages) == len(enwiki_pages) > 100
+    for page in pages:
+        late = slim_article(page, site, license_for("enwiki", 0))
+        early = with_early_text(slim_article(page, site, license_for("enwiki", 0)), site)
+        assert "article_body" not in early  # the wikitext is not carried on
+        assert record_text(early, site) == record_text(late, site) == text_from_wikitext(page.revision.text, site)
+        assert record_weight(early) == record_weight(late) == len(page.revision.text)
+        assert text_row(early, site) == text_row(late, site)
+        with pytest.raises(ValueError, match="unknown key '_text'"):
+            to_wme_json_bytes(early)
+
+
+def spilled_bodies(monkeypatch) -> list[str]:
+    """What each spilled record carries for its body: "_text", "wikitext" or "html"."""
+    from wikisnap.transforms import files
+
+    seen: list[str] = []
+    pack = files.pack_record
+
+    def spy(record):
+        body = record.get("article_body") or {}
+        seen.append("_text" if "_text" in record else ",".join(sorted(body)) or "none")
+        return pack(record)
+
+    monkeypatch.setattr(files, "pack_record", spy)
+    return seen
+
+
+def test_text_alone_spills_the_text_not_the_wikitext(build, tmp_path, monkeypatch, enwiki_text_only):
+    seen = spilled_bodies(monkeypatch)
+    out = tmp_path / "out"
+    code, _stdout, stderr = build([ENWIKI], out, "--formats", "text")
+    assert code == 0, stderr
+    assert seen and set(seen) == {"_text"}
+    assert read_text(out).equals(read_text(enwiki_text_only))
+
+
+def test_with_an_html_input_the_text_waits_for_the_html(build, tmp_path, monkeypatch):
+    records = HTML / "mwparserfromhtml__enwiki-enterprise-html-2records.ndjson"
+    seen = spilled_bodies(monkeypatch)
+    out = tmp_path / "out"
+    code, _stdout, stderr = build([ENWIKI, records], out, "--formats", "text")
+    assert code == 0, stderr
+    assert "_text" not in seen and "wikitext" in seen
+    rows = {row["title"]: row["text"] for row in read_text(out).to_pylist()}
+    for line in records.open():
+        record = json.loads(line)
+        assert rows[record["name"]] == text_from_html(record["article_body"]["html"])

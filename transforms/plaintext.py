@@ -329,8 +329,27 @@ def license_id(record: dict) -> str | None:
     return licenses[0].get("identifier") if licenses else None
 
 
+def with_early_text(record: dict, site: SiteInfo) -> dict:
+    """A `slim_article` record with its plain text made now, in place of its wikitext.
+
+    For `--formats text` alone with no HTML input, the reader strips each page as it reads it:
+    the stripping then runs while the bz2 threads decode ahead (the reader used to wait on them),
+    and the spill carries the text (about half the wikitext's bytes) instead of the wikitext.
+    The internal keys `_text` and `_weight` (the wikitext's length, which cuts members as before)
+    replace `article_body`; such a record is never serialised (the WME encoder refuses them).
+    """
+    body = record.pop("article_body", None) or {}
+    wikitext = body.get("wikitext")
+    record["_text"] = "" if wikitext is None else text_from_wikitext(wikitext, site)
+    record["_weight"] = max(1, len(wikitext or ""))
+    return record
+
+
 def record_text(record: dict, site: SiteInfo) -> str:
-    """An article's plain text: from `article_body.html` when present, else from its wikitext."""
+    """An article's plain text: made by the reader (`with_early_text`), else from `article_body.html`
+    when present, else from its wikitext."""
+    if "_text" in record:
+        return record["_text"]
     body = record.get("article_body") or {}
     markup = body.get("html")
     if markup:

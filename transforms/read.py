@@ -47,7 +47,7 @@ from wikisnap.transforms.files import (
     new_attempt,
     write_bytes_atomic,
 )
-from wikisnap.transforms.plaintext import slim_article
+from wikisnap.transforms.plaintext import slim_article, with_early_text
 
 log = logging.getLogger("wikisnap")
 
@@ -144,6 +144,8 @@ class ReadOptions:
     progress_seconds: float = 10.0
     bz2_threads: int = 0  # > 0: local bz2 inputs decoded by indexed_bzip2 on that many threads
     slim: bool = False  # `--formats text` alone: records carry only what the text output needs
+    # with `slim` and no HTML input: namespaces whose plain text the reader makes (with_early_text)
+    early_text: frozenset[int] = frozenset()
     editors: bool = False  # emit `editors` keys (only when user_groups.sql is among the inputs)
 
 
@@ -286,6 +288,8 @@ class ReadParseSpillFn(beam.DoFn):
                 if license is None:
                     license = licenses[page.ns] = license_for(db, page.ns)
                 record = (slim_article if opts.slim else page_to_article)(page, site, license)
+                if page.ns in opts.early_text:
+                    record = with_early_text(record, site)
             except Exception as exc:  # noqa: BLE001 - one bad page must never stop a file
                 reason = f"cannot build the article: {type(exc).__name__}: {exc}"
                 yield dead_letter(reason, page.id, page.title, text or "")

@@ -511,6 +511,8 @@ def write_bucket(
 
 def record_weight(record: dict) -> int:
     """What a record weighs when no JSON is written: its wikitext (or HTML) length, at least 1."""
+    if "_weight" in record:  # text made by the reader (plaintext.with_early_text)
+        return record["_weight"]
     body = record.get("article_body") or {}
     return max(1, len(body.get("html") or body.get("wikitext") or ""))
 
