@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 
+import pytest
+
 from tests.conftest import ENWIKI
 from wikisnap.configs import license_for
 from wikisnap.transforms import files
@@ -60,3 +62,45 @@ def test_the_spill_budget_counts_the_pickled_bytes_it_holds(tmp_path):
     assert [pickle.dumps(rec) for _, _, rec in merged] == [
         pickle.dumps(rec) for _, _, rec in sorted(records, key=lambda item: item[0])
     ]
+
+
+def test_runs_are_written_by_a_thread_and_complete_when_returned(tmp_path, monkeypatch):
+    import threading
+
+    writers = []
+    original = files._write_frame
+
+    def spy(out, raw):
+        writers.append(threading.current_thread().name)
+        return original(out, raw)
+
+    monkeypatch.setattr(files, "_write_frame", spy)
+    records = real_records()
+    spill = SpillBuffer(str(tmp_path), "u00000", bucket_span=1_000_000, budget_bytes=300_000)
+    returned = []
+    for page_id, rev_id, record in records:
+        for run in spill.add("enwiki", 0, page_id, rev_id, record):
+            # a run handed on is whole on storage: every record reads back
+            assert len(list(iter_run(run.path))) == run.records
+            returned.append(run)
+    assert returned  # the budget was passed several times before the end
+    last = spill.flush()
+    for run in last:
+        assert len(list(iter_run(run.path))) == run.records
+    runs = returned + last
+    assert sum(run.records for run in runs) == len(records)
+    assert len({run.path for run in runs}) == len(runs)
+    assert writers and all(name.startswith("wikisnap-spill") for name in writers)
+    assert not any(t.name.startswith("wikisnap-spill") for t in threading.enumerate())
+
+
+def test_a_spill_write_error_stops_the_unit(tmp_path, monkeypatch):
+    def full(out, raw):
+        raise OSError(f"No space left on device: {tmp_path}/spill")
+
+    monkeypatch.setattr(files, "_write_frame", full)
+    spill = SpillBuffer(str(tmp_path), "u00000", bucket_span=1_000_000, budget_bytes=300_000)
+    with pytest.raises(OSError, match="No space left on device"):
+        for page_id, rev_id, record in real_records():
+            spill.add("enwiki", 0, page_id, rev_id, record)
+        spill.flush()

@@ -180,6 +180,45 @@ def count_attempts(temp_dir: str, step: str, name: str) -> int:
     return len(fs.ls(p, detail=False)) if fs.exists(p) else 0
 
 
+# -- a second thread for the work that releases the GIL -----------------------------------
+
+
+class Offload:
+    """Runs calls that release the GIL (ISA-L and zlib compression, Arrow's Parquet encoder, file
+    writes) on one background thread, in the order they were submitted.
+
+    A writer's own thread spends its time in Python (merging runs, WME JSON, Arrow rows), and the
+    other core sat idle through the write phase while compression and Parquet encoding ran after
+    each piece of it; on the thread they run beside it. One thread and submission order keep the
+    bytes those of the same calls made in line. At most `depth` calls wait (memory stays that many
+    chunks); a call's error re-raises in the caller at the next `submit`, `wait` or `close`.
+    """
+
+    def __init__(self, name: str, depth: int = 2):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"wikisnap-{name}")
+        self._pending: deque[Future] = deque()
+        self._depth = depth
+
+    def submit(self, fn: Callable[..., object], *args) -> None:
+        """Queue `fn(*args)`; blocks while `depth` calls already wait."""
+        while len(self._pending) >= self._depth:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(fn, *args))
+
+    def wait(self) -> None:
+        """Block until every queued call has run; re-raise the first error."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        """`wait`, then stop the thread (also when a call failed)."""
+        try:
+            self.wait()
+        finally:
+            self._pending.clear()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 # -- spill runs ----------------------------------------------------------------------------
 
 
@@ -200,14 +239,17 @@ def pack_record(record: dict) -> bytes:
     return pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def write_run(path: str, items: list[tuple[int, int, dict | bytes]]) -> None:
+def write_run(path: str, items: list[tuple[int, int, dict | bytes]], offload: Offload | None = None) -> None:
     """Write `(page_id, rev_id, record)` items, sorted, as zstd frames of pickled records.
 
     A record is a dict or already `pack_record`ed bytes. A frame is a pickled list of
-    `(page_id, rev_id, packed record)`; records are unpacked one at a time when read.
+    `(page_id, rev_id, packed record)`; records are unpacked one at a time when read. With an
+    `offload`, frames are compressed and written by its thread: the run is complete once that
+    thread has got past it (`Offload.wait`).
     """
     items.sort(key=lambda item: (item[0], -item[1]))
-    with open_write(path) as out:
+    out = open_write(path)
+    try:
         batch: list[tuple[int, int, bytes]] = []
         size = 0
         for page_id, rev_id, record in items:
@@ -215,14 +257,28 @@ def write_run(path: str, items: list[tuple[int, int, dict | bytes]]) -> None:
             batch.append((page_id, rev_id, blob))
             size += len(blob)
             if size >= _FRAME_TARGET:
-                _write_frame(out, batch)
+                _send_frame(out, batch, offload)
                 batch, size = [], 0
         if batch:
-            _write_frame(out, batch)
+            _send_frame(out, batch, offload)
+    except BaseException:
+        out.close()
+        raise
+    if offload is None:
+        out.close()
+    else:
+        offload.submit(out.close)
 
 
-def _write_frame(out, batch: list) -> None:
+def _send_frame(out, batch: list, offload: Offload | None) -> None:
     raw = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+    if offload is None:
+        _write_frame(out, raw)
+    else:
+        offload.submit(_write_frame, out, raw)
+
+
+def _write_frame(out, raw: bytes) -> None:
     packed = pa.compress(raw, codec=_CODEC, asbytes=True)
     out.write(_FRAME.pack(len(packed), len(raw)))
     out.write(packed)
@@ -284,7 +340,13 @@ def release_freed_memory() -> None:
 
 
 class SpillBuffer:
-    """Buffers a work unit's records per (db, ns, bucket) and spills sorted runs past a byte budget."""
+    """Buffers a work unit's records per (db, ns, bucket) and spills sorted runs past a byte budget.
+
+    A spill past the budget is compressed and written by a background thread (`Offload`) while
+    the reader goes on parsing: zstd releases the GIL, and the reader's core was the busy one.
+    `add` returns the runs of the spill before (complete on storage by then), `flush` spills the
+    rest and returns every run not yet returned once all are complete.
+    """
 
     def __init__(
         self, temp_dir: str, unit_name: str, bucket_span: int, budget_bytes: int, source: str = "", attempt: str = ""
@@ -300,9 +362,11 @@ class SpillBuffer:
         self.buffered = 0
         self.sequence = 0
         self.runs: list[SpillRun] = []
+        self._queued: list[SpillRun] = []  # being written by the thread, not yet returned
+        self._offload: Offload | None = None
 
     def add(self, dbname: str, ns: int, page_id: int, rev_id: int, record: dict) -> list[SpillRun]:
-        """Add one record; returns the runs written if the budget was passed (else []).
+        """Add one record; returns the runs now complete on storage if the budget was passed (else []).
 
         The record waits pickled: the budget is then the memory it takes.
         """
@@ -311,23 +375,36 @@ class SpillBuffer:
         self.buffers.setdefault(key, []).append((page_id, rev_id, blob))
         self.buffered += len(blob) + 100
         if self.buffered >= self.budget:
-            return self.flush()
+            return self._spill(final=False)
         return []
 
     def flush(self) -> list[SpillRun]:
-        written = []
+        """Spill what waits; returns every run not returned yet, all complete on storage."""
+        return self._spill(final=True)
+
+    def _spill(self, final: bool) -> list[SpillRun]:
+        if self._offload is None:
+            # a frame is ~64 KB: a budget's worth may wait for the thread (memory stays 2 budgets)
+            self._offload = Offload("spill", depth=max(4, self.budget // _FRAME_TARGET))
+        self._offload.wait()  # the runs queued at the last spill are on storage now
+        done, self._queued = self._queued, []
         for (dbname, ns, bucket), items in sorted(self.buffers.items()):
             path = join(
                 self.temp_dir, "spill", dbname, str(ns), f"{bucket:06d}", f"{self.prefix}-{self.sequence:05d}.run"
             )
-            write_run(path, items)
-            written.append(SpillRun(dbname, ns, bucket, path, len(items), self.source))
+            write_run(path, items, self._offload)
+            self._queued.append(SpillRun(dbname, ns, bucket, path, len(items), self.source))
         self.buffers.clear()
         self.buffered = 0
         self.sequence += 1
+        if final:
+            offload, self._offload = self._offload, None
+            offload.close()
+            done += self._queued
+            self._queued = []
         release_freed_memory()
-        self.runs.extend(written)
-        return written
+        self.runs.extend(done)
+        return done
 
 
 # -- NDJSON members and tarballs -----------------------------------------------------------
@@ -369,42 +446,6 @@ def gzip_member(data: bytes, level: int = 3) -> bytes:
     """One complete gzip member (fixed header: no name, mtime 0) — the same bytes on every run."""
     comp = gzip_compressor(level)
     return comp.compress(data) + comp.flush()
-
-
-class Offload:
-    """Runs calls that release the GIL (ISA-L and zlib compression, Arrow's Parquet encoder, file
-    writes) on one background thread, in the order they were submitted.
-
-    A writer's own thread spends its time in Python (merging runs, WME JSON, Arrow rows), and the
-    other core sat idle through the write phase while compression and Parquet encoding ran after
-    each piece of it; on the thread they run beside it. One thread and submission order keep the
-    bytes those of the same calls made in line. At most `depth` calls wait (memory stays that many
-    chunks); a call's error re-raises in the caller at the next `submit`, `wait` or `close`.
-    """
-
-    def __init__(self, name: str, depth: int = 2):
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"wikisnap-{name}")
-        self._pending: deque[Future] = deque()
-        self._depth = depth
-
-    def submit(self, fn: Callable[..., object], *args) -> None:
-        """Queue `fn(*args)`; blocks while `depth` calls already wait."""
-        while len(self._pending) >= self._depth:
-            self._pending.popleft().result()
-        self._pending.append(self._pool.submit(fn, *args))
-
-    def wait(self) -> None:
-        """Block until every queued call has run; re-raise the first error."""
-        while self._pending:
-            self._pending.popleft().result()
-
-    def close(self) -> None:
-        """`wait`, then stop the thread (also when a call failed)."""
-        try:
-            self.wait()
-        finally:
-            self._pending.clear()
-            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 # Bytes handed to the compressor at a time. ISA-L's output depends on how its input is cut, so
