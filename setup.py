@@ -50,6 +50,9 @@ setup(
         # parallel C++ bz2 decoder (MIT/Apache-2.0): 1.3x the stdlib on one thread, runs beside the
         # parse on more; stdlib fallback where no wheel exists
         "indexed_bzip2>=1.6",
+        # JSON encoder (Apache-2.0 OR MIT): WME lines 3x faster than the stdlib's, the same bytes;
+        # stdlib fallback where no wheel exists
+        "orjson>=3.10",
     ],
     extras_require={
         # `wikisnap publish --layout hf`: the dataset card's features and the upload

@@ -1,8 +1,8 @@
 """Article dict → the exact bytes Go's `json.Marshal` writes for the WME struct.
 
 `to_wme_json(record)` reorders every object into WME struct order (whatever the dict's order),
-applies Go's omitempty, then makes one C `json.dumps` call and five `str.replace` passes for Go's
-HTML-safe escapes. Records are plain dicts, never modified here.
+applies Go's omitempty, then makes one C encoder call (orjson, or the stdlib's `json` where orjson
+has no wheel: the same bytes) and five `replace` passes for Go's HTML-safe escapes. Records are plain dicts, never modified here.
 
 Go rules reproduced (see `article.py` for the struct table):
 - keys in struct order; unknown keys raise `ValueError` naming the key and where it is;
@@ -34,6 +34,11 @@ from wikisnap.schemas.article import ROOT, STRUCTS, is_list, struct_of
 __all__ = ["format_float", "format_time", "format_time_ns", "parse_time_ns", "to_wme_json", "to_wme_json_bytes"]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False).encode
+
+try:  # orjson (Apache-2.0/MIT): the same bytes as the encoder above for what `_order` gives, ~3x faster
+    import orjson as _orjson
+except ImportError:  # no wheel for the platform: the stdlib's encoder alone
+    _orjson = None
 
 # Field kinds of the compiled plans.
 _STR, _INT, _FLOAT, _BOOL, _PTR, _PTRFLOAT, _STRUCT, _LIST, _STRLIST = range(9)
@@ -237,11 +242,22 @@ def to_wme_json_bytes(record: dict) -> bytes:
     non-Latin-1 characters). Lone surrogates, which only a lossy decode upstream can produce,
     become `\\ufffd` as Go writes invalid UTF-8.
     """
-    s, floats = _encode_record(record)
-    try:
-        b = s.encode("utf-8")
-    except UnicodeEncodeError:
-        b = _LONE_SURROGATE.sub(r"\\ufffd", s).encode("utf-8")
+    if type(record) is not dict:
+        raise TypeError(f"record must be a dict, not {type(record).__name__}")
+    floats: list[str] = []
+    ordered = _order(record, _ROOT_PLAN, floats)
+    b = None
+    if _orjson is not None:
+        try:
+            b = _orjson.dumps(ordered)
+        except TypeError:  # JSONEncodeError: a lone surrogate, an int past 64 bits
+            pass
+    if b is None:
+        s = _encode(ordered)
+        try:
+            b = s.encode("utf-8")
+        except UnicodeEncodeError:
+            b = _LONE_SURROGATE.sub(r"\\ufffd", s).encode("utf-8")
     b = b.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
     if b"\xe2\x80" in b:  # U+2028, U+2029
         b = b.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")

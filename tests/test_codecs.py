@@ -117,7 +117,7 @@ def _ndjson_lines(tarball: Path) -> list[bytes]:
 
 WITHOUT_WHEELS = (
     "import sys\n"
-    "for name in ('indexed_bzip2', 'isal', 'isal.igzip', 'isal.isal_zlib'):\n"
+    "for name in ('indexed_bzip2', 'isal', 'isal.igzip', 'isal.isal_zlib', 'orjson'):\n"
     "    sys.modules[name] = None  # as on a platform without their wheels\n"
     "from wikisnap.pipelines.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"

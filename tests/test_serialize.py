@@ -338,3 +338,43 @@ def test_unknown_nested_key_names_the_path():
 def test_wrong_types_raise(record):
     with pytest.raises(ValueError):
         to_wme_json(record)
+
+
+# ---------------------------------------------------------------------------------------------
+# The two encoders: orjson (bytes, the build's path) and the stdlib's (to_wme_json) agree
+
+
+def test_orjson_is_the_encoder_of_the_bytes_path():
+    from wikisnap.schemas import serialize
+
+    assert serialize._orjson is not None  # a runtime dependency: the tests run with it
+
+
+def test_both_encoders_give_the_same_bytes_on_real_records(enwiki_build):
+    import tarfile
+
+    lines = [line.decode("utf-8") for line in GOLDEN.read_bytes().splitlines()]
+    with tarfile.open(enwiki_build / "enwiki_namespace_0.tar.gz") as tar:
+        lines += [line.decode("utf-8") for m in tar for line in tar.extractfile(m).read().splitlines()]
+    assert len(lines) > 100
+    for line in lines:
+        record = json.loads(line)
+        assert to_wme_json_bytes(record) == (to_wme_json(record) + "\n").encode("utf-8") == (line + "\n").encode()
+
+
+def test_both_encoders_agree_on_every_character_and_float():
+    text = "".join(chr(i) for i in range(0x800)) + "\u2028\u2029\ufeff\uffff\U0001f600 <a href='x'>&amp;</a>"
+    record = {"name": text, "abstract": text[::-1]}
+    assert to_wme_json_bytes(record) == (to_wme_json(record) + "\n").encode("utf-8")
+    rng = random.Random(14)
+    for _ in range(20_000):
+        value = rng.uniform(-1, 1) * 10 ** rng.uniform(-9, 22)
+        delta = {"increase": 1, "proportional_increase": value, "proportional_decrease": rng.random()}
+        record = {"version": {"diff": {"informal_words": delta}}}
+        assert to_wme_json_bytes(record) == (to_wme_json(record) + "\n").encode("utf-8"), value
+
+
+def test_values_orjson_refuses_take_the_stdlib_path():
+    # a lone surrogate (a lossy decode upstream) and an int past 64 bits
+    assert to_wme_json_bytes({"name": "a\udc80b"}) == b'{"name":"a\\ufffdb"}\n'
+    assert to_wme_json_bytes({"identifier": 2**70}) == f'{{"identifier":{2**70}}}\n'.encode()
