@@ -222,10 +222,10 @@ class _Scope:
 
     def __init__(self, text: str) -> None:
         self.s, self.elements = _strip(text)
-        self._found: list[tuple[int, str, bool]] | None = None
+        self._found: list[tuple[int, str, bool, bool]] | None = None
         self._spans: list[tuple[int, int]] = []
 
-    def braces(self) -> tuple[list[tuple[int, str, bool]], list[tuple[int, int]]]:
+    def braces(self) -> tuple[list[tuple[int, str, bool, bool]], list[tuple[int, int]]]:
         """(templates, spans of templates and arguments) — see `_braces`."""
         if self._found is None:
             self._found = _braces(self.s, self._spans) if "{{" in self.s else []
@@ -258,8 +258,9 @@ _SIMPLE_BODY = re.compile(r"([^{}\[\]|]*+)(\|[^{}\[\]]*+)?\}\}(?!\})")
 _NAME_STOP = re.compile(r"[|{}\[\]]")
 
 
-def _braces(s: str, spans: list[tuple[int, int]] | None = None) -> list[tuple[int, str, bool]]:
-    """Pair braces like MediaWiki's preprocessor; return the templates `(open pos, raw name, has args)`.
+def _braces(s: str, spans: list[tuple[int, int]] | None = None) -> list[tuple[int, str, bool, bool]]:
+    """Pair braces like MediaWiki's preprocessor; return the templates
+    `(open pos, raw name, has args, maybe nested)`.
 
     Rules from `Preprocessor_Hash`: a run of n `{` opens one piece of count n; a closing run
     matches the top piece only, with `}}}` (template argument) preferred over `}}` (template);
@@ -270,9 +271,14 @@ def _braces(s: str, spans: list[tuple[int, int]] | None = None) -> list[tuple[in
     A `[[` piece with no `{` piece below it can never change how braces pair (a closing run it
     blocks would be literal on an empty stack too), so while the stack is empty only `{{` is
     searched for: the links of running text are skipped at C speed.
+
+    "maybe nested" is False when no other piece was open when the template closed and its own
+    piece opened with two or three braces (so it closes once): then no span can enclose it
+    (every earlier piece has closed before it), and `_analyze_scope` skips the nesting test.
     """
-    found: list[tuple[int, str, bool]] = []
-    # stack entries: [opening char, remaining count, content start, (name end, name) or None]
+    found: list[tuple[int, str, bool, bool]] = []
+    # stack entries: [opening char, remaining count, content start, (name end, name) or None,
+    # opening count]
     stack: list[list] = []
     name_stop = _NAME_STOP.search
     any_token = _BRACE_TOKENS.search
@@ -290,12 +296,12 @@ def _braces(s: str, spans: list[tuple[int, int]] | None = None) -> list[tuple[in
             if len(tok) == 2:
                 body = simple(s, pos)
                 if body is not None:
-                    found.append((pos - 2, body.group(1), body.group(2) is not None))
+                    found.append((pos - 2, body.group(1), body.group(2) is not None, bool(stack)))
                     if spans is not None:
                         spans.append((pos - 2, body.end()))
                     pos = body.end()
                     continue
-            stack.append([ch, len(tok), pos, None])
+            stack.append([ch, len(tok), pos, None, len(tok)])
             continue
         if ch == "[":
             stack.append([ch, len(tok), pos, None])
@@ -328,7 +334,10 @@ def _braces(s: str, spans: list[tuple[int, int]] | None = None) -> list[tuple[in
                         name = piece[3] = (stop, s[content_start:stop])
                     stop = name[0]
                     if stop == at or s[stop] == "|":
-                        found.append((content_start - 2, name[1], stop != at))
+                        # Maybe nested if a piece below may still close around it, or if its
+                        # own piece opened with 4+ braces: it may close with `}}}` too, before
+                        # or after, a span starting one brace before this template's.
+                        found.append((content_start - 2, name[1], stop != at, len(stack) > 1 or piece[4] >= 4))
                 if spans is not None:
                     spans.append((content_start - matched, at + matched))
             at += matched
@@ -548,60 +557,113 @@ def _analyze_scope(
     tags count, its templates are not the page's own (Parsoid keeps them in the parent's data-mw).
     """
     s, elements = scope.s, scope.elements
-    nested = _never_nested
+    nested = None  # the nesting test, built on first use (most templates never need it)
+    spans: list[tuple[int, int]] = []
     if "{{" in s:
         lookup = data.template
         found, spans = scope.braces()
-        nested = _nested_test(spans)
-        for pos, raw, has_args in found:
+        for pos, raw, has_args, maybe_nested in found:
             hit = lookup(raw, has_args)
             if hit is not None:
                 # Maintenance tags count every transclusion (WME counts them in the wikitext);
                 # `templates` lists only those written in the page itself, as Parsoid's data-mw.
                 counts[hit[1]] += 1
-                if top and not nested(pos):
+                if top:
+                    if maybe_nested:
+                        if nested is None:
+                            nested = _nested_test(spans)
+                        if nested(pos):
+                            continue
                     templates.append(((*key, pos), hit[0]))
     if "[[" in s:
-        s_find = s.find
-        close = -2  # cached position of the next ']]' (-1: none left)
-        for m in data.category_link.finditer(s):
-            # `[[[Category:X]]`: split at `[[` from the left, the target starts with '[' — not
-            # a link. Only an even run of '[' leaves the target intact.
-            start = m.start()
-            before = 0
-            while start - before > 0 and s[start - before - 1] == "[":
-                before += 1
-            if (before + len(m.group(1))) % 2:
-                continue
-            if m.group(3) == "|":
-                after = m.end()
-                if close != -1 and close < after:
-                    close = s_find("]]", after)
-                # The sort key runs to the next ']]', which must come before the next '[['.
-                if close == -1:
-                    continue
-                opening = s_find("[[", after, close)
-                if opening != -1:
-                    continue
-            name = data.category(m.group(2))
-            if name is not None:
-                categories.append(((*key, start), name))
+        _categories(s, key, data, categories)
     noindex = _NOINDEX in s
     if elements:
         for m in _PLACEHOLDER.finditer(s):
             element = elements[int(m.group(1))]
             if element.name in PARSED_TAGS and element.content:
-                sub = _analyze_scope(
-                    _Scope(element.content),
-                    (*key, m.start()),
-                    data,
-                    templates,
-                    categories,
-                    counts,
-                    top and not nested(m.start()),
-                )
+                at = m.start()
+                inner_top = top
+                if top and spans:
+                    if nested is None:
+                        nested = _nested_test(spans)
+                    inner_top = not nested(at)
+                sub = _analyze_content(element.content, (*key, at), data, templates, categories, counts, inner_top)
                 noindex = noindex or sub
     return noindex
+
+
+# The content of a parsed tag that is one template, with text and links around it and links in its
+# arguments (`<ref>{{cite web|…|publisher=[[X]]}}</ref>`, two <ref>s in three): `_braces` would
+# find that template and nothing else, so it is read with one match. Text around it holds no
+# brace (an empty brace stack never pairs brackets); in the arguments, links are `[[…]]` runs of
+# exactly two brackets without braces or brackets inside, and other brackets are single.
+_LONE_TEMPLATE = re.compile(
+    r"([^{}]*+)\{\{([^{}\[\]|]*+)"
+    r"(\|(?:[^{}\[\]]++|\[\[[^{}\[\]]*+\]\](?!\])|\[(?!\[)|\](?!\]))*+)?"
+    r"\}\}[^{}]*+"
+)
+
+
+def _analyze_content(
+    content: str,
+    key: tuple[int, ...],
+    data: _SiteData,
+    templates: list[tuple[tuple[int, ...], str]],
+    categories: list[tuple[tuple[int, ...], str]],
+    counts: list[int],
+    top: bool,
+) -> bool:
+    """`_analyze_scope` on the content of a parsed tag, with a shortcut for the common contents.
+
+    Content never holds `\x7f` (the page's were removed before its tags were cut out), so
+    without `<` `_strip` would return it as it is and it holds no tag: then templates come from
+    `_braces` only when it holds `{{`, and a lone template is the only piece `_braces` would find.
+    """
+    if "<" not in content:
+        if "{{" in content:
+            m = _LONE_TEMPLATE.fullmatch(content)
+            if m is None:
+                return _analyze_scope(_Scope(content), key, data, templates, categories, counts, top)
+            hit = data.template(m.group(2), m.group(3) is not None)
+            if hit is not None:
+                counts[hit[1]] += 1
+                if top:
+                    templates.append(((*key, m.end(1)), hit[0]))
+        if "[[" in content:
+            _categories(content, key, data, categories)
+        return _NOINDEX in content
+    return _analyze_scope(_Scope(content), key, data, templates, categories, counts, top)
+
+
+def _categories(
+    s: str, key: tuple[int, ...], data: _SiteData, categories: list[tuple[tuple[int, ...], str]]
+) -> None:
+    """Append the category links of one scope's text `s` to `categories`."""
+    s_find = s.find
+    close = -2  # cached position of the next ']]' (-1: none left)
+    for m in data.category_link.finditer(s):
+        # `[[[Category:X]]`: split at `[[` from the left, the target starts with '[' — not
+        # a link. Only an even run of '[' leaves the target intact.
+        start = m.start()
+        before = 0
+        while start - before > 0 and s[start - before - 1] == "[":
+            before += 1
+        if (before + len(m.group(1))) % 2:
+            continue
+        if m.group(3) == "|":
+            after = m.end()
+            if close != -1 and close < after:
+                close = s_find("]]", after)
+            # The sort key runs to the next ']]', which must come before the next '[['.
+            if close == -1:
+                continue
+            opening = s_find("[[", after, close)
+            if opening != -1:
+                continue
+        name = data.category(m.group(2))
+        if name is not None:
+            categories.append(((*key, start), name))
 
 
 def _never_nested(pos: int) -> bool:
@@ -632,7 +694,8 @@ def _nested_test(spans: list[tuple[int, int]]):
 
 
 def _ordered_unique(hits: list[tuple[tuple[int, ...], str]]) -> tuple[str, ...]:
-    hits.sort(key=lambda hit: hit[0])
+    # Keys are unique but for a piece closed twice, whose two hits are equal: a plain sort.
+    hits.sort()
     return tuple(dict.fromkeys(name for _, name in hits))
 
 
