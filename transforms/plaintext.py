@@ -38,7 +38,6 @@ import re
 
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.wikitext import (
-    _EMPTY_PARENS,
     _EXT_LINK,
     _MARK,
     _PLACEHOLDER,
@@ -48,6 +47,7 @@ from wikisnap.transforms.wikitext import (
     _ext_link_repl,
     _link_label,
     _quotes_repl,
+    _remove_empty_brackets,
     _remove_spans,
     _remove_tables,
     _render_links,
@@ -197,11 +197,15 @@ def _element_text(element, site: SiteInfo, depth: int) -> str:
     return ""
 
 
+_SPACE_RUN = re.compile("   *")  # two spaces or more (a literal start: found at C speed)
+
+
 def _tidy(s: str, unescape: bool = True) -> str:
     """Entities decoded, wikitext residue removed, spaces collapsed, empty lines dropped.
 
-    Whole-text passes with str methods where they do (a regex over every space costs more than
-    the rest of the stripper).
+    Whole-text passes with str methods or regexes that start with a literal (a pattern starting
+    with a character class is tried at every character, and a regex over every space costs more
+    than the rest of the stripper).
     """
     if unescape and "&" in s:
         s = html.unescape(s)
@@ -209,16 +213,15 @@ def _tidy(s: str, unescape: bool = True) -> str:
     for blank in ("\t", "\r", "\f", "\v", "\u00a0"):
         if blank in s:
             s = s.replace(blank, " ")
-    while "  " in s:
-        s = s.replace("   ", " ").replace("  ", " ")
+    s = _SPACE_RUN.sub(" ", s)
     if "(" in s:
         # Parentheses emptied by removed templates: "born ( ) in" → "born in".
-        s = _EMPTY_PARENS.sub("", s)
-        while "  " in s:
-            s = s.replace("  ", " ")
+        s, removed = _remove_empty_brackets(s)
+        if removed and "  " in s:
+            s = _SPACE_RUN.sub(" ", s)
     # A space left before a comma or full stop by a removed template or reference.
     s = s.replace(" ,", ",").replace(" .", ".")
-    return "\n".join(line for line in (line.strip() for line in s.split("\n")) if line)
+    return "\n".join([line for raw in s.split("\n") if (line := raw.strip())])
 
 
 # -- HTML --------------------------------------------------------------------------------------

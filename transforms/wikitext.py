@@ -749,9 +749,36 @@ _QUOTES = re.compile(r"''+")
 _FORMULA = re.compile(r"(?:(?<=[0-9A-Z)])|(?<=[A-Z][a-z]))<su[bp]>[0-9+-]{1,3}</su[bp]>")
 _MATH_EXPR = re.compile(r"\((?: |&nbsp;)*(?:''|<i>)[A-Za-z0-9+-](?:''|</i>)")
 _ASCII_SPACES = re.compile(r"[ \t\r\f\v]+")
-_EMPTY_PARENS = re.compile(r"\([ \t\n\r\f\v]*\)|\[[ \t\n\r\f\v]*\]")
+# Empty parentheses and brackets, removed in one pass (`\([ \t\n\r\f\v]*\)|\[[ \t\n\r\f\v]*\]`):
+# two patterns, each starting with a literal, run 10x faster than one starting with a class.
+_EMPTY_ROUND = re.compile(r"\([ \t\n\r\f\v]*\)")
+_EMPTY_SQUARE = re.compile(r"\[[ \t\n\r\f\v]*\]")
 # Possessive runs anchored at their start: a long run of spaces is tried once, not per space.
 _SPACE_BEFORE_PUNCT = re.compile(r"(?<![ \u00a0])[ \u00a0]++(?:([,.!?])(?=[ \u00a0]|$)|([，。]))")
+
+
+def _remove_empty_brackets(s: str) -> tuple[str, int]:
+    """(`s` without empty `( )` and `[ ]`, how many were removed), in one pass over `s`.
+
+    The two kinds never overlap, so the matches of each pattern on `s` are those of their
+    alternation; removing one kind first could pair the other kind up anew (`[( )]`).
+    """
+    if "[" not in s:
+        return _EMPTY_ROUND.subn("", s)
+    if "(" not in s:
+        return _EMPTY_SQUARE.subn("", s)
+    cuts = [m.span() for m in _EMPTY_ROUND.finditer(s)]
+    cuts += [m.span() for m in _EMPTY_SQUARE.finditer(s)]
+    if not cuts:
+        return s, 0
+    cuts.sort()
+    out = []
+    pos = 0
+    for start, end in cuts:
+        out.append(s[pos:start])
+        pos = end
+    out.append(s[pos:])
+    return "".join(out), len(cuts)
 
 
 def abstract(text: str, site: SiteInfo) -> str:
@@ -828,7 +855,11 @@ def _remove_spans(s: str, spans: list[tuple[int, int]]) -> str:
     return "".join(out)
 
 
-_TABLE_LINE = re.compile(r"^[ \t]*:*[ \t]*(\{\||\|\})", re.MULTILINE)
+# `{|` or `|}` starting a line, after spaces and colons (`[ \t]*:*[ \t]*`, checked separately):
+# searching for the two tokens skips the text between them at C speed, where a multi-line `^`
+# pattern is tried at every character.
+_TABLE_TOKEN = re.compile(r"\{\||\|\}")
+_TABLE_INDENT = re.compile(r"[ \t]*:*[ \t]*")
 
 
 def _remove_tables(s: str) -> str:
@@ -838,10 +869,19 @@ def _remove_tables(s: str) -> str:
     out = []
     pos = 0
     depth = 0
-    for m in _TABLE_LINE.finditer(s):
-        if m.group(1) == "{|":
+    for m in _TABLE_TOKEN.finditer(s):
+        # The line start, if only spaces and colons come before the token on its line. Each
+        # backward walk covers the run just before one token, so all of them are linear.
+        line_start = m.start()
+        while line_start and s[line_start - 1] in " \t:":
+            line_start -= 1
+        if line_start and s[line_start - 1] != "\n":
+            continue
+        if line_start != m.start() and not _TABLE_INDENT.fullmatch(s, line_start, m.start()):
+            continue
+        if m.group() == "{|":
             if depth == 0:
-                out.append(s[pos : m.start()])
+                out.append(s[pos:line_start])
             depth += 1
         elif depth:
             depth -= 1
@@ -1022,7 +1062,7 @@ def _tidy(para: str, skip_parens: bool) -> str:
     if not skip_parens and ("(" in para or "（" in para):
         para = _remove_asides(para)
     if "(" in para or "[" in para:
-        para = _EMPTY_PARENS.sub("", para)
+        para = _remove_empty_brackets(para)[0]
     para = _SPACE_BEFORE_PUNCT.sub(lambda m: m.group(1) or m.group(2), para)
     return _ASCII_SPACES.sub(" ", para).strip()
 
