@@ -112,7 +112,17 @@ def _tag_pattern(closed: frozenset[str]) -> re.Pattern[str]:
     return re.compile(r"<(?:(!--)|(/?)(" + names + r")(?=[ \t\n\r\f\v]|/>|>))")
 
 
-_TAG_OPEN = _tag_pattern(frozenset())
+# `_tag_pattern(frozenset())` with a first alternative that reads a whole <ref> element, the tag on a typical page
+# (one in three hundred characters of enwiki): groups 2 attributes (ending in '/' when the tag
+# closes itself, `(?<=/>)`) and 3 content, up to the first `</ref\s*>` as `_CLOSE_RES["ref"]`
+# finds it (its case-insensitive letters fold to ASCII only). A <ref> without a closing tag or
+# without a '>' is matched again by the general alternatives and handled as before, which then
+# stops looking for <ref> or for tags: so this costs at most one more scan of the text.
+_REF_OR_TAG = re.compile(
+    r"<(?:(!--)|[Rr][Ee][Ff](?=[ \t\n\r\f\v]|/>|>)([^>]*+)>(?:(?<=/>)|"
+    r"((?:[^<]++|<(?!/[Rr][Ee][Ff][ \t\n\r\f\v]*>))*+)</[Rr][Ee][Ff][ \t\n\r\f\v]*>)"
+    r"|(/?)(" + _name_trie(set(_ALL_TAGS)) + r")(?=[ \t\n\r\f\v]|/>|>))"
+)
 _COMMENT_ONLY = re.compile(r"<!--")
 _CLOSE_RES: dict[str, re.Pattern[str]] = {
     name: re.compile(r"</" + name + r"[ \t\n\r\f\v]*>", re.IGNORECASE) for name in _ALL_TAGS
@@ -152,14 +162,16 @@ def _strip(text: str) -> tuple[str, list[_Element]]:
     pos = 0
     gt = -2  # position of the next '>' at or after the last tag name; -1: there is none
     no_close: frozenset[str] = frozenset()
-    search = _TAG_OPEN.search
+    search = _REF_OR_TAG.search
+    groups = 5, 4  # the tag name's and closing slash's (in `_REF_OR_TAG`; 3, 2 in `_tag_pattern`)
     comments_only = False
     while True:
         m = search(text, pos)
         if m is None:
             break
         start = m.start()
-        if comments_only or m.lastindex == 1:
+        last = m.lastindex
+        if comments_only or last == 1:
             append(text[pos:start])
             close = find("-->", start + 4)
             if close < 0:
@@ -167,7 +179,17 @@ def _strip(text: str) -> tuple[str, list[_Element]]:
                 break
             pos = close + 3
             continue
-        slash, name = m.group(2, 3)
+        if last != groups[0]:
+            # A whole <ref> element (content, or none when the tag closes itself).
+            append(text[pos:start])
+            append(f"{_MARK}{len(elements)}{_MARK}")
+            if last == 3:
+                elements.append(_Element("ref", *m.group(2, 3)))
+            else:
+                elements.append(_Element("ref", m.group(2)[:-1], ""))
+            pos = m.end()
+            continue
+        slash, name = m.group(groups[1], groups[0])
         name = name.lower()
         name_end = m.end()
         if slash and name not in _IGNORED_TAGS:
@@ -202,6 +224,7 @@ def _strip(text: str) -> tuple[str, list[_Element]]:
                 # Stop looking for this tag: its later openings are text too.
                 no_close = no_close | {name}
                 search = _tag_pattern(no_close).search
+                groups = 3, 2
                 append(text[start : gt + 1])
                 pos = gt + 1
                 continue
@@ -855,11 +878,28 @@ def _remove_spans(s: str, spans: list[tuple[int, int]]) -> str:
     return "".join(out)
 
 
-# `{|` or `|}` starting a line, after spaces and colons (`[ \t]*:*[ \t]*`, checked separately):
-# searching for the two tokens skips the text between them at C speed, where a multi-line `^`
-# pattern is tried at every character.
-_TABLE_TOKEN = re.compile(r"\{\||\|\}")
+# `{|` or `|}` starting a line, after spaces and colons: `^[ \t]*:*[ \t]*(\{\||\|\})` (multi-line),
+# found as the two tokens with `str.find`, the indentation checked afterwards. A `^` pattern is
+# tried at every character, and one starting with a class scans ten times slower than `find`.
 _TABLE_INDENT = re.compile(r"[ \t]*:*[ \t]*")
+
+
+def _table_tokens(s: str) -> list[tuple[int, bool]]:
+    """(position, is `{|`) of the tokens the alternation `{|` or `|}` matches in `s`, in order: every `{|`, and
+    every `|}` but one sharing its `|` with a `{|` before it (`{|}` is one opening)."""
+    tokens = []
+    find = s.find
+    at = find("{|")
+    while at >= 0:
+        tokens.append((at, True))
+        at = find("{|", at + 2)
+    at = find("|}")
+    while at >= 0:
+        if not at or s[at - 1] != "{":
+            tokens.append((at, False))
+        at = find("|}", at + 2)
+    tokens.sort()
+    return tokens
 
 
 def _remove_tables(s: str) -> str:
@@ -869,24 +909,24 @@ def _remove_tables(s: str) -> str:
     out = []
     pos = 0
     depth = 0
-    for m in _TABLE_TOKEN.finditer(s):
+    for at, opening in _table_tokens(s):
         # The line start, if only spaces and colons come before the token on its line. Each
         # backward walk covers the run just before one token, so all of them are linear.
-        line_start = m.start()
+        line_start = at
         while line_start and s[line_start - 1] in " \t:":
             line_start -= 1
         if line_start and s[line_start - 1] != "\n":
             continue
-        if line_start != m.start() and not _TABLE_INDENT.fullmatch(s, line_start, m.start()):
+        if line_start != at and not _TABLE_INDENT.fullmatch(s, line_start, at):
             continue
-        if m.group() == "{|":
+        if opening:
             if depth == 0:
                 out.append(s[pos:line_start])
             depth += 1
         elif depth:
             depth -= 1
             if depth == 0:
-                line_end = s.find("\n", m.end())
+                line_end = s.find("\n", at + 2)
                 pos = len(s) if line_end < 0 else line_end
     if depth == 0:
         out.append(s[pos:])
