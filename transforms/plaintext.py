@@ -43,6 +43,7 @@ from wikisnap.transforms.wikitext import (
     _PLACEHOLDER,
     _QUOTES,
     _REDIRECT,
+    _SPACE_RUN,
     _SWITCH,
     _ext_link_repl,
     _link_label,
@@ -195,9 +196,6 @@ def _element_text(element, site: SiteInfo, depth: int) -> str:
         # splits the text into lines); a blank line after each keeps them from joining.
         return "\n" + text_from_wikitext(element.content.replace("\n", "\n\n"), site, depth + 1) + "\n"
     return ""
-
-
-_SPACE_RUN = re.compile("   *")  # two spaces or more (a literal start: found at C speed)
 
 
 def _tidy(s: str, unescape: bool = True) -> str:

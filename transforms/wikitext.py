@@ -768,8 +768,9 @@ def _ext_link_repl(m: re.Match[str]) -> str:
 _SWITCH = re.compile(r"__([^\W_]++)__")
 _QUOTES = re.compile(r"''+")
 # WME's paren clean-up skips leads with chemistry or maths (`H<sub>2</sub>O`, `(''x''`). Two
-# patterns, each starting with a literal, so the search skips ahead fast.
-_FORMULA = re.compile(r"(?:(?<=[0-9A-Z)])|(?<=[A-Z][a-z]))<su[bp]>[0-9+-]{1,3}</su[bp]>")
+# patterns, each starting with a literal (the formula's lookbehinds come after its '<'), so the
+# search skips ahead fast.
+_FORMULA = re.compile(r"<(?:(?<=[0-9A-Z)]<)|(?<=[A-Z][a-z]<))su[bp]>[0-9+-]{1,3}</su[bp]>")
 _MATH_EXPR = re.compile(r"\((?: |&nbsp;)*(?:''|<i>)[A-Za-z0-9+-](?:''|</i>)")
 _ASCII_SPACES = re.compile(r"[ \t\r\f\v]+")
 # Empty parentheses and brackets, removed in one pass (`\([ \t\n\r\f\v]*\)|\[[ \t\n\r\f\v]*\]`):
@@ -778,6 +779,20 @@ _EMPTY_ROUND = re.compile(r"\([ \t\n\r\f\v]*\)")
 _EMPTY_SQUARE = re.compile(r"\[[ \t\n\r\f\v]*\]")
 # Possessive runs anchored at their start: a long run of spaces is tried once, not per space.
 _SPACE_BEFORE_PUNCT = re.compile(r"(?<![ \u00a0])[ \u00a0]++(?:([,.!?])(?=[ \u00a0]|$)|([，。]))")
+# What `_SPACE_BEFORE_PUNCT` needs somewhere: a space right before a punctuation mark. The
+# pattern starts with a lookbehind, so the regex engine tries it at every character; these
+# substring tests skip it for most paragraphs.
+_SPACE_PUNCT_PAIRS = tuple(space + mark for space in " \u00a0" for mark in ",.!?，。")
+_SINGLE_SPACE_BLANKS = ("\t", "\r", "\f", "\v")
+_SPACE_RUN = re.compile("   *")  # two spaces or more (starts with a literal: found at C speed)
+
+
+def _collapse_blanks(s: str) -> str:
+    """`_ASCII_SPACES.sub(" ", s)`, without a match per single space (most of them)."""
+    for blank in _SINGLE_SPACE_BLANKS:
+        if blank in s:
+            return _ASCII_SPACES.sub(" ", s)
+    return _SPACE_RUN.sub(" ", s) if "  " in s else s
 
 
 def _remove_empty_brackets(s: str) -> tuple[str, int]:
@@ -1098,13 +1113,16 @@ def _paragraphs(s: str) -> list[str]:
 
 def _tidy(para: str, skip_parens: bool) -> str:
     """WME's clean-up of one paragraph: asides in parentheses, empty brackets, spaces."""
-    para = _ASCII_SPACES.sub(" ", para.replace("\n", " "))
+    para = _collapse_blanks(para.replace("\n", " "))
     if not skip_parens and ("(" in para or "（" in para):
         para = _remove_asides(para)
     if "(" in para or "[" in para:
         para = _remove_empty_brackets(para)[0]
-    para = _SPACE_BEFORE_PUNCT.sub(lambda m: m.group(1) or m.group(2), para)
-    return _ASCII_SPACES.sub(" ", para).strip()
+    for pair in _SPACE_PUNCT_PAIRS:
+        if pair in para:
+            para = _SPACE_BEFORE_PUNCT.sub(lambda m: m.group(1) or m.group(2), para)
+            break
+    return _collapse_blanks(para).strip()
 
 
 _PARENS = re.compile(r"[()（）]")
