@@ -271,8 +271,16 @@ def _prepare(text: str) -> _Scope:
 
 
 # -- the brace stack ----------------------------------------------------------------------------
-_BRACE_TOKENS = re.compile(r"\{\{+|\}\}+|\[\[+|\]\]+")
-_OPEN_BRACES = re.compile(r"\{\{+")
+# With pieces open: the next run of two or more braces or brackets (group 1), after text that
+# holds none — single ones and `[[…]]` links without braces or brackets inside, whose push and pop
+# would leave the stack as it was, so the regex engine steps over them.
+_NEXT_TOKEN = re.compile(
+    r"(?:[^{}\[\]]++|\{(?!\{)|\}(?!\})|\[(?!\[)|\](?!\])|\[\[(?!\[)[^{}\[\]]*+\]\](?!\]))*+"
+    r"(\{\{+|\}\}+|\[\[+|\]\]+)"
+)
+# With no piece open: the next run of three or more braces, or of two, with the `_SIMPLE_BODY` of
+# a template after it when there is one (groups 1 and 2).
+_OPEN_OR_TEMPLATE = re.compile(r"\{\{\{+|\{\{(?:([^{}\[\]|]*+)(\|[^{}\[\]]*+)?\}\}(?!\}))?")
 # Fast path: after an opening run of exactly two braces, a body without braces or brackets and
 # an exact `}}` is a template whatever surrounds it (push and pop leave the stack unchanged).
 _SIMPLE_BODY = re.compile(r"([^{}\[\]|]*+)(\|[^{}\[\]]*+)?\}\}(?!\})")
@@ -304,15 +312,30 @@ def _braces(s: str, spans: list[tuple[int, int]] | None = None) -> list[tuple[in
     # opening count]
     stack: list[list] = []
     name_stop = _NAME_STOP.search
-    any_token = _BRACE_TOKENS.search
-    next_open = _OPEN_BRACES.search
+    next_token = _NEXT_TOKEN.match
+    open_or_template = _OPEN_OR_TEMPLATE.search
     simple = _SIMPLE_BODY.match
     pos = 0
     while True:
-        m = any_token(s, pos) if stack else next_open(s, pos)
-        if m is None:
-            break
-        tok = m.group()
+        if stack:
+            m = next_token(s, pos)
+            if m is None:
+                break
+            tok = m.group(1)
+            at = m.start(1)
+        else:
+            m = open_or_template(s, pos)
+            if m is None:
+                break
+            if m.lastindex:
+                # A whole template: no piece is open, so nothing encloses it.
+                at, pos = m.span()
+                found.append((at, m.group(1), m.group(2) is not None, False))
+                if spans is not None:
+                    spans.append((at, pos))
+                continue
+            tok = m.group()
+            at = m.start()
         ch = tok[0]
         pos = m.end()
         if ch == "{":
@@ -331,7 +354,6 @@ def _braces(s: str, spans: list[tuple[int, int]] | None = None) -> list[tuple[in
             continue
         opener = "{" if ch == "}" else "["
         remaining = len(tok)
-        at = m.start()
         while remaining and stack and stack[-1][0] == opener:
             piece = stack[-1]
             count = remaining if remaining < piece[1] else piece[1]
