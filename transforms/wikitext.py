@@ -638,16 +638,39 @@ def _analyze_scope(
     return noindex
 
 
-# The content of a parsed tag that is one template, with text and links around it and links in its
-# arguments (`<ref>{{cite web|…|publisher=[[X]]}}</ref>`, two <ref>s in three): `_braces` would
-# find that template and nothing else, so it is read with one match. Text around it holds no
-# brace (an empty brace stack never pairs brackets); in the arguments, links are `[[…]]` runs of
-# exactly two brackets without braces or brackets inside, and other brackets are single.
-_LONE_TEMPLATE = re.compile(
-    r"([^{}]*+)\{\{([^{}\[\]|]*+)"
-    r"(\|(?:[^{}\[\]]++|\[\[[^{}\[\]]*+\]\](?!\])|\[(?!\[)|\](?!\]))*+)?"
-    r"\}\}[^{}]*+"
-)
+# Arguments of a lone template (`_lone_template`) that hold brackets: links are `[[…]]` runs of
+# exactly two brackets without braces or brackets inside, other brackets are single.
+_LINKS_ONLY = re.compile(r"(?:[^{}\[\]]++|\[\[(?!\[)[^{}\[\]]*+\]\](?!\])|\[(?!\[)|\](?!\]))*+")
+
+
+def _lone_template(content: str) -> tuple[int, str, bool] | None:
+    """(position, raw name, has arguments) of the only template in `content`, or None.
+
+    For text holding no tag, two braces of each kind, `{{` before `}}`, no bracket in the name,
+    and in the arguments only `_LINKS_ONLY` brackets, `_braces` finds that template and nothing
+    else: an empty brace stack never pairs brackets, and the links inside push and pop a bracket
+    piece on the template's. String methods, not one regex: most contents are a citation template
+    (`<ref>{{cite web|…}}</ref>`, two <ref>s in three), and this is their whole analysis.
+    """
+    if content.count("{") != 2 or content.count("}") != 2:
+        return None
+    start = content.find("{{")
+    if start < 0:
+        return None
+    end = content.find("}}", start + 2)
+    if end < 0:
+        return None
+    bar = content.find("|", start + 2, end)
+    name = content[start + 2 : end if bar < 0 else bar]
+    if "[" in name or "]" in name:
+        return None
+    if bar < 0:
+        return start, name, False
+    if (content.find("[", bar, end) >= 0 or content.find("]", bar, end) >= 0) and not _LINKS_ONLY.fullmatch(
+        content, bar + 1, end
+    ):
+        return None
+    return start, name, True
 
 
 def _analyze_content(
@@ -667,14 +690,14 @@ def _analyze_content(
     """
     if "<" not in content:
         if "{{" in content:
-            m = _LONE_TEMPLATE.fullmatch(content)
-            if m is None:
+            lone = _lone_template(content)
+            if lone is None:
                 return _analyze_scope(_Scope(content), key, data, templates, categories, counts, top)
-            hit = data.template(m.group(2), m.group(3) is not None)
+            hit = data.template(lone[1], lone[2])
             if hit is not None:
                 counts[hit[1]] += 1
                 if top:
-                    templates.append(((*key, m.end(1)), hit[0]))
+                    templates.append(((*key, lone[0]), hit[0]))
         if "[[" in content:
             _categories(content, key, data, categories)
         return _NOINDEX in content
