@@ -61,6 +61,7 @@ from wikisnap.transforms.wikitext import (
 # extension tag (ref, references, gallery, math, chem, syntaxhighlight, timeline, score …) goes.
 _VERBATIM_TAGS = frozenset({"nowiki", "pre"})
 _WIKITEXT_TAGS = frozenset({"poem"})
+_SHOWN_TAGS = _VERBATIM_TAGS | _WIKITEXT_TAGS
 _HEADING_LINE = re.compile(r"^(={1,6})(.+?)\1[ \t]*$")
 # Wikitext tokens that must never reach the text, whatever the input: MediaWiki shows an unpaired
 # `{{` or `]]` as text, but in a text corpus it is noise. `<ref…>` of an unclosed <ref> too.
@@ -130,8 +131,7 @@ def text_from_wikitext(text: str, site: SiteInfo, _depth: int = 0) -> str:
     end_paragraph()
     s = "\n".join(lines)
     if _MARK in s:
-        s = _PLACEHOLDER.sub(lambda m: _element_text(elements[int(m.group(1))], site, _depth), s)
-        s = s.replace(_MARK, "")
+        s = _fill_placeholders(s, elements, site, _depth)
     return _tidy(s)
 
 
@@ -188,6 +188,26 @@ def _links(s: str, site: SiteInfo) -> str:
     return _render_links(s, site)
 
 
+def _fill_placeholders(s: str, elements: list, site: SiteInfo, depth: int) -> str:
+    """`s` with each `\x7f<n>\x7f` replaced by the text of element n, and stray `\x7f`s removed.
+
+    Placeholders come whole out of every pass before this one, so `s.split("\x7f")` alternates
+    text and element numbers: one list operation instead of a regex callback per <ref> (which
+    gives ""). Anything else (a mark split from its number) takes the regex.
+    """
+    parts = s.split(_MARK)
+    numbers = parts[1::2]
+    digits = "".join(numbers)
+    if len(parts) % 2 and "" not in numbers and digits.isascii() and digits.isdigit():
+        parts[1::2] = [
+            _element_text(element, site, depth) if (element := elements[int(n)]).name in _SHOWN_TAGS else ""
+            for n in numbers
+        ]
+        return "".join(parts)
+    s = _PLACEHOLDER.sub(lambda m: _element_text(elements[int(m.group(1))], site, depth), s)
+    return s.replace(_MARK, "")
+
+
 def _element_text(element, site: SiteInfo, depth: int) -> str:
     if element.name in _VERBATIM_TAGS:
         return " ".join(html.unescape(element.content).split())
@@ -207,7 +227,9 @@ def _tidy(s: str, unescape: bool = True) -> str:
     """
     if unescape and "&" in s:
         s = html.unescape(s)
-    s = _RESIDUE.sub("", s)
+    if "{" in s or "}" in s or "[" in s or "]" in s or "<" in s or "-->" in s:
+        # (A pattern starting with a class scans slowly; most texts hold none of its characters.)
+        s = _RESIDUE.sub("", s)
     for blank in ("\t", "\r", "\f", "\v", "\u00a0"):
         if blank in s:
             s = s.replace(blank, " ")
