@@ -167,7 +167,7 @@ def _links(s: str, site: SiteInfo) -> str:
     """
 
     def label(m: re.Match[str]) -> str:
-        target, text = m.group(1), m.group(2)
+        target, text = m.groups()
         if ":" in target:
             keep, shown = _link_label(target, text is not None, site)
             if not keep:

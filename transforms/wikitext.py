@@ -142,6 +142,12 @@ class _Element(NamedTuple):
     content: str
 
 
+# Made without a Python-level `__new__` call (the one NamedTuple adds): one per <ref> counts.
+_new_element = functools.partial(tuple.__new__, _Element)
+_PLACEHOLDERS_MADE = 4096
+_PLACEHOLDERS = [f"{_MARK}{n}{_MARK}" for n in range(_PLACEHOLDERS_MADE)]
+
+
 def _strip(text: str) -> tuple[str, list[_Element]]:
     """Cut comments, <includeonly> and extension tags out of `text`, as MediaWiki's preprocessor.
 
@@ -157,6 +163,7 @@ def _strip(text: str) -> tuple[str, list[_Element]]:
         return text, []
     out: list[str] = []
     append = out.append
+    new_element = _new_element
     elements: list[_Element] = []
     find = text.find
     pos = 0
@@ -169,7 +176,7 @@ def _strip(text: str) -> tuple[str, list[_Element]]:
         m = search(text, pos)
         if m is None:
             break
-        start = m.start()
+        start, end = m.span()
         last = m.lastindex
         if comments_only or last == 1:
             append(text[pos:start])
@@ -181,17 +188,18 @@ def _strip(text: str) -> tuple[str, list[_Element]]:
             continue
         if last != groups[0]:
             # A whole <ref> element (content, or none when the tag closes itself).
+            n = len(elements)
             append(text[pos:start])
-            append(f"{_MARK}{len(elements)}{_MARK}")
+            append(_PLACEHOLDERS[n] if n < _PLACEHOLDERS_MADE else f"{_MARK}{n}{_MARK}")
             if last == 3:
-                elements.append(_Element("ref", *m.group(2, 3)))
+                elements.append(new_element(("ref", *m.group(2, 3))))
             else:
-                elements.append(_Element("ref", m.group(2)[:-1], ""))
-            pos = m.end()
+                elements.append(new_element(("ref", m.group(2)[:-1], "")))
+            pos = end
             continue
         slash, name = m.group(groups[1], groups[0])
         name = name.lower()
-        name_end = m.end()
+        name_end = end
         if slash and name not in _IGNORED_TAGS:
             # A stray closing tag is text.
             append(text[pos:name_end])
