@@ -612,11 +612,14 @@ def _analyze_scope(
     s, elements = scope.s, scope.elements
     nested = None  # the nesting test, built on first use (most templates never need it)
     spans: list[tuple[int, int]] = []
+    cached = data.templates.get  # `data.template`'s memo, read without a method call
+    lookup = data.template
     if "{{" in s:
-        lookup = data.template
         found, spans = scope.braces()
         for pos, raw, has_args, maybe_nested in found:
-            hit = lookup(raw, has_args)
+            hit = cached((raw, has_args), _UNSEEN)
+            if hit is _UNSEEN:
+                hit = lookup(raw, has_args)
             if hit is not None:
                 # Maintenance tags count every transclusion (WME counts them in the wikitext);
                 # `templates` lists only those written in the page itself, as Parsoid's data-mw.
@@ -631,19 +634,47 @@ def _analyze_scope(
     if "[[" in s:
         _categories(s, key, data, categories)
     noindex = _NOINDEX in s
-    if elements:
-        for m in _PLACEHOLDER.finditer(s):
-            element = elements[int(m.group(1))]
-            if element.name in PARSED_TAGS and element.content:
-                at = m.start()
-                inner_top = top
-                if top and spans:
-                    if nested is None:
-                        nested = _nested_test(spans)
-                    inner_top = not nested(at)
-                sub = _analyze_content(element.content, (*key, at), data, templates, categories, counts, inner_top)
-                noindex = noindex or sub
+    if not elements:
+        return noindex
+    for m in _PLACEHOLDER.finditer(s):
+        element = elements[int(m.group(1))]
+        content = element.content
+        if not content or element.name not in PARSED_TAGS:
+            continue
+        at = m.start()
+        inner_top = top
+        if top and spans:
+            if nested is None:
+                nested = _nested_test(spans)
+            inner_top = not nested(at)
+        inner_key = (*key, at)
+        # Shortcuts for the common contents. Content never holds `\x7f` (the page's were
+        # removed before its tags were cut out), so without `<` `_strip` would return it as it
+        # is; then without `{{` `_braces` finds nothing, and a lone template is all it finds.
+        if "<" not in content:
+            if "{{" in content:
+                lone = _lone_template(content)
+                if lone is None:
+                    sub = _analyze_scope(_Scope(content), inner_key, data, templates, categories, counts, inner_top)
+                    noindex = noindex or sub
+                    continue
+                hit = cached((lone[1], lone[2]), _UNSEEN)
+                if hit is _UNSEEN:
+                    hit = lookup(lone[1], lone[2])
+                if hit is not None:
+                    counts[hit[1]] += 1
+                    if inner_top:
+                        templates.append(((*inner_key, lone[0]), hit[0]))
+            if "[[" in content:
+                _categories(content, inner_key, data, categories)
+            noindex = noindex or _NOINDEX in content
+            continue
+        sub = _analyze_scope(_Scope(content), inner_key, data, templates, categories, counts, inner_top)
+        noindex = noindex or sub
     return noindex
+
+
+_UNSEEN = object()
 
 
 # Arguments of a lone template (`_lone_template`) that hold brackets: links are `[[…]]` runs of
@@ -679,37 +710,6 @@ def _lone_template(content: str) -> tuple[int, str, bool] | None:
     ):
         return None
     return start, name, True
-
-
-def _analyze_content(
-    content: str,
-    key: tuple[int, ...],
-    data: _SiteData,
-    templates: list[tuple[tuple[int, ...], str]],
-    categories: list[tuple[tuple[int, ...], str]],
-    counts: list[int],
-    top: bool,
-) -> bool:
-    """`_analyze_scope` on the content of a parsed tag, with a shortcut for the common contents.
-
-    Content never holds `\x7f` (the page's were removed before its tags were cut out), so
-    without `<` `_strip` would return it as it is and it holds no tag: then templates come from
-    `_braces` only when it holds `{{`, and a lone template is the only piece `_braces` would find.
-    """
-    if "<" not in content:
-        if "{{" in content:
-            lone = _lone_template(content)
-            if lone is None:
-                return _analyze_scope(_Scope(content), key, data, templates, categories, counts, top)
-            hit = data.template(lone[1], lone[2])
-            if hit is not None:
-                counts[hit[1]] += 1
-                if top:
-                    templates.append(((*key, lone[0]), hit[0]))
-        if "[[" in content:
-            _categories(content, key, data, categories)
-        return _NOINDEX in content
-    return _analyze_scope(_Scope(content), key, data, templates, categories, counts, top)
 
 
 def _categories(
