@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     ns0 = [text for ns, text in pages if ns == 0]
     mb_all = sum(len(text.encode("utf-8")) for _, text in pages) / 1e6
     mb_ns0 = sum(len(text.encode("utf-8")) for text in ns0) / 1e6
-    print(f"{args.dump}: {len(pages):,} wikitext pages ({mb_all:.1f} MB), {len(ns0):,} in namespace 0 ({mb_ns0:.1f} MB)")
+    print(
+        f"{args.dump}: {len(pages):,} wikitext pages ({mb_all:.1f} MB), {len(ns0):,} in namespace 0 ({mb_ns0:.1f} MB)"
+    )
 
     best = {"analyze": float("inf"), "abstract": float("inf"), "text": float("inf")}
     gc.collect()

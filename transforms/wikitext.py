@@ -712,9 +712,7 @@ def _lone_template(content: str) -> tuple[int, str, bool] | None:
     return start, name, True
 
 
-def _categories(
-    s: str, key: tuple[int, ...], data: _SiteData, categories: list[tuple[tuple[int, ...], str]]
-) -> None:
+def _categories(s: str, key: tuple[int, ...], data: _SiteData, categories: list[tuple[tuple[int, ...], str]]) -> None:
     """Append the category links of one scope's text `s` to `categories`."""
     s_find = s.find
     close = -2  # cached position of the next ']]' (-1: none left)
