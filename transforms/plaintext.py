@@ -97,26 +97,27 @@ def text_from_wikitext(text: str, site: SiteInfo, _depth: int = 0) -> str:
         s = _QUOTES.sub(_quotes_repl, s)
     lines: list[str] = []
     current: list[str] = []  # the lines of one paragraph: MediaWiki joins them with a space
-
-    def end_paragraph() -> None:
-        if current:
-            lines.append(" ".join(current))
-            current.clear()
-
+    # (The paragraph's end is written out inline: a function call per line costs more.)
     for raw in s.split("\n"):
         line = raw.strip()
         if not line:
-            end_paragraph()
+            if current:
+                lines.append(" ".join(current))
+                current = []
             continue
         first = line[0]
         if first == "=":
             m = _HEADING_LINE.match(line)
             if m:
-                end_paragraph()
+                if current:
+                    lines.append(" ".join(current))
+                    current = []
                 lines.append(m.group(2))
                 continue
         elif first in "*#:;":
-            end_paragraph()
+            if current:
+                lines.append(" ".join(current))
+                current = []
             lines.append(line.lstrip("*#:; \t"))
             continue
         elif first in "|!" or (first == "-" and line.startswith("----")):
@@ -128,7 +129,8 @@ def text_from_wikitext(text: str, site: SiteInfo, _depth: int = 0) -> str:
             if not line.strip():
                 continue
         current.append(line)
-    end_paragraph()
+    if current:
+        lines.append(" ".join(current))
     s = "\n".join(lines)
     if _MARK in s:
         s = _fill_placeholders(s, elements, site, _depth)
