@@ -230,6 +230,9 @@ def test_braces_match_the_plain_stack() -> None:
         old_found, old_spans = old_braces(s)
         assert [f[:3] for f in found] == old_found, s[:300]
         assert sorted(spans) == sorted(old_spans), s[:300]
+        spans_only: list[tuple[int, int]] = []
+        assert wikitext._braces(s, spans_only, names=False) == []
+        assert spans_only == spans
         for pos, _, _, maybe_nested in found:
             if not maybe_nested:
                 flagged += 1
@@ -323,6 +326,26 @@ def test_tag_names_are_ascii() -> None:
         assert wikitext._strip(text) == (text, [])
         assert analyze(text, site).templates == ("Template:Citation needed",)
     assert wikitext._strip("<SOURCE>x</Source>")[1] == [("source", "", "x")]
+
+
+def test_html_tag_trie_matches_the_case_folded_alternation() -> None:
+    """The abstract's HTML tags: the trie matches what `re.IGNORECASE` matched, non-ASCII folds
+    (İ ı K ſ) included, on real pages and on tag names in random case and spelling."""
+    old = re.compile(r"<(/?)(" + wikitext._HTML_TAGS + r")(?=[ \t\n\r\f\v/>])([^<>]*+)>", re.IGNORECASE)
+    rng = random.Random(8)
+    names = wikitext._HTML_TAGS.split("|")
+    folds = {"i": "i\u0130\u0131", "k": "k\u212a", "s": "s\u017f"}
+    texts = [text for _, text in real_texts()]
+    for _ in range(30_000):
+        name = "".join(
+            rng.choice(folds.get(c, c)).upper() if rng.random() < 0.3 else rng.choice(folds.get(c, c))
+            for c in rng.choice(names)
+        )
+        texts.append(rng.choice(["<", "</"]) + name + rng.choice([">", " a>", "/>", "x>", "", "<>", "\n>"]))
+    for text in texts:
+        assert [(m.span(), m.groups()) for m in wikitext._HTML_TAG.finditer(text)] == [
+            (m.span(), m.groups()) for m in old.finditer(text)
+        ], text[:300]
 
 
 @pytest.mark.parametrize(

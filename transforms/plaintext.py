@@ -45,6 +45,7 @@ from wikisnap.transforms.wikitext import (
     _REDIRECT,
     _SPACE_RUN,
     _SWITCH,
+    _braces,
     _ext_link_repl,
     _link_label,
     _quotes_repl,
@@ -82,7 +83,9 @@ def text_from_wikitext(text: str, site: SiteInfo, _depth: int = 0) -> str:
     if _REDIRECT.match(s):
         return ""
     if "{{" in s:
-        s = _remove_spans(s, scope.braces()[1])
+        spans: list[tuple[int, int]] = []
+        _braces(s, spans, names=False)
+        s = _remove_spans(s, spans)
     s = _remove_tables(s)
     s = _strip_html(s)
     if "[[" in s:

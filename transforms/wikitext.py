@@ -82,20 +82,28 @@ _IGNORED_TAGS = frozenset({"noinclude", "onlyinclude"})
 _ALL_TAGS = sorted(PARSED_TAGS | OPAQUE_TAGS | _IGNORED_TAGS | {"includeonly"}, key=len, reverse=True)
 
 
-def _name_trie(names: set[str]) -> str:
+# Non-ASCII characters that `re.IGNORECASE` matches to an ASCII letter (found by trying every
+# code point): İ ı for i, the Kelvin sign for k, the long s for s.
+_UNICODE_FOLDS = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+
+
+def _name_trie(names: set[str], folds: bool = False) -> str:
     """A regex matching exactly `names`, ASCII case-insensitively, as a trie of character classes.
 
     Faster than `re.IGNORECASE` over a flat alternation: every branch starts with a class, which
     the regex engine rejects in one test, so a `<` that opens no tag costs a few tests, not one
     case-folded comparison per name. ASCII only, as MediaWiki's tag names: `<ſource>` (long s)
-    or `<nowiKi>` (Kelvin sign) are text, where Unicode case folding made them tags.
+    or `<nowiKi>` (Kelvin sign) are text, where Unicode case folding made them tags. With
+    `folds`, exactly what `re.IGNORECASE` matched (the HTML tags of the abstract, unchanged).
     """
     groups: dict[str, set[str]] = {}
     for name in names:
         if name:
             groups.setdefault(name[0], set()).add(name[1:])
     alternatives = [
-        (f"[{c.upper()}{c}]" if c.isalpha() else re.escape(c)) + _name_trie(rest) for c, rest in sorted(groups.items())
+        (f"[{c.upper()}{c}{_UNICODE_FOLDS.get(c, '') if folds else ''}]" if c.isalpha() else re.escape(c))
+        + _name_trie(rest, folds)
+        for c, rest in sorted(groups.items())
     ]
     if not alternatives:
         return ""
@@ -297,7 +305,9 @@ _SIMPLE_BODY = re.compile(r"([^{}\[\]|]*+)(\|[^{}\[\]]*+)?\}\}(?!\})")
 _NAME_STOP = re.compile(r"[|{}\[\]]")
 
 
-def _braces(s: str, spans: list[tuple[int, int]] | None = None) -> list[tuple[int, str, bool, bool]]:
+def _braces(
+    s: str, spans: list[tuple[int, int]] | None = None, names: bool = True
+) -> list[tuple[int, str, bool, bool]]:
     """Pair braces like MediaWiki's preprocessor; return the templates
     `(open pos, raw name, has args, maybe nested)`.
 
@@ -305,7 +315,8 @@ def _braces(s: str, spans: list[tuple[int, int]] | None = None) -> list[tuple[in
     matches the top piece only, with `}}}` (template argument) preferred over `}}` (template);
     leftover opening braces stay on the stack or become literal; `[[` pieces take part so a
     `}}` inside an open `[[` is literal. When `spans` is given, the (start, end) of every
-    template and template argument is appended (for the abstract).
+    template and template argument is appended (for the abstract); with `names` False only the
+    spans are made (for the plain text, which drops every template).
 
     A `[[` piece with no `{` piece below it can never change how braces pair (a closing run it
     blocks would be literal on an empty stack too), so while the stack is empty only `{{` is
@@ -338,7 +349,8 @@ def _braces(s: str, spans: list[tuple[int, int]] | None = None) -> list[tuple[in
             if m.lastindex:
                 # A whole template: no piece is open, so nothing encloses it.
                 at, pos = m.span()
-                found.append((at, m.group(1), m.group(2) is not None, False))
+                if names:
+                    found.append((at, m.group(1), m.group(2) is not None, False))
                 if spans is not None:
                     spans.append((at, pos))
                 continue
@@ -350,7 +362,8 @@ def _braces(s: str, spans: list[tuple[int, int]] | None = None) -> list[tuple[in
             if len(tok) == 2:
                 body = simple(s, pos)
                 if body is not None:
-                    found.append((pos - 2, body.group(1), body.group(2) is not None, bool(stack)))
+                    if names:
+                        found.append((pos - 2, body.group(1), body.group(2) is not None, bool(stack)))
                     if spans is not None:
                         spans.append((pos - 2, body.end()))
                     pos = body.end()
@@ -376,7 +389,7 @@ def _braces(s: str, spans: list[tuple[int, int]] | None = None) -> list[tuple[in
                 continue
             content_start = piece[2]
             if opener == "{":
-                if matched == 2:
+                if matched == 2 and names:
                     # The name runs to the first structural character after the opening
                     # braces; computed once per piece (a piece of count 2n can close n times,
                     # and rescanning or re-slicing a long name each time would be quadratic).
@@ -784,7 +797,10 @@ _HTML_TAGS = (
     "var|div|center|blockquote|ol|ul|dl|table|caption|ruby|rb|rp|rt|rtc|p|span|abbr|dfn|kbd|"
     "samp|data|time|mark|br|wbr|hr|li|dt|dd|td|th|tr|q|bdo|meta|link|thead|tbody|tfoot"
 )
-_HTML_TAG = re.compile(r"<(/?)(" + _HTML_TAGS + r")(?=[ \t\n\r\f\v/>])([^<>]*+)>", re.IGNORECASE)
+# (The names as a trie of character classes: see `_name_trie`.)
+_HTML_TAG = re.compile(
+    r"<(/?)(" + _name_trie(set(_HTML_TAGS.split("|")), folds=True) + r")(?=[ \t\n\r\f\v/>])([^<>]*+)>"
+)
 # Elements dropped with everything inside: not lead prose (WME keeps only the <p>, <ul> and <ol>
 # children of the first section, and removes tables, divs, hidden spans and headings).
 _DROP_ELEMENTS = frozenset(
