@@ -285,6 +285,14 @@ def test_tidy_matches_the_plain_passes() -> None:
             assert wikitext._tidy(para, skip) == old_abstract_tidy(para, skip), para[:300]
 
 
+def test_pair_search_matches_in() -> None:
+    texts = [text for _, text in real_texts()] + soups(7, 2000, small=True)
+    texts += ["", "[", "[[", "a[b[", "[a[[", "]][", "[" * 7, "_a_b__", "__", "_"]
+    for text in texts:
+        for char in "[_":
+            assert plaintext._has_double(text, char) == (char * 2 in text), text[:300]
+
+
 def test_placeholders_split_matches_the_regex() -> None:
     """Whole placeholders take the split; a mark cut from its number (never made by the passes
     before, but possible in principle) falls back to the regex, with the same result."""

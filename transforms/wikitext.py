@@ -961,32 +961,28 @@ def _remove_spans(s: str, spans: list[tuple[int, int]]) -> str:
 
 
 # `{|` or `|}` starting a line, after spaces and colons: `^[ \t]*:*[ \t]*(\{\||\|\})` (multi-line),
-# found as the two tokens with `str.find`, the indentation checked afterwards. A `^` pattern is
-# tried at every character, and one starting with a class scans ten times slower than `find`.
+# found as the two tokens, each by a pattern starting with a literal, the indentation checked
+# afterwards. A `^` pattern is tried at every character, and one starting with a class (the two
+# tokens' alternation) scans ten times slower.
 _TABLE_INDENT = re.compile(r"[ \t]*:*[ \t]*")
 
 
+_TABLE_OPEN = re.compile(r"\{\|")
+_TABLE_CLOSE = re.compile(r"\|\}")
+
+
 def _table_tokens(s: str) -> list[tuple[int, bool]]:
-    """(position, is `{|`) of the tokens the alternation `{|` or `|}` matches in `s`, in order: every `{|`, and
-    every `|}` but one sharing its `|` with a `{|` before it (`{|}` is one opening)."""
-    tokens = []
-    find = s.find
-    at = find("{|")
-    while at >= 0:
-        tokens.append((at, True))
-        at = find("{|", at + 2)
-    at = find("|}")
-    while at >= 0:
-        if not at or s[at - 1] != "{":
-            tokens.append((at, False))
-        at = find("|}", at + 2)
+    """(position, is `{|`) of the tokens the alternation `{|` or `|}` matches in `s`, in order:
+    every `{|`, and every `|}` but one sharing its `|` with a `{|` before it (`{|}` opens)."""
+    tokens = [(m.start(), True) for m in _TABLE_OPEN.finditer(s)]
+    tokens += [(at, False) for m in _TABLE_CLOSE.finditer(s) if not (at := m.start()) or s[at - 1] != "{"]
     tokens.sort()
     return tokens
 
 
 def _remove_tables(s: str) -> str:
     """`s` without wikitext tables: lines from `{|` to the matching `|}` (nested; unclosed → end)."""
-    if "{|" not in s:
+    if "{" not in s or "{|" not in s:  # (one character is found ten times faster than two)
         return s
     out = []
     pos = 0
