@@ -285,6 +285,14 @@ def test_tidy_matches_the_plain_passes() -> None:
             assert wikitext._tidy(para, skip) == old_abstract_tidy(para, skip), para[:300]
 
 
+def test_first_heading_matches_the_multiline_search() -> None:
+    texts = [text for _, text in real_texts()] + soups(12, 3000, small=True)
+    texts += ["", "=", "==", "=a=", "=a=\n", "x\n=a=  \ny", "=x\n==b==\t", "\n=", "a\n=\n=b=", "=a= x\n=b="]
+    for text in texts:
+        m = wikitext._HEADING.search(text)
+        assert wikitext._first_heading(text) == (-1 if m is None else m.start()), text[:300]
+
+
 def test_pair_search_matches_in() -> None:
     texts = [text for _, text in real_texts()] + soups(7, 2000, small=True)
     texts += ["", "[", "[[", "a[b[", "[a[[", "]][", "[" * 7, "_a_b__", "__", "_"]

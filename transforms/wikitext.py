@@ -788,6 +788,19 @@ def _ordered_unique(hits: list[tuple[tuple[int, ...], str]]) -> tuple[str, ...]:
 
 # -- abstract -----------------------------------------------------------------------------------
 _HEADING = re.compile(r"^=[^\n]*=[ \t]*$", re.MULTILINE)
+# A heading after the first line, found from its newline: a pattern starting with `^` is tried at
+# every character, one starting with a literal skips to each candidate.
+_HEADING_AFTER_NEWLINE = re.compile(r"\n=[^\n]*=[ \t]*$", re.MULTILINE)
+
+
+def _first_heading(s: str) -> int:
+    """Where `_HEADING.search(s)` matches (the first heading line starts), or -1."""
+    if s.startswith("=") and _HEADING.match(s):
+        return 0
+    m = _HEADING_AFTER_NEWLINE.search(s)
+    return -1 if m is None else m.start() + 1
+
+
 _REDIRECT = re.compile(r"[ \t\n\r]*#REDIRECT", re.IGNORECASE)
 
 
@@ -901,9 +914,9 @@ def abstract(text: str, site: SiteInfo) -> str:
     s, elements = scope.s, scope.elements
     if _REDIRECT.match(s):
         return ""
-    m = _HEADING.search(s)
-    if m:
-        s = s[: m.start()]
+    heading = _first_heading(s)
+    if heading >= 0:
+        s = s[:heading]
     if "{{" in s:
         # Braces paired over the whole page, as MediaWiki does: a template opened in the lead
         # and closed after the first heading is cut at the heading.
