@@ -649,8 +649,9 @@ def _analyze_scope(
     noindex = _NOINDEX in s
     if not elements:
         return noindex
-    for m in _PLACEHOLDER.finditer(s):
-        element = elements[int(m.group(1))]
+    # Element n is the n-th placeholder of `s` (they are made in order, one each, and `s` holds no
+    # other `\x7f`): no need to read its number.
+    for m, element in zip(_PLACEHOLDER.finditer(s), elements, strict=True):
         content = element.content
         if not content or element.name not in PARSED_TAGS:
             continue
