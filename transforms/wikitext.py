@@ -320,7 +320,9 @@ def _braces(
 
     A `[[` piece with no `{` piece below it can never change how braces pair (a closing run it
     blocks would be literal on an empty stack too), so while the stack is empty only `{{` is
-    searched for: the links of running text are skipped at C speed.
+    searched for: the links of running text are skipped at C speed. The same search reads a
+    whole simple template (`_SIMPLE_BODY`) in one match. With pieces open, a `[[…]]` link without
+    braces or brackets inside is pushed and popped at once, so `_NEXT_TOKEN` steps over it.
 
     "maybe nested" is False when no other piece was open when the template closed and its own
     piece opened with two or three braces (so it closes once): then no span can enclose it
