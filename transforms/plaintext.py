@@ -38,16 +38,18 @@ import re
 
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.wikitext import (
-    _EMPTY_PARENS,
     _EXT_LINK,
     _MARK,
     _PLACEHOLDER,
     _QUOTES,
     _REDIRECT,
+    _SPACE_RUN,
     _SWITCH,
+    _braces,
     _ext_link_repl,
     _link_label,
     _quotes_repl,
+    _remove_empty_brackets,
     _remove_spans,
     _remove_tables,
     _render_links,
@@ -60,6 +62,7 @@ from wikisnap.transforms.wikitext import (
 # extension tag (ref, references, gallery, math, chem, syntaxhighlight, timeline, score …) goes.
 _VERBATIM_TAGS = frozenset({"nowiki", "pre"})
 _WIKITEXT_TAGS = frozenset({"poem"})
+_SHOWN_TAGS = _VERBATIM_TAGS | _WIKITEXT_TAGS
 _HEADING_LINE = re.compile(r"^(={1,6})(.+?)\1[ \t]*$")
 # Wikitext tokens that must never reach the text, whatever the input: MediaWiki shows an unpaired
 # `{{` or `]]` as text, but in a text corpus it is noise. `<ref…>` of an unclosed <ref> too.
@@ -80,41 +83,44 @@ def text_from_wikitext(text: str, site: SiteInfo, _depth: int = 0) -> str:
     if _REDIRECT.match(s):
         return ""
     if "{{" in s:
-        s = _remove_spans(s, scope.braces()[1])
+        spans: list[tuple[int, int]] = []
+        _braces(s, spans, names=False)
+        s = _remove_spans(s, spans)
     s = _remove_tables(s)
     s = _strip_html(s)
     if "[[" in s:
         s = _links(s, site)
-        if "[[" in s:
+        if _has_double(s, "["):
             s = _UNCLOSED_LINK.sub(lambda m: _unclosed_link(m, site), s)
     if "[" in s:
         s = _EXT_LINK.sub(_ext_link_repl, s)
-    if "__" in s:
+    if _has_double(s, "_"):
         s = _SWITCH.sub(_switch_repl, s)
     if "''" in s:
         s = _QUOTES.sub(_quotes_repl, s)
     lines: list[str] = []
     current: list[str] = []  # the lines of one paragraph: MediaWiki joins them with a space
-
-    def end_paragraph() -> None:
-        if current:
-            lines.append(" ".join(current))
-            current.clear()
-
+    # (The paragraph's end is written out inline: a function call per line costs more.)
     for raw in s.split("\n"):
         line = raw.strip()
         if not line:
-            end_paragraph()
+            if current:
+                lines.append(" ".join(current))
+                current = []
             continue
         first = line[0]
         if first == "=":
             m = _HEADING_LINE.match(line)
             if m:
-                end_paragraph()
+                if current:
+                    lines.append(" ".join(current))
+                    current = []
                 lines.append(m.group(2))
                 continue
         elif first in "*#:;":
-            end_paragraph()
+            if current:
+                lines.append(" ".join(current))
+                current = []
             lines.append(line.lstrip("*#:; \t"))
             continue
         elif first in "|!" or (first == "-" and line.startswith("----")):
@@ -126,11 +132,11 @@ def text_from_wikitext(text: str, site: SiteInfo, _depth: int = 0) -> str:
             if not line.strip():
                 continue
         current.append(line)
-    end_paragraph()
+    if current:
+        lines.append(" ".join(current))
     s = "\n".join(lines)
     if _MARK in s:
-        s = _PLACEHOLDER.sub(lambda m: _element_text(elements[int(m.group(1))], site, _depth), s)
-        s = s.replace(_MARK, "")
+        s = _fill_placeholders(s, elements, site, _depth)
     return _tidy(s)
 
 
@@ -151,6 +157,18 @@ _INTERWIKI = frozenset(
 _UNCLOSED_LINK = re.compile(r"\[\[([^\[\]|\n:]*+):[^\n]*+")
 
 
+def _has_double(s: str, char: str) -> bool:
+    """`char * 2 in s`, for a text where `char` is rare: the text is searched for the one
+    character (ten times faster than for two on long texts, and most texts lack the pair)."""
+    find = s.find
+    at = find(char)
+    while at >= 0:
+        if s.startswith(char, at + 1):
+            return True
+        at = find(char, at + 2)
+    return False
+
+
 def _unclosed_link(m: re.Match[str], site: SiteInfo) -> str:
     prefix = m.group(1).strip()
     ns = site.namespace_for_prefix(prefix)
@@ -166,7 +184,7 @@ def _links(s: str, site: SiteInfo) -> str:
     """
 
     def label(m: re.Match[str]) -> str:
-        target, text = m.group(1), m.group(2)
+        target, text = m.groups()
         if ":" in target:
             keep, shown = _link_label(target, text is not None, site)
             if not keep:
@@ -180,11 +198,31 @@ def _links(s: str, site: SiteInfo) -> str:
 
     for _ in range(_LINK_PASSES):
         s, n = _SIMPLE_LINK.subn(label, s)
-        if "[[" not in s:
+        if not _has_double(s, "["):
             return s
         if not n:
             break
     return _render_links(s, site)
+
+
+def _fill_placeholders(s: str, elements: list, site: SiteInfo, depth: int) -> str:
+    """`s` with each `\x7f<n>\x7f` replaced by the text of element n, and stray `\x7f`s removed.
+
+    Placeholders come whole out of every pass before this one, so `s.split("\x7f")` alternates
+    text and element numbers: one list operation instead of a regex callback per <ref> (which
+    gives ""). Anything else (a mark split from its number) takes the regex.
+    """
+    parts = s.split(_MARK)
+    numbers = parts[1::2]
+    digits = "".join(numbers)
+    if len(parts) % 2 and "" not in numbers and digits.isascii() and digits.isdigit():
+        parts[1::2] = [
+            _element_text(element, site, depth) if (element := elements[int(n)]).name in _SHOWN_TAGS else ""
+            for n in numbers
+        ]
+        return "".join(parts)
+    s = _PLACEHOLDER.sub(lambda m: _element_text(elements[int(m.group(1))], site, depth), s)
+    return s.replace(_MARK, "")
 
 
 def _element_text(element, site: SiteInfo, depth: int) -> str:
@@ -200,25 +238,27 @@ def _element_text(element, site: SiteInfo, depth: int) -> str:
 def _tidy(s: str, unescape: bool = True) -> str:
     """Entities decoded, wikitext residue removed, spaces collapsed, empty lines dropped.
 
-    Whole-text passes with str methods where they do (a regex over every space costs more than
-    the rest of the stripper).
+    Whole-text passes with str methods or regexes that start with a literal (a pattern starting
+    with a character class is tried at every character, and a regex over every space costs more
+    than the rest of the stripper).
     """
     if unescape and "&" in s:
         s = html.unescape(s)
-    s = _RESIDUE.sub("", s)
+    if "{" in s or "}" in s or "[" in s or "]" in s or "<" in s or (">" in s and "-->" in s):
+        # (A pattern starting with a class scans slowly; most texts hold none of its characters.)
+        s = _RESIDUE.sub("", s)
     for blank in ("\t", "\r", "\f", "\v", "\u00a0"):
         if blank in s:
             s = s.replace(blank, " ")
-    while "  " in s:
-        s = s.replace("   ", " ").replace("  ", " ")
+    s = _SPACE_RUN.sub(" ", s)
     if "(" in s:
         # Parentheses emptied by removed templates: "born ( ) in" → "born in".
-        s = _EMPTY_PARENS.sub("", s)
-        while "  " in s:
-            s = s.replace("  ", " ")
+        s, removed = _remove_empty_brackets(s)
+        if removed and "  " in s:
+            s = _SPACE_RUN.sub(" ", s)
     # A space left before a comma or full stop by a removed template or reference.
     s = s.replace(" ,", ",").replace(" .", ".")
-    return "\n".join(line for line in (line.strip() for line in s.split("\n")) if line)
+    return "\n".join([line for raw in s.split("\n") if (line := raw.strip())])
 
 
 # -- HTML --------------------------------------------------------------------------------------
