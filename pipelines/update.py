@@ -221,6 +221,8 @@ def discover_base(path: str) -> Base:
         raise UsageError(f"--base {path}: no such folder")
     manifest = base_manifest(path)
     options = manifest.get("options", {})
+    # the published md5 of each tarball: the indexed scan trusts a base member only through it
+    md5s = {e["path"]: e.get("md5") for e in manifest.get("outputs", []) if e.get("kind") == "tarball"}
     snapshots, languages, urls = [], {}, {}
     for name in sorted(os.path.basename(p) for p in fs.glob(f"{root}/*_namespace_*.tar.gz")):
         sid = name[: -len(".tar.gz")]
@@ -234,7 +236,9 @@ def discover_base(path: str) -> Base:
         protocol = path.split("://", 1)[0] + "://" if "://" in path else ""
         parquet = tuple(protocol + p for p in sorted(fs.glob(f"{root}/parquet/{sid}/*.parquet")))
         text = tuple(protocol + p for p in sorted(fs.glob(f"{root}/text/{sid}/*.parquet")))
-        snapshots.append(BaseSnapshot(db, int(ns_text), join(path, name), meta_path if meta else None, parquet, text))
+        snapshots.append(
+            BaseSnapshot(db, int(ns_text), join(path, name), meta_path if meta else None, parquet, text, md5s.get(name))
+        )
         if db not in urls:
             record = first_record(join(path, name))
             urls[db] = record.get("is_part_of", {}).get("url", "")

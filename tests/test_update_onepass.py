@@ -8,6 +8,7 @@ lines gzipped one by one, a sort of the Parquet rows), on the real enwiki sample
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import shutil
@@ -315,3 +316,120 @@ def test_a_base_changed_after_the_scan_fails_the_rewrite(small_base, tmp_path, w
     message = str(caught.value)
     assert message.startswith(f"{tarball}: base snapshot") and f"{member.start:,}-{member.end:,}" in message
     assert "restore the base" in message
+
+
+# -- the indexed scan: the base's md5 and Parquet shards instead of inflating every member -------------
+
+
+def indexed(base: Path, tarball: Path | None = None, md5: str | None = "manifest") -> BaseSnapshot:
+    """The snapshot of `base` as `update` sees it: tarball, Parquet shards and published md5."""
+    if md5 == "manifest":
+        outputs = json.loads((base / "manifest.json").read_text())["outputs"]
+        md5 = next(o["md5"] for o in outputs if o["path"] == TAR)
+    shards = tuple(sorted(str(p) for p in (base / "parquet" / "enwiki_namespace_0").glob("*.parquet")))
+    return BaseSnapshot("enwiki", 0, str(tarball or base / TAR), None, shards, (), md5)
+
+
+def member_of(members, page_id: int) -> int:
+    return max(m.index for m in members if m.first_id <= page_id)
+
+
+MEMBER_FIELDS = ("index", "data_size", "start", "end", "first_id", "raw_crc")
+
+
+def test_the_indexed_scan_finds_what_the_full_scan_finds_inflating_only_members_with_hits(small_base, monkeypatch):
+    snapshot = indexed(small_base)
+    wanted = wanted_of(records_by_id(small_base / TAR))
+    inflated: list[int] = []
+    real_chunks = merge._member_chunks
+
+    def spy(path, member):
+        inflated.append(member.index)
+        return real_chunks(path, member)
+
+    monkeypatch.setattr(merge, "_member_chunks", spy)
+    scan = scan_base(snapshot, wanted)
+    full = merge._scan_wikisnap_layout(snapshot, wanted)  # every member inflated, every line read
+    assert scan.indexed and not full.indexed
+    assert [(h.page_id, h.record) for h in scan.hits] == [(h.page_id, h.record) for h in full.hits]
+    assert len(full.hits) >= 5  # ids, the redirect target, the record listing the redirect
+    assert [[getattr(m, f) for f in MEMBER_FIELDS] for m in scan.members] == [
+        [getattr(m, f) for f in MEMBER_FIELDS] for m in full.members
+    ]
+    # only members holding a wanted record were inflated (each once); the others never
+    with_hits = sorted({member_of(full.members, h.page_id) for h in full.hits})
+    assert inflated == with_hits and len(with_hits) < len(scan.members) / 2
+
+
+def test_the_indexed_scan_stops_after_the_last_wanted_record(small_base, monkeypatch):
+    snapshot = indexed(small_base)
+    members = scan_base(snapshot, Wanted(frozenset(), frozenset(), frozenset())).members
+    member = max(members, key=lambda m: m.end - m.start)
+    monkeypatch.setattr(merge, "_HIT_READ", 1024)  # so a member takes many reads
+    taken: list[int] = []
+    real_read = merge._read_span
+
+    def spy(path, start, end, chunk=1 << 22):
+        for data in real_read(path, start, end, chunk):
+            if chunk == 1024:  # the reads looking for wanted records (not the first-line check)
+                taken.append(len(data))
+            yield data
+
+    monkeypatch.setattr(merge, "_read_span", spy)
+    scan = scan_base(snapshot, Wanted(frozenset({member.first_id}), frozenset(), frozenset()))
+    assert [h.page_id for h in scan.hits] == [member.first_id]
+    assert 0 < sum(taken) < (member.end - member.start) / 2  # its first record needed only its first bytes
+
+
+@pytest.mark.parametrize("case", ["no-md5", "other-md5", "swapped-shards", "changed-tarball"])
+def test_the_indexed_scan_falls_back_to_the_full_scan(small_base, tmp_path, case):
+    base = tmp_path / "base"
+    shutil.copytree(small_base, base)
+    snapshot = indexed(base, md5={"no-md5": None, "other-md5": "0" * 32}.get(case, "manifest"))
+    if case == "swapped-shards":  # shard 1 holds member 2's rows and the other way round
+        one, two = (base / "parquet" / "enwiki_namespace_0" / f"enwiki_namespace_0_{n}.parquet" for n in (1, 2))
+        data = one.read_bytes()
+        one.write_bytes(two.read_bytes())
+        two.write_bytes(data)
+    if case == "changed-tarball":  # a valid tarball, but not the one the manifest published
+        data = (base / TAR).read_bytes()
+        spans = gzip_spans_of(base / TAR)
+        start, end = spans[3]
+        lines = zlib.decompress(data[start:end], 31)
+        (base / TAR).write_bytes(data[:start] + gzip.compress(lines, 1, mtime=0) + data[end:])
+    wanted = wanted_of(records_by_id(small_base / TAR))
+    scan = scan_base(snapshot, wanted)
+    full = merge._scan_wikisnap_layout(snapshot, wanted)
+    assert not scan.indexed
+    assert [(h.page_id, h.record) for h in scan.hits] == [(h.page_id, h.record) for h in full.hits] != []
+    assert [m.raw_crc for m in scan.members] == [m.raw_crc for m in full.members]
+
+
+def test_update_through_the_index_writes_the_bytes_of_the_full_scan(small_base, update, tmp_path, monkeypatch):
+    from test_update import md5s
+
+    indexed_calls: list[str] = []
+    real_indexed = merge._scan_indexed
+
+    def spy(snapshot, wanted):
+        scan = real_indexed(snapshot, wanted)
+        indexed_calls.append(snapshot.tarball)
+        return scan
+
+    monkeypatch.setattr(merge, "_scan_indexed", spy)
+    events = write_lines(tmp_path / "events.ndjson", enwiki_events(records_by_id(small_base / TAR)))
+    code, _stdout, stderr = update(small_base, [events], tmp_path / "by-index")
+    assert code == 0, stderr
+    assert indexed_calls == [str(small_base / TAR)]
+    # the same base without the published md5: the full scan of every member
+    unindexed = tmp_path / "base"
+    shutil.copytree(small_base, unindexed)
+    manifest = json.loads((unindexed / "manifest.json").read_text())
+    for entry in manifest["outputs"]:
+        if entry["kind"] == "tarball":
+            del entry["md5"]
+    (unindexed / "manifest.json").write_text(json.dumps(manifest))
+    code, _stdout, stderr = update(unindexed, [events], tmp_path / "by-scan")
+    assert code == 0, stderr
+    assert len(indexed_calls) == 1
+    assert md5s(tmp_path / "by-index") == md5s(tmp_path / "by-scan")

@@ -41,6 +41,7 @@ from __future__ import annotations
 import bisect
 import copy
 import gzip
+import hashlib
 import io
 import json
 import re
@@ -114,6 +115,7 @@ class BaseSnapshot:
     metadata: str | None = None
     parquet: tuple[str, ...] = ()
     text: tuple[str, ...] = ()  # plain-text shards (`--formats text`), shard n beside member n
+    md5: str | None = None  # the tarball's md5 as the base's manifest published it (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -796,6 +798,7 @@ class BaseScan:
 
     hits: list[BaseHit]
     members: tuple[BaseMember, ...] | None  # None: not wikisnap's layout (planned the slow way)
+    indexed: bool = False  # found through the Parquet index (`_scan_indexed`), not a full inflate
 
 
 def scan_base(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
@@ -807,7 +810,16 @@ def scan_base(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
     newest date are recorded — so planning reads nothing again, and an untouched member is later
     copied as bytes with its counts from here. A tarball of another layout (a WME download) is
     read by `find_in_base` instead and gets no member map. BaseError as `iter_snapshot_lines`.
+
+    A snapshot with Parquet shards and a published md5 takes `_scan_indexed` first: the same hits
+    and map without inflating the members no record is wanted from; when its checks do not hold
+    (another md5, another layout, shards that do not match), this full scan runs instead.
     """
+    if snapshot.md5 and snapshot.parquet:
+        try:
+            return _scan_indexed(snapshot, wanted)
+        except _NoIndex:
+            pass  # the full scan finds what is wrong, or reads a base that is right but unindexed
     try:
         return _scan_wikisnap_layout(snapshot, wanted)
     except _NotWikisnapLayout:
@@ -907,6 +919,252 @@ def _scan_line(snapshot: BaseSnapshot, wanted: Wanted, line: bytes, number: int,
     if hit:
         hits.append(BaseHit(snapshot.dbname, snapshot.ns, page_id, json.loads(line)))
     return page_id
+
+
+# -- the indexed scan: the base's own md5 and Parquet shards instead of a full inflate -----------
+
+
+class _NoIndex(Exception):
+    """The indexed scan cannot vouch for this base (another md5 or layout, shards that do not match)."""
+
+
+# bytes kept back at the end of each chunk read: a header member (~100 bytes compressed) with
+# the 8-byte trailer before it is checked only once it is whole in the buffer
+_HOLD = 1 << 12
+_CHUNK = 1 << 22
+_HIT_READ = 1 << 20  # compressed bytes inflated at a time while looking for wanted records
+# how every member of a wikisnap tarball starts (`gzip_member`, GzipMemberWriter): magic, deflate,
+# no flags, mtime 0 — with ISA-L and with zlib alike
+_GZIP_HEAD = b"\x1f\x8b\x08\x00\x00\x00\x00\x00"
+_END_OF_ARCHIVE = bytes(2 * tarfile.BLOCKSIZE)
+
+
+def _small_member(buf: bytes, at: int) -> tuple[bytes, int] | None:
+    """The data of the small gzip member (a tar header or the end blocks) at `buf[at:]` and its
+    compressed length, or None when no complete member of at most 1 KB of data starts there."""
+    d = zlib.decompressobj(31)
+    try:
+        out = d.decompress(buf[at : at + _HOLD], 2 * tarfile.BLOCKSIZE + 1)
+    except zlib.error:
+        return None
+    if not d.eof or len(out) > 2 * tarfile.BLOCKSIZE:
+        return None
+    return out, min(len(buf) - at, _HOLD) - len(d.unused_data)
+
+
+def _header_at(buf: bytes, at: int, name: str) -> tuple[int, int] | None:
+    """(data size, compressed length) of the header member of tar member `name` at `buf[at:]`."""
+    found = _small_member(buf, at)
+    if found is None or len(found[0]) != tarfile.BLOCKSIZE:
+        return None
+    try:
+        info = tarfile.TarInfo.frombuf(found[0], "utf-8", "surrogateescape")
+    except tarfile.TarError:
+        return None
+    return (info.size, found[1]) if info.isfile() and info.name == name else None
+
+
+def _map_by_headers(path: str, sid: str, md5: str) -> list[tuple[int, int, int, int]]:
+    """`(data size, start, end, CRC-32 of the raw bytes)` of each data member of a wikisnap tarball,
+    found in one pass over the compressed bytes without inflating the data members.
+
+    The layout is `assemble_tarball`'s: header member of `{sid}_0.ndjson`, its data member, header
+    of `{sid}_1.ndjson`, …, end-of-archive member. A data member ends where the next header (or
+    the end member) starts: a gzip magic preceded by the trailer's ISIZE of the padded size the
+    header gave, where a gzip member holding exactly that next tar header (or the end blocks,
+    ending the file) starts. The whole file must have the md5 its manifest published: then these
+    are the bytes that run wrote and read back. `_NoIndex` when anything differs.
+    """
+    digest = hashlib.md5()
+    spans: list[tuple[int, int, int, int]] = []
+    # one buffer reused for every read (fresh 4 MB objects cost more in page faults than the md5)
+    buf = bytearray(_CHUNK + 2 * _HOLD)
+    view = memoryview(buf)
+    filled, off = 0, 0  # buf[:filled] holds the file's bytes [off, off + filled)
+    at = 0  # where the next small member starts (header state), or where the search goes on
+    searching, closed, n = False, False, 0
+    size = start = crc = crc_at = 0  # the data member being searched: its size, start, CRC so far
+    isize = b""
+    with open_read(path) as f:
+        while not closed:
+            got = f.readinto(view[filled : filled + _CHUNK]) or 0
+            eof = not got
+            digest.update(view[filled : filled + got])
+            filled += got
+            while True:
+                safe = off + filled - (0 if eof else _HOLD)  # positions before this can be checked
+                if not searching:
+                    if at > safe or (at == safe and not eof):
+                        break  # read on
+                    header = _header_at(view[:filled], at - off, f"{sid}_{n}.ndjson")
+                    if header is None:
+                        end = _small_member(view[:filled], at - off)
+                        if eof and n and end is not None and end[0] == _END_OF_ARCHIVE and at + end[1] == off + filled:
+                            closed = True
+                            break
+                        raise _NoIndex  # not the next header, nor the end member ending the file
+                    size, length = header
+                    start = crc_at = at + length
+                    crc = 0
+                    isize = ((size + (-size % tarfile.BLOCKSIZE)) & 0xFFFFFFFF).to_bytes(4, "little")
+                    searching = True
+                    at = start + 18  # a gzip member has at least its 10-byte header and 8-byte trailer
+                    continue
+                hit = buf.find(_GZIP_HEAD, at - off, filled)
+                while 0 <= hit < safe - off:
+                    if buf[hit - 4 : hit] == isize and (
+                        _header_at(view[:filled], hit, f"{sid}_{n + 1}.ndjson") is not None
+                        or ((end := _small_member(view[:filled], hit)) is not None and end[0] == _END_OF_ARCHIVE)
+                    ):
+                        break
+                    hit = buf.find(_GZIP_HEAD, hit + 1, filled)
+                else:
+                    if eof:
+                        raise _NoIndex  # a data member without an end: cut off
+                    at = max(at, safe)
+                    break
+                crc = zlib.crc32(view[crc_at - off : hit], crc)
+                spans.append((size, start, off + hit, crc))
+                n, at, searching = n + 1, off + hit, False
+            if eof and not closed:
+                raise _NoIndex
+            # keep only what a later check needs (at most _HOLD + 4 bytes): the 4 ISIZE bytes
+            # before the search point; a data member's bytes leave the buffer through its CRC
+            keep = at - 4 if searching else at
+            if searching:
+                crc = zlib.crc32(view[crc_at - off : keep - off], crc)
+                crc_at = keep
+            tail = filled - (keep - off)
+            buf[:tail] = bytes(view[keep - off : filled])  # (a copy: the two ranges may overlap)
+            filled, off = tail, keep
+    if digest.hexdigest() != md5 or not spans:
+        raise _NoIndex
+    return spans
+
+
+def _first_line(path: str, start: int, end: int) -> bytes:
+    """The first NDJSON line of the data member at bytes `start`-`end` (inflating only that far)."""
+    d = gzip_decompressor()
+    out = b""
+    for data in _read_span(path, start, end, 1 << 16):
+        try:
+            out += d.decompress(data)
+        except DECOMPRESS_ERRORS:
+            raise _NoIndex from None
+        if b"\n" in out or d.eof:
+            break
+    return out.split(b"\n", 1)[0]
+
+
+def _shard_index(path: str, wanted: Wanted) -> tuple[int, int, list[int]]:
+    """(rows, first page id, ids of the rows `find_in_base` would take) of one base Parquet shard.
+
+    Its rule, on the shard's columns: the page id is wanted, the title is a wanted redirect
+    target, or a wanted title is among the listed redirects. Only those columns are read.
+    """
+    columns = ["identifier", "name"] + (["redirects"] if wanted.redirect_names else [])
+    with open_read(path) as f:
+        table = pq.ParquetFile(f).read(columns=columns)
+    if table.num_rows == 0:
+        raise _NoIndex
+    ids = table["identifier"].combine_chunks()
+    mask = pc.is_in(ids, value_set=pa.array(sorted(wanted.ids), pa.int64()))
+    targets = sorted(json.loads(name) for name in wanted.names)
+    if targets:
+        mask = pc.or_(mask, pc.is_in(table["name"].combine_chunks(), value_set=pa.array(targets, pa.string())))
+    if wanted.redirect_names:
+        lists = table["redirects"].combine_chunks()
+        names = pc.struct_field(pc.list_flatten(lists), "name")
+        listed = pc.is_in(names, value_set=pa.array(sorted(wanted.redirect_names), pa.string()))
+        rows = pc.list_parent_indices(lists).filter(pc.fill_null(listed, False)).unique()
+        mask = pc.or_(mask, pc.is_in(pa.array(range(table.num_rows), pa.int64()), value_set=rows.cast(pa.int64())))
+    return table.num_rows, ids[0].as_py(), ids.filter(pc.fill_null(mask, False)).to_pylist()
+
+
+def _scan_indexed(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
+    """`scan_base` through the base's own index: its published md5 and Parquet shard n of member n.
+
+    One pass over the compressed bytes checks the md5 and maps the members (`_map_by_headers`,
+    CRC-32 of each span for the copy, as the full scan); the shards' id, title and redirect
+    columns say which records the diffs touch (`find_in_base`'s rule) and the line counts; only a
+    member holding such a record is inflated, and only up to its last one. Each member's first
+    line is inflated to check it is its shard's first row. Same hits, in the same order, and the
+    same map as the full scan; `_NoIndex` when any check fails (the caller then runs that scan).
+    """
+    sid = snapshot_id(snapshot.dbname, snapshot.ns)
+    shards = _parquet_shards(snapshot)
+    spans = _map_by_headers(snapshot.tarball, sid, snapshot.md5)
+    if sorted(shards) != list(range(len(spans))):
+        raise _NoIndex
+    hits: list[BaseHit] = []
+    members: list[BaseMember] = []
+    for index, (size, start, end, crc) in enumerate(spans):
+        rows, first_id, wanted_ids = _shard_index(shards[index], wanted)
+        try:
+            head = line_head(_first_line(snapshot.tarball, start, end))[1]
+        except ValueError:
+            raise _NoIndex from None
+        if head != first_id:
+            raise _NoIndex  # the shard is not this member's
+        # records and newest date are left to the rewrite: with Parquet they come from the shard
+        member = BaseMember(index, size, start, end, first_id, -1, None, crc)
+        members.append(member)
+        if wanted_ids:
+            hits.extend(_member_hits(snapshot, member, wanted_ids))
+    return BaseScan(hits, tuple(members), indexed=True)
+
+
+def _member_chunks(path: str, member: BaseMember) -> Iterator[bytes]:
+    """The decompressed bytes of a data member from its start, inflated only as far as they are
+    taken (1 MB of compressed bytes at a time); `_NoIndex` when they do not decompress."""
+    d = gzip_decompressor()
+    for data in _read_span(path, member.start, member.end, _HIT_READ):
+        try:
+            out = d.decompress(data)
+        except DECOMPRESS_ERRORS:
+            raise _NoIndex from None  # the full scan names the member and byte
+        if out:
+            yield out
+        if d.eof:
+            return
+
+
+def _member_hits(snapshot: BaseSnapshot, member: BaseMember, ids: list[int]) -> Iterator[BaseHit]:
+    """The records of `ids` (ascending, as the member's lines), parsed from their lines, inflating
+    the member only up to the last one; `_NoIndex` when one of them is not there.
+
+    Lines are not split: a wanted line is found by its id as the head writes it, then checked
+    to be that line's head (`_HEAD`), so an equal nested identifier is passed over.
+    """
+    pending = iter(ids)
+    want: int | None = next(pending)
+    text, pos = b"", 0
+    for out in _member_chunks(snapshot.tarball, member):
+        text = text + out if text else out
+        while want is not None:
+            at = text.find(b',"identifier":%d,' % want, pos)
+            if at < 0:
+                break
+            start, end = text.rfind(b"\n", 0, at) + 1, text.find(b"\n", at)
+            if end < 0:
+                break  # the line goes on in the next chunk
+            match = _HEAD.match(text, start)
+            if match is None or int(match.group(2)) != want:
+                pos = at + 1  # a nested identifier: search on
+                continue
+            yield BaseHit(snapshot.dbname, snapshot.ns, want, json.loads(text[start : end + 1]))
+            want, pos = next(pending, None), end + 1
+        if want is None:
+            return
+        cut = text.rfind(b"\n") + 1  # keep only the unfinished last line
+        text, pos = text[cut:], max(0, pos - cut)
+    match = _HEAD.match(text)
+    if want is not None and text and match is not None and int(match.group(2)) == want:
+        # a last line without its newline: kept as it is, like the line reader
+        yield BaseHit(snapshot.dbname, snapshot.ns, want, json.loads(text))
+        want = next(pending, None)
+    if want is not None:
+        raise _NoIndex  # the shard lists a page this member does not hold
 
 
 def _parquet_shards(snapshot: BaseSnapshot, paths: tuple[str, ...] | None = None) -> dict[int, str]:
@@ -1186,6 +1444,7 @@ class _FindInBaseFn(beam.DoFn):
         self.c_hits = Metrics.counter("wikisnap", "base_records_touched")
         self.c_untouched = Metrics.counter("wikisnap", "base_snapshots_untouched")
         self.c_mapped = Metrics.counter("wikisnap", "base_snapshots_mapped")
+        self.c_indexed = Metrics.counter("wikisnap", "base_snapshots_indexed")
         self.c_other = Metrics.counter("wikisnap", "base_snapshots_other_layout")
         self.c_errors = Metrics.counter("wikisnap", "base_errors")
 
@@ -1206,7 +1465,7 @@ class _FindInBaseFn(beam.DoFn):
         if scan.members is None:
             self.c_other.inc()
         else:
-            self.c_mapped.inc()
+            (self.c_indexed if scan.indexed else self.c_mapped).inc()
             yield beam.pvalue.TaggedOutput(TAG_LAYOUT, ((snapshot.dbname, snapshot.ns), scan.members))
 
 
