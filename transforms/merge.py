@@ -702,12 +702,22 @@ def _span_lines(path: str, member: BaseMember) -> Iterator[bytes]:
             ) from None
         if left <= 0:
             continue
-        out = out[:left]
+        if len(out) > left:
+            out = out[:left]  # the tar padding
         left -= len(out)
-        lines = (pending + out).split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            yield line + b"\n"
+        # each line is sliced once out of the chunk (no split list, no joined copies of the chunk)
+        start = 0
+        if pending:
+            end = out.find(b"\n")
+            if end < 0:
+                pending += out
+                continue
+            yield pending + out[: end + 1]
+            pending, start = b"", end + 1
+        while (end := out.find(b"\n", start)) >= 0:
+            yield out[start : end + 1]
+            start = end + 1
+        pending = out[start:]
     if not d.eof or d.unused_data:
         raise base_error(path, f"bytes {member.start:,}-{member.end:,} are no longer one whole gzip member: it changed")
     if pending:
