@@ -8,7 +8,9 @@ lines gzipped one by one, a sort of the Parquet rows), on the real enwiki sample
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import hashlib
 import io
 import json
 import shutil
@@ -433,3 +435,118 @@ def test_update_through_the_index_writes_the_bytes_of_the_full_scan(small_base, 
     assert code == 0, stderr
     assert len(indexed_calls) == 1
     assert md5s(tmp_path / "by-index") == md5s(tmp_path / "by-scan")
+
+
+# -- the read-back of copied members ---------------------------------------------------------------------
+
+
+def assembled(small_base: Path, tmp: Path, changed_members: int = 2):
+    """An update of `small_base` assembled in-process: (tarball OutputFile, members, parts)."""
+    from wikisnap.pipelines.update import discover_base
+    from wikisnap.transforms.write import assemble_snapshot
+
+    [snapshot] = discover_base(str(small_base)).snapshots
+    scan = scan_base(snapshot, Wanted(frozenset(), frozenset(), frozenset()))
+    records = records_by_id(small_base / TAR)
+    touched = [m for m in scan.members if m.records != 0][1 : 1 + changed_members]
+    changed = {m.first_id: {**records[m.first_id], "name": f"Renamed {m.index}"} for m in touched}
+    opts = write_options(tmp, {"ndjson", "parquet"})
+    parts = [rewrite_member(task, opts)[0] for task in plan_members(snapshot, changed, opts, scan.members)]
+    outputs = assemble_snapshot(("enwiki", 0), parts, "en", opts)
+    return next(o for o in outputs if o.kind == "tarball"), scan.members, parts
+
+
+def test_copied_members_are_hashed_not_inflated_by_the_read_back(small_base, tmp_path, monkeypatch):
+    from wikisnap.transforms import verify
+
+    tarball, members, parts = assembled(small_base, tmp_path)
+    assert [p.copied for p in parts].count(False) == 2 and len(tarball.copied) == len(parts) - 2
+    inflated = []
+    real = verify.gzip_decompressor
+
+    class Counting:
+        def __init__(self):
+            self.d = real()
+
+        def decompress(self, data):
+            out = self.d.decompress(data)
+            inflated.append(len(out))
+            return out
+
+        def __getattr__(self, name):
+            return getattr(self.d, name)
+
+    monkeypatch.setattr(verify, "gzip_decompressor", Counting)
+    counted, problems = verify.verify_file(tarball)
+    assert problems == [] and counted == tarball.records == sum(p.records for p in parts)
+    # only the headers, the two rewritten members and the end blocks were inflated
+    rewritten = sum(p.data_size + (-p.data_size % 512) for p in parts if not p.copied)
+    assert sum(inflated) == rewritten + 512 * len(parts) + 1024
+    # the same file read back whole, every member inflated, gives the same count
+    monkeypatch.undo()
+    assert verify.verify_file(dataclasses.replace(tarball, copied=None)) == (counted, [])
+
+
+@pytest.mark.parametrize("damage", ["rewritten-member", "span-off-by-one", "span-missing", "header"])
+def test_the_read_back_of_copied_members_still_finds_damage(small_base, tmp_path, damage):
+    from wikisnap.transforms import verify
+
+    tarball, _members, parts = assembled(small_base, tmp_path)
+    path = Path(tarball.path)
+    data = bytearray(path.read_bytes())
+    spans = gzip_spans_of(path)
+    copied_starts = {s for s, _e, _n in tarball.copied}
+    output = tarball
+    if damage == "rewritten-member":  # the bytes written differ from what was read back
+        start, end = next((s, e) for s, e in spans[1:-1:2] if s not in copied_starts)
+        data[(start + end) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+        output = dataclasses.replace(tarball, md5=hashlib.md5(data).hexdigest())  # as if written so
+    elif damage == "span-off-by-one":
+        s, e, n = tarball.copied[0]
+        output = dataclasses.replace(tarball, copied=((s + 1, e, n), *tarball.copied[1:]))
+    elif damage == "span-missing":  # a copied member where a header is expected
+        s, e, n = tarball.copied[0]
+        header = next(hs for hs, he in spans if he == s)
+        output = dataclasses.replace(tarball, copied=((header, e, n), *tarball.copied[1:]))
+    else:  # a header member that holds no tar header
+        header_start, header_end = spans[0]
+        fake = gzip.compress(bytes(512), 3, mtime=0)
+        data = data[:header_start] + fake + data[header_end:]
+        path.write_bytes(bytes(data))
+        output = dataclasses.replace(
+            tarball,
+            md5=hashlib.md5(data).hexdigest(),
+            bytes=len(data),
+            copied=tuple((s + len(fake) - header_end, e + len(fake) - header_end, n) for s, e, n in tarball.copied),
+        )
+    _counted, problems = verify.verify_file(output)
+    assert problems and all(p.startswith(f"{path}: unreadable") for p in problems), problems
+
+
+def test_a_base_shard_changed_after_it_was_published_fails_the_copy(small_base, tmp_path):
+    from wikisnap.pipelines.update import discover_base
+
+    base = tmp_path / "base"
+    shutil.copytree(small_base, base)
+    [snapshot] = discover_base(str(base)).snapshots
+    scan = scan_base(snapshot, Wanted(frozenset(), frozenset(), frozenset()))
+    assert scan.indexed
+    opts = write_options(tmp_path, {"ndjson", "parquet"})
+    task = plan_members(snapshot, {}, opts, scan.members)[3]
+    shard = Path(task.shard)
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size: only its md5 tells
+    shard.write_bytes(bytes(data))
+    with pytest.raises(BaseError) as caught:
+        rewrite_member(task, opts)
+    assert str(caught.value).startswith(f"{shard}: base snapshot has md5") and "restore the base" in str(caught.value)
+
+
+def test_the_copied_hint_stays_out_of_the_manifest(small_base, update, tmp_path):
+    events = write_lines(tmp_path / "events.ndjson", enwiki_events(records_by_id(small_base / TAR)))
+    code, _stdout, stderr = update(small_base, [events], tmp_path / "out")
+    assert code == 0, stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["counts"]["enwiki"]["members_copied/0"] > 0
+    assert all("copied" not in entry for entry in manifest["outputs"])
