@@ -2,13 +2,18 @@
 
 Three stages, each a pure core plus a thin PTransform:
 
-FindInBase       per base snapshot (db, ns): stream its NDJSON lines and read only each line's
-                 head (`{"name":…,"identifier":N`) with a regex — no JSON parse, no wikitext.
-                 Lines of changed pages, of redirect targets named by the diffs and of records
-                 listing a changed page as a redirect are parsed and emitted (`BaseHit`); all
-                 others are left alone. Output is diff-sized. The same pass (`scan_base`) maps
-                 the members — byte spans, first page id, line count, newest date, CRC-32 of
-                 the raw bytes — so nothing reads the base again to plan the rewrite.
+FindInBase       per base snapshot (db, ns). With Parquet shards and a published md5 (a
+                 wikisnap base), the indexed scan (`_scan_indexed`): one pass over the
+                 compressed bytes checks the md5 and finds the members' byte spans (their gzip
+                 headers; CRC-32 of each span), the shards' id, title and redirect columns say
+                 which records the diffs touch, and only a member holding one is inflated, up to
+                 its last one. Otherwise (or when a check fails) the full scan (`scan_base`):
+                 every line's head (`{"name":…,"identifier":N`) read with a regex — no JSON
+                 parse, no wikitext. Either way the lines of changed pages, of redirect targets
+                 named by the diffs and of records listing a changed page as a redirect are
+                 parsed and emitted (`BaseHit`), the same hits in the same order; output is
+                 diff-sized, and the member map — byte spans, first page id, CRC-32 of the raw
+                 bytes — comes with them, so nothing reads the base again to plan the rewrite.
 ResolveWiki      per wiki: fold every page's Changes over its base record, in (time, revision,
                  kind) order — the latest revision wins whatever order the files came in — then
                  fix redirect lists. Out: the final record (or a removal) of every touched page,
@@ -16,24 +21,27 @@ ResolveWiki      per wiki: fold every page's Changes over its base record, in (t
 RewriteSnapshots per (db, ns): a snapshot no diff touches is copied as files; otherwise its
                  members (wikisnap's layout: one gzip member per NDJSON member) become tasks,
                  spread over the workers: an untouched member is copied as gzip bytes + its
-                 Parquet shard (never decompressed; the copy's CRC-32 must be the scan's), a
-                 touched one re-gzipped with the changes merged in page-id order (untouched
-                 lines byte for byte; its text shard fed in the same pass) and its shard sliced
-                 around the touched rows + the new ones with Arrow. Tarballs of another layout
-                 are rewritten line by line in one pass.
+                 Parquet shard (never decompressed; the copy's CRC-32 must be the scan's, the
+                 shard's md5 the manifest's), a touched one re-gzipped with the changes merged
+                 in page-id order (untouched lines byte for byte; its text shard fed in the same
+                 pass) while, in a thread beside it, its shard is sliced around the touched rows
+                 + the new ones with Arrow. Tarballs of another layout are rewritten line by
+                 line in one pass.
 
-A damaged base (empty, cut off, corrupt, a copied tarball whose md5 is not its metadata's) is a
-`BaseError` naming the tarball, member and byte; the DoFns emit it on their `errors` output and
-`wikisnap update` fails the run before anything is published.
+A damaged base (empty, cut off, corrupt, a copied tarball or shard whose md5 is not the one
+published) is a `BaseError` naming the file, member and byte (a tarball whose md5 is not its
+manifest's goes through the full scan, which finds where); the DoFns emit it on their `errors`
+output and `wikisnap update` fails the run before anything is published.
 
 Why this shape: on Beam's local runner a shuffled element stays in memory, so base records never
 go through a shuffle — only the Changes (diff-sized), the few base records they touch and member
-tasks (a path, a byte span and that member's changes). A base member is decompressed once when
-no change falls in it (the scan) and twice when one does (the scan, which must read every line to
-find redirect targets and listings by title, then the rewrite — keeping the scan's output for it
-would put the decompressed snapshot on temp storage, slower than a second inflate at scale); that
-is gzip decompression only, and memory does not grow with the snapshot: a worker holds one
-decompressed chunk and line, or one touched member's Parquet shard (≤ the member size of records).
+tasks (a path, a byte span and that member's changes). With the indexed scan a base member is
+never decompressed when no change falls in it (its bytes vouched for by the base's md5, its line
+count by its shard's, so the read-back only hashes its copy) and one and a half times on average
+when one does (the scan up to the last wanted line, then the rewrite — keeping the scan's output
+for it would put the decompressed member on temp storage, slower than a second inflate at
+scale); memory does not grow with the snapshot: a worker holds one decompressed chunk and line,
+or one touched member's Parquet shard (≤ the member size of records).
 """
 
 from __future__ import annotations
@@ -1257,9 +1265,10 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
 
     Keeps the base's member layout (member n of the base → member n of the output, so Parquet
     shard n follows it): a member no change falls in is copied (gzip bytes and Parquet shard,
-    nothing decompressed but its first line); a touched member is re-gzipped from its lines with
-    the changes merged in (untouched lines byte for byte), and its Parquet shard is the base shard
-    filtered by page id plus the new rows (Arrow compute, no JSON).
+    nothing decompressed; `MemberPart.copied` when the scan's CRC-32 and the shard's published md5
+    vouch for it); a touched member is re-gzipped from its lines with the changes merged in
+    (untouched lines byte for byte), and its Parquet shard — made in a thread beside that pass —
+    is the base shard filtered by page id plus the new rows (Arrow compute, no JSON).
     """
     snapshot, member, touched = task.snapshot, task.member, task.touched
     dbname, ns = snapshot.dbname, snapshot.ns
