@@ -550,3 +550,18 @@ def test_the_copied_hint_stays_out_of_the_manifest(small_base, update, tmp_path)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["counts"]["enwiki"]["members_copied/0"] > 0
     assert all("copied" not in entry for entry in manifest["outputs"])
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_the_published_md5_is_checked_beside_or_in_the_map_pass(small_base, monkeypatch, local):
+    # A local tarball is hashed in a thread of its own, a remote one in the pass that maps it.
+    monkeypatch.setattr(merge, "_is_local", lambda path: local)
+    hashed: list[str] = []
+    real_md5 = merge._md5_hex
+    monkeypatch.setattr(merge, "_md5_hex", lambda path: hashed.append(path) or real_md5(path))
+    wanted = wanted_of(records_by_id(small_base / TAR))
+    good = scan_base(indexed(small_base), wanted)
+    bad = scan_base(indexed(small_base, md5="f" * 32), wanted)
+    assert good.indexed and not bad.indexed
+    assert [h.record for h in good.hits] == [h.record for h in bad.hits] != []
+    assert hashed == ([str(small_base / TAR)] * 2 if local else [])

@@ -80,6 +80,7 @@ from wikisnap.transforms.files import (
     GzipMemberWriter,
     MemberPart,
     file_md5,
+    fs_for,
     join,
     new_attempt,
     open_read,
@@ -989,7 +990,7 @@ def _header_at(buf: bytes, at: int, name: str) -> tuple[int, int] | None:
     return (info.size, found[1]) if info.isfile() and info.name == name else None
 
 
-def _map_by_headers(path: str, sid: str, md5: str) -> list[tuple[int, int, int, int]]:
+def _map_by_headers(path: str, sid: str, digest=None) -> list[tuple[int, int, int, int]]:
     """`(data size, start, end, CRC-32 of the raw bytes)` of each data member of a wikisnap tarball,
     found in one pass over the compressed bytes without inflating the data members.
 
@@ -997,10 +998,9 @@ def _map_by_headers(path: str, sid: str, md5: str) -> list[tuple[int, int, int, 
     of `{sid}_1.ndjson`, …, end-of-archive member. A data member ends where the next header (or
     the end member) starts: a gzip magic preceded by the trailer's ISIZE of the padded size the
     header gave, where a gzip member holding exactly that next tar header (or the end blocks,
-    ending the file) starts. The whole file must have the md5 its manifest published: then these
-    are the bytes that run wrote and read back. `_NoIndex` when anything differs.
+    ending the file) starts. `digest` (a hashlib object, when given) is fed every byte: the caller
+    checks the md5. `_NoIndex` when the layout differs.
     """
-    digest = hashlib.md5()
     spans: list[tuple[int, int, int, int]] = []
     # one buffer reused for every read (fresh 4 MB objects cost more in page faults than the md5)
     buf = bytearray(_CHUNK + 2 * _HOLD)
@@ -1014,7 +1014,8 @@ def _map_by_headers(path: str, sid: str, md5: str) -> list[tuple[int, int, int, 
         while not closed:
             got = f.readinto(view[filled : filled + _CHUNK]) or 0
             eof = not got
-            digest.update(view[filled : filled + got])
+            if digest is not None:
+                digest.update(view[filled : filled + got])
             filled += got
             while True:
                 safe = off + filled - (0 if eof else _HOLD)  # positions before this can be checked
@@ -1062,9 +1063,22 @@ def _map_by_headers(path: str, sid: str, md5: str) -> list[tuple[int, int, int, 
             tail = filled - (keep - off)
             buf[:tail] = bytes(view[keep - off : filled])  # (a copy: the two ranges may overlap)
             filled, off = tail, keep
-    if digest.hexdigest() != md5 or not spans:
+    if not spans:
         raise _NoIndex
     return spans
+
+
+def _md5_hex(path: str) -> str:
+    with open_read(path) as f:
+        digest = hashlib.md5()
+        while chunk := f.read(READ_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _is_local(path: str) -> bool:
+    protocol = fs_for(path)[0].protocol
+    return bool({"file", "local"} & set(protocol if isinstance(protocol, tuple) else (protocol,)))
 
 
 def _first_line(path: str, start: int, end: int) -> bytes:
@@ -1109,16 +1123,30 @@ def _shard_index(path: str, wanted: Wanted) -> tuple[int, int, list[int]]:
 def _scan_indexed(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
     """`scan_base` through the base's own index: its published md5 and Parquet shard n of member n.
 
-    One pass over the compressed bytes checks the md5 and maps the members (`_map_by_headers`,
-    CRC-32 of each span for the copy, as the full scan); the shards' id, title and redirect
+    One pass over the compressed bytes maps the members (`_map_by_headers`, CRC-32 of each span
+    for the copy, as the full scan) and the whole file's md5 must be the published one; the shards' id, title and redirect
     columns say which records the diffs touch (`find_in_base`'s rule) and the line counts; only a
     member holding such a record is inflated, and only up to its last one. Each member's first
     line is inflated to check it is its shard's first row. Same hits, in the same order, and the
     same map as the full scan; `_NoIndex` when any check fails (the caller then runs that scan).
     """
+    # A local tarball's md5 is computed in a thread beside the map and the hits (hashlib works
+    # without the GIL; the second read comes from the page cache); a remote one's in the map's pass.
+    with ThreadPoolExecutor(1, thread_name_prefix="wikisnap-md5") as beside:
+        local = _is_local(snapshot.tarball)
+        digest = None if local else hashlib.md5()
+        md5 = beside.submit(_md5_hex, snapshot.tarball) if local else None
+        scan = _indexed_hits(snapshot, wanted, digest)
+        if (md5.result() if md5 is not None else digest.hexdigest()) != snapshot.md5:
+            raise _NoIndex  # not the bytes the base published (the full scan finds what changed)
+    return scan
+
+
+def _indexed_hits(snapshot: BaseSnapshot, wanted: Wanted, digest=None) -> BaseScan:
+    """`_scan_indexed` but the md5 check (`digest` is fed the tarball's bytes when given)."""
     sid = snapshot_id(snapshot.dbname, snapshot.ns)
     shards = _parquet_shards(snapshot)
-    spans = _map_by_headers(snapshot.tarball, sid, snapshot.md5)
+    spans = _map_by_headers(snapshot.tarball, sid, digest)
     if sorted(shards) != list(range(len(spans))):
         raise _NoIndex
     hits: list[BaseHit] = []
