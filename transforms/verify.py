@@ -178,8 +178,11 @@ class _VerifyFn(beam.DoFn):
     def setup(self) -> None:
         self.c_ok = Metrics.counter("wikisnap", "outputs_verified")
         self.c_bad = Metrics.counter("wikisnap", "outputs_failed_verification")
+        self.c_hashed = Metrics.counter("wikisnap", "copied_members_hashed_not_inflated")
 
     def process(self, output):
+        if output.copied:
+            self.c_hashed.inc(len(output.copied))
         counted, problems = verify_file(output)
         if problems:
             self.c_bad.inc()
