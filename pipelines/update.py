@@ -37,6 +37,7 @@ from wikisnap.pipelines.build import (
     parse_date,
     parse_formats,
     positive_int,
+    relative_path,
     run_temp_dir,
 )
 from wikisnap.pipelines.commit import OutputFolder
@@ -221,6 +222,8 @@ def discover_base(path: str) -> Base:
         raise UsageError(f"--base {path}: no such folder")
     manifest = base_manifest(path)
     options = manifest.get("options", {})
+    # the published md5 of each tarball: the indexed scan trusts a base member only through it
+    md5s = {e["path"]: e.get("md5") for e in manifest.get("outputs", []) if e.get("kind") in ("tarball", "parquet")}
     snapshots, languages, urls = [], {}, {}
     for name in sorted(os.path.basename(p) for p in fs.glob(f"{root}/*_namespace_*.tar.gz")):
         sid = name[: -len(".tar.gz")]
@@ -232,9 +235,21 @@ def discover_base(path: str) -> Base:
         if meta:
             languages[db] = meta.get("in_language", {}).get("identifier", "")
         protocol = path.split("://", 1)[0] + "://" if "://" in path else ""
-        parquet = tuple(protocol + p for p in sorted(fs.glob(f"{root}/parquet/{sid}/*.parquet")))
+        shards = sorted(fs.glob(f"{root}/parquet/{sid}/*.parquet"))
+        parquet = tuple(protocol + p for p in shards)
         text = tuple(protocol + p for p in sorted(fs.glob(f"{root}/text/{sid}/*.parquet")))
-        snapshots.append(BaseSnapshot(db, int(ns_text), join(path, name), meta_path if meta else None, parquet, text))
+        snapshots.append(
+            BaseSnapshot(
+                db,
+                int(ns_text),
+                join(path, name),
+                meta_path if meta else None,
+                parquet,
+                text,
+                md5s.get(name),
+                tuple(md5s.get(relative_path(p, root)) for p in shards),
+            )
+        )
         if db not in urls:
             record = first_record(join(path, name))
             urls[db] = record.get("is_part_of", {}).get("url", "")

@@ -8,6 +8,9 @@ lines gzipped one by one, a sort of the Parquet rows), on the real enwiki sample
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
+import hashlib
 import io
 import json
 import shutil
@@ -315,3 +318,250 @@ def test_a_base_changed_after_the_scan_fails_the_rewrite(small_base, tmp_path, w
     message = str(caught.value)
     assert message.startswith(f"{tarball}: base snapshot") and f"{member.start:,}-{member.end:,}" in message
     assert "restore the base" in message
+
+
+# -- the indexed scan: the base's md5 and Parquet shards instead of inflating every member -------------
+
+
+def indexed(base: Path, tarball: Path | None = None, md5: str | None = "manifest") -> BaseSnapshot:
+    """The snapshot of `base` as `update` sees it: tarball, Parquet shards and published md5."""
+    if md5 == "manifest":
+        outputs = json.loads((base / "manifest.json").read_text())["outputs"]
+        md5 = next(o["md5"] for o in outputs if o["path"] == TAR)
+    shards = tuple(sorted(str(p) for p in (base / "parquet" / "enwiki_namespace_0").glob("*.parquet")))
+    return BaseSnapshot("enwiki", 0, str(tarball or base / TAR), None, shards, (), md5)
+
+
+def member_of(members, page_id: int) -> int:
+    return max(m.index for m in members if m.first_id <= page_id)
+
+
+MEMBER_FIELDS = ("index", "data_size", "start", "end", "first_id", "raw_crc")
+
+
+def test_the_indexed_scan_finds_what_the_full_scan_finds_inflating_only_members_with_hits(small_base, monkeypatch):
+    snapshot = indexed(small_base)
+    wanted = wanted_of(records_by_id(small_base / TAR))
+    inflated: list[int] = []
+    real_chunks = merge._member_chunks
+
+    def spy(path, member):
+        inflated.append(member.index)
+        return real_chunks(path, member)
+
+    monkeypatch.setattr(merge, "_member_chunks", spy)
+    scan = scan_base(snapshot, wanted)
+    full = merge._scan_wikisnap_layout(snapshot, wanted)  # every member inflated, every line read
+    assert scan.indexed and not full.indexed
+    assert [(h.page_id, h.record) for h in scan.hits] == [(h.page_id, h.record) for h in full.hits]
+    assert len(full.hits) >= 5  # ids, the redirect target, the record listing the redirect
+    assert [[getattr(m, f) for f in MEMBER_FIELDS] for m in scan.members] == [
+        [getattr(m, f) for f in MEMBER_FIELDS] for m in full.members
+    ]
+    # only members holding a wanted record were inflated (each once); the others never
+    with_hits = sorted({member_of(full.members, h.page_id) for h in full.hits})
+    assert inflated == with_hits and len(with_hits) < len(scan.members) / 2
+
+
+def test_the_indexed_scan_stops_after_the_last_wanted_record(small_base, monkeypatch):
+    snapshot = indexed(small_base)
+    members = scan_base(snapshot, Wanted(frozenset(), frozenset(), frozenset())).members
+    member = max(members, key=lambda m: m.end - m.start)
+    monkeypatch.setattr(merge, "_HIT_READ", 1024)  # so a member takes many reads
+    taken: list[int] = []
+    real_read = merge._read_span
+
+    def spy(path, start, end, chunk=1 << 22):
+        for data in real_read(path, start, end, chunk):
+            if chunk == 1024:  # the reads looking for wanted records (not the first-line check)
+                taken.append(len(data))
+            yield data
+
+    monkeypatch.setattr(merge, "_read_span", spy)
+    scan = scan_base(snapshot, Wanted(frozenset({member.first_id}), frozenset(), frozenset()))
+    assert [h.page_id for h in scan.hits] == [member.first_id]
+    assert 0 < sum(taken) < (member.end - member.start) / 2  # its first record needed only its first bytes
+
+
+@pytest.mark.parametrize("case", ["no-md5", "other-md5", "swapped-shards", "changed-tarball"])
+def test_the_indexed_scan_falls_back_to_the_full_scan(small_base, tmp_path, case):
+    base = tmp_path / "base"
+    shutil.copytree(small_base, base)
+    snapshot = indexed(base, md5={"no-md5": None, "other-md5": "0" * 32}.get(case, "manifest"))
+    if case == "swapped-shards":  # shard 1 holds member 2's rows and the other way round
+        one, two = (base / "parquet" / "enwiki_namespace_0" / f"enwiki_namespace_0_{n}.parquet" for n in (1, 2))
+        data = one.read_bytes()
+        one.write_bytes(two.read_bytes())
+        two.write_bytes(data)
+    if case == "changed-tarball":  # a valid tarball, but not the one the manifest published
+        data = (base / TAR).read_bytes()
+        spans = gzip_spans_of(base / TAR)
+        start, end = spans[3]
+        lines = zlib.decompress(data[start:end], 31)
+        (base / TAR).write_bytes(data[:start] + gzip.compress(lines, 1, mtime=0) + data[end:])
+    wanted = wanted_of(records_by_id(small_base / TAR))
+    scan = scan_base(snapshot, wanted)
+    full = merge._scan_wikisnap_layout(snapshot, wanted)
+    assert not scan.indexed
+    assert [(h.page_id, h.record) for h in scan.hits] == [(h.page_id, h.record) for h in full.hits] != []
+    assert [m.raw_crc for m in scan.members] == [m.raw_crc for m in full.members]
+
+
+def test_update_through_the_index_writes_the_bytes_of_the_full_scan(small_base, update, tmp_path, monkeypatch):
+    from test_update import md5s
+
+    indexed_calls: list[str] = []
+    real_indexed = merge._scan_indexed
+
+    def spy(snapshot, wanted):
+        scan = real_indexed(snapshot, wanted)
+        indexed_calls.append(snapshot.tarball)
+        return scan
+
+    monkeypatch.setattr(merge, "_scan_indexed", spy)
+    events = write_lines(tmp_path / "events.ndjson", enwiki_events(records_by_id(small_base / TAR)))
+    code, _stdout, stderr = update(small_base, [events], tmp_path / "by-index")
+    assert code == 0, stderr
+    assert indexed_calls == [str(small_base / TAR)]
+    # the same base without the published md5: the full scan of every member
+    unindexed = tmp_path / "base"
+    shutil.copytree(small_base, unindexed)
+    manifest = json.loads((unindexed / "manifest.json").read_text())
+    for entry in manifest["outputs"]:
+        if entry["kind"] == "tarball":
+            del entry["md5"]
+    (unindexed / "manifest.json").write_text(json.dumps(manifest))
+    code, _stdout, stderr = update(unindexed, [events], tmp_path / "by-scan")
+    assert code == 0, stderr
+    assert len(indexed_calls) == 1
+    assert md5s(tmp_path / "by-index") == md5s(tmp_path / "by-scan")
+
+
+# -- the read-back of copied members ---------------------------------------------------------------------
+
+
+def assembled(small_base: Path, tmp: Path, changed_members: int = 2):
+    """An update of `small_base` assembled in-process: (tarball OutputFile, members, parts)."""
+    from wikisnap.pipelines.update import discover_base
+    from wikisnap.transforms.write import assemble_snapshot
+
+    [snapshot] = discover_base(str(small_base)).snapshots
+    scan = scan_base(snapshot, Wanted(frozenset(), frozenset(), frozenset()))
+    records = records_by_id(small_base / TAR)
+    touched = [m for m in scan.members if m.records != 0][1 : 1 + changed_members]
+    changed = {m.first_id: {**records[m.first_id], "name": f"Renamed {m.index}"} for m in touched}
+    opts = write_options(tmp, {"ndjson", "parquet"})
+    parts = [rewrite_member(task, opts)[0] for task in plan_members(snapshot, changed, opts, scan.members)]
+    outputs = assemble_snapshot(("enwiki", 0), parts, "en", opts)
+    return next(o for o in outputs if o.kind == "tarball"), scan.members, parts
+
+
+def test_copied_members_are_hashed_not_inflated_by_the_read_back(small_base, tmp_path, monkeypatch):
+    from wikisnap.transforms import verify
+
+    tarball, members, parts = assembled(small_base, tmp_path)
+    assert [p.copied for p in parts].count(False) == 2 and len(tarball.copied) == len(parts) - 2
+    inflated = []
+    real = verify.gzip_decompressor
+
+    class Counting:
+        def __init__(self):
+            self.d = real()
+
+        def decompress(self, data):
+            out = self.d.decompress(data)
+            inflated.append(len(out))
+            return out
+
+        def __getattr__(self, name):
+            return getattr(self.d, name)
+
+    monkeypatch.setattr(verify, "gzip_decompressor", Counting)
+    counted, problems = verify.verify_file(tarball)
+    assert problems == [] and counted == tarball.records == sum(p.records for p in parts)
+    # only the headers, the two rewritten members and the end blocks were inflated
+    rewritten = sum(p.data_size + (-p.data_size % 512) for p in parts if not p.copied)
+    assert sum(inflated) == rewritten + 512 * len(parts) + 1024
+    # the same file read back whole, every member inflated, gives the same count
+    monkeypatch.undo()
+    assert verify.verify_file(dataclasses.replace(tarball, copied=None)) == (counted, [])
+
+
+@pytest.mark.parametrize("damage", ["rewritten-member", "span-off-by-one", "span-missing", "header"])
+def test_the_read_back_of_copied_members_still_finds_damage(small_base, tmp_path, damage):
+    from wikisnap.transforms import verify
+
+    tarball, _members, parts = assembled(small_base, tmp_path)
+    path = Path(tarball.path)
+    data = bytearray(path.read_bytes())
+    spans = gzip_spans_of(path)
+    copied_starts = {s for s, _e, _n in tarball.copied}
+    output = tarball
+    if damage == "rewritten-member":  # the bytes written differ from what was read back
+        start, end = next((s, e) for s, e in spans[1:-1:2] if s not in copied_starts)
+        data[(start + end) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+        output = dataclasses.replace(tarball, md5=hashlib.md5(data).hexdigest())  # as if written so
+    elif damage == "span-off-by-one":
+        s, e, n = tarball.copied[0]
+        output = dataclasses.replace(tarball, copied=((s + 1, e, n), *tarball.copied[1:]))
+    elif damage == "span-missing":  # a copied member where a header is expected
+        s, e, n = tarball.copied[0]
+        header = next(hs for hs, he in spans if he == s)
+        output = dataclasses.replace(tarball, copied=((header, e, n), *tarball.copied[1:]))
+    else:  # a header member that holds no tar header
+        header_start, header_end = spans[0]
+        fake = gzip.compress(bytes(512), 3, mtime=0)
+        data = data[:header_start] + fake + data[header_end:]
+        path.write_bytes(bytes(data))
+        output = dataclasses.replace(
+            tarball,
+            md5=hashlib.md5(data).hexdigest(),
+            bytes=len(data),
+            copied=tuple((s + len(fake) - header_end, e + len(fake) - header_end, n) for s, e, n in tarball.copied),
+        )
+    _counted, problems = verify.verify_file(output)
+    assert problems and all(p.startswith(f"{path}: unreadable") for p in problems), problems
+
+
+def test_a_base_shard_changed_after_it_was_published_fails_the_copy(small_base, tmp_path):
+    from wikisnap.pipelines.update import discover_base
+
+    base = tmp_path / "base"
+    shutil.copytree(small_base, base)
+    [snapshot] = discover_base(str(base)).snapshots
+    scan = scan_base(snapshot, Wanted(frozenset(), frozenset(), frozenset()))
+    assert scan.indexed
+    opts = write_options(tmp_path, {"ndjson", "parquet"})
+    task = plan_members(snapshot, {}, opts, scan.members)[3]
+    shard = Path(task.shard)
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size: only its md5 tells
+    shard.write_bytes(bytes(data))
+    with pytest.raises(BaseError) as caught:
+        rewrite_member(task, opts)
+    assert str(caught.value).startswith(f"{shard}: base snapshot has md5") and "restore the base" in str(caught.value)
+
+
+def test_the_copied_hint_stays_out_of_the_manifest(small_base, update, tmp_path):
+    events = write_lines(tmp_path / "events.ndjson", enwiki_events(records_by_id(small_base / TAR)))
+    code, _stdout, stderr = update(small_base, [events], tmp_path / "out")
+    assert code == 0, stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["counts"]["enwiki"]["members_copied/0"] > 0
+    assert all("copied" not in entry for entry in manifest["outputs"])
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_the_published_md5_is_checked_beside_or_in_the_map_pass(small_base, monkeypatch, local):
+    # A local tarball is hashed in a thread of its own, a remote one in the pass that maps it.
+    monkeypatch.setattr(merge, "_is_local", lambda path: local)
+    hashed: list[str] = []
+    real_md5 = merge._md5_hex
+    monkeypatch.setattr(merge, "_md5_hex", lambda path: hashed.append(path) or real_md5(path))
+    wanted = wanted_of(records_by_id(small_base / TAR))
+    good = scan_base(indexed(small_base), wanted)
+    bad = scan_base(indexed(small_base, md5="f" * 32), wanted)
+    assert good.indexed and not bad.indexed
+    assert [h.record for h in good.hits] == [h.record for h in bad.hits] != []
+    assert hashed == ([str(small_base / TAR)] * 2 if local else [])

@@ -424,6 +424,9 @@ class MemberPart:
     parquet_path: str | None
     max_date: str = ""  # newest date_modified in the member (RFC 3339)
     text_path: str | None = None  # its plain-text Parquet shard (`--formats text`)
+    # `update`: the gzip part is a byte copy of a base member whose bytes (md5) and line count
+    # (its shard's, md5 too) the base's manifest vouches for — read back without inflating it
+    copied: bool = False
 
 
 def tar_padding(size: int) -> bytes:
@@ -505,14 +508,18 @@ class GzipMemberWriter:
             self._offload.close()
 
 
-def assemble_tarball(path: str, members: list[tuple[str, MemberPart]], mtime: int) -> tuple[str, int]:
-    """Concatenate member gzip parts into `{path}` as one valid .tar.gz; returns (md5, bytes).
+def assemble_tarball(
+    path: str, members: list[tuple[str, MemberPart]], mtime: int
+) -> tuple[str, int, tuple[tuple[int, int, int], ...]]:
+    """Concatenate member gzip parts into `{path}` as one valid .tar.gz; returns (md5, bytes, copied):
+    `copied` holds `(start, end, lines)` of the data members that are `MemberPart.copied`.
 
     Each member contributes a tiny gzip member with its tar header and its pre-compressed data;
     a last member holds the end-of-archive blocks. Only bytes are copied — nothing recompressed.
     """
     md5 = hashlib.md5()
     total = 0
+    copied: list[tuple[int, int, int]] = []
 
     def emit(out, chunk: bytes) -> None:
         nonlocal total
@@ -526,15 +533,18 @@ def assemble_tarball(path: str, members: list[tuple[str, MemberPart]], mtime: in
         for name, part in members:
             faults.point(f"write:tarball:{name}")  # tests kill a build here, half-way through a tarball
             emit(out, gzip_member(tar_header(name, part.data_size, mtime)))
+            start = total
             with open_read(part.gz_path) as src:
                 while True:
-                    chunk = src.read(1 << 22)
+                    chunk = src.read(1 << 20)  # 4 MB reads took fresh pages each time
                     if not chunk:
                         break
                     emit(out, chunk)
+            if part.copied:
+                copied.append((start, total, part.records))
         emit(out, gzip_member(b"\0" * (2 * TAR_BLOCK)))
     move(partial, path)
-    return md5.hexdigest(), total
+    return md5.hexdigest(), total, tuple(copied)
 
 
 class CountingReader(io.RawIOBase):

@@ -9,7 +9,8 @@ What is checked, per kind of file:
 - every file: its bytes and md5 equal what the writer reported (the storage kept what was written);
 - tarballs and hourly batches: every gzip member decompresses with a good CRC, the tar stream is
   well-formed to its end-of-archive blocks, members hold whole NDJSON lines, and the line count
-  equals the records written;
+  equals the records written (an update's members copied from its base are hashed, not inflated:
+  `_count_tar_lines_copied`);
 - Parquet shards (full records and plain text): the footer reads and its row count equals the
   records written;
 - dead letters: the line count equals the letters written; metadata: it parses as JSON.
@@ -25,7 +26,7 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
-from wikisnap.transforms.codecs import DECOMPRESS_ERRORS, gzip_reader
+from wikisnap.transforms.codecs import DECOMPRESS_ERRORS, gzip_decompressor, gzip_reader
 from wikisnap.transforms.files import TAR_BLOCK, HashingReader, open_read
 
 TAG_PROBLEMS = "problems"
@@ -41,7 +42,9 @@ def verify_file(output) -> tuple[int | None, list[str]]:
     with open_read(output.path) as raw:
         reader = HashingReader(raw, sha1=False)
         try:
-            if output.kind in TARBALL_KINDS:
+            if output.kind in TARBALL_KINDS and output.copied:
+                counted = _count_tar_lines_copied(reader, output.copied)
+            elif output.kind in TARBALL_KINDS:
                 counted = _count_tar_lines(reader)
             elif output.kind == "deadletter":
                 counted = _count_lines(reader)
@@ -117,12 +120,92 @@ def _count_tar_lines(reader) -> int:
     return lines
 
 
+def _count_tar_lines_copied(reader, copied: tuple[tuple[int, int, int], ...]) -> int:
+    """`_count_tar_lines` of a tarball in wikisnap's layout (one gzip member per tar header, one
+    per member's data, one for the end blocks) whose data members at `copied` — `(start, end,
+    lines)` — are byte copies of base members: their bytes only pass through `reader` (md5, size)
+    and count their known lines; every other member is inflated and checked as before.
+
+    An update copies members whose bytes carry the base's published md5 and whose line count is
+    their base shard's (md5 checked too): they were read back when the base was published.
+    """
+    spans = {start: (end, lines) for start, end, lines in copied}
+    buf, pos = b"", 0  # raw bytes read but not used yet, from file offset `pos`
+    lines, size, expect = 0, 0, "header"
+
+    def more() -> bool:
+        nonlocal buf
+        data = reader.read(1 << 20)  # (smaller reads reuse heap memory: see merge.READ_SIZE)
+        buf += data
+        return bool(data)
+
+    while buf or more():
+        if pos in spans:
+            if expect != "data":
+                raise ValueError(f"a copied member at byte {pos:,} does not follow a tar header")
+            end, count = spans.pop(pos)
+            while pos + len(buf) < end:
+                pos, buf = pos + len(buf), b""
+                if not more():
+                    raise ValueError(f"ends inside the copied member at bytes {pos:,}-{end:,}")
+            buf, pos = buf[end - pos :], end
+            lines, expect = lines + count, "header"
+            continue
+        if expect == "end":
+            raise ValueError(f"bytes after the end-of-archive blocks (at byte {pos:,})")
+        d = gzip_decompressor()
+        taken, newlines, last, head = 0, 0, b"", b""
+        while True:
+            out = d.decompress(buf)
+            if expect == "data":
+                limit = min(len(out), max(0, size - taken))  # the NDJSON, then the tar padding
+                newlines += out.count(b"\n", 0, limit)
+                last = out[limit - 1 : limit] if limit else last
+                if limit < len(out) and out[limit:].strip(b"\0"):
+                    raise ValueError(f"tar padding that is not zeros (at byte {pos:,})")
+            elif len(head) + len(out) <= 2 * tarfile.BLOCKSIZE:
+                head += out
+            else:
+                raise ValueError(
+                    f"a gzip member of {len(head) + len(out):,}+ bytes where a tar header is (byte {pos:,})"
+                )
+            taken += len(out)
+            if d.eof:
+                pos += len(buf) - len(d.unused_data)
+                buf = d.unused_data
+                break
+            pos, buf = pos + len(buf), b""
+            if not more():
+                raise EOFError(f"cut off inside the gzip member ending at byte {pos:,}")
+        if expect == "data":
+            if taken != size + (-size % tarfile.BLOCKSIZE):
+                raise ValueError(f"a data member of {taken:,} bytes, its header says {size:,} (+ padding)")
+            if size and last != b"\n":
+                raise ValueError(f"a member ends inside a line (at byte {pos:,})")
+            lines, expect = lines + newlines, "header"
+        elif head == bytes(2 * tarfile.BLOCKSIZE):
+            expect = "end"
+        else:
+            info = tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
+            if not info.isfile():
+                raise ValueError(f"member {info.name} is not a regular file")
+            size, expect = info.size, "data"
+    if expect != "end" or spans:
+        raise ValueError(
+            "no end-of-archive blocks" if expect != "end" else f"copied members not found: {sorted(spans)}"
+        )
+    return lines
+
+
 class _VerifyFn(beam.DoFn):
     def setup(self) -> None:
         self.c_ok = Metrics.counter("wikisnap", "outputs_verified")
         self.c_bad = Metrics.counter("wikisnap", "outputs_failed_verification")
+        self.c_hashed = Metrics.counter("wikisnap", "copied_members_hashed_not_inflated")
 
     def process(self, output):
+        if output.copied:
+            self.c_hashed.inc(len(output.copied))
         counted, problems = verify_file(output)
         if problems:
             self.c_bad.inc()
@@ -132,6 +215,8 @@ class _VerifyFn(beam.DoFn):
             self.c_ok.inc()
         if counted is not None and not output.records:
             output = dataclasses.replace(output, records=counted)
+        if output.copied is not None:
+            output = dataclasses.replace(output, copied=None)  # a hint for this check, not for the manifest
         yield output
 
 

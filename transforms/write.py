@@ -98,6 +98,9 @@ class OutputFile:
     bytes: int
     md5: str
     records: int
+    # tarballs of `update`: `(start, end, lines)` of data members copied from a vouched-for base
+    # (`MemberPart.copied`); VerifyOutputs hashes them without inflating and then drops this
+    copied: tuple[tuple[int, int, int], ...] | None = None
 
 
 def snapshot_id(dbname: str, ns: int) -> str:
@@ -628,8 +631,8 @@ def assemble_snapshot(key: tuple[str, int], parts: list[MemberPart], lang: str, 
     if "ndjson" in opts.formats:
         tar_path = join(opts.out_dir, f"{sid}.tar.gz")
         named = [(f"{sid}_{n}.ndjson", part) for n, part in enumerate(parts)]
-        md5, size = assemble_tarball(tar_path, named, epoch_seconds(date))
-        outputs.append(OutputFile("tarball", dbname, ns, tar_path, size, md5, records))
+        md5, size, copied = assemble_tarball(tar_path, named, epoch_seconds(date))
+        outputs.append(OutputFile("tarball", dbname, ns, tar_path, size, md5, records, copied or None))
         meta = snapshot_metadata(dbname, ns, lang, md5, size, date)
         meta_bytes = (json.dumps(meta, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         meta_path = join(opts.out_dir, f"{sid}.json")
