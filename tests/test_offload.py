@@ -64,24 +64,55 @@ def test_the_compression_runs_on_another_thread(tmp_path, monkeypatch):
     assert all(name.startswith("wikisnap-gzip") for name in seen)
 
 
-def test_an_error_on_the_thread_reaches_the_caller_and_the_thread_stops():
+def test_an_error_on_the_thread_reaches_the_caller_and_others_go_on():
     done = []
+    gate = threading.Event()
 
     def fail():
         raise OSError("disk full: /out/part-1.ndjson.gz")
 
-    offload = Offload("test", depth=2)
+    offload = Offload("test", depth=3)
     offload.submit(done.append, 1)
     offload.submit(fail)
     offload.submit(done.append, 2)
     with pytest.raises(OSError, match="disk full: /out/part-1"):
         offload.wait()
     assert done == [1, 2]
-    # close raises a failure it has not reported yet, and stops the thread all the same
+    # close raises a failure it has not reported yet and drops the calls queued behind it
+    offload.submit(gate.wait)
     offload.submit(fail)
+    offload.submit(done.append, 3)
+    gate.set()
     with pytest.raises(OSError, match="disk full"):
         offload.close()
-    assert not any(t.name.startswith("wikisnap-test") for t in threading.enumerate())
+    # another writer on the same helper thread is not affected
+    other = Offload("test")
+    other.submit(done.append, 4)
+    other.close()
+    assert done[-1] == 4 and done.count(3) <= 1
+
+
+def test_writers_on_one_thread_share_one_helper_and_a_fork_gets_its_own(tmp_path):
+    import multiprocessing
+
+    names = []
+    for _ in range(3):
+        offload = Offload("share")
+        offload.submit(lambda: names.append(threading.current_thread().name))
+        offload.close()
+    assert len(set(names)) == 1 and names[0].startswith("wikisnap-share")
+    # a forked child (an engine's worker process) starts its own helper: the parent's did not come along
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        assert pool.apply(_offload_in_child) == "ok"
+
+
+def _offload_in_child() -> str:
+    out = []
+    offload = Offload("share")
+    offload.submit(out.append, "ok")
+    offload.close()
+    return out[0]
 
 
 def test_calls_run_in_order_and_at_most_depth_wait():
