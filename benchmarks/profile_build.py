@@ -54,18 +54,31 @@ def classify(frames: list[str]) -> str | None:
     return "other (native, unattributed)"
 
 
-def summarise(raw: Path) -> tuple[Counter[str], int]:
-    """Samples per stage of a py-spy raw (collapsed stacks) file, and the idle samples left out."""
+def summarise(raw: Path, classify_stack=None) -> tuple[Counter[str], int]:
+    """Samples per stage of a py-spy raw (collapsed stacks) file, and the idle samples left out.
+
+    `classify_stack(frames) -> stage | None` files one stack (default: this module's `classify`).
+    """
+    classify_stack = classify_stack or classify
     stages: Counter[str] = Counter()
     idle = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        stage = classify(stack.split(";"))
+        stage = classify_stack(stack.split(";"))
         if stage is None:
             idle += int(count)
         else:
             stages[stage] += int(count)
     return stages, idle
+
+
+def print_stages(stages: Counter[str], idle: int, unit: str) -> None:
+    """The stages as a Markdown table of samples and shares, after a line of totals."""
+    total = sum(stages.values())
+    print(f"{total:,} busy samples at 100 Hz ({total / 100:.1f} {unit}), {idle:,} idle-thread samples left out\n")
+    print("| stage | samples | share |\n|---|---:|---:|")
+    for stage, n in stages.most_common():
+        print(f"| {stage} | {n:,} | {n / total:.1%} |")
 
 
 def py_spy() -> str:
@@ -99,11 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         raw = args.raw or Path(tmp) / "profile.raw"
         record(args.dump, "raw", raw, args.workers, extra)
         stages, idle = summarise(raw)
-    total = sum(stages.values())
-    print(f"{total:,} busy samples at 100 Hz ({total / 100:.1f} CPU-s), {idle:,} idle-thread samples left out\n")
-    print("| stage | samples | share |\n|---|---:|---:|")
-    for stage, n in stages.most_common():
-        print(f"| {stage} | {n:,} | {n / total:.1%} |")
+    print_stages(stages, idle, "CPU-s")
     if args.speedscope:
         record(args.dump, "speedscope", args.speedscope, args.workers, extra)
         print(f"\nspeedscope profile: {args.speedscope}")

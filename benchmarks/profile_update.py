@@ -16,10 +16,9 @@ import argparse
 import subprocess
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 
-from profile_build import IDLE, IMPORTS, py_spy
+from profile_build import IDLE, IMPORTS, print_stages, py_spy, summarise
 
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("base scan: md5 of the tarball", ("_md5_hex",)),
@@ -63,20 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd += [sys.executable, "-m", "wikisnap.pipelines.cli", "-q", "update", "--base", args.base, *args.diffs]
         cmd += ["--out", str(Path(tmp) / "out")]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        stages: Counter[str] = Counter()
-        idle = 0
-        for line in raw.read_text().splitlines():
-            stack, _, count = line.rpartition(" ")
-            stage = classify(stack.split(";"))
-            if stage is None:
-                idle += int(count)
-            else:
-                stages[stage] += int(count)
-    total = sum(stages.values())
-    print(f"{total:,} busy samples at 100 Hz ({total / 100:.1f} thread-s), {idle:,} idle-thread samples left out\n")
-    print("| stage | samples | share |\n|---|---:|---:|")
-    for stage, n in stages.most_common():
-        print(f"| {stage} | {n:,} | {n / total:.1%} |")
+        stages, idle = summarise(raw, classify)
+    print_stages(stages, idle, "thread-s")
     return 0
 
 

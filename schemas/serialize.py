@@ -2,7 +2,8 @@
 
 `to_wme_json(record)` reorders every object into WME struct order (whatever the dict's order),
 applies Go's omitempty, then makes one C encoder call (orjson, or the stdlib's `json` where orjson
-has no wheel: the same bytes) and five `replace` passes for Go's HTML-safe escapes. Records are plain dicts, never modified here.
+has no wheel: the same bytes) and five `replace` passes for Go's HTML-safe escapes. Records are
+plain dicts, never modified here.
 
 Go rules reproduced (see `article.py` for the struct table):
 - keys in struct order; unknown keys raise `ValueError` naming the key and where it is;
@@ -212,11 +213,17 @@ def _order(d: dict, plan: _Plan, floats: list) -> dict:
     return out
 
 
-def _encode_record(record: dict) -> tuple[str, list[str]]:
+def _ordered(record: dict) -> tuple[dict, list[str]]:
+    """The record in struct order with Go's omitempty, and the float texts its placeholders stand for."""
     if type(record) is not dict:
         raise TypeError(f"record must be a dict, not {type(record).__name__}")
     floats: list[str] = []
-    return _encode(_order(record, _ROOT_PLAN, floats)), floats
+    return _order(record, _ROOT_PLAN, floats), floats
+
+
+def _encode_record(record: dict) -> tuple[str, list[str]]:
+    ordered, floats = _ordered(record)
+    return _encode(ordered), floats
 
 
 def to_wme_json(record: dict) -> str:
@@ -242,10 +249,7 @@ def to_wme_json_bytes(record: dict) -> bytes:
     non-Latin-1 characters). Lone surrogates, which only a lossy decode upstream can produce,
     become `\\ufffd` as Go writes invalid UTF-8.
     """
-    if type(record) is not dict:
-        raise TypeError(f"record must be a dict, not {type(record).__name__}")
-    floats: list[str] = []
-    ordered = _order(record, _ROOT_PLAN, floats)
+    ordered, floats = _ordered(record)
     b = None
     if _orjson is not None:
         try:

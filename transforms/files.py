@@ -495,9 +495,9 @@ _GZIP_BATCH = 1 << 20
 class GzipMemberWriter:
     """Streams bytes into one gzip member at `path`, counting the uncompressed size.
 
-    Writes are gathered into ~1 MB batches that a background thread compresses and writes
-    (`Offload`), so the caller goes on producing lines meanwhile. `close` returns when the member
-    is complete on storage; a compression or write error raises from `write` or `close`.
+    Writes are cut into 1 MB pieces that a helper thread compresses and writes (`Offload`), so
+    the caller goes on producing lines meanwhile. `close` returns when the member is complete on
+    storage; a compression or write error raises from `write` or `close`.
     """
 
     def __init__(self, path: str, level: int = 3):
@@ -505,25 +505,18 @@ class GzipMemberWriter:
         self._out = open_write(path)
         self._comp = gzip_compressor(level)
         self._offload = Offload("gzip")
-        self._batch: list[bytes] = []
-        self._batched = 0
+        self._pending = bytearray()  # written, not yet a whole piece
         self.size = 0
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
-        self._batch.append(data)
-        self._batched += len(data)
-        if self._batched >= _GZIP_BATCH:
-            data = b"".join(self._batch)
-            whole = len(data) - len(data) % _GZIP_BATCH
-            for start in range(0, whole, _GZIP_BATCH):
-                self._offload.submit(self._compress, data[start : start + _GZIP_BATCH])
-            self._batch = [data[whole:]] if whole < len(data) else []
-            self._batched = len(data) - whole
-
-    def _send(self) -> None:
-        self._offload.submit(self._compress, b"".join(self._batch))
-        self._batch, self._batched = [], 0
+        self._pending += data
+        whole = len(self._pending) - len(self._pending) % _GZIP_BATCH
+        if whole:
+            with memoryview(self._pending) as view:
+                for start in range(0, whole, _GZIP_BATCH):
+                    self._offload.submit(self._compress, bytes(view[start : start + _GZIP_BATCH]))
+            del self._pending[:whole]  # one move of the rest, however large the write
 
     def _compress(self, data: bytes) -> None:
         chunk = self._comp.compress(data)
@@ -536,8 +529,9 @@ class GzipMemberWriter:
 
     def close(self) -> None:
         try:
-            if self._batch:
-                self._send()
+            if self._pending:
+                self._offload.submit(self._compress, bytes(self._pending))
+                self._pending = bytearray()
             self._offload.submit(self._finish)
         finally:
             self._offload.close()
