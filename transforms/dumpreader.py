@@ -630,6 +630,47 @@ def page_from_element(page: etree._Element, site: SiteInfo) -> RawPage:
     return RawPage(title=title, ns=ns, id=page_id, redirect=redirect, revision=revision, revisions_seen=count)
 
 
+def _open_pages(
+    path: str,
+    stats: ReadStats,
+    byte_range: tuple[int, int] | None,
+    bz2_threads: int = 0,
+    blocks: tuple[int, int] | None = None,
+):
+    """Open a dump for a page loop: `(stream, hasher, compression, base)`, or None with `stats.error`.
+
+    `base` is the file offset the stream starts at (errors name offsets in the file, not the range).
+    """
+    base = byte_range[0] if byte_range else 0
+    try:
+        if blocks is not None:
+            base = blocks[0] // 8
+            stream, hasher, compression = open_blocks(path, *blocks)
+        else:
+            stream, hasher, compression = open_dump(path, byte_range=byte_range, bz2_threads=bz2_threads)
+    except DumpError as exc:
+        stats.error = exc
+        return None
+    except OSError as exc:  # a file that vanished or a mirror that stopped answering since launch
+        stats.error = DumpError(path, f"cannot be read: {exc}", offset=base, kind="missing")
+        return None
+    stats.compression = compression
+    if byte_range is not None:
+        # A multistream range holds bare <page>s (the header stream is elsewhere): give them a
+        # root. The last range ends with the dump's own </mediawiki>, which ends parsing early.
+        stream = _Concat([b"<mediawiki>", stream, b"</mediawiki>"])
+    return stream, hasher, compression, base
+
+
+def _page_done(stats: ReadStats, count: int, progress, next_report: int) -> int:
+    """After a page: bytes read so far into `stats`, `progress` about once per MB; the next report mark."""
+    stats.bytes_read = count
+    if progress is not None and count >= next_report:
+        next_report = count + _READ_CHUNK
+        progress(stats)
+    return next_report
+
+
 def iter_pages(
     path: str,
     site: SiteInfo,
@@ -648,25 +689,11 @@ def iter_pages(
     file ends the stream with `stats.error` set — the pages before it have been yielded.
     `progress(stats)` is called about once per MB of input when given.
     """
-    base = byte_range[0] if byte_range else 0  # errors name offsets in the file, not the range
-    try:
-        if blocks is not None:
-            base = blocks[0] // 8
-            stream, hasher, compression = open_blocks(path, *blocks)
-        else:
-            stream, hasher, compression = open_dump(path, byte_range=byte_range, bz2_threads=bz2_threads)
-    except DumpError as exc:
-        stats.error = exc
+    opened = _open_pages(path, stats, byte_range, bz2_threads, blocks)
+    if opened is None:
         return
-    except OSError as exc:  # a file that vanished or a mirror that stopped answering since launch
-        stats.error = DumpError(path, f"cannot be read: {exc}", offset=base, kind="missing")
-        return
-    stats.compression = compression
+    stream, hasher, compression, base = opened
     next_report = 0
-    if byte_range is not None:
-        # A multistream range holds bare <page>s (the header stream is elsewhere): give them a
-        # root. The last range ends with the dump's own </mediawiki>, which ends parsing early.
-        stream = _Concat([b"<mediawiki>", stream, b"</mediawiki>"])
     try:
         context = etree.iterparse(stream, events=("end",), tag=("{*}page", "{*}mediawiki"), huge_tree=True)
         finished = False
@@ -689,10 +716,7 @@ def iter_pages(
                 stats.last_page = (page.id, page.title)
                 yield page
             free_element(elem)
-            stats.bytes_read = hasher.count
-            if progress is not None and hasher.count >= next_report:
-                next_report = hasher.count + _READ_CHUNK
-                progress(stats)
+            next_report = _page_done(stats, hasher.count, progress, next_report)
         if not finished:
             raise etree.XMLSyntaxError("no closing </mediawiki>", None, 0, 0)  # type: ignore[call-arg]
     except (etree.XMLSyntaxError, EOFError, OSError, zlib.error) as exc:
@@ -1007,18 +1031,10 @@ def iter_history(
     """
     import collections
 
-    base = byte_range[0] if byte_range else 0
-    try:
-        stream, hasher, compression = open_dump(path, byte_range=byte_range)
-    except DumpError as exc:
-        stats.error = exc
+    opened = _open_pages(path, stats, byte_range)
+    if opened is None:
         return
-    except OSError as exc:
-        stats.error = DumpError(path, f"cannot be read: {exc}", offset=base, kind="missing")
-        return
-    stats.compression = compression
-    if byte_range is not None:
-        stream = _Concat([b"<mediawiki>", stream, b"</mediawiki>"])
+    stream, hasher, compression, base = opened
     window: collections.deque = collections.deque(maxlen=HISTORY_WINDOW)
     count, first, root, problem = 0, "", False, None
     next_report = 0
@@ -1085,10 +1101,7 @@ def iter_history(
             window.clear()
             count, first, root, problem = 0, "", False, None
             free_element(elem)
-            stats.bytes_read = hasher.count
-            if progress is not None and hasher.count >= next_report:
-                next_report = hasher.count + _READ_CHUNK
-                progress(stats)
+            next_report = _page_done(stats, hasher.count, progress, next_report)
         if not finished:
             raise etree.XMLSyntaxError("no closing </mediawiki>", None, 0, 0)  # type: ignore[call-arg]
     except (etree.XMLSyntaxError, EOFError, OSError, zlib.error) as exc:
