@@ -29,7 +29,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.run import CLOCK_TICKS, _proc_table, _tree, machine, make_corpus, measure, multistream_of  # noqa: E402
+from benchmarks.run import (  # noqa: E402
+    CLOCK_TICKS,
+    _proc_table,
+    _tree,
+    compile_like_pip,
+    machine,
+    make_corpus,
+    measure,
+    multistream_of,
+)
 
 WIKISNAP = str(Path(sys.executable).with_name("wikisnap"))
 
@@ -100,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="rounds over all rows; each row keeps its fastest run")
     args = parser.parse_args(argv)
 
+    compile_like_pip()
     corpus = make_corpus(args.corpus_dir, args.copies, multistream=True)
     dump, index = multistream_of(corpus)
     if args.work.exists():

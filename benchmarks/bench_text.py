@@ -120,7 +120,7 @@ def replace_section(results: Path, title: str, body: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.run import machine, make_corpus, measure
+    from benchmarks.run import compile_like_pip, machine, make_corpus, measure
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--copies", type=int, default=20)
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args(argv)
 
+    compile_like_pip()
     corpus = make_corpus(args.corpus_dir, args.copies, multistream=False)
     if args.work.exists():
         shutil.rmtree(args.work)

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
 SAMPLE = HERE.parent / "tests/data/xml/gensim__enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 _PAGE = re.compile(rb"  <page>.*?</page>\n", re.S)
 _REV_ID = re.compile(rb"(<revision>\s*<id>)(\d+)(</id>)")
@@ -85,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         help="rebuild from the later dump compressed as .bz2, as real dumps are (default: plain XML, the cheaper read)",
     )
     args = parser.parse_args(argv)
+    from benchmarks.run import compile_like_pip
+
+    compile_like_pip()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     corpus = work / f"enwiki-x{args.copies}.xml.bz2"

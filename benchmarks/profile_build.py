@@ -19,6 +19,9 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.run import compile_like_pip  # noqa: E402
+
 # (stage, substrings of a frame "function (file:line)"): checked from the innermost frame out,
 # so bz2 read *inside* lxml's iterparse counts as bz2, not as lxml
 STAGES: list[tuple[str, tuple[str, ...]]] = [
@@ -106,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw", type=Path, help="keep the collapsed stacks here")
     parser.add_argument("--speedscope", type=Path, help="also write a speedscope profile (a second run)")
     args = parser.parse_args(argv)
+    compile_like_pip()  # the profile of an installed copy, not of the compiler
     py_spy()  # fail before anything runs
     extra = ["--formats", args.formats] if args.formats else []
     with tempfile.TemporaryDirectory() as tmp:

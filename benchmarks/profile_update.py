@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from profile_build import IDLE, IMPORTS, print_stages, py_spy, summarise
+from profile_build import IDLE, IMPORTS, compile_like_pip, print_stages, py_spy, summarise
 
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("base scan: md5 of the tarball", ("_md5_hex",)),
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("diffs", nargs="+")
     parser.add_argument("--raw", type=Path, help="keep the collapsed stacks here")
     args = parser.parse_args(argv)
+    compile_like_pip()  # the profile of an installed copy, not of the compiler
     with tempfile.TemporaryDirectory(prefix="wikisnap-profile-") as tmp:
         raw = args.raw or Path(tmp) / "profile.raw"
         cmd = [py_spy(), "record", "-r", "100", "--format", "raw", "-o", str(raw), "--subprocesses", "--"]

@@ -157,3 +157,54 @@ def test_a_parquet_write_error_raises_from_close_naming_the_problem(tmp_path):
     out.write(pa.table({"not_a_column": [1, 2]}))
     with pytest.raises(ValueError, match="schema"):
         out.close()
+
+
+def test_hashing_beside_gives_the_digests_of_hashing_in_line(monkeypatch):
+    # The read-back's md5 is taken on a helper thread while the reader inflates: the same
+    # digests as in line, the hashing really on the helper, and `md5` waits for it.
+    import hashlib
+    import io
+
+    from conftest import ENWIKI
+
+    data = ENWIKI.read_bytes()
+    threads = []
+    hash_in_line = files.HashingReader._hash
+
+    def spy(self, piece):
+        threads.append(threading.current_thread().name)
+        hash_in_line(self, piece)
+
+    monkeypatch.setattr(files.HashingReader, "_hash", spy)
+    digests = []
+    for beside in (False, True):
+        threads.clear()
+        reader = files.HashingReader(io.BytesIO(data), beside=beside)
+        while reader.read(7919):  # odd pieces: many hand-overs
+            pass
+        digests.append((reader.md5.hexdigest(), reader.sha1.hexdigest(), reader.count))
+        reader.close()
+        assert threads and all(name.startswith("wikisnap-hash") for name in threads) is beside
+    assert digests[0] == digests[1] == (hashlib.md5(data).hexdigest(), hashlib.sha1(data).hexdigest(), len(data))
+
+
+def test_assembled_tarball_md5_is_its_bytes_md5(tmp_path):
+    # the tarball's md5 is taken on a helper thread while the parts are copied in
+    import hashlib
+    import io
+    import tarfile
+
+    from wikisnap.transforms.files import MemberPart, assemble_tarball
+
+    lines = real_lines()
+    parts = []
+    for n, chunk in enumerate((lines[:40], lines[40:])):
+        gz = tmp_path / f"m{n}.gz"
+        size = sum(len(line) for line in chunk)
+        write_member(gz, [*chunk, files.tar_padding(size)])
+        parts.append((f"m_{n}.ndjson", MemberPart("enwiki", 0, 0, n, size, len(chunk), str(gz), None, "")))
+    md5, size, _copied = assemble_tarball(str(tmp_path / "t.tar.gz"), parts, 0)
+    data = (tmp_path / "t.tar.gz").read_bytes()
+    assert (md5, size) == (hashlib.md5(data).hexdigest(), len(data))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:  # a valid archive of the two members
+        assert b"".join(tar.extractfile(m).read() for m in tar.getmembers()) == b"".join(lines)

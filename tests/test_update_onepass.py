@@ -32,6 +32,7 @@ from wikisnap.transforms.merge import (
     BaseError,
     BaseSnapshot,
     Wanted,
+    _merge_shard_file,
     find_in_base,
     json_name,
     merge_shard,
@@ -39,6 +40,7 @@ from wikisnap.transforms.merge import (
     rewrite_member,
     scan_base,
     wikisnap_members,
+    write_row_groups,
 )
 from wikisnap.transforms.write import WriteOptions
 
@@ -259,19 +261,26 @@ def sorted_merge(table: pa.Table, touched: dict, inserts: list) -> pa.Table:
     return pa.concat_tables(tables).sort_by("identifier")
 
 
-def parquet_bytes(table: pa.Table) -> bytes:
+def parquet_bytes(table: pa.Table, groups: list[int]) -> bytes:
+    """The reference writer: the whole table made one chunk, cut into row groups of `groups` rows."""
     sink = io.BytesIO()
-    pq.write_table(table, sink, row_group_size=3, compression="zstd", write_statistics=True)
+    whole, start = table.combine_chunks(), 0
+    with pq.ParquetWriter(sink, whole.schema, compression="zstd", write_statistics=True) as writer:
+        for rows in groups:
+            writer.write_table(whole.slice(start, rows), row_group_size=rows)
+            start += rows
     return sink.getvalue()
 
 
-def test_merged_shard_is_the_sorted_rows_to_the_byte(small_base):
+def test_merged_shard_is_the_sorted_rows_to_the_byte_in_the_bases_row_groups(small_base):
     shards = (small_base / "parquet" / "enwiki_namespace_0").glob("*.parquet")
     shard = max(shards, key=lambda p: pq.ParquetFile(p).metadata.num_rows)
     table = pq.read_table(shard, schema=ARTICLE_SCHEMA)
     rows = table_to_records(table)
     ids = [r["identifier"] for r in rows]
-    assert len(ids) >= 4
+    assert len(ids) >= 6
+    base_groups = [2, 3, len(ids) - 5]  # as if the build had cut row groups there
+    group_of = {pid: g for g, pid in zip([g for g, n in enumerate(base_groups) for _ in range(n)], ids, strict=True)}
 
     def like(n: int, page_id: int) -> dict:
         return {**rows[n], "identifier": page_id, "name": f"Page {page_id}"}
@@ -282,19 +291,59 @@ def test_merged_shard_is_the_sorted_rows_to_the_byte(small_base):
         {ids[1]: like(0, ids[1])},
         {1: like(0, 1), ids[-1] + 5: like(1, ids[-1] + 5)},
         {ids[1]: None, ids[1] + 1: like(2, ids[1] + 1), ids[2]: like(3, ids[2])},
+        {ids[2]: None, ids[3]: None, ids[4]: None},  # the middle group emptied
         {pid: None for pid in ids},
         {pid: like(0, pid) for pid in ids},
     ]
     for touched in cases:
         inserts = sorted((pid, rec) for pid, rec in touched.items() if rec is not None)
-        merged, reference = merge_shard(table, touched, inserts), sorted_merge(table, touched, inserts)
-        assert merged.equals(reference), touched
-        assert parquet_bytes(merged) == parquet_bytes(reference), touched
-    # a shard whose ids are not ascending (not wikisnap's) is sorted as before
+        (merged, groups), reference = (
+            merge_shard(table, touched, inserts, base_groups),
+            sorted_merge(table, touched, inserts),
+        )
+        assert merged.combine_chunks().equals(reference.combine_chunks()), touched
+        assert sum(groups) == merged.num_rows and all(groups), touched
+        # each row group holds rows of one base group: the base's kept, the new ones among them
+        start, seen = 0, []
+        merged_ids = merged["identifier"].to_pylist()
+        for rows_in_group in groups:
+            from_base = {group_of[pid] for pid in merged_ids[start : start + rows_in_group] if pid not in touched}
+            assert len(from_base) <= 1, touched
+            seen.extend(from_base)
+            start += rows_in_group
+        assert seen == sorted(set(seen)), touched
+        # written group by group from the pieces: the bytes of the one-chunk table cut the same way
+        sink = io.BytesIO()
+        write_row_groups(sink, merged, groups)
+        assert sink.getvalue() == parquet_bytes(reference, groups), touched
+    # default: one group; a shard whose ids are not ascending (not wikisnap's) is sorted as before
+    assert merge_shard(table, {ids[1]: None}, [])[1] == [len(ids) - 1]
     shuffled = table.take(pa.array(list(range(len(ids)))[::-1]))
     touched = {ids[1]: None, 1: like(0, 1)}
     inserts = [(1, touched[1])]
-    assert merge_shard(shuffled, touched, inserts).equals(sorted_merge(shuffled, touched, inserts))
+    merged, groups = merge_shard(shuffled, touched, inserts, base_groups)
+    assert merged.equals(sorted_merge(shuffled, touched, inserts)) and groups == [len(ids)]
+
+
+def test_updated_shard_keeps_the_row_groups_of_the_base(small_base, tmp_path):
+    # A member's shard after an update is cut where the build cut it (row groups bounded in
+    # rows and bytes), not rewritten as one row group of the whole member. The base shard here
+    # is a real one written in row groups of 2 rows, as a build with small groups would.
+    shards = (small_base / "parquet" / "enwiki_namespace_0").glob("*.parquet")
+    table = pq.read_table(max(shards, key=lambda p: pq.ParquetFile(p).metadata.num_rows), schema=ARTICLE_SCHEMA)
+    assert table.num_rows >= 5
+    base = tmp_path / "base.parquet"
+    pq.write_table(table, base, row_group_size=2, compression="zstd", write_statistics=True)
+    first = table_to_records(table.slice(0, 1))[0]
+    touched = {first["identifier"]: {**first, "name": "Renamed"}}
+    opts = WriteOptions(str(tmp_path), str(tmp_path), 10**8, frozenset({"ndjson", "parquet"}), None)
+    _merge_shard_file(str(base), str(tmp_path / "out.parquet"), touched, sorted(touched.items()), opts)
+    meta = pq.ParquetFile(tmp_path / "out.parquet").metadata
+    groups = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+    assert groups == [2] * (table.num_rows // 2) + ([1] if table.num_rows % 2 else [])
+    merged = pq.read_table(tmp_path / "out.parquet", schema=ARTICLE_SCHEMA)
+    assert merged.column("name")[0].as_py() == "Renamed"
+    assert merged.slice(1).equals(table.slice(1))
 
 
 @pytest.mark.parametrize("which", ["untouched", "touched"])

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import fsspec
 import pyarrow as pa
+from fsspec.implementations.local import LocalFileSystem
 
 from wikisnap import faults
 from wikisnap.transforms.codecs import gzip_compressor
@@ -108,6 +109,19 @@ class _NamedWriter:
 
 def open_read(path: str):
     fs, p = fs_for(path)
+    return fs.open(p, "rb")
+
+
+def open_read_arrow(path: str):
+    """`open_read` for Arrow's readers (Parquet): a local file is opened by Arrow itself.
+
+    On a Python file object Arrow calls back into Python, taking the GIL, for every read; behind
+    a busy thread (an update's md5 of its base, a touched member's line pass) each read waited
+    its turn, and a shard's 10 ms index read took 0.2 s. Other filesystems go through fsspec.
+    """
+    fs, p = fs_for(path)
+    if isinstance(fs, LocalFileSystem):
+        return pa.OSFile(p, "rb")
     return fs.open(p, "rb")
 
 
@@ -549,29 +563,34 @@ def assemble_tarball(
     md5 = hashlib.md5()
     total = 0
     copied: list[tuple[int, int, int]] = []
+    # the md5 is taken on a helper thread while this one reads and writes the parts
+    hashing = Offload("hash", depth=4)
 
     def emit(out, chunk: bytes) -> None:
         nonlocal total
-        md5.update(chunk)
+        hashing.submit(md5.update, chunk)
         total += len(chunk)
         out.write(chunk)
 
     # through a temp name and a rename: a retried assembly never leaves a half-written tarball
     partial = f"{path}.{uuid.uuid4().hex[:8]}.partial"
-    with open_write(partial) as out:
-        for name, part in members:
-            faults.point(f"write:tarball:{name}")  # tests kill a build here, half-way through a tarball
-            emit(out, gzip_member(tar_header(name, part.data_size, mtime)))
-            start = total
-            with open_read(part.gz_path) as src:
-                while True:
-                    chunk = src.read(1 << 20)  # 4 MB reads took fresh pages each time
-                    if not chunk:
-                        break
-                    emit(out, chunk)
-            if part.copied:
-                copied.append((start, total, part.records))
-        emit(out, gzip_member(b"\0" * (2 * TAR_BLOCK)))
+    try:
+        with open_write(partial) as out:
+            for name, part in members:
+                faults.point(f"write:tarball:{name}")  # tests kill a build here, half-way through a tarball
+                emit(out, gzip_member(tar_header(name, part.data_size, mtime)))
+                start = total
+                with open_read(part.gz_path) as src:
+                    while True:
+                        chunk = src.read(1 << 20)  # 4 MB reads took fresh pages each time
+                        if not chunk:
+                            break
+                        emit(out, chunk)
+                if part.copied:
+                    copied.append((start, total, part.records))
+            emit(out, gzip_member(b"\0" * (2 * TAR_BLOCK)))
+    finally:
+        hashing.close()
     move(partial, path)
     return md5.hexdigest(), total, tuple(copied)
 
@@ -611,17 +630,50 @@ class CountingReader(io.RawIOBase):
 
 
 class HashingReader(CountingReader):
-    """Counts and hashes (md5, and sha1 unless told not to) the bytes as they stream past: one pass."""
+    """Counts and hashes (md5, and sha1 unless told not to) the bytes as they stream past: one pass.
 
-    def __init__(self, raw, sha1: bool = True):
+    `beside=True` hashes on a helper thread (`Offload`, in read order) while the reader's thread
+    works on the bytes, e.g. inflating them: a read-back's md5 then costs no time of its own.
+    `md5` and `sha1` wait for the hashing to catch up.
+    """
+
+    def __init__(self, raw, sha1: bool = True, beside: bool = False):
         super().__init__(raw)
-        self.md5 = hashlib.md5()
-        self.sha1 = hashlib.sha1() if sha1 else None
+        self._md5 = hashlib.md5()
+        self._sha1 = hashlib.sha1() if sha1 else None
+        self._beside = Offload("hash", depth=4) if beside else None
 
     def _seen(self, data: bytes) -> None:
-        self.md5.update(data)
-        if self.sha1 is not None:
-            self.sha1.update(data)
+        if self._beside is None:
+            self._hash(data)
+        else:
+            self._beside.submit(self._hash, data)  # bytes: nothing can change them meanwhile
+
+    def _hash(self, data: bytes) -> None:
+        self._md5.update(data)  # hashlib releases the GIL for pieces this size
+        if self._sha1 is not None:
+            self._sha1.update(data)
+
+    def _caught_up(self) -> None:
+        if self._beside is not None:
+            self._beside.wait()
+
+    @property
+    def md5(self):
+        self._caught_up()
+        return self._md5
+
+    @property
+    def sha1(self):
+        self._caught_up()
+        return self._sha1
+
+    def close(self) -> None:
+        try:
+            if self._beside is not None:
+                self._beside.close()
+        finally:
+            super().close()
 
 
 def file_digests(path: str, sha1: bool = False) -> tuple[str, str | None, int]:

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
 from wikisnap.transforms.codecs import DECOMPRESS_ERRORS, gzip_decompressor, gzip_reader
-from wikisnap.transforms.files import TAR_BLOCK, HashingReader, open_read
+from wikisnap.transforms.files import TAR_BLOCK, HashingReader, open_read, open_read_arrow
 
 TAG_PROBLEMS = "problems"
 TARBALL_KINDS = ("tarball", "batch")
@@ -40,7 +40,8 @@ def verify_file(output) -> tuple[int | None, list[str]]:
     problems: list[str] = []
     counted: int | None = None
     with open_read(output.path) as raw:
-        reader = HashingReader(raw, sha1=False)
+        # hashed on a helper thread while this one inflates and counts
+        reader = HashingReader(raw, sha1=False, beside=True)
         try:
             if output.kind in TARBALL_KINDS and output.copied:
                 counted = _count_tar_lines_copied(reader, output.copied)
@@ -53,13 +54,14 @@ def verify_file(output) -> tuple[int | None, list[str]]:
         except (*DECOMPRESS_ERRORS, tarfile.TarError, ValueError) as exc:
             problems.append(f"{output.path}: unreadable ({exc})")
         reader.drain()
+        reader.close()
     if reader.count != output.bytes:
         problems.append(f"{output.path}: {reader.count:,} bytes on storage, {output.bytes:,} written")
     if reader.md5.hexdigest() != output.md5:
         problems.append(f"{output.path}: md5 {reader.md5.hexdigest()} on storage, {output.md5} written")
     if output.kind in PARQUET_KINDS:
         try:
-            with open_read(output.path) as f:
+            with open_read_arrow(output.path) as f:
                 counted = pq.ParquetFile(f).metadata.num_rows
         except (OSError, ValueError) as exc:
             problems.append(f"{output.path}: unreadable Parquet ({exc})")

@@ -1,0 +1,126 @@
+"""What every run pays before and after its work: its imports (pandas left out), the graph's
+construction (Beam's type check off unless asked for), and the exit (imports frozen out of the
+garbage collector)."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import TypeOptions
+
+from conftest import ENWIKI, read_snapshot
+from wikisnap.pipelines import cli
+from wikisnap.pipelines.engine import pipeline_options
+
+
+def test_build_as_the_program_runs_without_pandas_and_writes_the_same_bytes(enwiki_build, tmp_path):
+    # pandas comes with the test extra (through `datasets`), as in many users' environments
+    import importlib.util
+
+    assert importlib.util.find_spec("pandas") is not None
+    out = tmp_path / "out"
+    probe = (
+        "import sys\n"
+        "from wikisnap.pipelines import cli\n"
+        f"sys.argv = ['wikisnap', '-q', 'build', {str(ENWIKI)!r}, '--out', {str(out)!r}]\n"
+        "code = cli.main()\n"
+        "print(code, 'pandas' in sys.modules, 'apache_beam' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.splitlines()[-1].split() == ["0", "False", "True"], done.stderr[-2000:]
+    for name in ("enwiki_namespace_0.tar.gz", "parquet/enwiki_namespace_0/enwiki_namespace_0_0.parquet"):
+        assert (out / name).read_bytes() == (enwiki_build / name).read_bytes(), name
+
+
+def test_pandas_is_kept_for_callers_and_for_other_commands(monkeypatch):
+    import pandas  # noqa: F401 - a caller that has it
+
+    finders = list(sys.meta_path)
+    assert cli.run_without_pandas(["-q", "build", "x"]) is False  # already imported: left alone
+    monkeypatch.delitem(sys.modules, "pandas")
+    assert cli.run_without_pandas(["-q", "publish", "--layout", "hf"]) is False  # `datasets` needs it
+    assert sys.meta_path == finders
+    monkeypatch.setattr(sys, "meta_path", list(finders))
+    assert cli.run_without_pandas(["-v", "update", "--base", "b"]) is True
+    with pytest.raises(ModuleNotFoundError, match="left out"):
+        import pandas  # noqa: F401, F811
+
+
+def _config(beam_args):
+    class Config:
+        workers = 1
+
+    config = Config()
+    config.beam_args = beam_args
+    return config
+
+
+@pytest.mark.parametrize(
+    ("beam_args", "expected"),
+    [
+        ([], False),
+        (["--pipeline_type_check"], True),
+        (["--no_pipeline_type_check"], False),
+        (["--runner", "DataflowRunner", "--project", "p"], False),
+        (["--runner", "DataflowRunner", "--pipeline_type_check"], True),
+    ],
+)
+def test_beams_type_check_is_off_unless_asked_for(beam_args, expected):
+    options, _runner, _engine = pipeline_options(_config(beam_args))
+    assert options.view_as(TypeOptions).pipeline_type_check is expected
+
+
+def test_build_graph_passes_beams_type_check_when_asked(build, tmp_path, monkeypatch):
+    checked = []
+    original = beam.PTransform.type_check_inputs
+
+    def spy(self, pvalueish):
+        checked.append(self.label)
+        return original(self, pvalueish)
+
+    monkeypatch.setattr(beam.PTransform, "type_check_inputs", spy)
+    flags = ("--formats", "ndjson,parquet,text")
+    code, _out, stderr = build([ENWIKI], tmp_path / "checked", *flags, "--pipeline_type_check")
+    assert code == 0, stderr
+    assert len(checked) > 20
+    with_check = len(checked)
+    code, _out, stderr = build([ENWIKI], tmp_path / "plain", *flags)
+    assert code == 0, stderr
+    assert len(checked) == with_check  # off by default
+    tar = "enwiki_namespace_0.tar.gz"
+    assert read_snapshot(tmp_path / "checked" / tar)[2] == read_snapshot(tmp_path / "plain" / tar)[2]
+
+
+def test_the_program_freezes_its_imports_and_a_caller_is_left_alone(tmp_path, monkeypatch, capsys):
+    # `wikisnap verify` of an empty folder fails fast, after the imports: enough to see the freeze
+    gc.unfreeze()
+    try:
+        cli.main(["verify", str(tmp_path)])
+        assert gc.get_freeze_count() == 0  # called as a library: the caller's objects stay collectable
+        monkeypatch.setattr(sys, "argv", ["wikisnap", "verify", str(tmp_path)])
+        cli.main()
+        assert gc.get_freeze_count() > 1000  # the program's own run: Beam's modules and all
+    finally:
+        gc.unfreeze()
+
+
+def test_benchmarks_compile_wikisnap_as_pip_install_does():
+    # benchmarks time an installed copy: modules compiled once, not at every run
+    import importlib.util
+    import os
+
+    import wikisnap.pipelines.cli as module
+    from benchmarks.run import compile_like_pip
+
+    cached = importlib.util.cache_from_source(module.__file__)
+    if os.path.exists(cached):
+        os.remove(cached)
+    compile_like_pip()
+    with open(cached, "rb") as f:
+        header = f.read(16)
+    assert header[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(header[8:12], "little") == int(os.stat(module.__file__).st_mtime)  # fresh for this source
