@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from wikisnap.pipelines.commit import OutputFolder
 from wikisnap.transforms.files import file_md5
+from wikisnap.transforms.write import PARQUET_SETTINGS
 
 LICENSE_IDS = {
     # WME licence identifiers (configs/licenses.toml) → the Hub's licence ids
@@ -62,7 +63,7 @@ def _group_shards(sources: list[str], dest_dir: str, prefix: str, shard_bytes: i
         for i in range(parquet.num_row_groups):
             if writer is None:
                 sink = open(os.path.join(dest_dir, f"{prefix}-{len(shards):05d}.partial"), "wb")
-                writer = pq.ParquetWriter(sink, parquet.schema_arrow, compression="zstd", write_statistics=True)
+                writer = pq.ParquetWriter(sink, parquet.schema_arrow, **PARQUET_SETTINGS)
             table = parquet.read_row_group(i)
             writer.write_table(table, row_group_size=table.num_rows)
             rows += table.num_rows

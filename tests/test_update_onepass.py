@@ -34,13 +34,13 @@ from wikisnap.transforms.merge import (
     Wanted,
     _merge_shard_file,
     find_in_base,
+    inserts_by_group,
     json_name,
     merge_shard,
     plan_members,
     rewrite_member,
     scan_base,
     wikisnap_members,
-    write_row_groups,
 )
 from wikisnap.transforms.write import WriteOptions
 
@@ -272,78 +272,84 @@ def parquet_bytes(table: pa.Table, groups: list[int]) -> bytes:
     return sink.getvalue()
 
 
-def test_merged_shard_is_the_sorted_rows_to_the_byte_in_the_bases_row_groups(small_base):
-    shards = (small_base / "parquet" / "enwiki_namespace_0").glob("*.parquet")
-    shard = max(shards, key=lambda p: pq.ParquetFile(p).metadata.num_rows)
-    table = pq.read_table(shard, schema=ARTICLE_SCHEMA)
-    rows = table_to_records(table)
+def _cases(rows: list[dict]) -> list[dict]:
     ids = [r["identifier"] for r in rows]
-    assert len(ids) >= 6
-    base_groups = [2, 3, len(ids) - 5]  # as if the build had cut row groups there
-    group_of = {pid: g for g, pid in zip([g for g, n in enumerate(base_groups) for _ in range(n)], ids, strict=True)}
 
     def like(n: int, page_id: int) -> dict:
         return {**rows[n], "identifier": page_id, "name": f"Page {page_id}"}
 
-    cases = [
+    return [
         {ids[0]: None},
         {ids[-1]: None},
         {ids[1]: like(0, ids[1])},
         {1: like(0, 1), ids[-1] + 5: like(1, ids[-1] + 5)},
         {ids[1]: None, ids[1] + 1: like(2, ids[1] + 1), ids[2]: like(3, ids[2])},
-        {ids[2]: None, ids[3]: None, ids[4]: None},  # the middle group emptied
+        {ids[2]: None, ids[3]: None},  # a whole row group emptied (groups of 2 below)
+        {ids[3]: None, ids[3] + 1: like(0, ids[3] + 1)},  # one in at the end of a group
         {pid: None for pid in ids},
         {pid: like(0, pid) for pid in ids},
     ]
-    for touched in cases:
-        inserts = sorted((pid, rec) for pid, rec in touched.items() if rec is not None)
-        (merged, groups), reference = (
-            merge_shard(table, touched, inserts, base_groups),
-            sorted_merge(table, touched, inserts),
-        )
-        assert merged.combine_chunks().equals(reference.combine_chunks()), touched
-        assert sum(groups) == merged.num_rows and all(groups), touched
-        # each row group holds rows of one base group: the base's kept, the new ones among them
-        start, seen = 0, []
-        merged_ids = merged["identifier"].to_pylist()
-        for rows_in_group in groups:
-            from_base = {group_of[pid] for pid in merged_ids[start : start + rows_in_group] if pid not in touched}
-            assert len(from_base) <= 1, touched
-            seen.extend(from_base)
-            start += rows_in_group
-        assert seen == sorted(set(seen)), touched
-        # written group by group from the pieces: the bytes of the one-chunk table cut the same way
-        sink = io.BytesIO()
-        write_row_groups(sink, merged, groups)
-        assert sink.getvalue() == parquet_bytes(reference, groups), touched
-    # default: one group; a shard whose ids are not ascending (not wikisnap's) is sorted as before
-    assert merge_shard(table, {ids[1]: None}, [])[1] == [len(ids) - 1]
-    shuffled = table.take(pa.array(list(range(len(ids)))[::-1]))
-    touched = {ids[1]: None, 1: like(0, 1)}
-    inserts = [(1, touched[1])]
-    merged, groups = merge_shard(shuffled, touched, inserts, base_groups)
-    assert merged.equals(sorted_merge(shuffled, touched, inserts)) and groups == [len(ids)]
 
 
-def test_updated_shard_keeps_the_row_groups_of_the_base(small_base, tmp_path):
-    # A member's shard after an update is cut where the build cut it (row groups bounded in
-    # rows and bytes), not rewritten as one row group of the whole member. The base shard here
-    # is a real one written in row groups of 2 rows, as a build with small groups would.
+def _largest_shard(small_base: Path) -> pa.Table:
     shards = (small_base / "parquet" / "enwiki_namespace_0").glob("*.parquet")
-    table = pq.read_table(max(shards, key=lambda p: pq.ParquetFile(p).metadata.num_rows), schema=ARTICLE_SCHEMA)
-    assert table.num_rows >= 5
+    return pq.read_table(max(shards, key=lambda p: pq.ParquetFile(p).metadata.num_rows), schema=ARTICLE_SCHEMA)
+
+
+def test_merged_shard_rows_are_the_sorted_rows(small_base):
+    table = _largest_shard(small_base)
+    rows = table_to_records(table)
+    assert len(rows) >= 6
+    for touched in _cases(rows):
+        inserts = sorted((pid, rec) for pid, rec in touched.items() if rec is not None)
+        merged = merge_shard(table, touched, inserts)
+        assert merged.combine_chunks().equals(sorted_merge(table, touched, inserts)), touched
+    # rows whose ids are not ascending (not wikisnap's) are sorted
+    ids = [r["identifier"] for r in rows]
+    shuffled = table.take(pa.array(list(range(len(ids)))[::-1]))
+    touched = {ids[1]: None, 1: {**rows[0], "identifier": 1}}
+    inserts = [(1, touched[1])]
+    assert merge_shard(shuffled, touched, inserts).equals(sorted_merge(shuffled, touched, inserts))
+
+
+def test_updated_shard_keeps_the_bases_row_groups_and_the_bytes_of_one_chunk(small_base, tmp_path):
+    # A member's shard after an update is cut where the build cut it (row groups bounded in rows
+    # and bytes), not rewritten as one row group of the whole member. The base shard here is a
+    # real one written in row groups of 2 rows, as a build with small groups would cut it.
+    table = _largest_shard(small_base)
+    rows = table_to_records(table)
+    ids = [r["identifier"] for r in rows]
     base = tmp_path / "base.parquet"
     pq.write_table(table, base, row_group_size=2, compression="zstd", write_statistics=True)
-    first = table_to_records(table.slice(0, 1))[0]
-    touched = {first["identifier"]: {**first, "name": "Renamed"}}
+    group_of = {pid: n // 2 for n, pid in enumerate(ids)}
     opts = WriteOptions(str(tmp_path), str(tmp_path), 10**8, frozenset({"ndjson", "parquet"}), None)
-    _merge_shard_file(str(base), str(tmp_path / "out.parquet"), touched, sorted(touched.items()), opts)
-    meta = pq.ParquetFile(tmp_path / "out.parquet").metadata
-    groups = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
-    assert groups == [2] * (table.num_rows // 2) + ([1] if table.num_rows % 2 else [])
-    merged = pq.read_table(tmp_path / "out.parquet", schema=ARTICLE_SCHEMA)
-    assert merged.column("name")[0].as_py() == "Renamed"
-    assert merged.slice(1).equals(table.slice(1))
+    for case, touched in enumerate(_cases(rows)):
+        inserts = sorted((pid, rec) for pid, rec in touched.items() if rec is not None)
+        out = tmp_path / f"out-{case}.parquet"
+        _merge_shard_file(str(base), str(out), touched, inserts, opts)
+        reference = sorted_merge(table, touched, inserts)
+        written = pq.ParquetFile(out)
+        assert written.read().equals(reference), touched
+        groups = [written.metadata.row_group(g).num_rows for g in range(written.metadata.num_row_groups)]
+        # each written group holds the kept rows of one base group (and the new rows among them)
+        start, seen = 0, []
+        for size in groups:
+            kept = [pid for pid in reference["identifier"].to_pylist()[start : start + size] if pid not in touched]
+            assert len({group_of[pid] for pid in kept}) <= 1, touched
+            seen.extend({group_of[pid] for pid in kept})
+            start += size
+        assert seen == sorted(set(seen)) and len(groups) <= len(set(group_of.values())) + 1, touched
+        # same bytes as the reference rows made one chunk and cut at the same rows
+        assert out.read_bytes() == parquet_bytes(reference, groups), touched
+    untouched = tmp_path / "untouched.parquet"
+    _merge_shard_file(str(base), str(untouched), {}, [], opts)
+    assert untouched.read_bytes() == parquet_bytes(table, [2] * (len(ids) // 2) + [1] * (len(ids) % 2))
+
+
+def test_inserts_join_the_group_of_the_first_row_they_sort_before():
+    inserts = [(1, "a"), (5, "b"), (10, "c"), (11, "d"), (99, "e")]
+    assert inserts_by_group([5, 10, 20], inserts) == [[(1, "a"), (5, "b")], [(10, "c")], [(11, "d"), (99, "e")]]
+    assert inserts_by_group([], inserts) == []
 
 
 @pytest.mark.parametrize("which", ["untouched", "touched"])
@@ -614,3 +620,14 @@ def test_the_published_md5_is_checked_beside_or_in_the_map_pass(small_base, monk
     assert good.indexed and not bad.indexed
     assert [h.record for h in good.hits] == [h.record for h in bad.hits] != []
     assert hashed == ([str(small_base / TAR)] * 2 if local else [])
+
+
+def test_inserts_into_an_empty_shard_are_written(small_base, tmp_path):
+    table = _largest_shard(small_base)
+    rows = table_to_records(table)
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(table.slice(0, 0), empty)
+    opts = WriteOptions(str(tmp_path), str(tmp_path), 10**8, frozenset({"ndjson", "parquet"}), None)
+    inserts = [(r["identifier"], r) for r in rows[:3]]
+    _merge_shard_file(str(empty), str(tmp_path / "out.parquet"), dict(inserts), inserts, opts)
+    assert pq.read_table(tmp_path / "out.parquet").equals(table.slice(0, 3))

@@ -66,6 +66,7 @@ from datetime import UTC
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
@@ -94,7 +95,7 @@ from wikisnap.transforms.files import (
 from wikisnap.transforms.history import carry_previous
 from wikisnap.transforms.read import DeadLetter
 from wikisnap.transforms.tarlines import TarLines
-from wikisnap.transforms.write import MemberSink, OutputFile, TextShard, WriteOptions, snapshot_id
+from wikisnap.transforms.write import PARQUET_SETTINGS, MemberSink, OutputFile, TextShard, WriteOptions, snapshot_id
 
 TAG_HITS = "hits"
 TAG_CHANGED = "changed"
@@ -1363,38 +1364,54 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
 def _merge_shard_file(
     shard: str, path: str, touched: dict, inserts: list[tuple[int, dict]], opts: WriteOptions
 ) -> None:
-    """The Parquet shard of a touched member: the base shard `merge_shard`ed, written to `path`
-    in the base's row groups (give or take the touched rows), one group at a time."""
-    with _retaining_pool():
-        with open_read_arrow(shard) as f:
-            groups = [group.num_rows for group in _row_groups(pq.read_metadata(f))]
-            table = pq.read_table(f, schema=ARTICLE_SCHEMA)
-        merged, groups = merge_shard(table, touched, inserts, groups)
-        del table
-        with open_write(path) as sink:
-            write_row_groups(sink, merged, groups)
+    """The Parquet shard of a touched member: the base shard `merge_shard`ed, written to `path`.
 
-
-def _row_groups(metadata) -> list:
-    return [metadata.row_group(i) for i in range(metadata.num_row_groups)]
-
-
-def write_row_groups(sink, table: pa.Table, groups: list[int]) -> None:
-    """Write `table` to `sink` as Parquet (the build's settings) in row groups of `groups` rows.
-
-    Each group is made one chunk per column on its own, which gives the bytes of the whole table
-    made one chunk and cut at the same rows (Arrow's encoder restarts its dictionaries per chunk),
-    while memory holds one group's copy, not the shard's (the copy of a whole 100 MB member's
-    shard was a quarter of an update's page faults).
+    Row group by row group: each of the base's groups is read, loses its touched rows, gains the
+    inserts that sort into it (`inserts_by_group`) and is written as one group, so the shard keeps
+    the build's cuts (groups bounded in rows and bytes) and memory holds one group, not the
+    member's shard (the whole-shard copy was a quarter of an update's page faults). A shard whose
+    ids are not ascending (not wikisnap's), or an empty one, is read whole and written as one group.
     """
-    writer = pq.ParquetWriter(sink, table.schema, compression="zstd", write_statistics=True)
-    try:
-        start = 0
-        for rows in groups:
-            writer.write_table(table.slice(start, rows).combine_chunks(), row_group_size=rows)
-            start += rows
-    finally:
-        writer.close()
+    with _retaining_pool():
+        source = _shard_fragment(shard)
+        ids = source.to_table(columns=["identifier"])["identifier"].to_pylist()
+        if not ids or any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
+            merged = merge_shard(source.to_table(schema=ARTICLE_SCHEMA), touched, inserts).combine_chunks()
+            with open_write(path) as sink:
+                pq.write_table(merged, sink, row_group_size=max(1, merged.num_rows), **PARQUET_SETTINGS)
+            return
+        groups = source.split_by_row_group()
+        ends = itertools.accumulate(group.row_groups[0].num_rows for group in groups)
+        lasts = [ids[end - 1] for end in ends]
+        with open_write(path) as sink, pq.ParquetWriter(sink, ARTICLE_SCHEMA, **PARQUET_SETTINGS) as writer:
+            for group, group_inserts in zip(groups, inserts_by_group(lasts, inserts), strict=True):
+                rows = merge_shard(group.to_table(schema=ARTICLE_SCHEMA), touched, group_inserts)
+                if rows.num_rows:
+                    # one chunk per column: the bytes of the whole table made one chunk and cut here
+                    writer.write_table(rows.combine_chunks(), row_group_size=rows.num_rows)
+                del rows
+
+
+def _shard_fragment(shard: str):
+    """A base shard as an Arrow dataset fragment read with wikisnap's schema (a column an older
+    shard lacks reads as nulls), row group by row group; a local file is read by Arrow itself."""
+    fs, p = fs_for(shard)
+    dataset = pads.dataset(p, filesystem=None if _is_local(shard) else fs, format="parquet", schema=ARTICLE_SCHEMA)
+    return next(iter(dataset.get_fragments()))
+
+
+def inserts_by_group(lasts: list[int], inserts: list[tuple[int, dict]]) -> list[list[tuple[int, dict]]]:
+    """The sorted `inserts` split over row groups whose last page ids are `lasts` (ascending).
+
+    An insert joins the group holding the first base row it sorts before or replaces (the first
+    with an id >= its own); one past every row joins the last group. No groups: none.
+    """
+    if not lasts:
+        return []
+    split: list[list[tuple[int, dict]]] = [[] for _ in lasts]
+    for item in inserts:
+        split[min(bisect.bisect_left(lasts, item[0]), len(lasts) - 1)].append(item)
+    return split
 
 
 def _rewrite_lines(
@@ -1459,26 +1476,21 @@ def _retaining_pool() -> Iterator[None]:
         pa.set_memory_pool(default)
 
 
-def merge_shard(
-    table: pa.Table, touched: dict, inserts: list[tuple[int, dict]], groups: list[int] | None = None
-) -> tuple[pa.Table, list[int]]:
-    """A base Parquet shard without the touched pages' rows, plus the changed records, by page id.
+def merge_shard(table: pa.Table, touched: dict, inserts: list[tuple[int, dict]]) -> pa.Table:
+    """Base Parquet rows without the touched pages' rows, plus the changed records, by page id.
 
-    In: the shard (ids ascending, as wikisnap writes them), the touched page ids, the sorted
-    `(page id, record)` inserts, and the row counts of the shard's row groups (default: one).
-    Out: the merged rows, sliced around the touched ones (no copy, no sort of the whole shard:
-    its columns are in pieces, see `write_row_groups`), and its row groups: the base's, each
-    without its touched rows and with the inserts that sort into it (empty groups dropped). A
-    shard whose ids are not ascending is sorted instead, as one group.
+    In: the rows (a shard or one of its row groups; ids ascending, as wikisnap writes them), the
+    touched page ids and the sorted `(page id, record)` inserts that belong there. Out: the rows
+    sliced around the touched ones, no copy and no sort (its columns come in pieces: the writer
+    makes each group one chunk). Rows whose ids are not ascending are sorted instead.
     """
     ids = table["identifier"].to_pylist()
     new_rows = records_to_table([rec for _pid, rec in inserts]) if inserts else None
     if any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
         keep = pc.invert(pc.is_in(table["identifier"], pa.array(sorted(touched), pa.int64())))
-        merged = pa.concat_tables([table.filter(keep)] + ([new_rows] if new_rows is not None else [])).sort_by(
+        return pa.concat_tables([table.filter(keep)] + ([new_rows] if new_rows is not None else [])).sort_by(
             "identifier"
         )
-        return merged, [merged.num_rows] if merged.num_rows else []
     removed = [n for n, pid in enumerate(ids) if pid in touched]
     at = [bisect.bisect_left(ids, pid) for pid, _rec in inserts]  # each insert goes before row `at`
     pieces, start, r, k = [], 0, 0, 0
@@ -1493,17 +1505,7 @@ def merge_shard(
             start, r = point + 1, r + 1
     if start < len(ids):
         pieces.append(table.slice(start))
-    merged = pa.concat_tables(pieces) if pieces else table.slice(0, 0)
-    # the base's groups: a row in group g is before its end; an insert after the last row joins the last group
-    sizes = list(groups) if groups else [len(ids)]
-    ends = list(itertools.accumulate(sizes))
-    for n in removed:
-        sizes[bisect.bisect_right(ends, n)] -= 1
-    for point in at:
-        sizes[min(bisect.bisect_right(ends, point), len(sizes) - 1)] += 1
-    if sum(sizes) != merged.num_rows:
-        raise ValueError(f"row groups of {sum(sizes)} rows for a shard of {merged.num_rows}")
-    return merged, [size for size in sizes if size]
+    return pa.concat_tables(pieces) if pieces else table.slice(0, 0)
 
 
 def member_text(task: MemberTask, opts: WriteOptions, path: str, inserts: dict[int, dict]) -> str | None:

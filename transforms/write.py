@@ -110,6 +110,11 @@ def snapshot_id(dbname: str, ns: int) -> str:
 # -- bucket writer -------------------------------------------------------------------------
 
 
+# How every Parquet file wikisnap writes is encoded (build shards, text shards, an update's
+# merged shards, the HF layout's copies): zstd pages and min/max statistics per column chunk.
+PARQUET_SETTINGS = {"compression": "zstd", "write_statistics": True}
+
+
 class ParquetFileWriter:
     """Row groups appended to one Parquet file (zstd, statistics) by a background thread.
 
@@ -134,7 +139,7 @@ class ParquetFileWriter:
     def _open(self) -> None:
         if self._writer is None:
             self._sink = open_write(self.path)
-            self._writer = pq.ParquetWriter(self._sink, self._schema, compression="zstd", write_statistics=True)
+            self._writer = pq.ParquetWriter(self._sink, self._schema, **PARQUET_SETTINGS)
 
     def _write(self, handed: list[pa.Table]) -> None:
         self._open()
