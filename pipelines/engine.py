@@ -51,6 +51,34 @@ def without_type_check(options: PipelineOptions, args: list[str]) -> PipelineOpt
     return options
 
 
+# Beam's bundle processors time their steps with a sampler thread that sleeps up to 200 ms between
+# samples, and ending a bundle joins that thread ("may have to wait up to sampling_period_ms"):
+# each bundle of a second or more ended 0-200 ms late, 0.2-0.4 s of an update's wall time here.
+# In-process runs sample every 20 ms instead (waking 50 times a second costs nothing measurable).
+IN_PROCESS_SAMPLING_MS = 20
+
+
+def prompt_state_sampler(period_ms: int = IN_PROCESS_SAMPLING_MS) -> None:
+    """Make this process's Beam bundle processors sample step state every `period_ms`.
+
+    Beam builds each bundle's sampler as `statesampler.StateSampler(prefix, counters)`; the class
+    is swapped for one whose default period is `period_ms` (once: later calls keep the first).
+    Only in-process runs need it; a worker process elsewhere keeps Beam's default.
+    """
+    from apache_beam.runners.worker import statesampler
+
+    if getattr(statesampler.StateSampler, "wikisnap_period_ms", None) is not None:
+        return
+
+    class PromptStateSampler(statesampler.StateSampler):
+        wikisnap_period_ms = period_ms
+
+        def __init__(self, prefix, counter_factory, sampling_period_ms=period_ms):
+            super().__init__(prefix, counter_factory, sampling_period_ms)
+
+    statesampler.StateSampler = PromptStateSampler
+
+
 def pipeline_options(config: BuildConfig) -> tuple[PipelineOptions, object, str]:
     """Beam options, the runner object to use, and a one-line description of the engine.
 
@@ -81,6 +109,7 @@ def pipeline_options(config: BuildConfig) -> tuple[PipelineOptions, object, str]
             direct.direct_num_workers = 1
             direct.direct_running_mode = "in_memory"
             engine = "Beam FnApiRunner, in-process (1 worker)"
+            prompt_state_sampler()
         return options, FnApiRunner(provision_info=_worker_provision_info()), engine
     options = without_type_check(PipelineOptions(args), args)
     return options, options.view_as(StandardOptions).runner, f"Beam {runner}"

@@ -124,3 +124,24 @@ def test_benchmarks_compile_wikisnap_as_pip_install_does():
         header = f.read(16)
     assert header[:4] == importlib.util.MAGIC_NUMBER
     assert int.from_bytes(header[8:12], "little") == int(os.stat(module.__file__).st_mtime)  # fresh for this source
+
+
+def test_in_process_bundles_sample_their_state_every_20_ms(build, tmp_path, monkeypatch):
+    # Ending a bundle joins Beam's sampler thread, which sleeps up to its period (Beam: 200 ms)
+    from apache_beam.runners.worker import statesampler
+
+    from wikisnap.pipelines.engine import IN_PROCESS_SAMPLING_MS, prompt_state_sampler
+
+    prompt_state_sampler()  # what the in-process engine does (idempotent)
+    periods = []
+    made = statesampler.StateSampler.__init__
+
+    def spy(self, *args, **kwargs):
+        made(self, *args, **kwargs)
+        periods.append(self.sampling_period_ms)
+
+    monkeypatch.setattr(statesampler.StateSampler, "__init__", spy)
+    code, _out, stderr = build([ENWIKI], tmp_path / "out")
+    assert code == 0, stderr
+    assert periods and set(periods) == {IN_PROCESS_SAMPLING_MS} == {20}
+    assert statesampler.StateSampler.__mro__[1].__init__.__defaults__ == (statesampler.DEFAULT_SAMPLING_PERIOD_MS,)

@@ -1142,6 +1142,9 @@ def _scan_indexed(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
     return scan
 
 
+HIT_THREADS = 2  # members inflated at once for their hits (beside the base's md5 thread)
+
+
 def _indexed_hits(snapshot: BaseSnapshot, wanted: Wanted, digest=None) -> BaseScan:
     """`_scan_indexed` but the md5 check (`digest` is fed the tarball's bytes when given)."""
     sid = snapshot_id(snapshot.dbname, snapshot.ns)
@@ -1149,8 +1152,8 @@ def _indexed_hits(snapshot: BaseSnapshot, wanted: Wanted, digest=None) -> BaseSc
     spans = _map_by_headers(snapshot.tarball, sid, digest)
     if sorted(shards) != list(range(len(spans))):
         raise _NoIndex
-    hits: list[BaseHit] = []
     members: list[BaseMember] = []
+    touched: list[tuple[BaseMember, list[int]]] = []
     for index, (size, start, end, crc) in enumerate(spans):
         rows, first_id, wanted_ids = _shard_index(shards[index], wanted)
         try:
@@ -1163,7 +1166,12 @@ def _indexed_hits(snapshot: BaseSnapshot, wanted: Wanted, digest=None) -> BaseSc
         member = BaseMember(index, size, start, end, first_id, -1, None, crc)
         members.append(member)
         if wanted_ids:
-            hits.extend(_member_hits(snapshot, member, wanted_ids))
+            touched.append((member, wanted_ids))
+    # Members are inflated side by side (the inflater works without the GIL), hits kept in
+    # member order; an error (`_NoIndex`) comes out of `map` in that order too.
+    with ThreadPoolExecutor(HIT_THREADS, thread_name_prefix="wikisnap-hits") as pool:
+        found = pool.map(lambda item: list(_member_hits(snapshot, *item)), touched)
+        hits = [hit for member_hits in found for hit in member_hits]
     return BaseScan(hits, tuple(members), indexed=True)
 
 
