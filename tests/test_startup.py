@@ -145,3 +145,17 @@ def test_in_process_bundles_sample_their_state_every_20_ms(build, tmp_path, monk
     assert code == 0, stderr
     assert periods and set(periods) == {IN_PROCESS_SAMPLING_MS} == {20}
     assert statesampler.StateSampler.__mro__[1].__init__.__defaults__ == (statesampler.DEFAULT_SAMPLING_PERIOD_MS,)
+
+
+def test_bucket_writers_hand_freed_memory_back_before_and_between_members(build, tmp_path, monkeypatch):
+    # The write phase's peak sits on top of whatever the read phase left in the allocator: the
+    # writer hands it back when it starts and after each member (glibc's malloc_trim).
+    from wikisnap.transforms import files, write
+
+    assert files._TRIM is not None  # glibc here: the trim really runs
+    calls = []
+    monkeypatch.setattr(write, "release_freed_memory", lambda: calls.append(1))
+    code, _out, stderr = build([ENWIKI], tmp_path / "out", "--member-size-mb", "0.5")
+    assert code == 0, stderr
+    members = len(list((tmp_path / "out" / "parquet" / "enwiki_namespace_0").glob("*.parquet")))
+    assert members >= 3 and len(calls) >= members + 1  # each bucket's start, each member's end

@@ -382,7 +382,10 @@ def release_freed_memory() -> None:
     """Hand the heap's free pages back to the OS (glibc only; a few ms).
 
     A spill buffer frees ~`--spill-mb` of pickled records at every flush; glibc keeps the freed
-    chunks, scattered between live ones, and the RSS would creep up with the dump's size.
+    chunks, scattered between live ones, and the RSS would creep up with the dump's size. A
+    bucket writer calls it too before it starts: the read phase's last pages, bz2 threads and
+    spill helpers left 35 MB in the allocator's arenas on the x10 corpus (9 MB on x1), under the
+    write phase's peak.
     """
     if _TRIM is not None:
         _TRIM(0)

@@ -42,6 +42,7 @@ from wikisnap.transforms.files import (
     move_once,
     new_attempt,
     open_write,
+    release_freed_memory,
     tar_padding,
     write_bytes_atomic,
 )
@@ -248,6 +249,7 @@ class MemberSink:
             self._flush_rows()
             if self._parquet is not None:
                 self._parquet.close()
+        release_freed_memory()  # the member's buffers, before the next member's pile up beside them
         return MemberPart(
             dbname=dbname,
             ns=ns,
@@ -540,6 +542,7 @@ class _WriteBucketFn(beam.DoFn):
         dbname, ns, bucket = key
         name = f"{snapshot_id(dbname, ns)}-{bucket:06d}"
         mark_attempt(self.opts.temp_dir, "write-bucket", name, new_attempt())
+        release_freed_memory()  # what the read phase left in the allocator's arenas: the peak is ahead
         runs = list(groups["runs"])
         # A bucket has runs, or only HTML runs (all orphans): redirect lists name spilled pages.
         html_runs = [run.path for run in groups["html"]] if "html" in groups else None
