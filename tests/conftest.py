@@ -111,3 +111,19 @@ def update():
         return code, stdout.getvalue(), stderr.getvalue()
 
     return _run
+
+
+@pytest.fixture
+def type_checked(monkeypatch):
+    """The labels of the steps Beam's construction-time type check looks at during the test."""
+    import apache_beam as beam
+
+    checked: list[str] = []
+    original = beam.PTransform.type_check_inputs
+
+    def spy(self, pvalueish):
+        checked.append(self.label)
+        return original(self, pvalueish)
+
+    monkeypatch.setattr(beam.PTransform, "type_check_inputs", spy)
+    return checked

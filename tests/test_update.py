@@ -546,20 +546,11 @@ def test_date_option_reassembles_untouched_snapshots(enwiki_build, update, tmp_p
     )
 
 
-def test_update_graph_passes_beams_type_check_when_asked(enwiki_events_update, update, tmp_path, monkeypatch):
+def test_update_graph_passes_beams_type_check_when_asked(enwiki_events_update, update, tmp_path, type_checked):
     # Runs skip Beam's construction-time type check by default (engine.without_type_check); the
     # graph must still pass it, with the same records as the run without it.
-    import apache_beam as beam
-
     base, events, out = enwiki_events_update
-    checked = []
-    original = beam.PTransform.type_check_inputs
-
-    def spy(self, pvalueish):
-        checked.append(self.label)
-        return original(self, pvalueish)
-
-    monkeypatch.setattr(beam.PTransform, "type_check_inputs", spy)
+    checked = type_checked
     code, _stdout, stderr = update(base, [events], tmp_path / "checked", "--pipeline_type_check")
     assert code == 0, stderr
     assert len(checked) > 20  # the check ran over the graph's steps

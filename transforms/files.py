@@ -115,9 +115,9 @@ def open_read(path: str):
 def open_read_arrow(path: str):
     """`open_read` for Arrow's readers (Parquet): a local file is opened by Arrow itself.
 
-    On a Python file object Arrow calls back into Python, taking the GIL, for every read; behind
-    a busy thread (an update's md5 of its base, a touched member's line pass) each read waited
-    its turn, and a shard's 10 ms index read took 0.2 s. Other filesystems go through fsspec.
+    On a Python file object Arrow calls back into Python, taking the GIL, for every read, so a
+    shard read beside a busy thread (an update's md5 of its base, a touched member's line pass)
+    queues behind it; Arrow's own file needs no GIL. Other filesystems go through fsspec.
     """
     fs, p = fs_for(path)
     if isinstance(fs, LocalFileSystem):
