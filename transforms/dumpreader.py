@@ -28,7 +28,7 @@ from lxml import etree
 
 from wikisnap.schemas.siteinfo import Namespace, SiteInfo, dbname_from_base
 from wikisnap.transforms.codecs import Bz2Reader, RawDigests, fast_bz2_available
-from wikisnap.transforms.files import HashingReader
+from wikisnap.transforms.files import HashingReader, local_path
 
 # Containers recognised by their first bytes.
 _MAGIC = (
@@ -373,15 +373,6 @@ def open_dump(
     if not read_ahead:
         return stream, hasher, compression
     return io.BufferedReader(_ReadAhead(stream), buffer_size=_DECOMPRESSED_CHUNK), hasher, compression
-
-
-def local_path(path: str) -> str | None:
-    """The OS path of a local file (plain or `file://`), None for any other filesystem."""
-    try:
-        fs, fs_path = fsspec.core.url_to_fs(path)
-    except (ValueError, ImportError):
-        return None
-    return fs_path if isinstance(fs, LocalFileSystem) else None
 
 
 def _open_fast_bz2(local: str, byte_range: tuple[int, int] | None, threads: int):

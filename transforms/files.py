@@ -112,6 +112,15 @@ def open_read(path: str):
     return fs.open(p, "rb")
 
 
+def local_path(path: str) -> str | None:
+    """The OS path of a local file (plain or `file://`), None for any other filesystem."""
+    try:
+        fs, fs_path = fsspec.core.url_to_fs(path)
+    except (ValueError, ImportError):
+        return None
+    return fs_path if isinstance(fs, LocalFileSystem) else None
+
+
 def open_read_arrow(path: str):
     """`open_read` for Arrow's readers (Parquet): a local file is opened by Arrow itself.
 
@@ -119,10 +128,8 @@ def open_read_arrow(path: str):
     shard read beside a busy thread (an update's md5 of its base, a touched member's line pass)
     queues behind it; Arrow's own file needs no GIL. Other filesystems go through fsspec.
     """
-    fs, p = fs_for(path)
-    if isinstance(fs, LocalFileSystem):
-        return pa.OSFile(p, "rb")
-    return fs.open(p, "rb")
+    local = local_path(path)
+    return pa.OSFile(local, "rb") if local is not None else open_read(path)
 
 
 def remove_tree(path: str) -> None:

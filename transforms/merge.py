@@ -24,9 +24,9 @@ RewriteSnapshots per (db, ns): a snapshot no diff touches is copied as files; ot
                  Parquet shard (never decompressed; the copy's CRC-32 must be the scan's, the
                  shard's md5 the manifest's), a touched one re-gzipped with the changes merged
                  in page-id order (untouched lines byte for byte; its text shard fed in the same
-                 pass) while, in a thread beside it, its shard is sliced around the touched rows
-                 + the new ones with Arrow. Tarballs of another layout are rewritten line by
-                 line in one pass.
+                 pass) while, in a thread beside it, its shard is merged row group by row
+                 group with Arrow (the touched rows out, the new ones in). Tarballs of another
+                 layout are rewritten line by line in one pass.
 
 A damaged base (empty, cut off, corrupt, a copied tarball or shard whose md5 is not the one
 published) is a `BaseError` naming the file, member and byte (a tarball whose md5 is not its
@@ -41,7 +41,7 @@ count by its shard's, so the read-back only hashes its copy) and one and a half 
 when one does (the scan up to the last wanted line, then the rewrite — keeping the scan's output
 for it would put the decompressed member on temp storage, slower than a second inflate at
 scale); memory does not grow with the snapshot: a worker holds one decompressed chunk and line,
-or one touched member's Parquet shard (≤ the member size of records).
+or one row group of a touched member's Parquet shard.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ from wikisnap.transforms.files import (
     file_md5,
     fs_for,
     join,
+    local_path,
     new_attempt,
     open_read,
     open_read_arrow,
@@ -1077,8 +1078,7 @@ def _md5_hex(path: str) -> str:
 
 
 def _is_local(path: str) -> bool:
-    protocol = fs_for(path)[0].protocol
-    return bool({"file", "local"} & set(protocol if isinstance(protocol, tuple) else (protocol,)))
+    return local_path(path) is not None
 
 
 def _first_line(path: str, start: int, end: int) -> bytes:
@@ -1239,19 +1239,20 @@ def _parquet_shards(snapshot: BaseSnapshot, paths: tuple[str, ...] | None = None
     return shards
 
 
-def _shard_max_date(path: str) -> str:
-    """Newest `date_modified` of a Parquet shard, from its footer statistics (no data read)."""
+def _shard_rows_and_max_date(path: str) -> tuple[int, str]:
+    """Rows and newest `date_modified` of a Parquet shard, from one read of its footer (row count
+    and statistics; no data read)."""
     with open_read_arrow(path) as f:
-        meta = pq.ParquetFile(f).metadata
-        column = meta.schema.names.index("date_modified")
-        best = None
-        for g in range(meta.num_row_groups):
-            stats = meta.row_group(g).column(column).statistics
-            if stats is not None and stats.has_min_max and (best is None or stats.max > best):
-                best = stats.max
+        meta = pq.read_metadata(f)
+    column = meta.schema.names.index("date_modified")
+    best = None
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(column).statistics
+        if stats is not None and stats.has_min_max and (best is None or stats.max > best):
+            best = stats.max
     if best is None:
-        return ""
-    return format_time(best if best.tzinfo else best.replace(tzinfo=UTC))
+        return meta.num_rows, ""
+    return meta.num_rows, format_time(best if best.tzinfo else best.replace(tzinfo=UTC))
 
 
 @dataclass(frozen=True)
@@ -1338,9 +1339,7 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
                     task.shard, f"has md5 {digest.hexdigest()} but the base's manifest says {published}: it is damaged"
                 )
             vouched = vouched and bool(published)  # its row count is the member's line count
-            with open_read_arrow(pq_path) as f:
-                records = pq.ParquetFile(f).metadata.num_rows
-            max_date = _shard_max_date(pq_path)
+            records, max_date = _shard_rows_and_max_date(pq_path)
         elif member.records >= 0 and member.max_date is not None:
             records, max_date = member.records, member.max_date  # counted by scan_base
         else:
@@ -1403,8 +1402,12 @@ def _merge_shard_file(
 def _shard_fragment(shard: str):
     """A base shard as an Arrow dataset fragment read with wikisnap's schema (a column an older
     shard lacks reads as nulls), row group by row group; a local file is read by Arrow itself."""
-    fs, p = fs_for(shard)
-    dataset = pads.dataset(p, filesystem=None if _is_local(shard) else fs, format="parquet", schema=ARTICLE_SCHEMA)
+    local = local_path(shard)
+    if local is not None:
+        dataset = pads.dataset(local, format="parquet", schema=ARTICLE_SCHEMA)
+    else:
+        fs, p = fs_for(shard)
+        dataset = pads.dataset(p, filesystem=fs, format="parquet", schema=ARTICLE_SCHEMA)
     return next(iter(dataset.get_fragments()))
 
 
