@@ -127,3 +127,23 @@ def type_checked(monkeypatch):
 
     monkeypatch.setattr(beam.PTransform, "type_check_inputs", spy)
     return checked
+
+
+@pytest.fixture
+def calling_threads(monkeypatch):
+    """`watch(owner, name)`: `owner.name` keeps working and the returned list gets the name of
+    the thread of each call (for the work that must run on a helper thread)."""
+    import threading
+
+    def watch(owner, name: str) -> list[str]:
+        names: list[str] = []
+        original = getattr(owner, name)
+
+        def spy(*args, **kwargs):
+            names.append(threading.current_thread().name)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, spy)
+        return names
+
+    return watch

@@ -50,15 +50,8 @@ def test_gzip_bytes_depend_on_the_data_not_on_how_it_was_written(tmp_path):
     assert by_line == b"".join(comp.compress(cut) for cut in cuts) + comp.flush()
 
 
-def test_the_compression_runs_on_another_thread(tmp_path, monkeypatch):
-    seen = []
-    original = GzipMemberWriter._compress
-
-    def spy(self, data):
-        seen.append(threading.current_thread().name)
-        return original(self, data)
-
-    monkeypatch.setattr(GzipMemberWriter, "_compress", spy)
+def test_the_compression_runs_on_another_thread(tmp_path, calling_threads):
+    seen = calling_threads(GzipMemberWriter, "_compress")
     write_member(tmp_path / "a.gz", real_lines())
     assert len(seen) > 3
     assert all(name.startswith("wikisnap-gzip") for name in seen)
@@ -159,7 +152,7 @@ def test_a_parquet_write_error_raises_from_close_naming_the_problem(tmp_path):
         out.close()
 
 
-def test_hashing_beside_gives_the_digests_of_hashing_in_line(monkeypatch):
+def test_hashing_beside_gives_the_digests_of_hashing_in_line(calling_threads):
     # The read-back's md5 is taken on a helper thread while the reader inflates: the same
     # digests as in line, the hashing really on the helper, and `md5` waits for it.
     import hashlib
@@ -168,14 +161,7 @@ def test_hashing_beside_gives_the_digests_of_hashing_in_line(monkeypatch):
     from conftest import ENWIKI
 
     data = ENWIKI.read_bytes()
-    threads = []
-    hash_in_line = files.HashingReader._hash
-
-    def spy(self, piece):
-        threads.append(threading.current_thread().name)
-        hash_in_line(self, piece)
-
-    monkeypatch.setattr(files.HashingReader, "_hash", spy)
+    threads = calling_threads(files.HashingReader, "_hash")
     digests = []
     for beside in (False, True):
         threads.clear()

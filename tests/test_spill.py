@@ -64,17 +64,8 @@ def test_the_spill_budget_counts_the_pickled_bytes_it_holds(tmp_path):
     ]
 
 
-def test_runs_are_written_by_a_thread_and_complete_when_returned(tmp_path, monkeypatch):
-    import threading
-
-    writers = []
-    original = files._write_frame
-
-    def spy(out, raw):
-        writers.append(threading.current_thread().name)
-        return original(out, raw)
-
-    monkeypatch.setattr(files, "_write_frame", spy)
+def test_runs_are_written_by_a_thread_and_complete_when_returned(tmp_path, calling_threads):
+    writers = calling_threads(files, "_write_frame")
     records = real_records()
     spill = SpillBuffer(str(tmp_path), "u00000", bucket_span=1_000_000, budget_bytes=300_000)
     returned = []
