@@ -23,6 +23,9 @@ setup(
         "wikisnap",
         "wikisnap.pipelines",
         "wikisnap.transforms",
+        "wikisnap.transforms.formats",
+        "wikisnap.transforms.parse",
+        "wikisnap.transforms.update",
         "wikisnap.schemas",
         "wikisnap.configs",
     ],
@@ -30,6 +33,9 @@ setup(
         "wikisnap": "wikisnap",
         "wikisnap.pipelines": "pipelines",
         "wikisnap.transforms": "transforms",
+        "wikisnap.transforms.formats": "transforms/formats",
+        "wikisnap.transforms.parse": "transforms/parse",
+        "wikisnap.transforms.update": "transforms/update",
         "wikisnap.schemas": "schemas",
         "wikisnap.configs": "configs",
     },
@@ -40,7 +46,6 @@ setup(
         "lxml>=5.0",
         "pyarrow>=15",
         "fsspec>=2024.2",
-        "mwparserfromhell>=0.6.6",
         # lexbor HTML5 parser: Parsoid HTML inputs (transforms/html.py; MIT licence)
         "selectolax>=1.0",
         # fsspec's HTTP(S) filesystem: dumps and dump runs read straight from a mirror
@@ -59,12 +64,13 @@ setup(
         "hf": HF,
         # `wikisnap sync`'s run report: plots drawn as PNGs inside a self-contained HTML page
         "report": REPORT,
-        "test": ["pytest>=8", "jsonschema>=4.18", *HF, *REPORT],
-        "dev": ["pytest>=8", "jsonschema>=4.18", "ruff>=0.5", *HF, *REPORT],
+        # mwparserfromhell: the tests' oracle for the wikitext scanner (tests/test_wikitext.py); never imported by wikisnap
+        "test": ["pytest>=8", "jsonschema>=4.18", "mwparserfromhell>=0.6.6", *HF, *REPORT],
+        "dev": ["pytest>=8", "jsonschema>=4.18", "mwparserfromhell>=0.6.6", "ruff>=0.5", *HF, *REPORT],
         "gcp": ["apache-beam[gcp]", "gcsfs"],
         "s3": ["s3fs"],
         # peers measured by benchmarks/run.py; never imported by wikisnap itself
-        "bench": ["wikiextractor==3.1.0", "mwxml>=0.3.3", "smart-open>=7"],
+        "bench": ["wikiextractor==3.1.0", "mwxml>=0.3.3", "mwparserfromhell>=0.6.6", "smart-open>=7"],
     },
     entry_points={"console_scripts": ["wikisnap=wikisnap.pipelines.cli:main"]},
     classifiers=[

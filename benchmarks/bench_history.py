@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.make_corpus import page_copy, replicate  # noqa: E402
-from wikisnap.transforms.dumpreader import PageHistory, ReadStats, iter_history, read_siteinfo  # noqa: E402
+from wikisnap.transforms.formats.dumpreader import PageHistory, ReadStats, iter_history, read_siteinfo  # noqa: E402
 
 STUBS = HERE.parent / "tests" / "data" / "history" / "mwbzutils__elwikivoyage-sample-stubs-meta-history.xml.gz"
 SECTION = "## Stub histories"

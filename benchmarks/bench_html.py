@@ -38,7 +38,7 @@ import lxml.html  # noqa: E402
 import selectolax  # noqa: E402
 from selectolax.lexbor import LexborHTMLParser  # noqa: E402
 
-from wikisnap.transforms.html import derive, identify  # noqa: E402
+from wikisnap.transforms.parse.html import derive, identify  # noqa: E402
 from wikisnap.transforms.records import html_item  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "html"

@@ -22,10 +22,11 @@ import argparse
 import gc
 import time
 
-from wikisnap.transforms.article import WIKITEXT_MODELS
-from wikisnap.transforms.dumpreader import RawPage, ReadStats, iter_pages, read_siteinfo
-from wikisnap.transforms.plaintext import text_from_wikitext
-from wikisnap.transforms.wikitext import abstract, analyze
+from wikisnap.transforms.formats.dumpreader import RawPage, ReadStats, iter_pages, read_siteinfo
+from wikisnap.transforms.parse.abstract import abstract
+from wikisnap.transforms.parse.article import WIKITEXT_MODELS
+from wikisnap.transforms.parse.plaintext import text_from_wikitext
+from wikisnap.transforms.parse.wikitext import analyze
 
 
 def load_pages(path: str) -> tuple[object, list[tuple[int, str]]]:

@@ -7,7 +7,7 @@ CREATE TABLE blocks the tests use (tests/sqlfiles.py), rows made by replicating 
 values under fresh ids (seeded pseudo-random ids, names and aspects, so gzip compresses them about
 as much as real dumps, not as a repeated row) in each table's primary-key order (a page's entity usages
 together, popular entities such as P31 and Q5 often), in mysqldump's ~1 MB extended INSERT lines. Then
-times `enrich.keyed_rows` over each file — what the ReadSqlTables DoFn does: decompress, parse
+times `sqlrows.keyed_rows` over each file — what the ReadSqlTables DoFn does: decompress, parse
 every row, convert the used columns, key them — in this one process, by CPU seconds.
 MB/s per core = compressed MB / CPU seconds. Only for measuring: tests use the real files.
 """
@@ -27,8 +27,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from sqlfiles import FLAGGEDPAGES, IMAGE, RM_PAGE_PROPS, USER_GROUPS, WBC_ENTITY_USAGE, literal  # noqa: E402
 
 from wikisnap.schemas.siteinfo import SiteInfo  # noqa: E402
-from wikisnap.transforms.enrich import EnrichOptions, SqlInput, keyed_rows  # noqa: E402
-from wikisnap.transforms.sqldump import iter_raw_batches, read_sql_header  # noqa: E402
+from wikisnap.transforms.formats.sqldump import iter_raw_batches, read_sql_header  # noqa: E402
+from wikisnap.transforms.parse.sqlrows import EnrichOptions, SqlInput, keyed_rows  # noqa: E402
 
 PAGE_PROPS_HEAD = """CREATE TABLE `page_props` (
   `pp_page` int(10) unsigned NOT NULL,

@@ -46,7 +46,7 @@ def smart_open_bytes(path: str) -> int:
 
 
 def wikisnap_bytes(path: str, bz2_threads: int = 0) -> int:
-    from wikisnap.transforms.dumpreader import open_dump
+    from wikisnap.transforms.formats.dumpfiles import open_dump
 
     stream, _hasher, _compression = open_dump(path, bz2_threads=bz2_threads)
     with stream:
@@ -66,7 +66,7 @@ def mwxml_pages(path: str) -> tuple[int, int]:
 
 
 def wikisnap_pages(path: str) -> tuple[int, int]:
-    from wikisnap.transforms.dumpreader import ReadStats, iter_pages, read_siteinfo
+    from wikisnap.transforms.formats.dumpreader import ReadStats, iter_pages, read_siteinfo
 
     site = read_siteinfo(path)
     pages = chars = 0

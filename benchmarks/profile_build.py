@@ -27,16 +27,19 @@ from benchmarks.run import compile_like_pip  # noqa: E402
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("bz2 decompression", ("_compression.py", "bz2.py", "_ReadAhead.", "_Concat.", "_RangeReader.", "codecs.py")),
     ("input md5/sha1", ("_HashingReader.",)),
-    ("lxml parse + page fields", ("dumpreader.py",)),
-    ("wikitext analysis (templates, categories, abstract)", ("transforms/wikitext.py", "magic_words.py")),
+    ("lxml parse + page fields", ("dumpreader.py", "dumpfiles.py")),
+    (
+        "wikitext analysis (templates, categories, abstract)",
+        ("parse/wikitext.py", "parse/abstract.py", "magic_words.py"),
+    ),
     ("WME JSON serialisation", ("serialize.py", "json/")),
     ("gzip of members", ("GzipMemberWriter", "gzip_member", "zlib", "isal")),
     ("read-back verification", ("transforms/verify.py",)),
     ("Parquet (rows, arrow table, write)", ("schemas/arrow.py", "pyarrow/parquet", "MemberSink._flush_rows")),
     ("spill runs (pickle + compress + file I/O)", ("_write_frame", "iter_run", "write_run", "merge_runs", "Spill")),
     ("tarball assembly + md5", ("assemble_tarball", "file_md5", "assemble_snapshot")),
-    ("article build (other fields)", ("transforms/article.py",)),
-    ("plain-text stripper (--formats text)", ("transforms/plaintext.py",)),
+    ("article build (other fields)", ("parse/article.py",)),
+    ("plain-text stripper (--formats text)", ("parse/plaintext.py",)),
     ("wikisnap other (read/write glue, redirects, manifest)", ("transforms/", "pipelines/", "schemas/")),
     ("Beam overhead (graph, runner, coders, bundles)", ("apache_beam", "grpc", "Thread.run (threading.py")),
 ]

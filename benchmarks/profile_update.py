@@ -31,7 +31,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("untouched member: bytes and shard copied", ("rewrite_member",)),
     ("read-back verification", ("transforms/verify.py",)),
     ("tarball assembly + md5", ("assemble_tarball", "file_md5", "assemble_snapshot")),
-    ("diffs read and folded, batches", ("transforms/diffs.py", "dumpreader", "resolve_wiki", "transforms/batches.py")),
+    ("diffs read and folded, batches", ("update/diffs.py", "dumpreader", "resolve_wiki", "update/batches.py")),
     ("wikisnap other (plan, manifest, commit)", ("transforms/", "pipelines/", "schemas/")),
     ("Beam overhead (graph, runner, coders, bundles)", ("apache_beam", "grpc", "Thread.run (threading.py")),
 ]
@@ -43,7 +43,7 @@ def classify(frames: list[str]) -> str | None:
         return None
     if any(word in frame for frame in frames for word in IMPORTS):
         return "Python imports (startup)"
-    # by stage, not by the innermost frame: a touched member's gzip writer is in transforms/files.py
+    # by stage, not by the innermost frame: a touched member's gzip writer is in transforms/formats/tarball.py
     for stage, words in STAGES:
         if any(word in frame for frame in frames for word in words):
             return stage

@@ -23,7 +23,7 @@ import pickle
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 
 import apache_beam as beam
 
@@ -32,7 +32,6 @@ from wikisnap.pipelines.commit import (
     OutputFolder,
 )
 from wikisnap.pipelines.engine import (
-    _flag_value,
     bz2_threads_for,
     check_cluster_run,
     pipeline_options,
@@ -47,25 +46,32 @@ from wikisnap.pipelines.inputs import (
     split_history_inputs,
     with_dump_run,
 )
-from wikisnap.pipelines.jobs import add_output_arguments, run_job
-from wikisnap.transforms.codecs import bz2_codec, gzip_codec
-from wikisnap.transforms.dumprun import DEFAULT_MIRROR
-from wikisnap.transforms.enrich import (
-    CATEGORY_MODES,
-    QID_MAP_TABLE,
-    SQL_TABLE_COVERAGE,
-    EnrichFromSql,
-    EnrichOptions,
-    SqlInput,
+from wikisnap.pipelines.launch import (
+    CollectReport,
+    check_dead_letters,
+    manifest_outputs,
+    run_job,
+    run_temp_dir,
+    write_options,
 )
-from wikisnap.transforms.files import (
-    fs_for,
-    join,
-    read_bytes,
-    remove_tree,
-    write_bytes_atomic,
+from wikisnap.pipelines.options import (
+    DEFAULT_NAMESPACES,
+    DEFAULT_TEXT_NAMESPACES,
+    FORMATS,
+    RUN_FLAGS,
+    BuildConfig,
+    add_shared_flags,
+    parse_formats,
+    parse_namespaces,
+    positive_int,
 )
+from wikisnap.transforms.enrich import CATEGORY_MODES, SQL_TABLE_COVERAGE, EnrichFromSql
+from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.codecs import bz2_codec, gzip_codec
+from wikisnap.transforms.formats.dumprun import DEFAULT_MIRROR
+from wikisnap.transforms.formats.fs import fs_for, read_bytes, remove_tree
 from wikisnap.transforms.history import HISTORY_COVERAGE, JoinHistories, ReadHistories
+from wikisnap.transforms.parse.sqlrows import QID_MAP_TABLE, EnrichOptions, SqlInput
 from wikisnap.transforms.read import (
     TAG_EDITORS,
     TAG_RUNS,
@@ -92,98 +98,9 @@ from wikisnap.transforms.write import (
     DeadLetterGate,
     WriteBuckets,
     WriteDeadLetters,
-    WriteOptions,
 )
 
 log = logging.getLogger("wikisnap")
-
-DEFAULT_NAMESPACES = (0, 6, 10, 14)
-FORMATS = ("ndjson", "parquet")  # the default; "text" (plain-text Parquet) is asked for
-KNOWN_FORMATS = (*FORMATS, "text")
-DEFAULT_TEXT_NAMESPACES = (0,)
-
-
-@dataclass
-class BuildConfig:
-    inputs: list[str]
-    out: str
-    namespaces: tuple[int, ...] = DEFAULT_NAMESPACES
-    date: str | None = None
-    workers: int = 1
-    formats: tuple[str, ...] = FORMATS
-    member_size_mb: float = 100.0
-    gzip_level: int = 3
-    bz2_threads: int = 0  # 0: the cores left to each local worker (1 on other runners)
-    bucket_span: int = 1_000_000
-    spill_mb: int = 16
-    max_page_bytes: int = 32 << 20
-    allow_truncated: bool = False
-    fail_on_dead_letters: bool = False
-    siteinfo_from: str | None = None
-    index: str | None = None
-    unit_mb: float = 64.0
-    checksums: list[str] = field(default_factory=list)
-    dump_run: str | None = None
-    mirror: str = DEFAULT_MIRROR
-    force: bool = False
-    index_for: dict[str, str] = field(default_factory=dict)  # dump → its index (from a dump run)
-    expected_checksums: dict[str, dict[str, str]] = field(default_factory=dict)  # file name → digests
-    temp_location: str | None = None
-    keep_temp: bool = False
-    break_lock: bool = False
-    shared_temp: bool = False  # the temp folder, though a local path, is seen by every worker
-    progress_seconds: float = 10.0
-    beam_args: list[str] = field(default_factory=list)
-    # SQL enrichment (EnrichFromSql): table dumps split off `inputs` by `run()`, how their
-    # categories combine with the wikitext ones (None: both when categorylinks is given), QID map.
-    sql_inputs: list[str] = field(default_factory=list)
-    categories: str | None = None
-    qid_map: str | None = None
-    # WME records and Parsoid HTML (transforms/records.py), split off `inputs` by `run()`.
-    record_inputs: list = field(default_factory=list)
-    wme_records: str = "complete"  # or "as-is": no field derived from a record's own HTML
-    text_namespaces: tuple[int, ...] = DEFAULT_TEXT_NAMESPACES  # `--formats text`: which get text
-
-
-# -- command line --------------------------------------------------------------------------
-
-
-def parse_namespaces(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--namespaces takes comma-separated numbers, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("--namespaces needs at least one namespace")
-    return values
-
-
-def parse_formats(text: str) -> tuple[str, ...]:
-    values = tuple(sorted({part.strip() for part in text.split(",") if part.strip()}))
-    unknown = [v for v in values if v not in KNOWN_FORMATS]
-    if unknown or not values:
-        raise argparse.ArgumentTypeError(f"--formats takes a list of {', '.join(KNOWN_FORMATS)}, got {text!r}")
-    return values
-
-
-def parse_date(text: str) -> str:
-    if len(text) != 8 or not text.isdigit():
-        raise argparse.ArgumentTypeError(f"--date takes YYYYMMDD, got {text!r}")
-    try:
-        time.strptime(text, "%Y%m%d")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--date {text!r} is not a calendar date") from None
-    return text
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 1, got {value}")
-    return value
 
 
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:
@@ -211,21 +128,6 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         help="namespaces to snapshot (default: WME's 0,6,10,14); pages of others are counted as skipped",
     )
     parser.add_argument(
-        "--date",
-        type=parse_date,
-        default=None,
-        metavar="YYYYMMDD",
-        help="snapshot date written to the metadata's date_modified and the tar members' mtime "
-        "(default: the newest revision time in each snapshot, so reruns give the same bytes)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=positive_int,
-        default=1,
-        metavar="N",
-        help="local worker processes (Beam multi_processing; 1 = in-process). Ignored by remote runners.",
-    )
-    parser.add_argument(
         "--formats",
         type=parse_formats,
         default=FORMATS,
@@ -238,7 +140,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         "template-added ones too), templates (data-mw transclusions of the page), abstract (WME's GetAbstract "
         "rules on the lead section); they replace the wikitext-derived ones",
     )
-    add_text_arguments(parser)
+    add_shared_flags(parser, "--text-namespaces")
     parser.add_argument(
         "--member-size-mb",
         type=float,
@@ -278,13 +180,6 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         default=16,
         metavar="MB",
         help="memory a reader buffers (pickled records) before spilling a sorted run to the temp folder (default 16)",
-    )
-    parser.add_argument(
-        "--max-page-bytes",
-        type=positive_int,
-        default=32 << 20,
-        metavar="N",
-        help="pages with more characters of text are dead-lettered, not parsed (default 33554432)",
     )
     parser.add_argument(
         "--allow-truncated",
@@ -338,15 +233,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="use a dump run whose jobs are not all 'done' (its files may be partial)",
     )
-    parser.add_argument(
-        "--temp-location",
-        metavar="DIR",
-        default=None,
-        help="where spill runs and member parts go (default: OUT/.wikisnap/tmp, or Beam's --temp_location); "
-        "must be reachable by every worker (a bucket URL on a cluster)",
-    )
-    parser.add_argument("--keep-temp", action="store_true", help="keep the temp folder after the run")
-    add_output_arguments(parser)
+    add_shared_flags(parser, "--date", "--workers", "--max-page-bytes", *RUN_FLAGS)
     parser.add_argument(
         "--categories",
         choices=CATEGORY_MODES,
@@ -375,31 +262,6 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         metavar="S",
         help="seconds between progress lines per input (default 10)",
-    )
-
-
-def check_dead_letters(report: list, fail: bool) -> None:
-    """With --fail-on-dead-letters: RunFailed naming the dead-letter files when the run made any."""
-    files = sorted((o for kind, o in report if kind == "output" and o.kind == "deadletter"), key=lambda o: o.path)
-    total = sum(o.records for o in files)
-    if fail and total:
-        where = ", ".join(f"{o.path} ({o.records:,})" for o in files)
-        raise RunFailed(
-            f"{total:,} dead letter(s) and --fail-on-dead-letters, so nothing was published; read why in {where}"
-        )
-
-
-def add_text_arguments(
-    parser: argparse.ArgumentParser, default: tuple[int, ...] | None = DEFAULT_TEXT_NAMESPACES
-) -> None:
-    """`--text-namespaces`, shared by build and update (whose default, None, means the base's)."""
-    parser.add_argument(
-        "--text-namespaces",
-        type=parse_namespaces,
-        default=default,
-        metavar="0",
-        help="with --formats text: the namespaces that get plain text (default 0, articles); with "
-        "--formats text alone only these are read, otherwise they must be among --namespaces",
     )
 
 
@@ -508,25 +370,6 @@ class OverallProgress:
                 return
 
 
-# -- graph ---------------------------------------------------------------------------------
-
-
-class CollectReport(beam.PTransform):
-    """Small report elements → one pickle under the temp folder, read by the launcher."""
-
-    def __init__(self, path: str):
-        super().__init__()
-        self.path = path
-
-    def expand(self, items):
-        path = self.path
-        return (
-            items
-            | "GatherReport" >> beam.combiners.ToList()
-            | "WriteReport" >> beam.Map(lambda report: write_bytes_atomic(path, pickle.dumps(report)))
-        )
-
-
 def build_pipeline(
     pipeline: beam.Pipeline,
     config: BuildConfig,
@@ -552,7 +395,7 @@ def build_pipeline(
         coverage.add("categories")
     if "page_restrictions" in tables:
         coverage.add("protection")
-    # issue 15's tables: each one's coverage is counted only when it is given
+    # the extra tables: each one's coverage is counted only when it is given
     coverage |= {field for table, field in SQL_TABLE_COVERAGE.items() if table in tables}
     if history_units:
         coverage.add(HISTORY_COVERAGE)
@@ -573,20 +416,17 @@ def build_pipeline(
         else frozenset(),
         editors="user_groups" in tables,
     )
-    snapshot_date = None
-    if config.date:
-        snapshot_date = f"{config.date[:4]}-{config.date[4:6]}-{config.date[6:]}T00:00:00Z"
-    write_opts = WriteOptions(
-        out_dir=out_dir,
-        temp_dir=temp_dir,
-        member_bytes=int(config.member_size_mb * 1_000_000),
-        formats=frozenset(config.formats),
-        snapshot_date=snapshot_date,
-        gzip_level=config.gzip_level,
+    write_opts = write_options(
+        out_dir,
+        temp_dir,
+        config.date,
+        config.member_size_mb,
+        config.formats,
+        config.gzip_level,
+        config.text_namespaces,
+        {unit.site.dbname: unit.site for unit in units},
         categories=config.categories or ("both" if "categorylinks" in tables else "wikitext"),
         coverage=frozenset(coverage),
-        text_namespaces=frozenset(config.text_namespaces),
-        sites=tuple(sorted({unit.site.dbname: unit.site for unit in units}.items())),
     )
     languages = {unit.site.dbname: unit.site.lang for unit in units}
 
@@ -682,7 +522,7 @@ def build_pipeline(
         verified.problems | "TagVerifyProblems" >> beam.Map(lambda p: ("verify_problem", p)),
         *[errors | "TagSqlErrors" >> beam.Map(lambda e: ("sql_error", e)) for errors in sql_errors],
     ) | "FlattenReport" >> beam.Flatten()
-    _ = report_items | "CollectReport" >> CollectReport(join(temp_dir, "report.pickle"))
+    _ = report_items | "CollectReport" >> CollectReport(layout.report_path(temp_dir))
 
 
 # -- report and manifest -------------------------------------------------------------------
@@ -779,7 +619,7 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
     log.info("engine: %s", engine)
     started = time.time()
     readers = sum(1 for u in units if u.kind != "verify")
-    watcher = OverallProgress(join(temp_dir, "progress"), total, config.progress_seconds, readers)
+    watcher = OverallProgress(layout.progress_dir(temp_dir), total, config.progress_seconds, readers)
     try:
         watcher.start()
         pipeline = beam.Pipeline(runner=runner, options=options)
@@ -789,7 +629,7 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
         result = pipeline.run()
         result.wait_until_finish()
         elapsed = time.time() - started
-        report = pickle.loads(read_bytes(join(temp_dir, "report.pickle")))
+        report = pickle.loads(read_bytes(layout.report_path(temp_dir)))
     finally:
         watcher.stop()
         if not config.keep_temp:
@@ -884,25 +724,6 @@ def output_count_problems(counts: dict[str, dict[str, int]], outputs: list) -> l
     return problems
 
 
-def run_temp_dir(temp_location: str | None, beam_args: list[str], folder: OutputFolder) -> str:
-    """This run's temp folder: --temp-location, else Beam's --temp_location, else OUT/.wikisnap/tmp."""
-    # On a cluster, Beam's own --temp_location (shared storage) is the natural home of spill runs.
-    beam_temp = _flag_value(beam_args, "--temp_location")
-    if temp_location:
-        return join(temp_location, folder.run_id)
-    if beam_temp:
-        return join(beam_temp, "wikisnap", folder.run_id)
-    return folder.temp
-
-
-def manifest_outputs(outputs: list, staging: str) -> list[dict]:
-    """The manifest's `outputs`: each file with its path relative to the output folder."""
-    return [
-        {k: v for k, v in asdict(o).items() if v is not None} | {"path": relative_path(o.path, staging)}
-        for o in outputs
-    ]
-
-
 def summarize_inputs(reports: list) -> list[dict]:
     """One manifest entry per input file, whatever number of units read it.
 
@@ -931,11 +752,6 @@ def summarize_inputs(reports: list) -> list[dict]:
             entry["error"] = errors[0] if len(errors) == 1 else errors
         entries.append(entry)
     return entries
-
-
-def relative_path(path: str, base: str) -> str:
-    prefix = base.rstrip("/") + "/"
-    return path[len(prefix) :] if path.startswith(prefix) else path
 
 
 def enrichment_summary(c: dict[str, int]) -> str:

@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return main_sync(args)
     if args.command == "recover":
-        from wikisnap.pipelines.jobs import main_recover
+        from wikisnap.pipelines.launch import main_recover
 
         return main_recover(args.out)
     parser.error(f"unknown command {args.command}")

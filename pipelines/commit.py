@@ -33,25 +33,32 @@ import json
 import logging
 import os
 import posixpath
-import re
 import socket
 import time
 import uuid
 from dataclasses import dataclass, field
 
 from wikisnap import faults
-from wikisnap.transforms.files import fs_for
+from wikisnap.transforms.formats.fs import fs_for
+from wikisnap.transforms.formats.layout import (
+    CONTROL,
+    JOURNAL,
+    LEFTOVER_AREAS,
+    LOCK,
+    MANIFEST,
+    OWNED_FILE,
+    OWNED_FOLDERS,
+    PREVIOUS,
+    RUN_AREAS,
+    STAGING,
+    TMP,
+    control_path,
+)
 
 log = logging.getLogger("wikisnap")
 
-CONTROL = ".wikisnap"
-MANIFEST = "manifest.json"
-JOURNAL = "commit.json"
-LOCK = "lock"
-# What wikisnap owns inside OUT: a file matching these and not listed by the new manifest is
-# the previous run's and is removed at publish time. Anything else is the user's and is kept.
-OWNED_FOLDERS = ("parquet", "deadletter", "batches", "text")
-OWNED_FILE = re.compile(r"^[a-z0-9_]+_namespace_-?\d+\.(tar\.gz|json)$")
+# What wikisnap owns inside OUT (layout.OWNED_*): a file matching these and not listed by the new
+# manifest is the previous run's and is removed at publish time. Anything else is the user's and is kept.
 EXIT_ENVIRONMENT = 1  # disk full, permissions, a crash
 EXIT_BAD_INPUT = 2  # bad input or usage: nothing published
 EXIT_LOCKED = 75  # sysexits' EX_TEMPFAIL: another run holds --out; a scheduler may retry later
@@ -231,7 +238,7 @@ class OutputFolder:
     # -- paths -----------------------------------------------------------------------------
 
     def control(self, *parts: str) -> str:
-        return "/".join([self.root, CONTROL, *parts])
+        return control_path(self.root, *parts)
 
     def url(self, path_in_fs: str) -> str:
         """A path inside this folder's filesystem as the kind of string the user gave (URL or path)."""
@@ -243,12 +250,12 @@ class OutputFolder:
     @property
     def staging(self) -> str:
         """Where this run writes every output (same relative paths as in OUT)."""
-        return self.url(self.control("staging", self.run_id))
+        return self.url(self.control(STAGING, self.run_id))
 
     @property
     def temp(self) -> str:
         """The default temp location of this run (spill runs, member parts)."""
-        return self.url(self.control("tmp", self.run_id))
+        return self.url(self.control(TMP, self.run_id))
 
     # -- lock ------------------------------------------------------------------------------
 
@@ -286,7 +293,7 @@ class OutputFolder:
         if it was new, else the control folder if it was new.
         """
         if is_local(self.out):
-            for area in ("staging", "tmp"):
+            for area in RUN_AREAS:
                 try:
                     os.rmdir(local_path(self.control(area)))
                 except OSError:
@@ -324,7 +331,7 @@ class OutputFolder:
             with fs.open(journal_path, "rb") as f:
                 journal = json.loads(f.read())
             self._recover_publish(journal)
-        for area in ("staging", "tmp", "previous"):
+        for area in LEFTOVER_AREAS:
             folder = self.control(area)
             if not fs.exists(folder):
                 continue
@@ -336,7 +343,7 @@ class OutputFolder:
 
     def staged_files(self) -> list[str]:
         """Relative paths of every file under this run's staging folder."""
-        fs, base = self.fs, self.control("staging", self.run_id)
+        fs, base = self.fs, self.control(STAGING, self.run_id)
         if not fs.exists(base):
             return []
         return sorted(p[len(base) + 1 :] for p in fs.find(base))
@@ -357,7 +364,7 @@ class OutputFolder:
         if missing:
             raise EnvironmentFailure(f"staged outputs vanished before publishing: {', '.join(missing[:5])}")
         for f in files:
-            size = fs.size(self.control("staging", self.run_id, f["path"]))
+            size = fs.size(self.control(STAGING, self.run_id, f["path"]))
             if size != f["bytes"]:
                 raise EnvironmentFailure(f"staged {f['path']} has {size:,} bytes, the run wrote {f['bytes']:,}")
         listed = {f["path"] for f in files}
@@ -367,13 +374,13 @@ class OutputFolder:
         journal = {"run": self.run_id, "command": self.command, "files": sorted(listed), "displaced": displaced}
         faults.point("publish:before-journal")
         write_atomically(fs, self.control(JOURNAL), json_bytes(journal), self.control(f"{JOURNAL}.{self.run_id}"))
-        previous = self.control("previous", self.run_id)
+        previous = self.control(PREVIOUS, self.run_id)
         for rel in displaced:
             if rel not in listed:
                 log.info("%s: removing %s, which the new manifest does not list", self.out, rel)
             _replace(fs, f"{self.root}/{rel}", f"{previous}/{rel}")
         write_atomically(fs, self.control(f"displaced.{self.run_id}"), b"", self.control(f"displaced.{self.run_id}.t"))
-        staging = self.control("staging", self.run_id)
+        staging = self.control(STAGING, self.run_id)
         for rel in sorted(listed):
             _replace(fs, f"{staging}/{rel}", f"{self.root}/{rel}")
             faults.point("publish:moved-file")
@@ -387,12 +394,12 @@ class OutputFolder:
         """After the commit point: drop the journal, the displaced files and the staging folder."""
         fs = self.fs
         fs.rm(self.control(JOURNAL))
-        for path in (self.control(f"displaced.{run}"), self.control("previous", run), self.control("staging", run)):
+        for path in (self.control(f"displaced.{run}"), self.control(PREVIOUS, run), self.control(STAGING, run)):
             if fs.exists(path):
                 fs.rm(path, recursive=True)
         if is_local(self.out):
             try:
-                os.rmdir(local_path(self.control("previous")))
+                os.rmdir(local_path(self.control(PREVIOUS)))
             except OSError:
                 pass
 
@@ -410,7 +417,7 @@ class OutputFolder:
             self._finish(run)
             return
         log.warning("%s: run %s was killed while publishing; restoring the previous output", self.out, run)
-        previous = self.control("previous", run)
+        previous = self.control(PREVIOUS, run)
         if fs.exists(self.control(f"displaced.{run}")):
             # Every displaced file had moved aside, so what stands under a new name is the new run's.
             for rel in journal["files"]:
@@ -463,7 +470,7 @@ class OutputFolder:
 
     def discard(self) -> None:
         """Remove this run's staging folder (a crashed run's partial outputs), best effort."""
-        staging = self.control("staging", self.run_id)
+        staging = self.control(STAGING, self.run_id)
         try:
             if self.fs.exists(staging):
                 self.fs.rm(staging, recursive=True)
@@ -472,7 +479,7 @@ class OutputFolder:
 
     def keep_failed(self, report: dict) -> str:
         """Leave a failed run's report beside its staged outputs (dead letters…); returns the folder."""
-        staging = self.control("staging", self.run_id)
+        staging = self.control(STAGING, self.run_id)
         self._keep = True
         try:
             self.fs.makedirs(staging, exist_ok=True)

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import tempfile
 
-from wikisnap.transforms.files import file_md5, fs_for
+from wikisnap.transforms.formats.fs import file_md5, fs_for
 
 
 class DestinationError(Exception):

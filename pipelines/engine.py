@@ -7,11 +7,6 @@ worker reaches, and a job-server jar that Beam would otherwise download at run t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from wikisnap.pipelines.build import BuildConfig
-
 import os
 
 import apache_beam as beam
@@ -19,7 +14,8 @@ import fsspec
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, TypeOptions
 
 from wikisnap.pipelines.errors import UsageError
-from wikisnap.transforms.codecs import default_bz2_threads
+from wikisnap.pipelines.options import RunOptions, flag_value
+from wikisnap.transforms.formats.codecs import default_bz2_threads
 
 LOCAL_RUNNERS = {None, "", "direct", "directrunner", "fnapirunner"}
 # Runners whose workers all run on the launching machine (Beam's in-process and local runners):
@@ -27,15 +23,6 @@ LOCAL_RUNNERS = {None, "", "direct", "directrunner", "fnapirunner"}
 SINGLE_MACHINE_RUNNERS = LOCAL_RUNNERS | {"bundlebaseddirectrunner", "switchingdirectrunner", "prismrunner"}
 # fsspec protocols whose files only the writing machine (or process) sees
 LOCAL_PROTOCOLS = {"file", "local", "memory"}
-
-
-def _flag_value(args: list[str], name: str) -> str | None:
-    for i, arg in enumerate(args):
-        if arg == name and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
 
 
 def without_type_check(options: PipelineOptions, args: list[str]) -> PipelineOptions:
@@ -79,7 +66,7 @@ def prompt_state_sampler(period_ms: int = IN_PROCESS_SAMPLING_MS) -> None:
     statesampler.StateSampler = PromptStateSampler
 
 
-def pipeline_options(config: BuildConfig) -> tuple[PipelineOptions, object, str]:
+def pipeline_options(config: RunOptions) -> tuple[PipelineOptions, object, str]:
     """Beam options, the runner object to use, and a one-line description of the engine.
 
     The local engine is pinned to the FnApiRunner: recent Beam's DirectRunner first tries to
@@ -87,14 +74,14 @@ def pipeline_options(config: BuildConfig) -> tuple[PipelineOptions, object, str]
     construction-time type check is off unless asked for (`without_type_check`).
     """
     args = list(config.beam_args)
-    mode = _flag_value(args, "--direct_running_mode")
+    mode = flag_value(args, "--direct_running_mode")
     if mode == "multi_threading":
         raise UsageError(
             "--direct_running_mode multi_threading is refused: Beam's threaded local mode shares one "
             "interpreter between workers and has corrupted data at scale; use --workers N, which runs N "
             "worker processes (multi_processing)"
         )
-    runner = _flag_value(args, "--runner")
+    runner = flag_value(args, "--runner")
     if runner is None or runner.lower() in LOCAL_RUNNERS:
         args = [a for a in args if not (a.startswith("--runner") or a in ("DirectRunner", "FnApiRunner"))]
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
@@ -117,7 +104,7 @@ def pipeline_options(config: BuildConfig) -> tuple[PipelineOptions, object, str]
 
 def runs_on_this_machine(config) -> bool:
     """Whether every worker of the run is a process on this machine (local runners)."""
-    runner = _flag_value(config.beam_args, "--runner")
+    runner = flag_value(config.beam_args, "--runner")
     return runner is None or runner.lower() in SINGLE_MACHINE_RUNNERS
 
 
@@ -137,10 +124,10 @@ def check_shared_temp(config, temp_root: str) -> None:
     must live on storage every worker reaches; a local path would fail late (files not found) or,
     worse, on a shared-nothing cluster whose workers happen to share a path name.
     """
-    runner = _flag_value(config.beam_args, "--runner")
+    runner = flag_value(config.beam_args, "--runner")
     if runner is None or runner.lower() in SINGLE_MACHINE_RUNNERS or config.shared_temp:
         return
-    if runner.lower() == "portablerunner" and _flag_value(config.beam_args, "--job_endpoint") == "embed":
+    if runner.lower() == "portablerunner" and flag_value(config.beam_args, "--job_endpoint") == "embed":
         return  # Beam's embedded job service runs the work on this machine
     # by the URL's scheme alone: a bucket's filesystem package need not be installed on the launcher
     if (fsspec.core.split_protocol(temp_root)[0] or "file") not in LOCAL_PROTOCOLS:
@@ -165,14 +152,14 @@ def check_job_server(config) -> None:
     In: a build or update config (`beam_args`). The jar must be given and be a local file (fetched
     beforehand with the documented Maven command), or a job service must already run.
     """
-    runner = (_flag_value(config.beam_args, "--runner") or "").lower()
+    runner = (flag_value(config.beam_args, "--runner") or "").lower()
     option = JOB_SERVER_JARS.get(runner)
-    if option is None or _flag_value(config.beam_args, "--job_endpoint"):
+    if option is None or flag_value(config.beam_args, "--job_endpoint"):
         return
-    jar = _flag_value(config.beam_args, option)
+    jar = flag_value(config.beam_args, option)
     if jar is None:
         raise UsageError(
-            f"--runner {_flag_value(config.beam_args, '--runner')} needs {option} FILE: the Beam job server jar of "
+            f"--runner {flag_value(config.beam_args, '--runner')} needs {option} FILE: the Beam job server jar of "
             f"Beam {beam.__version__} (fetch it once with `{FETCH_JARS}`), or --job_endpoint HOST:PORT of a running "
             "job service; wikisnap does not let Beam download it at run time"
         )

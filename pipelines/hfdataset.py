@@ -24,7 +24,9 @@ import tempfile
 import pyarrow.parquet as pq
 
 from wikisnap.pipelines.commit import OutputFolder
-from wikisnap.transforms.files import file_md5
+from wikisnap.pipelines.snapshot import HF_PREFIX, PublishError, first_record, snapshot_date
+from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.fs import file_md5
 from wikisnap.transforms.write import PARQUET_SETTINGS
 
 LICENSE_IDS = {
@@ -80,7 +82,6 @@ def _group_shards(sources: list[str], dest_dir: str, prefix: str, shard_bytes: i
 
 def build_hf_folder(snapshot, folder: str, shard_mb: float, date: str) -> dict:
     """Write the dataset folder's files under `folder`; returns {relative path: rows} of the shards."""
-    from wikisnap.pipelines.publish import first_record
 
     shard_bytes = int(shard_mb * 1_000_000)
     rows: dict[str, int] = {}
@@ -98,11 +99,11 @@ def build_hf_folder(snapshot, folder: str, shard_mb: float, date: str) -> dict:
             rows[os.path.relpath(path, folder)] = n
     for db, files in sorted(text_by_wiki.items()):
         files.sort(key=lambda f: (f.ns or 0, int(f.rel.rsplit("_", 1)[-1].split(".")[0])))
-        for path, n in _group_shards([f.path for f in files], os.path.join(folder, "text", db), "train", shard_bytes):
+        for path, n in _group_shards(
+            [f.path for f in files], os.path.join(folder, layout.TEXT, db), "train", shard_bytes
+        ):
             rows[os.path.relpath(path, folder)] = n
     if not rows:
-        from wikisnap.pipelines.publish import PublishError
-
         raise PublishError(f"{snapshot.folder}: no Parquet output to publish as a dataset (built without parquet?)")
     languages, licenses = {}, set()
     for tar in snapshot.of_kind("tarball"):
@@ -144,8 +145,10 @@ def dataset_card(snapshot, folder: str, rows: dict[str, int], languages: dict, l
         infos.append(info(db, f"data/{db}/"))
     for db in texts:
         name = f"{db}_text"
-        configs.append({"config_name": name, "data_files": [{"split": "train", "path": f"text/{db}/train-*.parquet"}]})
-        infos.append(info(name, f"text/{db}/"))
+        configs.append(
+            {"config_name": name, "data_files": [{"split": "train", "path": f"{layout.TEXT}/{db}/train-*.parquet"}]}
+        )
+        infos.append(info(name, f"{layout.TEXT}/{db}/"))
     if configs:
         configs[0]["default"] = True
     header = {
@@ -231,7 +234,7 @@ def file_list(folder: str) -> list[tuple[str, int, str]]:
 
 def upload_plan(repo_id: str, folder: str) -> dict:
     """What the upload would send: the repository, its files and sizes, the commit(s)."""
-    files = [(rel, size) for rel, size, _md5 in file_list(folder) if not rel.startswith(".wikisnap")]
+    files = [(rel, size) for rel, size, _md5 in file_list(folder) if not rel.startswith(layout.CONTROL)]
     return {
         "repo_id": repo_id,
         "repo_type": "dataset",
@@ -251,19 +254,18 @@ def upload(repo_id: str, folder: str, api=None) -> object:
     api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
     large = getattr(api, "upload_large_folder", None)
     if large is not None:  # huggingface_hub < 2: the resumable upload has its own name
-        return large(repo_id=repo_id, folder_path=folder, repo_type="dataset", ignore_patterns=[".wikisnap/**"])
+        return large(repo_id=repo_id, folder_path=folder, repo_type="dataset", ignore_patterns=[f"{layout.CONTROL}/**"])
     return api.upload_folder(
         repo_id=repo_id,
         folder_path=folder,
         repo_type="dataset",
         commit_message="wikisnap publish",
-        ignore_patterns=[".wikisnap/**"],
+        ignore_patterns=[f"{layout.CONTROL}/**"],
     )
 
 
 def publish_hf(snapshot, config) -> str:
     """Build the dataset folder at DEST (committed), or in a work folder and upload it; a summary line."""
-    from wikisnap.pipelines.publish import HF_PREFIX, PublishError, snapshot_date
 
     try:
         import datasets  # noqa: F401 - the card's features come from it
@@ -286,8 +288,6 @@ def publish_hf(snapshot, config) -> str:
         upload(repo_id, folder)
         return f"uploaded {len(plan['files'])} files ({plan['bytes']:,} bytes) to https://huggingface.co/datasets/{repo_id}"
     if "://" in config.to and not config.to.startswith("file://"):
-        from wikisnap.pipelines.publish import PublishError
-
         raise PublishError(f"--layout hf writes a local folder or uploads to hf://datasets/ORG/NAME, not {config.to}")
     if config.dry_run:
         return f"would write a dataset folder at {config.to}"

@@ -10,34 +10,30 @@ import hashlib
 import logging
 import re
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
-from wikisnap.pipelines.engine import LOCAL_RUNNERS, _flag_value
+from wikisnap.pipelines.engine import LOCAL_RUNNERS
 from wikisnap.pipelines.errors import UsageError
+from wikisnap.pipelines.options import BuildConfig, flag_value
 from wikisnap.schemas.siteinfo import SiteInfo
-from wikisnap.transforms.bz2blocks import plan_blocks
-from wikisnap.transforms.dumpreader import (
+from wikisnap.transforms.formats.bz2blocks import plan_blocks
+from wikisnap.transforms.formats.dumpfiles import (
     DumpError,
     describe_input,
     index_path_for,
     input_size,
-    is_stub_dump,
     open_dump,
     open_head,
     plan_ranges,
     read_index,
-    read_siteinfo,
     supports_ranges,
 )
-from wikisnap.transforms.dumprun import DumpRunError, plan_dump_run
-from wikisnap.transforms.enrich import COMMONS_DB, QID_MAP_TABLE, SqlInput, qid_map_layout, read_qid_map
-from wikisnap.transforms.files import read_bytes
+from wikisnap.transforms.formats.dumpreader import is_stub_dump, read_siteinfo
+from wikisnap.transforms.formats.dumprun import DumpRunError, plan_dump_run
+from wikisnap.transforms.formats.fs import read_bytes
+from wikisnap.transforms.formats.sqldump import SqlDumpError, check_header, db_from_name, read_sql_header, sql_table_of
+from wikisnap.transforms.parse.sqlrows import COMMONS_DB, QID_MAP_TABLE, SqlInput, qid_map_layout, read_qid_map
 from wikisnap.transforms.read import WorkUnit
 from wikisnap.transforms.records import RecordInput, RecordInputError, sniff_record_input, split_folder
-from wikisnap.transforms.sqldump import SqlDumpError, check_header, db_from_name, read_sql_header, sql_table_of
-
-if TYPE_CHECKING:
-    from wikisnap.pipelines.build import BuildConfig
 
 log = logging.getLogger("wikisnap")
 
@@ -152,7 +148,7 @@ def split_blocks(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
     own), and, with one local worker, files within --unit-mb (ranges would only add work).
     """
     name = describe_input(unit.path)
-    one_local_worker = config.workers <= 1 and (_flag_value(config.beam_args, "--runner") or "").lower() in (
+    one_local_worker = config.workers <= 1 and (flag_value(config.beam_args, "--runner") or "").lower() in (
         LOCAL_RUNNERS
     )
     cap = int(config.unit_mb * 1e6)

@@ -27,73 +27,55 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 import wikisnap
-from wikisnap.pipelines.build import (
-    DEFAULT_TEXT_NAMESPACES,
-    FORMATS,
-    CollectReport,
-    add_text_arguments,
-    check_dead_letters,
-    manifest_outputs,
-    parse_date,
-    parse_formats,
-    positive_int,
-    relative_path,
-    run_temp_dir,
-)
 from wikisnap.pipelines.commit import OutputFolder
 from wikisnap.pipelines.engine import check_cluster_run, pipeline_options
 from wikisnap.pipelines.errors import RunFailed, UsageError
-from wikisnap.pipelines.jobs import add_output_arguments, run_job
+from wikisnap.pipelines.launch import (
+    CollectReport,
+    check_dead_letters,
+    manifest_outputs,
+    relative_path,
+    run_job,
+    run_temp_dir,
+    write_options,
+)
+from wikisnap.pipelines.options import (
+    DEFAULT_TEXT_NAMESPACES,
+    FORMATS,
+    RUN_FLAGS,
+    RunOptions,
+    add_shared_flags,
+    parse_formats,
+)
 from wikisnap.schemas.siteinfo import SiteInfo
-from wikisnap.transforms.batches import WriteBatches
-from wikisnap.transforms.diffs import TAG_ERRORS as TAG_DIFF_ERRORS
-from wikisnap.transforms.diffs import (
-    DiffContext,
-    DiffError,
-    DiffInputError,
-    DiffUnit,
-    ReadDiffs,
-    classify_diff,
-)
-from wikisnap.transforms.dumpreader import DumpError, is_stub_dump, read_siteinfo
-from wikisnap.transforms.files import fs_for, join, read_bytes, remove_tree
-from wikisnap.transforms.merge import (
-    FIX_BASE,
-    TAG_BATCH,
-    TAG_COPIED,
-    TAG_ERRORS,
-    TAG_HITS,
-    TAG_LAYOUT,
-    TAG_PARTS,
-    TAG_STATS,
-    BaseError,
-    BaseSnapshot,
-    FindInBase,
-    ResolveChanges,
-    RewriteSnapshots,
-    iter_snapshot_lines,
-)
+from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.dumpfiles import DumpError
+from wikisnap.transforms.formats.dumpreader import is_stub_dump, read_siteinfo
+from wikisnap.transforms.formats.fs import fs_for, join, read_bytes, remove_tree
+from wikisnap.transforms.formats.tarball import FIX_BASE, BaseError, iter_snapshot_lines
+from wikisnap.transforms.update.batches import WriteBatches
+from wikisnap.transforms.update.diffs import TAG_ERRORS as TAG_DIFF_ERRORS
+from wikisnap.transforms.update.diffs import DiffContext, DiffError, DiffInputError, DiffUnit, ReadDiffs, classify_diff
+from wikisnap.transforms.update.find import TAG_ERRORS, TAG_HITS, TAG_LAYOUT, TAG_STATS, BaseSnapshot, FindInBase
+from wikisnap.transforms.update.fold import TAG_BATCH, ResolveChanges
+from wikisnap.transforms.update.rewrite import TAG_COPIED, TAG_PARTS, RewriteSnapshots
 from wikisnap.transforms.verify import VerifyOutputs
-from wikisnap.transforms.write import AssembleSnapshots, DeadLetterGate, WriteDeadLetters, WriteOptions
+from wikisnap.transforms.write import AssembleSnapshots, DeadLetterGate, WriteDeadLetters
 
 log = logging.getLogger("wikisnap")
 
 
 @dataclass
-class UpdateConfig:
+class UpdateConfig(RunOptions):
+    """What one update is asked to write (its how-to-run fields come from `RunOptions`)."""
+
     base: str
     diffs: list[str]
     out: str
     date: str | None = None
-    workers: int = 1
     formats: tuple[str, ...] | None = None  # None: the base's
     siteinfo_from: list[str] = field(default_factory=list)
     max_page_bytes: int = 32 << 20
-    temp_location: str | None = None
-    keep_temp: bool = False
-    break_lock: bool = False
-    shared_temp: bool = False  # the temp folder, though a local path, is seen by every worker
-    beam_args: list[str] = field(default_factory=list)
     allow_truncated: bool = False  # apply the complete part of a cut-off diff (never of a damaged base)
     fail_on_dead_letters: bool = False
     text_namespaces: tuple[int, ...] | None = None  # `--formats text`: which get text (None: the base's, else 0)
@@ -109,8 +91,6 @@ def add_update_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--base", required=True, metavar="DIR", help="a previous `wikisnap build`/`update` output")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (must differ from --base)")
-    parser.add_argument("--date", type=parse_date, default=None, metavar="YYYYMMDD", help="snapshot date (as build)")
-    parser.add_argument("--workers", type=positive_int, default=1, metavar="N", help="local worker processes")
     parser.add_argument(
         "--formats",
         type=parse_formats,
@@ -118,7 +98,7 @@ def add_update_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ndjson,parquet",
         help="outputs (default: the base's); text adds plain-text Parquet of the updated records",
     )
-    add_text_arguments(parser, default=None)
+    add_shared_flags(parser, "--text-namespaces", text_namespaces=None)
     parser.add_argument(
         "--siteinfo-from",
         action="append",
@@ -127,10 +107,7 @@ def add_update_arguments(parser: argparse.ArgumentParser) -> None:
         help="a dump whose <siteinfo> describes a wiki of the base (namespaces for titles, categories); "
         "without it, XML diffs' own siteinfo or a minimal one from the base records is used",
     )
-    parser.add_argument("--max-page-bytes", type=positive_int, default=32 << 20, metavar="N")
-    parser.add_argument("--temp-location", metavar="DIR", default=None)
-    parser.add_argument("--keep-temp", action="store_true", help="keep the temp folder after the run")
-    add_output_arguments(parser)
+    add_shared_flags(parser, "--date", "--workers", "--max-page-bytes", *RUN_FLAGS)
     parser.add_argument(
         "--allow-truncated",
         action="store_true",
@@ -188,7 +165,7 @@ def base_manifest(path: str) -> dict:
     """
     fs, root = fs_for(path)
     try:
-        manifest = json.loads(read_bytes(join(path, "manifest.json")))
+        manifest = json.loads(read_bytes(join(path, layout.MANIFEST)))
     except FileNotFoundError:
         raise UsageError(
             f"--base {path}: has no manifest.json, so it is not a finished wikisnap output (a run that was "
@@ -225,23 +202,25 @@ def discover_base(path: str) -> Base:
     # the published md5 of each tarball: the indexed scan trusts a base member only through it
     md5s = {e["path"]: e.get("md5") for e in manifest.get("outputs", []) if e.get("kind") in ("tarball", "parquet")}
     snapshots, languages, urls = [], {}, {}
-    for name in sorted(os.path.basename(p) for p in fs.glob(f"{root}/*_namespace_*.tar.gz")):
-        sid = name[: -len(".tar.gz")]
-        db, _, ns_text = sid.rpartition("_namespace_")
-        if not ns_text.isdigit():
+    for name in sorted(os.path.basename(p) for p in fs.glob(layout.tarball_glob(root))):
+        parsed = layout.parse_snapshot_id(name)
+        if parsed is None or parsed[1] < 0:
             continue
-        meta_path = join(path, f"{sid}.json")
-        meta = json.loads(read_bytes(meta_path)) if fs.exists(f"{root}/{sid}.json") else None
+        db, ns = parsed
+        sid = layout.snapshot_id(db, ns)
+        meta_name = layout.metadata_name(db, ns)
+        meta_path = join(path, meta_name)
+        meta = json.loads(read_bytes(meta_path)) if fs.exists(join(root, meta_name)) else None
         if meta:
             languages[db] = meta.get("in_language", {}).get("identifier", "")
         protocol = path.split("://", 1)[0] + "://" if "://" in path else ""
-        shards = sorted(fs.glob(f"{root}/parquet/{sid}/*.parquet"))
+        shards = sorted(fs.glob(layout.shard_dir(root, layout.PARQUET, sid) + "/*.parquet"))
         parquet = tuple(protocol + p for p in shards)
-        text = tuple(protocol + p for p in sorted(fs.glob(f"{root}/text/{sid}/*.parquet")))
+        text = tuple(protocol + p for p in sorted(fs.glob(layout.shard_dir(root, layout.TEXT, sid) + "/*.parquet")))
         snapshots.append(
             BaseSnapshot(
                 db,
-                int(ns_text),
+                ns,
                 join(path, name),
                 meta_path if meta else None,
                 parquet,
@@ -255,12 +234,12 @@ def discover_base(path: str) -> Base:
             urls[db] = record.get("is_part_of", {}).get("url", "")
             languages.setdefault(db, record.get("in_language", {}).get("identifier", ""))
     if not snapshots:
-        if fs.exists(f"{root}/text"):
+        if fs.exists(join(root, layout.TEXT)):
             raise UsageError(
                 f"--base {path}: holds only plain text (--formats text), which cannot be updated: update "
                 "needs the NDJSON records of a build with --formats ndjson (add text to keep both)"
             )
-        raise UsageError(f"--base {path}: holds no {{db}}_namespace_{{ns}}.tar.gz snapshot")
+        raise UsageError(f"--base {path}: holds no {layout.SNAPSHOT_PATTERN}.tar.gz snapshot")
     namespaces = frozenset(options.get("namespaces") or sorted({s.ns for s in snapshots}))
     return Base(
         snapshots=tuple(snapshots),
@@ -350,18 +329,15 @@ def build_update_pipeline(
     """
     out_dir = out_dir or config.out
     formats = config.formats or base.formats
-    snapshot_date = None
-    if config.date:
-        snapshot_date = f"{config.date[:4]}-{config.date[4:6]}-{config.date[6:]}T00:00:00Z"
-    write_opts = WriteOptions(
-        out_dir=out_dir,
-        temp_dir=temp_dir,
-        member_bytes=int(base.member_size_mb * 1_000_000),
-        formats=frozenset(formats),
-        snapshot_date=snapshot_date,
-        gzip_level=base.gzip_level,
-        text_namespaces=frozenset(text_namespaces_of(config, base)),
-        sites=tuple(sorted(sites.items())),
+    write_opts = write_options(
+        out_dir,
+        temp_dir,
+        config.date,
+        base.member_size_mb,
+        formats,
+        base.gzip_level,
+        text_namespaces_of(config, base),
+        sites,
     )
     ctx = DiffContext(sites=sites, namespaces=base.namespaces, max_page_bytes=config.max_page_bytes)
     # Untouched snapshots are copied as files; a changed format choice needs a rewrite instead.
@@ -427,7 +403,7 @@ def build_update_pipeline(
         verified.problems | "TagVerifyProblems" >> beam.Map(lambda p: ("verify_problem", p)),
         input_errors | "TagInputErrors" >> beam.Map(lambda e: ("input_error", e)),
     ) | "FlattenReport" >> beam.Flatten()
-    _ = report | "CollectReport" >> CollectReport(join(temp_dir, "report.pickle"))
+    _ = report | "CollectReport" >> CollectReport(layout.report_path(temp_dir))
 
 
 def blocks(error, allow_truncated: bool) -> bool:
@@ -509,7 +485,7 @@ def _run_locked(config: UpdateConfig, folder: OutputFolder) -> dict:
         build_update_pipeline(pipeline, config, base, units, sites, temp_dir, out_dir=folder.staging)
         pipeline.run().wait_until_finish()
         elapsed = time.time() - started
-        report = pickle.loads(read_bytes(join(temp_dir, "report.pickle")))
+        report = pickle.loads(read_bytes(layout.report_path(temp_dir)))
     finally:
         if not config.keep_temp:
             remove_tree(temp_dir)

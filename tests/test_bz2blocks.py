@@ -13,16 +13,11 @@ import pytest
 from httpserver import LoopbackServer
 
 from conftest import BGWIKI_UTF16, ELWIKIVOYAGE, ENWIKI, MULTISTREAM, VIWIKI_TRUNCATED, XML, read_xml_bytes
-from wikisnap.pipelines.build import BuildConfig, discover_units
-from wikisnap.transforms import bz2blocks
-from wikisnap.transforms.bz2blocks import (
-    BLOCK_MAGIC,
-    EOS_MAGIC,
-    BlockStream,
-    find_magic,
-    plan_blocks,
-)
-from wikisnap.transforms.dumpreader import ReadStats, iter_pages, read_siteinfo
+from wikisnap.pipelines.build import discover_units
+from wikisnap.pipelines.options import BuildConfig
+from wikisnap.transforms.formats import bz2blocks
+from wikisnap.transforms.formats.bz2blocks import BLOCK_MAGIC, EOS_MAGIC, BlockStream, find_magic, plan_blocks
+from wikisnap.transforms.formats.dumpreader import ReadStats, iter_pages, read_siteinfo
 
 MULTI = MULTISTREAM / "mwbzutils__elwikivoyage-pages-articles-multistream-p2566p2583.xml.bz2"
 MULTI_SINGLE = MULTISTREAM / "mwbzutils__elwikivoyage-pages-articles-p2566p2583.xml.bz2"

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ELWIKIVOYAGE, ENWIKI, MULTISTREAM
-from wikisnap.transforms import codecs
-from wikisnap.transforms.dumpreader import ReadStats, iter_pages, read_index, read_siteinfo
+from wikisnap.transforms.formats import codecs
+from wikisnap.transforms.formats.dumpfiles import read_index
+from wikisnap.transforms.formats.dumpreader import ReadStats, iter_pages, read_siteinfo
 
 MULTI = MULTISTREAM / "mwbzutils__elwikivoyage-pages-articles-multistream-p2566p2583.xml.bz2"
 INDEX = MULTISTREAM / "mwbzutils__elwikivoyage-pages-articles-multistream-index-p2566p2583.txt.bz2"

@@ -20,15 +20,8 @@ from conftest import (
     XML,
     read_xml_bytes,
 )
-from wikisnap.transforms.dumpreader import (
-    DumpError,
-    PageFailure,
-    RawPage,
-    ReadStats,
-    iter_pages,
-    read_siteinfo,
-    sniff_compression,
-)
+from wikisnap.transforms.formats.dumpfiles import DumpError, sniff_compression
+from wikisnap.transforms.formats.dumpreader import PageFailure, RawPage, ReadStats, iter_pages, read_siteinfo
 
 
 def pages_of(path):

@@ -19,9 +19,10 @@ import pytest
 from test_update import PAIR, PEAR, PYRUS, md5s, older_state
 
 from conftest import ENWIKI, MULTISTREAM, read_snapshot
-from wikisnap.pipelines.build import BuildConfig, UsageError
+from wikisnap.pipelines.build import UsageError
 from wikisnap.pipelines.engine import check_job_server, check_shared_temp
-from wikisnap.transforms.files import move_once, write_bytes
+from wikisnap.pipelines.options import BuildConfig
+from wikisnap.transforms.formats.fs import move_once, write_bytes
 
 pytestmark = pytest.mark.engines
 
@@ -172,7 +173,7 @@ def test_flink_and_spark_runs_need_a_local_job_server_jar(tmp_path):
 
 def test_overall_progress_reads_whole_progress_files_only(tmp_path):
     from wikisnap.pipelines.build import OverallProgress
-    from wikisnap.transforms.files import write_bytes_atomic
+    from wikisnap.transforms.formats.fs import write_bytes_atomic
 
     folder = tmp_path / "progress"
     write_bytes_atomic(str(folder / "u1.json"), b'{"pages": 5, "bytes": 100, "final": true}')

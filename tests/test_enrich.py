@@ -26,8 +26,8 @@ from sqlfiles import (
 
 from conftest import ENWIKI, read_snapshot
 from wikisnap.schemas.siteinfo import SiteInfo
-from wikisnap.transforms.enrich import page_enrichment
-from wikisnap.transforms.files import write_run
+from wikisnap.transforms.formats.spill import write_run
+from wikisnap.transforms.parse.sqlrows import page_enrichment
 from wikisnap.transforms.write import WriteOptions, merge_enrichment, write_bucket
 
 QIDS = {12: "Q6199", 25: "Q38404", 39: "Q101038", 290: "Q9659"}  # Anarchism, Autism, Albedo, A
@@ -372,8 +372,9 @@ def test_enrich_from_sql_transform_keys_by_bucket_and_reports_bad_files(tmp_path
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from wikisnap.transforms.enrich import EnrichFromSql, EnrichOptions, SqlInput
-    from wikisnap.transforms.sqldump import read_sql_header
+    from wikisnap.transforms.enrich import EnrichFromSql
+    from wikisnap.transforms.formats.sqldump import read_sql_header
+    from wikisnap.transforms.parse.sqlrows import EnrichOptions, SqlInput
 
     good = page_props(tmp_path)
     bad = tmp_path / "enwiki-20240301-page_props.sql"

@@ -20,7 +20,7 @@ from lxml import etree
 
 from conftest import DATA, ELWIKIVOYAGE, ENWIKI, WIKIDATA, read_snapshot
 from wikisnap.schemas.serialize import to_wme_json_bytes
-from wikisnap.transforms.dumpreader import (
+from wikisnap.transforms.formats.dumpreader import (
     HISTORY_TAIL,
     PageFailure,
     PageHistory,

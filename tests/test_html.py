@@ -23,7 +23,7 @@ import pytest
 
 from conftest import DATA, read_snapshot
 from wikisnap.schemas.arrow import table_to_records
-from wikisnap.transforms.html import HtmlError, derive, identify
+from wikisnap.transforms.parse.html import HtmlError, derive, identify
 
 HTML = DATA / "html"
 SDK_LINES = DATA / "wme" / "sdk-articles-3lines-2023.ndjson"  # WME's own bytes (wme-sdk-go testdata)

@@ -12,8 +12,10 @@ from httpserver import LoopbackServer
 
 from benchmarks.make_corpus import repack_multistream
 from conftest import ELWIKIVOYAGE, ENWIKI, MULTISTREAM, WIKIDATA, read_xml_bytes
-from wikisnap.pipelines.build import BuildConfig, discover_units
-from wikisnap.transforms.dumpreader import ReadStats, iter_pages, plan_ranges, read_index, read_siteinfo
+from wikisnap.pipelines.build import discover_units
+from wikisnap.pipelines.options import BuildConfig
+from wikisnap.transforms.formats.dumpfiles import plan_ranges, read_index
+from wikisnap.transforms.formats.dumpreader import ReadStats, iter_pages, read_siteinfo
 
 SINGLE = MULTISTREAM / "mwbzutils__elwikivoyage-pages-articles-p2566p2583.xml.bz2"
 MULTI = MULTISTREAM / "mwbzutils__elwikivoyage-pages-articles-multistream-p2566p2583.xml.bz2"

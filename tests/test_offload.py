@@ -16,9 +16,10 @@ import pytest
 from tests.test_spill import real_records
 from wikisnap.schemas.arrow import ARTICLE_SCHEMA, records_to_table
 from wikisnap.schemas.serialize import to_wme_json_bytes
-from wikisnap.transforms import files
-from wikisnap.transforms.codecs import gzip_compressor
-from wikisnap.transforms.files import GzipMemberWriter, Offload
+from wikisnap.transforms.formats import fs, tarball
+from wikisnap.transforms.formats.codecs import gzip_compressor
+from wikisnap.transforms.formats.offload import Offload
+from wikisnap.transforms.formats.tarball import GzipMemberWriter
 from wikisnap.transforms.write import ParquetFileWriter
 
 
@@ -38,7 +39,7 @@ def write_member(path, pieces) -> bytes:
 def test_gzip_bytes_depend_on_the_data_not_on_how_it_was_written(tmp_path):
     lines = real_lines()
     data = b"".join(lines)
-    assert len(data) > 3 * files._GZIP_BATCH  # several batches, and a remainder
+    assert len(data) > 3 * tarball._GZIP_BATCH  # several batches, and a remainder
     by_line = write_member(tmp_path / "a.gz", lines)
     whole = write_member(tmp_path / "b.gz", [data])
     odd = write_member(tmp_path / "c.gz", [data[i : i + 7919] for i in range(0, len(data), 7919)])
@@ -46,7 +47,7 @@ def test_gzip_bytes_depend_on_the_data_not_on_how_it_was_written(tmp_path):
     assert gzip.decompress(by_line) == data
     # and the same as compressing the 1 MB cuts in line, on the caller's thread
     comp = gzip_compressor(3)
-    cuts = [data[i : i + files._GZIP_BATCH] for i in range(0, len(data), files._GZIP_BATCH)]
+    cuts = [data[i : i + tarball._GZIP_BATCH] for i in range(0, len(data), tarball._GZIP_BATCH)]
     assert by_line == b"".join(comp.compress(cut) for cut in cuts) + comp.flush()
 
 
@@ -161,11 +162,11 @@ def test_hashing_beside_gives_the_digests_of_hashing_in_line(calling_threads):
     from conftest import ENWIKI
 
     data = ENWIKI.read_bytes()
-    threads = calling_threads(files.HashingReader, "_hash")
+    threads = calling_threads(fs.HashingReader, "_hash")
     digests = []
     for beside in (False, True):
         threads.clear()
-        reader = files.HashingReader(io.BytesIO(data), beside=beside)
+        reader = fs.HashingReader(io.BytesIO(data), beside=beside)
         while reader.read(7919):  # odd pieces: many hand-overs
             pass
         digests.append((reader.md5.hexdigest(), reader.sha1.hexdigest(), reader.count))
@@ -180,14 +181,14 @@ def test_assembled_tarball_md5_is_its_bytes_md5(tmp_path):
     import io
     import tarfile
 
-    from wikisnap.transforms.files import MemberPart, assemble_tarball
+    from wikisnap.transforms.formats.tarball import MemberPart, assemble_tarball
 
     lines = real_lines()
     parts = []
     for n, chunk in enumerate((lines[:40], lines[40:])):
         gz = tmp_path / f"m{n}.gz"
         size = sum(len(line) for line in chunk)
-        write_member(gz, [*chunk, files.tar_padding(size)])
+        write_member(gz, [*chunk, tarball.tar_padding(size)])
         parts.append((f"m_{n}.ndjson", MemberPart("enwiki", 0, 0, n, size, len(chunk), str(gz), None, "")))
     md5, size, _copied = assemble_tarball(str(tmp_path / "t.tar.gz"), parts, 0)
     data = (tmp_path / "t.tar.gz").read_bytes()

@@ -15,8 +15,8 @@ from benchmarks.bench_text import RESIDUE, residue_counts
 from conftest import DATA, ELWIKIVOYAGE, ENWIKI, ENWIKTIONARY, read_snapshot
 from wikisnap.schemas.arrow import TEXT_SCHEMA
 from wikisnap.schemas.siteinfo import SiteInfo
-from wikisnap.transforms.dumpreader import ReadStats, iter_pages, read_siteinfo
-from wikisnap.transforms.plaintext import record_text, text_from_html, text_from_wikitext, text_row
+from wikisnap.transforms.formats.dumpreader import ReadStats, iter_pages, read_siteinfo
+from wikisnap.transforms.parse.plaintext import record_text, text_from_html, text_from_wikitext, text_row
 
 HTML = DATA / "html"
 HISTORY = DATA / "history"
@@ -382,7 +382,7 @@ def test_update_gives_the_text_of_the_updated_revision(build, update, tmp_path):
 def test_early_text_is_the_text_the_writer_would_make(enwiki_pages):
     from wikisnap.configs import license_for
     from wikisnap.schemas.serialize import to_wme_json_bytes
-    from wikisnap.transforms.plaintext import slim_article, with_early_text
+    from wikisnap.transforms.parse.plaintext import slim_article, with_early_text
     from wikisnap.transforms.write import record_weight
 
     site = read_siteinfo(str(ENWIKI))
@@ -401,17 +401,17 @@ def test_early_text_is_the_text_the_writer_would_make(enwiki_pages):
 
 def spilled_bodies(monkeypatch) -> list[str]:
     """What each spilled record carries for its body: "_text", "wikitext" or "html"."""
-    from wikisnap.transforms import files
+    from wikisnap.transforms.formats import spill
 
     seen: list[str] = []
-    pack = files.pack_record
+    pack = spill.pack_record
 
     def spy(record):
         body = record.get("article_body") or {}
         seen.append("_text" if "_text" in record else ",".join(sorted(body)) or "none")
         return pack(record)
 
-    monkeypatch.setattr(files, "pack_record", spy)
+    monkeypatch.setattr(spill, "pack_record", spy)
     return seen
 
 

@@ -1,6 +1,6 @@
 """The wikitext scanners' shortcuts (issues 11 and 14) against the plain forms they replaced.
 
-Each shortcut in transforms/wikitext.py and transforms/plaintext.py claims to give exactly what a
+Each shortcut in transforms/parse/wikitext.py, parse/abstract.py and parse/plaintext.py claims to give exactly what a
 simpler scan gave. The simpler scans are written out here as references (the code before the
 speed-up, kept small), and both run on every page of the real dumps in tests/data/xml, on the
 contents of their <ref>s, and on seeded random markup soups (unclosed, nested and stray tokens):
@@ -17,10 +17,12 @@ import time
 import pytest
 
 from conftest import BGWIKI_UTF16, ELWIKIVOYAGE, ENWIKI, ENWIKTIONARY, NO_SITEINFO, VIWIKI_TRUNCATED
-from wikisnap.transforms import plaintext, wikitext
-from wikisnap.transforms.dumpreader import RawPage, ReadStats, iter_pages, read_siteinfo
-from wikisnap.transforms.plaintext import text_from_wikitext
-from wikisnap.transforms.wikitext import abstract, analyze
+from wikisnap.transforms.formats.dumpreader import RawPage, ReadStats, iter_pages, read_siteinfo
+from wikisnap.transforms.parse import abstract as abstract_text
+from wikisnap.transforms.parse import plaintext, wikitext
+from wikisnap.transforms.parse.abstract import abstract
+from wikisnap.transforms.parse.plaintext import text_from_wikitext
+from wikisnap.transforms.parse.wikitext import analyze
 
 
 @functools.cache
@@ -196,14 +198,14 @@ def old_plain_tidy(s: str) -> str:
 
 
 def old_abstract_tidy(para: str, skip_parens: bool) -> str:
-    """wikitext._tidy (one abstract paragraph) before its pre-checks."""
-    para = wikitext._ASCII_SPACES.sub(" ", para.replace("\n", " "))
+    """abstract_text._tidy (one abstract paragraph) before its pre-checks."""
+    para = abstract_text._ASCII_SPACES.sub(" ", para.replace("\n", " "))
     if not skip_parens and ("(" in para or "（" in para):
-        para = wikitext._remove_asides(para)
+        para = abstract_text._remove_asides(para)
     if "(" in para or "[" in para:
         para = OLD_EMPTY_PARENS.sub("", para)
-    para = wikitext._SPACE_BEFORE_PUNCT.sub(lambda m: m.group(1) or m.group(2), para)
-    return wikitext._ASCII_SPACES.sub(" ", para).strip()
+    para = abstract_text._SPACE_BEFORE_PUNCT.sub(lambda m: m.group(1) or m.group(2), para)
+    return abstract_text._ASCII_SPACES.sub(" ", para).strip()
 
 
 def nested_by_spans(spans: list[tuple[int, int]], pos: int) -> bool:
@@ -264,14 +266,14 @@ def test_tables_brackets_and_formulas_match_the_plain_patterns() -> None:
     pieces = [text for _, text in real_texts()] + soups(3, 4000)
     pieces += [" : {|\n|}", ":{|}\n|}", "|{|\n{|}|}", "{{|\n|}}", " \t:\t{|\nx\n |}\ny", "::{|\n|}", ": :{|\n|}"]
     for s in pieces:
-        assert wikitext._remove_tables(s) == old_remove_tables(s), s[:300]
-        assert wikitext._remove_empty_brackets(s) == OLD_EMPTY_PARENS.subn("", s), s[:300]
-        assert bool(wikitext._FORMULA.search(s)) == bool(OLD_FORMULA.search(s)), s[:300]
-        assert wikitext._collapse_blanks(s) == wikitext._ASCII_SPACES.sub(" ", s), s[:300]
+        assert abstract_text._remove_tables(s) == old_remove_tables(s), s[:300]
+        assert abstract_text._remove_empty_brackets(s) == OLD_EMPTY_PARENS.subn("", s), s[:300]
+        assert bool(abstract_text._FORMULA.search(s)) == bool(OLD_FORMULA.search(s)), s[:300]
+        assert abstract_text._collapse_blanks(s) == abstract_text._ASCII_SPACES.sub(" ", s), s[:300]
         collapsed = s
         while "  " in collapsed:
             collapsed = collapsed.replace("   ", " ").replace("  ", " ")
-        assert wikitext._SPACE_RUN.sub(" ", s) == collapsed
+        assert abstract_text._SPACE_RUN.sub(" ", s) == collapsed
 
 
 def test_tidy_matches_the_plain_passes() -> None:
@@ -282,15 +284,15 @@ def test_tidy_matches_the_plain_passes() -> None:
         assert plaintext._tidy(text) == old_plain_tidy(text), text[:300]
         para = text[: rng.choice([80, 800, 8000])]
         for skip in (False, True):
-            assert wikitext._tidy(para, skip) == old_abstract_tidy(para, skip), para[:300]
+            assert abstract_text._tidy(para, skip) == old_abstract_tidy(para, skip), para[:300]
 
 
 def test_first_heading_matches_the_multiline_search() -> None:
     texts = [text for _, text in real_texts()] + soups(12, 3000, small=True)
     texts += ["", "=", "==", "=a=", "=a=\n", "x\n=a=  \ny", "=x\n==b==\t", "\n=", "a\n=\n=b=", "=a= x\n=b="]
     for text in texts:
-        m = wikitext._HEADING.search(text)
-        assert wikitext._first_heading(text) == (-1 if m is None else m.start()), text[:300]
+        m = abstract_text._HEADING.search(text)
+        assert abstract_text._first_heading(text) == (-1 if m is None else m.start()), text[:300]
 
 
 def test_pair_search_matches_in() -> None:
@@ -347,9 +349,9 @@ def test_tag_names_are_ascii() -> None:
 def test_html_tag_trie_matches_the_case_folded_alternation() -> None:
     """The abstract's HTML tags: the trie matches what `re.IGNORECASE` matched, non-ASCII folds
     (İ ı K ſ) included, on real pages and on tag names in random case and spelling."""
-    old = re.compile(r"<(/?)(" + wikitext._HTML_TAGS + r")(?=[ \t\n\r\f\v/>])([^<>]*+)>", re.IGNORECASE)
+    old = re.compile(r"<(/?)(" + abstract_text._HTML_TAGS + r")(?=[ \t\n\r\f\v/>])([^<>]*+)>", re.IGNORECASE)
     rng = random.Random(8)
-    names = wikitext._HTML_TAGS.split("|")
+    names = abstract_text._HTML_TAGS.split("|")
     folds = {"i": "i\u0130\u0131", "k": "k\u212a", "s": "s\u017f"}
     texts = [text for _, text in real_texts()]
     for _ in range(30_000):
@@ -359,7 +361,7 @@ def test_html_tag_trie_matches_the_case_folded_alternation() -> None:
         )
         texts.append(rng.choice(["<", "</"]) + name + rng.choice([">", " a>", "/>", "x>", "", "<>", "\n>"]))
     for text in texts:
-        assert [(m.span(), m.groups()) for m in wikitext._HTML_TAG.finditer(text)] == [
+        assert [(m.span(), m.groups()) for m in abstract_text._HTML_TAG.finditer(text)] == [
             (m.span(), m.groups()) for m in old.finditer(text)
         ], text[:300]
 

@@ -8,10 +8,10 @@ import pytest
 
 from tests.conftest import ENWIKI
 from wikisnap.configs import license_for
-from wikisnap.transforms import files
-from wikisnap.transforms.article import page_to_article
-from wikisnap.transforms.dumpreader import ReadStats, iter_pages, read_siteinfo
-from wikisnap.transforms.files import SpillBuffer, iter_run, merge_runs, pack_record, write_run
+from wikisnap.transforms.formats import spill as spill_format
+from wikisnap.transforms.formats.dumpreader import ReadStats, iter_pages, read_siteinfo
+from wikisnap.transforms.formats.spill import SpillBuffer, iter_run, merge_runs, pack_record, write_run
+from wikisnap.transforms.parse.article import page_to_article
 
 
 def real_records() -> list[tuple[int, int, dict]]:
@@ -32,14 +32,14 @@ def test_a_run_round_trips_records_over_many_small_frames(tmp_path):
     assert back == sorted(records, key=lambda item: (item[0], -item[1]))
     # frames are small (a merge holds one per run): the enwiki sample's ~2 MB makes many
     packed = sum(len(pack_record(rec)) for _, _, rec in records)
-    assert packed > 10 * files._FRAME_TARGET
+    assert packed > 10 * spill_format._FRAME_TARGET
     frames = 0
     with open(run, "rb") as f:
-        while head := f.read(files._FRAME.size):
-            packed_len, _raw_len = files._FRAME.unpack(head)
+        while head := f.read(spill_format._FRAME.size):
+            packed_len, _raw_len = spill_format._FRAME.unpack(head)
             f.seek(packed_len, 1)
             frames += 1
-    assert frames >= packed // files._FRAME_TARGET // 2
+    assert frames >= packed // spill_format._FRAME_TARGET // 2
 
 
 def test_the_spill_budget_counts_the_pickled_bytes_it_holds(tmp_path):
@@ -65,7 +65,7 @@ def test_the_spill_budget_counts_the_pickled_bytes_it_holds(tmp_path):
 
 
 def test_runs_are_written_by_a_thread_and_complete_when_returned(tmp_path, calling_threads):
-    writers = calling_threads(files, "_write_frame")
+    writers = calling_threads(spill_format, "_write_frame")
     records = real_records()
     spill = SpillBuffer(str(tmp_path), "u00000", bucket_span=1_000_000, budget_bytes=300_000)
     returned = []
@@ -95,7 +95,7 @@ def test_a_spill_write_error_stops_the_unit(tmp_path, monkeypatch):
     def full(out, raw):
         raise OSError(f"No space left on device: {tmp_path}/spill")
 
-    monkeypatch.setattr(files, "_write_frame", full)
+    monkeypatch.setattr(spill_format, "_write_frame", full)
     spill = SpillBuffer(str(tmp_path), "u00000", bucket_span=1_000_000, budget_bytes=300_000)
     with pytest.raises(OSError, match="No space left on device"):
         for page_id, rev_id, record in real_records():

@@ -10,7 +10,7 @@ import pytest
 from sqlfiles import CR_PAGE, RM_PAGE_PROPS, SQL, sql_dump
 
 from conftest import ENWIKI
-from wikisnap.transforms.sqldump import (
+from wikisnap.transforms.formats.sqldump import (
     SqlDumpError,
     db_from_name,
     iter_records,

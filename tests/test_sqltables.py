@@ -23,8 +23,8 @@ from conftest import DATA, ENWIKI, read_snapshot
 from wikisnap.schemas.arrow import table_to_records
 from wikisnap.schemas.serialize import to_wme_json_bytes
 from wikisnap.schemas.siteinfo import SiteInfo
-from wikisnap.transforms.enrich import editor_fields, file_url, page_enrichment, upload_dir
-from wikisnap.transforms.sqldump import sql_int, sql_text
+from wikisnap.transforms.formats.sqldump import sql_int, sql_text
+from wikisnap.transforms.parse.sqlrows import editor_fields, file_url, page_enrichment, upload_dir
 
 GOLDEN = DATA / "golden" / "enwiki_namespace_0.lines.sha256"
 SQUIRREL = DATA / "wme" / "sdk-articles-3lines-2023.ndjson"  # line 2: enwiki "Squirrel", Aug 2023
@@ -386,14 +386,14 @@ REAL_DUMPS = sorted((DATA / "sql").glob("*.sql.gz"))
 
 
 def _options(site):
-    from wikisnap.transforms.enrich import EnrichOptions
+    from wikisnap.transforms.parse.sqlrows import EnrichOptions
 
     return EnrichOptions(100, (("enwiki", site),))
 
 
 def _both(path, columns):
     """(rows from iter_raw_batches converted, rows from iter_rows) — NULL strings as '' in both."""
-    from wikisnap.transforms.sqldump import (
+    from wikisnap.transforms.formats.sqldump import (
         _NUMERIC_TYPES,
         iter_raw_batches,
         iter_rows,
@@ -423,7 +423,7 @@ def _both(path, columns):
 
 @pytest.mark.parametrize("path", REAL_DUMPS, ids=lambda p: p.name[:40])
 def test_fast_reader_gives_the_exact_readers_rows_on_every_real_dump(path):
-    from wikisnap.transforms.sqldump import read_sql_header
+    from wikisnap.transforms.formats.sqldump import read_sql_header
 
     header = read_sql_header(str(path))
     # every column: numbers, strings with escapes and UTF-8, NULLs
@@ -432,14 +432,14 @@ def test_fast_reader_gives_the_exact_readers_rows_on_every_real_dump(path):
 
 
 def test_fast_reader_escapes_multiline_statements_and_bad_rows(tmp_path):
-    from wikisnap.transforms.sqldump import SqlDumpError, iter_raw_batches, read_sql_header
+    from wikisnap.transforms.formats.sqldump import SqlDumpError, iter_raw_batches, read_sql_header
 
     rows = [(1, "Q1", "S", 12), (2, "Q1", "L.en", 12), (3, "it's\\a\nb\x00c", "T", 25), (4, "Q5", "O", 25)]
     good = sql_dump(tmp_path / "enwiki-20240301-wbc_entity_usage.sql.gz", RM_PAGE_PROPS, rows, create=WBC_ENTITY_USAGE)
     fast, exact = _both(good, ("eu_row_id", "eu_entity_id", "eu_aspect", "eu_page_id"))
     assert fast == exact == [tuple(r) for r in rows]
     # a page's run as it travels (escaped bytes, NUL-separated) gives the values back
-    from wikisnap.transforms.enrich import SqlInput, keyed_rows, raw_values
+    from wikisnap.transforms.parse.sqlrows import SqlInput, keyed_rows, raw_values
 
     site = SiteInfo(dbname="enwiki", base="https://en.wikipedia.org/wiki/Main_Page")
     inp = SqlInput(str(good), "wbc_entity_usage", "enwiki", read_sql_header(str(good)))

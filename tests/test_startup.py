@@ -142,9 +142,10 @@ def test_in_process_bundles_sample_their_state_every_20_ms(build, tmp_path, monk
 def test_bucket_writers_hand_freed_memory_back_before_and_between_members(build, tmp_path, monkeypatch):
     # The write phase's peak sits on top of whatever the read phase left in the allocator: the
     # writer hands it back when it starts and after each member (glibc's malloc_trim).
-    from wikisnap.transforms import files, write
+    from wikisnap.transforms import write
+    from wikisnap.transforms.formats import spill
 
-    assert files._TRIM is not None  # glibc here: the trim really runs
+    assert spill._TRIM is not None  # glibc here: the trim really runs
     calls = []
     monkeypatch.setattr(write, "release_freed_memory", lambda: calls.append(1))
     code, _out, stderr = build([ENWIKI], tmp_path / "out", "--member-size-mb", "0.5")

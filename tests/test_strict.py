@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ENWIKI, read_snapshot
-from wikisnap.transforms.batches import batch_tarball
+from wikisnap.transforms.update.batches import batch_tarball
 
 PUBLISHED = ("manifest.json", "enwiki_namespace_0.tar.gz", "enwiki_namespace_0.json", "batches", "parquet")
 

@@ -567,7 +567,7 @@ def test_config_errors_name_the_key(tmp_path):
 
 
 def test_the_example_config_is_valid():
-    from wikisnap.pipelines.sync import load_config
+    from wikisnap.pipelines.syncconfig import load_config
 
     config = load_config(str(Path(__file__).resolve().parents[1] / "configs" / "sync.example.toml"))
     assert config.wikis and config.publish and config.work.startswith("/")

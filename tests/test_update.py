@@ -21,8 +21,10 @@ from lxml import etree
 from conftest import DATA, ENWIKI, read_snapshot
 from wikisnap.schemas.arrow import table_to_records
 from wikisnap.schemas.serialize import to_wme_json
-from wikisnap.transforms.diffs import DiffContext, change_from_page_change, classify_diff, normalize_time
-from wikisnap.transforms.merge import fold_page, json_name, line_head, listed_redirects
+from wikisnap.transforms.formats.tarball import line_head
+from wikisnap.transforms.update.diffs import DiffContext, change_from_page_change, classify_diff, normalize_time
+from wikisnap.transforms.update.find import json_name, listed_redirects
+from wikisnap.transforms.update.fold import fold_page
 
 HISTORY = DATA / "history"
 WIKIDATA_INCR = HISTORY / "wdtk__wikidatawiki-20140220-pages-meta-hist-incr.EXCERPT.xml"
@@ -464,7 +466,7 @@ def test_event_times_and_classification():
 
 def test_fold_orders_by_time_whatever_the_input_order(enwiki_build):
     from wikisnap.schemas.siteinfo import SiteInfo
-    from wikisnap.transforms.merge import BaseHit
+    from wikisnap.transforms.update.find import BaseHit
 
     site = SiteInfo(dbname="enwiki", base="https://en.wikipedia.org/wiki/Main_Page", lang="en")
     ctx = DiffContext(sites={"enwiki": site}, namespaces=frozenset({0}))
@@ -514,7 +516,8 @@ def test_small_members_untouched_are_copied_and_parquet_follows(build, update, e
 
 
 def test_line_by_line_rewrite_equals_member_rewrite(enwiki_build, tmp_path):
-    from wikisnap.transforms.merge import BaseSnapshot, rewrite_members, rewrite_snapshot
+    from wikisnap.transforms.update.find import BaseSnapshot
+    from wikisnap.transforms.update.rewrite import rewrite_members, rewrite_snapshot
     from wikisnap.transforms.write import WriteOptions
 
     records = records_by_id(enwiki_build / "enwiki_namespace_0.tar.gz")

@@ -27,21 +27,16 @@ from test_update import enwiki_events, records_by_id, write_lines
 
 from conftest import ENWIKI, read_snapshot
 from wikisnap.schemas.arrow import ARTICLE_SCHEMA, records_to_table, table_to_records
-from wikisnap.transforms import merge
-from wikisnap.transforms.files import GzipMemberWriter
-from wikisnap.transforms.merge import (
-    BaseError,
-    BaseSnapshot,
-    Wanted,
+from wikisnap.transforms.formats import tarball
+from wikisnap.transforms.formats.tarball import BaseError, GzipMemberWriter, wikisnap_members
+from wikisnap.transforms.update import find, rewrite
+from wikisnap.transforms.update.find import BaseSnapshot, Wanted, find_in_base, json_name, scan_base
+from wikisnap.transforms.update.rewrite import (
     _merge_shard_file,
-    find_in_base,
     inserts_by_group,
-    json_name,
     merge_shard,
     plan_members,
     rewrite_member,
-    scan_base,
-    wikisnap_members,
 )
 from wikisnap.transforms.write import WriteOptions
 
@@ -154,7 +149,7 @@ def test_a_damaged_base_fails_the_scan_naming_member_and_byte(small_base, tmp_pa
 
 
 def write_options(tmp: Path, formats: set[str]) -> WriteOptions:
-    from wikisnap.transforms.dumpreader import read_siteinfo
+    from wikisnap.transforms.formats.dumpreader import read_siteinfo
 
     site = read_siteinfo(str(ENWIKI))
     return WriteOptions(
@@ -182,7 +177,7 @@ def test_only_touched_members_are_decompressed_and_parts_are_the_same(small_base
         fifth.first_id: None,  # removed
     }
     read: list[int] = []
-    real_span_lines = merge._span_lines
+    real_span_lines = rewrite._span_lines
 
     def spy(path, member):
         read.append(member.index)
@@ -193,7 +188,7 @@ def test_only_touched_members_are_decompressed_and_parts_are_the_same(small_base
         tasks = plan_members(snapshot, changed, opts, members)
         return [rewrite_member(task, opts) for task in tasks]
 
-    monkeypatch.setattr(merge, "_span_lines", spy)
+    monkeypatch.setattr(rewrite, "_span_lines", spy)
     one_pass = parts(tmp_path / "a", scan.members)
     assert sorted(set(read)) == [second.index, fifth.index]  # the untouched ones were never decompressed
     planned_apart = parts(tmp_path / "b", None)  # the member map read by a pass of its own
@@ -400,16 +395,16 @@ def test_the_indexed_scan_finds_what_the_full_scan_finds_inflating_only_members_
     wanted = wanted_of(records_by_id(small_base / TAR))
     inflated: list[int] = []
     threads: set[str] = set()
-    real_chunks = merge._member_chunks
+    real_chunks = tarball._member_chunks
 
     def spy(path, member):
         inflated.append(member.index)
         threads.add(threading.current_thread().name)
         return real_chunks(path, member)
 
-    monkeypatch.setattr(merge, "_member_chunks", spy)
+    monkeypatch.setattr(find, "_member_chunks", spy)
     scan = scan_base(snapshot, wanted)
-    full = merge._scan_wikisnap_layout(snapshot, wanted)  # every member inflated, every line read
+    full = find._scan_wikisnap_layout(snapshot, wanted)  # every member inflated, every line read
     assert scan.indexed and not full.indexed
     assert [(h.page_id, h.record) for h in scan.hits] == [(h.page_id, h.record) for h in full.hits]
     assert len(full.hits) >= 5  # ids, the redirect target, the record listing the redirect
@@ -427,9 +422,9 @@ def test_the_indexed_scan_stops_after_the_last_wanted_record(small_base, monkeyp
     snapshot = indexed(small_base)
     members = scan_base(snapshot, Wanted(frozenset(), frozenset(), frozenset())).members
     member = max(members, key=lambda m: m.end - m.start)
-    monkeypatch.setattr(merge, "_HIT_READ", 1024)  # so a member takes many reads
+    monkeypatch.setattr(tarball, "_HIT_READ", 1024)  # so a member takes many reads
     taken: list[int] = []
-    real_read = merge._read_span
+    real_read = tarball._read_span
 
     def spy(path, start, end, chunk=1 << 22):
         for data in real_read(path, start, end, chunk):
@@ -437,7 +432,7 @@ def test_the_indexed_scan_stops_after_the_last_wanted_record(small_base, monkeyp
                 taken.append(len(data))
             yield data
 
-    monkeypatch.setattr(merge, "_read_span", spy)
+    monkeypatch.setattr(tarball, "_read_span", spy)
     scan = scan_base(snapshot, Wanted(frozenset({member.first_id}), frozenset(), frozenset()))
     assert [h.page_id for h in scan.hits] == [member.first_id]
     assert 0 < sum(taken) < (member.end - member.start) / 2  # its first record needed only its first bytes
@@ -461,7 +456,7 @@ def test_the_indexed_scan_falls_back_to_the_full_scan(small_base, tmp_path, case
         (base / TAR).write_bytes(data[:start] + gzip.compress(lines, 1, mtime=0) + data[end:])
     wanted = wanted_of(records_by_id(small_base / TAR))
     scan = scan_base(snapshot, wanted)
-    full = merge._scan_wikisnap_layout(snapshot, wanted)
+    full = find._scan_wikisnap_layout(snapshot, wanted)
     assert not scan.indexed
     assert [(h.page_id, h.record) for h in scan.hits] == [(h.page_id, h.record) for h in full.hits] != []
     assert [m.raw_crc for m in scan.members] == [m.raw_crc for m in full.members]
@@ -471,14 +466,14 @@ def test_update_through_the_index_writes_the_bytes_of_the_full_scan(small_base, 
     from test_update import md5s
 
     indexed_calls: list[str] = []
-    real_indexed = merge._scan_indexed
+    real_indexed = find._scan_indexed
 
     def spy(snapshot, wanted):
         scan = real_indexed(snapshot, wanted)
         indexed_calls.append(snapshot.tarball)
         return scan
 
-    monkeypatch.setattr(merge, "_scan_indexed", spy)
+    monkeypatch.setattr(find, "_scan_indexed", spy)
     events = write_lines(tmp_path / "events.ndjson", enwiki_events(records_by_id(small_base / TAR)))
     code, _stdout, stderr = update(small_base, [events], tmp_path / "by-index")
     assert code == 0, stderr
@@ -615,10 +610,10 @@ def test_the_copied_hint_stays_out_of_the_manifest(small_base, update, tmp_path)
 @pytest.mark.parametrize("local", [True, False])
 def test_the_published_md5_is_checked_beside_or_in_the_map_pass(small_base, monkeypatch, local):
     # A local tarball is hashed in a thread of its own, a remote one in the pass that maps it.
-    monkeypatch.setattr(merge, "_is_local", lambda path: local)
+    monkeypatch.setattr(find, "_is_local", lambda path: local)
     hashed: list[str] = []
-    real_md5 = merge._md5_hex
-    monkeypatch.setattr(merge, "_md5_hex", lambda path: hashed.append(path) or real_md5(path))
+    real_md5 = find._md5_hex
+    monkeypatch.setattr(find, "_md5_hex", lambda path: hashed.append(path) or real_md5(path))
     wanted = wanted_of(records_by_id(small_base / TAR))
     good = scan_base(indexed(small_base), wanted)
     bad = scan_base(indexed(small_base, md5="f" * 32), wanted)

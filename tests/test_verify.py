@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from wikisnap.transforms.files import TAR_BLOCK
+from wikisnap.transforms.formats.tarball import TAR_BLOCK
 from wikisnap.transforms.verify import verify_file
 from wikisnap.transforms.write import OutputFile
 

@@ -30,8 +30,9 @@ from lxml import etree
 from mwparserfromhell.nodes import Argument, Comment, HTMLEntity, Template, Text
 
 from wikisnap.schemas.siteinfo import Namespace, SiteInfo
-from wikisnap.transforms.magic_words import MAGIC_WORDS, MagicWords
-from wikisnap.transforms.wikitext import WikitextFacts, abstract, analyze
+from wikisnap.transforms.parse.abstract import abstract
+from wikisnap.transforms.parse.magic_words import MAGIC_WORDS, MagicWords
+from wikisnap.transforms.parse.wikitext import WikitextFacts, analyze
 
 DATA = Path(__file__).parent / "data"
 DUMPS = {

@@ -32,7 +32,8 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from wikisnap.transforms.dumpreader import PageFailure, PageHistory, ReadStats, describe_input, iter_history
+from wikisnap.transforms.formats.dumpfiles import describe_input
+from wikisnap.transforms.formats.dumpreader import PageFailure, PageHistory, ReadStats, iter_history
 from wikisnap.transforms.read import DeadLetter, WorkUnit, _Progress, check_digests, unit_report
 
 TAG_STATS = "stats"

@@ -29,25 +29,14 @@ from apache_beam.metrics import Metrics
 from wikisnap import faults
 from wikisnap.configs import license_for
 from wikisnap.schemas.siteinfo import SiteInfo
-from wikisnap.transforms.article import page_to_article, redirect_of, redirect_target
-from wikisnap.transforms.dumpreader import (
-    DumpError,
-    PageFailure,
-    ReadStats,
-    blocks_span,
-    describe_input,
-    iter_pages,
-    open_raw,
-)
-from wikisnap.transforms.files import (
-    SpillBuffer,
-    count_attempts,
-    join,
-    mark_attempt,
-    new_attempt,
-    write_bytes_atomic,
-)
-from wikisnap.transforms.plaintext import slim_article, with_early_text
+from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.dumpfiles import DumpError, describe_input, open_raw
+from wikisnap.transforms.formats.dumpreader import PageFailure, ReadStats, blocks_span, iter_pages
+from wikisnap.transforms.formats.fs import write_bytes_atomic
+from wikisnap.transforms.formats.layout import count_attempts, mark_attempt, new_attempt
+from wikisnap.transforms.formats.spill import SpillBuffer
+from wikisnap.transforms.parse.article import page_to_article, redirect_of, redirect_target
+from wikisnap.transforms.parse.plaintext import slim_article, with_early_text
 
 log = logging.getLogger("wikisnap")
 
@@ -248,7 +237,7 @@ class ReadParseSpillFn(beam.DoFn):
             source_label = source
         stats = ReadStats(unit.path, size=length)
         progress = _Progress(
-            source_label, length, opts.progress_seconds, join(opts.temp_dir, "progress", f"{unit.name}.json")
+            source_label, length, opts.progress_seconds, layout.progress_path(opts.temp_dir, unit.name)
         )
         for item in iter_pages(
             unit.path,

@@ -35,9 +35,10 @@ from apache_beam.metrics import Metrics
 
 from wikisnap.schemas.serialize import to_wme_json_bytes
 from wikisnap.schemas.siteinfo import SiteInfo, dbname_from_base
-from wikisnap.transforms.dumpreader import describe_input, open_head, open_raw
-from wikisnap.transforms.files import SpillBuffer, join, merge_runs
-from wikisnap.transforms.html import HtmlError, derive, identify, looks_like_html
+from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.dumpfiles import describe_input, open_head, open_raw
+from wikisnap.transforms.formats.spill import SpillBuffer, merge_runs
+from wikisnap.transforms.parse.html import HtmlError, derive, identify, looks_like_html
 from wikisnap.transforms.read import (
     TAG_DEADLETTERS,
     TAG_EDITORS,
@@ -64,7 +65,7 @@ _PRISTINE_KEYS = (
     "templates",
     "abstract",
     "article_body",
-    # SQL tables of issue 15 (the writer replaces `version` rather than changing it in place)
+    # fields from the extra SQL tables (the writer replaces `version` rather than changing it in place)
     "image",
     "additional_entities",
     "version",
@@ -328,7 +329,7 @@ class ReadRecordsFn(beam.DoFn):
     def process(self, inp: RecordInput):
         opts = self.options
         records = SpillBuffer(opts.temp_dir, inp.name, opts.bucket_span, opts.spill_bytes)
-        htmls = SpillBuffer(join(opts.temp_dir, "html"), inp.name, opts.bucket_span, opts.spill_bytes)
+        htmls = SpillBuffer(layout.html_spill_dir(opts.temp_dir), inp.name, opts.bucket_span, opts.spill_bytes)
         counts: dict[tuple[str, str], int] = {}
         fallback_db = inp.dbname or "unknown"
         pieces = 0

@@ -26,8 +26,9 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
-from wikisnap.transforms.codecs import DECOMPRESS_ERRORS, gzip_decompressor, gzip_reader
-from wikisnap.transforms.files import TAR_BLOCK, HashingReader, open_read, open_read_arrow
+from wikisnap.transforms.formats.codecs import DECOMPRESS_ERRORS, gzip_decompressor, gzip_reader
+from wikisnap.transforms.formats.fs import HashingReader, open_read, open_read_arrow
+from wikisnap.transforms.formats.tarball import TAR_BLOCK
 
 TAG_PROBLEMS = "problems"
 TARBALL_KINDS = ("tarball", "batch")

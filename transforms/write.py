@@ -28,26 +28,15 @@ from apache_beam.metrics import Metrics
 from wikisnap import faults
 from wikisnap.schemas.arrow import ARTICLE_SCHEMA, TEXT_SCHEMA, records_to_table
 from wikisnap.schemas.serialize import to_wme_json_bytes
-from wikisnap.transforms.enrich import editor_fields
-from wikisnap.transforms.files import (
-    GzipMemberWriter,
-    MemberPart,
-    Offload,
-    assemble_tarball,
-    count_attempts,
-    file_md5,
-    join,
-    mark_attempt,
-    merge_runs,
-    move_once,
-    new_attempt,
-    open_write,
-    release_freed_memory,
-    tar_padding,
-    write_bytes_atomic,
-)
+from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.fs import file_md5, join, move_once, open_write, write_bytes_atomic
+from wikisnap.transforms.formats.layout import count_attempts, mark_attempt, new_attempt, snapshot_id
+from wikisnap.transforms.formats.offload import Offload
+from wikisnap.transforms.formats.spill import merge_runs, release_freed_memory
+from wikisnap.transforms.formats.tarball import GzipMemberWriter, MemberPart, assemble_tarball, tar_padding
 from wikisnap.transforms.history import merge_history
-from wikisnap.transforms.plaintext import text_row
+from wikisnap.transforms.parse.plaintext import text_row
+from wikisnap.transforms.parse.sqlrows import editor_fields
 from wikisnap.transforms.read import DeadLetter
 from wikisnap.transforms.records import HtmlJoin, take_wme_line, wme_line_if_unchanged
 
@@ -102,10 +91,6 @@ class OutputFile:
     # tarballs of `update`: `(start, end, lines)` of data members copied from a vouched-for base
     # (`MemberPart.copied`); VerifyOutputs hashes them without inflating and then drops this
     copied: tuple[tuple[int, int, int], ...] | None = None
-
-
-def snapshot_id(dbname: str, ns: int) -> str:
-    return f"{dbname}_namespace_{ns}"
 
 
 # -- bucket writer -------------------------------------------------------------------------
@@ -178,7 +163,7 @@ class MemberSink:
 
     def __init__(self, opts: WriteOptions, dbname: str, ns: int, bucket: int, index: int):
         name = f"{bucket:06d}-{index:04d}-{new_attempt()}"
-        base = join(opts.temp_dir, "parts", snapshot_id(dbname, ns), name)
+        base = layout.part_base(opts.temp_dir, snapshot_id(dbname, ns), name)
         self.opts = opts
         self.key = (dbname, ns, bucket, index)
         self.gz = GzipMemberWriter(base + ".ndjson.gz", opts.gzip_level) if "ndjson" in opts.formats else None
@@ -637,25 +622,25 @@ def assemble_snapshot(key: tuple[str, int], parts: list[MemberPart], lang: str, 
     date = opts.snapshot_date or max(p.max_date for p in parts)
     outputs: list[OutputFile] = []
     if "ndjson" in opts.formats:
-        tar_path = join(opts.out_dir, f"{sid}.tar.gz")
-        named = [(f"{sid}_{n}.ndjson", part) for n, part in enumerate(parts)]
+        tar_path = join(opts.out_dir, layout.tarball_name(dbname, ns))
+        named = [(layout.member_name(sid, n), part) for n, part in enumerate(parts)]
         md5, size, copied = assemble_tarball(tar_path, named, epoch_seconds(date))
         outputs.append(OutputFile("tarball", dbname, ns, tar_path, size, md5, records, copied or None))
         meta = snapshot_metadata(dbname, ns, lang, md5, size, date)
         meta_bytes = (json.dumps(meta, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-        meta_path = join(opts.out_dir, f"{sid}.json")
+        meta_path = join(opts.out_dir, layout.metadata_name(dbname, ns))
         write_bytes_atomic(meta_path, meta_bytes)
         outputs.append(OutputFile("metadata", dbname, ns, meta_path, len(meta_bytes), file_md5(meta_path)[0], 0))
     if "parquet" in opts.formats:
         for n, part in enumerate(parts):
-            dest = join(opts.out_dir, "parquet", sid, f"{sid}_{n}.parquet")
+            dest = layout.shard_path(opts.out_dir, layout.PARQUET, sid, n)
             move_once(part.parquet_path, dest)  # a retried assembly finds the shards it moved
             md5, size = file_md5(dest)
             outputs.append(OutputFile("parquet", dbname, ns, dest, size, md5, part.records))
     if opts.wants_text(ns):
         for n, part in enumerate(parts):
             if part.text_path:
-                dest = join(opts.out_dir, "text", sid, f"{sid}_{n}.parquet")
+                dest = layout.shard_path(opts.out_dir, layout.TEXT, sid, n)
                 move_once(part.text_path, dest)  # as the Parquet shards
                 md5, size = file_md5(dest)
                 outputs.append(OutputFile("text", dbname, ns, dest, size, md5, part.records))
@@ -737,7 +722,7 @@ class _WriteDeadLettersFn(beam.DoFn):
         dbname, letters = element
         ordered = sorted(letters, key=lambda d: (d.source, d.page_id or -1, d.title or "", d.reason))
         data = b"".join(deadletter_line(d) for d in ordered)
-        path = join(self.out_dir, "deadletter", f"{dbname}_deadletters.ndjson")
+        path = layout.deadletter_path(self.out_dir, dbname)
         write_bytes_atomic(path, data)
         import hashlib
 

@@ -13,8 +13,9 @@ import uuid
 from dataclasses import dataclass
 
 from wikisnap.schemas.siteinfo import SiteInfo
-from wikisnap.transforms.dumpreader import RawPage
-from wikisnap.transforms.wikitext import abstract, analyze
+from wikisnap.transforms.formats.dumpreader import RawPage
+from wikisnap.transforms.parse.abstract import abstract
+from wikisnap.transforms.parse.wikitext import analyze
 
 # Content models whose text is wikitext; everything else (Scribunto, css, javascript, json,
 # wikibase-item, flow-board, …) passes through with its text and no wikitext-derived fields.

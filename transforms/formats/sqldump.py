@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from wikisnap.transforms.dumpreader import DumpError, open_head, open_stream
+from wikisnap.transforms.formats.dumpfiles import DumpError, open_head, open_stream
 
 _CHUNK = 4 << 20
 # A row longer than this is not waited for: the statement is malformed (unbalanced quote).
@@ -461,7 +461,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "linktarget": ("lt_id", "lt_namespace", "lt_title"),
     "page_restrictions": ("pr_page", "pr_type", "pr_level", "pr_expiry"),
     "wb_items_per_site": ("ips_item_id", "ips_site_id", "ips_site_page"),
-    # issue 15: page image sizes, Wikidata entity usage, editor groups, FlaggedRevs stable revisions
+    # page image sizes, Wikidata entity usage, editor groups, FlaggedRevs stable revisions
     "image": ("img_name", "img_width", "img_height"),
     "wbc_entity_usage": ("eu_page_id", "eu_entity_id", "eu_aspect"),
     "user_groups": ("ug_user", "ug_group"),  # plus ug_expiry since MW 1.29

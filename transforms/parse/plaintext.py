@@ -28,7 +28,7 @@ What is kept and dropped (wikitext), and why:
   the output never holds wikitext tokens: `{{`, `}}`, `[[`, `]]`, `{|`, `|}`, `<ref`, `<!--`.
 
 Every step is a linear scan or a regex with possessive quantifiers, reusing the brace and tag
-scanners of transforms/wikitext.py (MediaWiki's own pairing rules, guarded against quadratic time).
+scanners of transforms/parse/wikitext.py (MediaWiki's own pairing rules, guarded against quadratic time).
 """
 
 from __future__ import annotations
@@ -37,15 +37,12 @@ import html
 import re
 
 from wikisnap.schemas.siteinfo import SiteInfo
-from wikisnap.transforms.wikitext import (
+from wikisnap.transforms.parse.abstract import (
     _EXT_LINK,
-    _MARK,
-    _PLACEHOLDER,
     _QUOTES,
     _REDIRECT,
     _SPACE_RUN,
     _SWITCH,
-    _braces,
     _ext_link_repl,
     _link_label,
     _quotes_repl,
@@ -53,10 +50,10 @@ from wikisnap.transforms.wikitext import (
     _remove_spans,
     _remove_tables,
     _render_links,
-    _Scope,
     _strip_html,
     _switch_repl,
 )
+from wikisnap.transforms.parse.wikitext import _MARK, _PLACEHOLDER, _braces, _Scope
 
 # Extension tags whose content is shown as text (placeholders are replaced by it); every other
 # extension tag (ref, references, gallery, math, chem, syntaxhighlight, timeline, score …) goes.

@@ -5,12 +5,14 @@ Shared by every command that writes an output folder (build, update), with the f
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
+import pickle
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+
+import apache_beam as beam
 
 from wikisnap.pipelines.commit import (
     EXIT_BAD_INPUT,
@@ -24,30 +26,12 @@ from wikisnap.pipelines.commit import (
     environment_message,
 )
 from wikisnap.pipelines.errors import RunFailed, UsageError
+from wikisnap.pipelines.options import flag_value
+from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.fs import join, write_bytes_atomic
+from wikisnap.transforms.write import WriteOptions
 
 log = logging.getLogger("wikisnap")
-
-
-def add_output_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags every job that writes an output folder shares (build, update)."""
-    parser.add_argument(
-        "--fail-on-dead-letters",
-        action="store_true",
-        help="fail the run (exit 2, nothing published) when any page or line became a dead letter; "
-        "for scheduled runs that must not publish partial data",
-    )
-    parser.add_argument(
-        "--shared-temp",
-        action="store_true",
-        help="the temp folder is a local path that every worker of a non-local runner sees (a network "
-        "mount, or a cluster whose workers all run on this machine)",
-    )
-    parser.add_argument(
-        "--break-lock",
-        action="store_true",
-        help="take over the output folder's lock even if its holder cannot be shown dead (object stores, "
-        "another host); only when you know that run is gone",
-    )
 
 
 def run_job(command: str, run_fn, summary_fn, config, manifest_line: bool = True) -> int:
@@ -77,7 +61,7 @@ def run_job(command: str, run_fn, summary_fn, config, manifest_line: bool = True
         return EXIT_ENVIRONMENT
     print(summary_fn(manifest))
     if manifest_line:
-        print(f"manifest: {os.path.join(config.out, 'manifest.json')}")
+        print(f"manifest: {os.path.join(config.out, layout.MANIFEST)}")
     return 0
 
 
@@ -128,3 +112,84 @@ def describe_failure(exc: BaseException) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     last = next((line for line in reversed(lines) if re.match(r"^[A-Za-z_.]+(Error|Exception|Fault)\b", line)), None)
     return f"the run crashed: {(last or (lines[-1] if lines else type(chain[0]).__name__))[:400]}"
+
+
+def check_dead_letters(report: list, fail: bool) -> None:
+    """With --fail-on-dead-letters: RunFailed naming the dead-letter files when the run made any."""
+    files = sorted((o for kind, o in report if kind == "output" and o.kind == "deadletter"), key=lambda o: o.path)
+    total = sum(o.records for o in files)
+    if fail and total:
+        where = ", ".join(f"{o.path} ({o.records:,})" for o in files)
+        raise RunFailed(
+            f"{total:,} dead letter(s) and --fail-on-dead-letters, so nothing was published; read why in {where}"
+        )
+
+
+# -- graph ---------------------------------------------------------------------------------
+
+
+class CollectReport(beam.PTransform):
+    """Small report elements → one pickle under the temp folder, read by the launcher."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def expand(self, items):
+        path = self.path
+        return (
+            items
+            | "GatherReport" >> beam.combiners.ToList()
+            | "WriteReport" >> beam.Map(lambda report: write_bytes_atomic(path, pickle.dumps(report)))
+        )
+
+
+def run_temp_dir(temp_location: str | None, beam_args: list[str], folder: OutputFolder) -> str:
+    """This run's temp folder: --temp-location, else Beam's --temp_location, else OUT/.wikisnap/tmp."""
+    # On a cluster, Beam's own --temp_location (shared storage) is the natural home of spill runs.
+    beam_temp = flag_value(beam_args, "--temp_location")
+    if temp_location:
+        return join(temp_location, folder.run_id)
+    if beam_temp:
+        return join(beam_temp, "wikisnap", folder.run_id)
+    return folder.temp
+
+
+def manifest_outputs(outputs: list, staging: str) -> list[dict]:
+    """The manifest's `outputs`: each file with its path relative to the output folder."""
+    return [
+        {k: v for k, v in asdict(o).items() if v is not None} | {"path": relative_path(o.path, staging)}
+        for o in outputs
+    ]
+
+
+def relative_path(path: str, base: str) -> str:
+    prefix = base.rstrip("/") + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else path
+
+
+def write_options(
+    out_dir: str,
+    temp_dir: str,
+    date: str | None,
+    member_size_mb: float,
+    formats,
+    gzip_level: int,
+    text_namespaces,
+    sites: dict,
+    **extra,
+) -> WriteOptions:
+    """The writers' options of a build or an update: `date` YYYYMMDD (None: from the records),
+    `sites` {db: SiteInfo}; `extra` passes the build's own (categories, coverage)."""
+    snapshot_date = f"{date[:4]}-{date[4:6]}-{date[6:]}T00:00:00Z" if date else None
+    return WriteOptions(
+        out_dir=out_dir,
+        temp_dir=temp_dir,
+        member_bytes=int(member_size_mb * 1_000_000),
+        formats=frozenset(formats),
+        snapshot_date=snapshot_date,
+        gzip_level=gzip_level,
+        text_namespaces=frozenset(text_namespaces),
+        sites=tuple(sorted(sites.items())),
+        **extra,
+    )

@@ -25,8 +25,8 @@ import io
 from collections import deque
 from dataclasses import dataclass
 
-from wikisnap.transforms.codecs import ThreadedReadAhead
-from wikisnap.transforms.dumpreader import open_raw
+from wikisnap.transforms.formats.codecs import ThreadedReadAhead
+from wikisnap.transforms.formats.dumpfiles import open_raw
 
 BLOCK_MAGIC = 0x314159265359
 EOS_MAGIC = 0x177245385090

@@ -1,69 +1,24 @@
-"""Reading MediaWiki XML dumps: sniff the container, checksum the bytes, stream pages.
+"""Reading MediaWiki XML dumps as values: the siteinfo, pages with their current revision, histories.
 
-Pure functions and generators, no Beam: `open_dump` opens any fsspec URL or local path and picks
-the decompressor from the file's first bytes (not its name, so `…-shortened.bz2` and misnamed
-files work); `read_siteinfo` reads only the header; `iter_pages` streams `RawPage`s with bounded
-memory (each `<page>` element is freed once it has been turned into a value) and reports a
-truncated or corrupt file as a `DumpError` that names the file, the byte offset and the last
-complete page.
+Pure functions and generators, no Beam: `read_siteinfo` reads only the header; `iter_pages` streams
+`RawPage`s with bounded memory (each `<page>` element is freed once it has been turned into a
+value) and reports a truncated or corrupt file as a `DumpError` that names the file, the byte
+offset and the last complete page; `iter_history` streams each page's revision times from stub
+histories. Files are opened by `dumpfiles`, bz2 block ranges by `bz2blocks`.
 """
 
 from __future__ import annotations
 
-import bz2
-import functools
-import gzip
 import io
-import logging
-import os
-import re
-import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
 from lxml import etree
 
 from wikisnap.schemas.siteinfo import Namespace, SiteInfo, dbname_from_base
-from wikisnap.transforms.codecs import Bz2Reader, RawDigests, fast_bz2_available
-from wikisnap.transforms.files import HashingReader, local_path
-
-# Containers recognised by their first bytes.
-_MAGIC = (
-    (b"BZh", "bz2"),
-    (b"\x1f\x8b", "gzip"),
-)
-_UNSUPPORTED_MAGIC = (
-    (b"\xfd7zXZ\x00", "xz"),
-    (b"7z\xbc\xaf\x27\x1c", "7z"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-    (b"PK\x03\x04", "zip"),
-    (b"\x04\x22\x4d\x18", "lz4"),
-)
-_XML_STARTS = (b"<", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
-_READ_CHUNK = 1 << 20
-_DECOMPRESSED_CHUNK = 8 << 20
-# Header reads of remote files (siteinfo, SQL table sniffing): exact range reads of this size,
-# and the first bytes fetched are kept (up to the cap) for the next header read of the same file.
-_HEAD_CHUNK = 64 << 10
-_HEAD_CACHE_BYTES = 4 << 20
-_HEAD_CACHE_FILES = 64
-
-log = logging.getLogger("wikisnap")
-
-
-class DumpError(Exception):
-    """A user-facing problem with an input file: the message names the file and the problem."""
-
-    def __init__(self, path: str, problem: str, *, offset: int | None = None, kind: str = "invalid"):
-        self.path = path
-        self.problem = problem
-        self.offset = offset
-        self.kind = kind
-        where = f" (at byte {offset:,})" if offset is not None else ""
-        super().__init__(f"{path}: {problem}{where}")
+from wikisnap.transforms.formats.bz2blocks import BlockError, BlockRangeReader
+from wikisnap.transforms.formats.dumpfiles import _READ_CHUNK, DumpError, _local, open_dump
 
 
 @dataclass
@@ -120,324 +75,6 @@ class ReadStats:
     error: DumpError | None = None
     last_page: tuple[int, str] | None = None
     extra: dict = field(default_factory=dict)
-
-
-def input_size(path: str) -> int | None:
-    """Size in bytes of an input, or None when the filesystem cannot tell."""
-    try:
-        fs, fs_path = fsspec.core.url_to_fs(path)
-        return int(fs.size(fs_path))
-    except Exception:  # noqa: BLE001 - a size is only used for progress and ETA
-        return None
-
-
-def is_http(path: str) -> bool:
-    return path.startswith(("http://", "https://"))
-
-
-def open_stream(path: str):
-    """Open a local path or fsspec URL for reading from the start (fsspec errors as they come).
-
-    HTTP(S) files are one streamed GET: each byte downloaded once, whether or not the server
-    supports Range requests (fsspec's default block cache would re-request blocks by range).
-    """
-    if is_http(path):
-        return fsspec.open(path, "rb", block_size=0).open()
-    return fsspec.open(path, "rb").open()
-
-
-def open_raw(path: str, *, exact: bool = False):
-    """Open a local path or fsspec URL for binary reading.
-
-    `exact=True` turns off read-ahead caching, so a remote range read fetches only what is asked
-    (an HTTP server must support Range requests: see `supports_ranges`).
-    """
-    try:
-        if exact:
-            fs, fs_path = fsspec.core.url_to_fs(path)
-            if isinstance(fs, LocalFileSystem):  # reads exactly what is asked already
-                return fs.open(fs_path, "rb")
-            return fs.open(fs_path, "rb", cache_type="none")
-        return open_stream(path)
-    except FileNotFoundError:
-        raise DumpError(path, "no such file", kind="missing") from None
-    except IsADirectoryError:
-        raise DumpError(path, "is a directory, not a dump file", kind="missing") from None
-    except PermissionError:
-        raise DumpError(path, "permission denied", kind="missing") from None
-    except ValueError as exc:  # fsspec: unknown protocol
-        raise DumpError(path, f"cannot open: {exc}", kind="missing") from None
-    except ImportError as exc:  # fsspec: protocol needs an optional package
-        raise DumpError(path, f"cannot open: {exc}", kind="missing") from None
-
-
-@functools.lru_cache(maxsize=256)
-def supports_ranges(path: str) -> bool:
-    """Whether `path` can be read by byte ranges: local files and object stores always can; an
-    HTTP(S) server is asked once for byte 1 (a server without Range support sends the whole file
-    instead, which fsspec refuses after the headers). Unreachable files: True (the read that
-    follows reports them properly)."""
-    if not is_http(path):
-        return True
-    try:
-        with open_raw(path, exact=True) as f:
-            if not hasattr(f, "cache") or f.size is None or f.size < 2:
-                return f.size is not None and f.size < 2  # a streamed answer: no ranges
-            f.seek(1)
-            f.read(1)
-        return True
-    except ValueError:  # fsspec: "The HTTP server doesn't appear to support range requests"
-        return False
-    except (OSError, DumpError):
-        return True
-
-
-_heads: dict[str, bytes] = {}
-_heads_lock = threading.Lock()
-
-
-class _HeadReader(io.RawIOBase):
-    """The first bytes of a remote file by exact range reads, shared between header reads.
-
-    The launcher reads the head of every input several times (SQL sniffing, siteinfo, the
-    multistream check); this keeps the first bytes fetched (up to `_HEAD_CACHE_BYTES`) so each
-    is downloaded once. Reads past what is kept fetch `_HEAD_CHUNK`-sized ranges.
-    """
-
-    def __init__(self, path: str):
-        self.path = path
-        self.pos = 0
-        self._file = None
-        with _heads_lock:
-            self._kept = _heads.get(path, b"")
-        if not self._kept:
-            self._open()  # errors (missing file …) surface at open, as with open_raw
-
-    def _open(self):
-        if self._file is None:
-            self._file = open_raw(self.path, exact=True)
-        return self._file
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        if self.pos < len(self._kept):
-            data = self._kept[self.pos : self.pos + len(buffer)]
-        else:
-            f = self._open()
-            f.seek(self.pos)
-            data = f.read(max(len(buffer), _HEAD_CHUNK))
-            if self.pos == len(self._kept) and self.pos < _HEAD_CACHE_BYTES and data:
-                self._kept += data
-                with _heads_lock:
-                    if len(_heads) >= _HEAD_CACHE_FILES:
-                        _heads.clear()
-                    _heads[self.path] = self._kept
-            data = data[: len(buffer)]
-        n = len(data)
-        buffer[:n] = data
-        self.pos += n
-        return n
-
-    def close(self) -> None:
-        try:
-            if self._file is not None:
-                self._file.close()
-        finally:
-            super().close()
-
-
-def open_head(path: str):
-    """Open a file to read its first bytes only (headers, magic numbers): local files as they
-    are; remote files by small exact range reads whose bytes later header reads reuse; HTTP
-    servers without Range support as a stream (closed once the header is read)."""
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    if isinstance(fs, LocalFileSystem):
-        return fs.open(fs_path, "rb")
-    if not supports_ranges(path):
-        return open_stream(path)
-    return io.BufferedReader(_HeadReader(path), buffer_size=_HEAD_CHUNK)
-
-
-def sniff_compression(path: str, head: bytes) -> str:
-    """`'bz2'`, `'gzip'` or `'xml'` from a file's first bytes; DumpError for anything else."""
-    for magic, name in _MAGIC:
-        if head.startswith(magic):
-            return name
-    for magic, name in _UNSUPPORTED_MAGIC:
-        if head.startswith(magic):
-            raise DumpError(
-                path,
-                f"{name} compression is not supported; recompress as .bz2 or .gz, or decompress to .xml",
-                kind="compression",
-            )
-    if not head:
-        raise DumpError(path, "the file is empty", kind="invalid")
-    if head.lstrip(b" \t\r\n").startswith(_XML_STARTS):
-        return "xml"
-    raise DumpError(
-        path,
-        f"unknown compression or not an XML dump (first bytes {head[:8].hex(' ')}); "
-        "wikisnap reads .xml, .xml.bz2 and .xml.gz",
-        kind="compression",
-    )
-
-
-class _RangeReader(io.RawIOBase):
-    """Raw bytes `[start, end)` of a file as a seekable file of their own, never one byte more read
-    (remote files: exact range reads; indexed_bzip2 seeks within a local multistream range)."""
-
-    def __init__(self, path: str, start: int, end: int):
-        self._file = open_raw(path, exact=True)
-        self._start, self._size = start, end - start
-        self._pos = 0
-        self._file.seek(start)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, min(base + offset, self._size))
-        self._file.seek(self._start + self._pos)
-        return self._pos
-
-    def readinto(self, buffer) -> int:
-        left = self._size - self._pos
-        if left <= 0:
-            return 0
-        try:
-            data = self._file.read(min(len(buffer), left))
-        except ValueError as exc:  # fsspec: the server stopped answering Range requests
-            raise OSError(f"a byte-range read failed ({exc})") from None
-        n = len(data)
-        buffer[:n] = data
-        self._pos += n
-        return n
-
-    def close(self) -> None:
-        try:
-            self._file.close()
-        finally:
-            super().close()
-
-
-def open_dump(
-    path: str,
-    *,
-    read_ahead: bool = True,
-    byte_range: tuple[int, int] | None = None,
-    head: bool = False,
-    bz2_threads: int = 0,
-) -> tuple[io.BufferedIOBase, HashingReader | RawDigests, str]:
-    """Open `path` for reading decompressed XML bytes.
-
-    Returns `(stream, hasher, compression)`: read the XML from `stream`; `hasher` has counted and
-    hashed the raw bytes read so far. `read_ahead=False` decompresses no more than asked for
-    (header reads must not run into a truncation far behind the header). `head=True`: only the
-    first bytes will be read (see `open_head`). `bz2_threads` > 0: a local bz2 file is decoded by
-    indexed_bzip2 on that many threads (ahead of the parse), when it is installed.
-    """
-    if head:
-        try:
-            raw = open_head(path)
-        except FileNotFoundError:
-            raise DumpError(path, "no such file", kind="missing") from None
-        except (IsADirectoryError, PermissionError, ValueError, ImportError):
-            raw = open_raw(path)  # open_raw names the problem
-    else:
-        raw = open_raw(path) if byte_range is None else _RangeReader(path, *byte_range)
-    hasher = HashingReader(raw)
-    buffered = io.BufferedReader(hasher, buffer_size=_HEAD_CHUNK if head else _READ_CHUNK)
-    head = buffered.peek(16)[:16]
-    compression = sniff_compression(path, head)
-    if compression == "xml":
-        return buffered, hasher, compression
-    if compression == "bz2" and read_ahead and bz2_threads > 0 and fast_bz2_available():
-        local = local_path(path)
-        if local is not None:
-            buffered.close()  # indexed_bzip2 reads the file itself
-            fast, digests = _open_fast_bz2(local, byte_range, bz2_threads)
-            return fast, digests, compression
-    if compression == "bz2":
-        stream: io.BufferedIOBase = bz2.BZ2File(buffered, "rb")
-    else:
-        stream = gzip.GzipFile(fileobj=buffered, mode="rb")
-    if not read_ahead:
-        return stream, hasher, compression
-    return io.BufferedReader(_ReadAhead(stream), buffer_size=_DECOMPRESSED_CHUNK), hasher, compression
-
-
-def _open_fast_bz2(local: str, byte_range: tuple[int, int] | None, threads: int):
-    """(stream, digests) of a local bz2 file or range, decoded by indexed_bzip2's threads."""
-    if byte_range is None:
-        source, start, end = local, 0, None
-        size = os.path.getsize(local)
-        reopen = functools.partial(open, local, "rb")
-    else:
-        start, end = byte_range
-        source, size = _RangeReader(local, start, end), end - start
-        reopen = functools.partial(_RangeReader, local, start, end)
-    reader = Bz2Reader(source, threads, size, reopen)
-    digests = RawDigests(local, start, end, position=lambda: reader.position)
-    # 1 MB: indexed_bzip2 decodes ahead in its own threads already (the stdlib path's 8 MB
-    # stretches are for the CPU cache, see _ReadAhead)
-    return io.BufferedReader(reader, buffer_size=_READ_CHUNK), digests
-
-
-class _ReadAhead(io.RawIOBase):
-    """Decompresses in long stretches, yet hands over what it got before a truncation.
-
-    Interleaving bz2 with parsing page by page evicts its tables from the CPU cache: measured 2x
-    slower decompression on real enwiki pages. Filling an 8 MB buffer at a time avoids that; a
-    stream that ends early still yields its good bytes first and raises on the next read.
-    """
-
-    def __init__(self, stream: io.BufferedIOBase):
-        self._stream = stream
-        self._error: BaseException | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        if self._error is not None:
-            raise self._error
-        view = memoryview(buffer).cast("B")
-        filled = 0
-        while filled < len(view):
-            try:
-                data = self._stream.read1(len(view) - filled)
-            except (EOFError, OSError, zlib.error) as exc:
-                if not filled:
-                    raise
-                self._error = exc
-                break
-            if not data:
-                break
-            view[filled : filled + len(data)] = data
-            filled += len(data)
-        return filled
-
-    def close(self) -> None:
-        try:
-            self._stream.close()
-        finally:
-            super().close()
-
-
-# -- siteinfo ------------------------------------------------------------------------------
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
 
 
 def siteinfo_from_element(root: etree._Element, siteinfo: etree._Element | None, path: str) -> SiteInfo:
@@ -721,8 +358,6 @@ def iter_pages(
 
 def open_blocks(path: str, start_bit: int, end_bit: int):
     """(XML stream, reader with `count`, "bz2") of the pages the blocks `[start_bit, end_bit)` own."""
-    from wikisnap.transforms.bz2blocks import BlockError, BlockRangeReader  # it builds on this module
-
     try:
         reader = BlockRangeReader(path, start_bit, end_bit, first=start_bit == FIRST_BLOCK_BIT)
     except BlockError as exc:
@@ -781,11 +416,6 @@ def _describe_truncation(path: str, stats: ReadStats, offset: int, detail: str) 
     return DumpError(path, f"is not well-formed XML ({detail}); {_after_last(stats)}", offset=offset, kind="malformed")
 
 
-def describe_input(path: str) -> str:
-    """Short name of an input for logs: the file name, or the URL for remote inputs."""
-    return os.path.basename(path.rstrip("/")) or path
-
-
 class _Concat(io.RawIOBase):
     """Bytes and streams read one after the other as one stream."""
 
@@ -817,100 +447,6 @@ class _Concat(io.RawIOBase):
         for part in self._parts:
             part.close()
         super().close()
-
-
-# -- multistream indexes -------------------------------------------------------------------
-
-
-def read_index(path: str) -> tuple[list[int], dict[int, int]]:
-    """Stream offsets of a multistream index (`offset:page_id:title` lines, bz2 or plain).
-
-    Returns the sorted distinct offsets and how many pages each stream holds. Holds one int per
-    stream (≈100 pages), not per page: enwiki's 24 M lines become ~240 k offsets.
-    """
-    stream, hasher, _ = open_dump(path, read_ahead=False) if _looks_compressed(path) else (open_raw(path), None, "")
-    counts: dict[int, int] = {}
-    line_no = 0
-    try:
-        for raw in io.TextIOWrapper(stream, encoding="utf-8", errors="replace"):
-            line_no += 1
-            head, sep, _rest = raw.partition(":")
-            if not sep:
-                if raw.strip():
-                    raise DumpError(path, f"line {line_no} is not offset:page_id:title: {raw[:80]!r}", kind="index")
-                continue
-            try:
-                offset = int(head)
-            except ValueError:
-                raise DumpError(
-                    path, f"line {line_no} does not start with a byte offset: {raw[:80]!r}", kind="index"
-                ) from None
-            counts[offset] = counts.get(offset, 0) + 1
-    except (EOFError, OSError, zlib.error) as exc:
-        raise DumpError(path, f"index cannot be decompressed at line {line_no}: {exc}", kind="index") from None
-    finally:
-        stream.close()
-    if not counts:
-        raise DumpError(path, "the multistream index is empty", kind="index")
-    return sorted(counts), counts
-
-
-def _looks_compressed(path: str) -> bool:
-    with open_head(path) as f:
-        head = f.read(4)
-    return head.startswith((b"BZh", b"\x1f\x8b"))
-
-
-@dataclass(frozen=True)
-class ByteRange:
-    """Whole bz2 streams `[start, end)` of a multistream dump and the pages the index puts there."""
-
-    start: int
-    end: int
-    pages: int
-
-
-def plan_ranges(offsets: list[int], counts: dict[int, int], file_size: int, target_bytes: int) -> list[ByteRange]:
-    """Group consecutive streams into ranges of about `target_bytes` (never splitting a stream).
-
-    The last range runs to the end of the file so it takes the trailer stream with it.
-    """
-    ranges: list[ByteRange] = []
-    start = offsets[0]
-    pages = 0
-    bounds = offsets[1:] + [file_size]
-    for offset, next_offset in zip(offsets, bounds, strict=True):
-        pages += counts[offset]
-        if next_offset - start >= target_bytes or next_offset == file_size:
-            ranges.append(ByteRange(start, next_offset, pages))
-            start, pages = next_offset, 0
-    return ranges
-
-
-def index_path_for(path: str) -> str | None:
-    """The standard index name beside a multistream dump, if that file exists.
-
-    `…-pages-articles-multistream.xml.bz2` → `…-pages-articles-multistream-index.txt.bz2`;
-    split parts `…-multistream3.xml-p1p2.bz2` → `…-multistream-index3.txt-p1p2.bz2`.
-    """
-    directory, _, name = path.rpartition("/")
-    candidates = []
-    match = re.match(r"^(.*-multistream)(\d*)\.xml(-p\d+p\d+)?\.bz2$", name)
-    if match:
-        stem, number, pages = match.group(1), match.group(2), match.group(3) or ""
-        candidates.append(f"{stem}-index{number}.txt{pages}.bz2")
-    if "multistream" in name and ".xml" in name:
-        # recompressxml's own naming: …-multistream-p1p2.xml.bz2 → …-multistream-index-p1p2.txt.bz2
-        candidates.append(name.replace("multistream", "multistream-index", 1).replace(".xml", ".txt", 1))
-    for candidate in candidates:
-        full = f"{directory}/{candidate}" if directory else candidate
-        try:
-            fs, fs_path = fsspec.core.url_to_fs(full)
-            if fs.exists(fs_path):
-                return full
-        except Exception:  # noqa: BLE001 - no index found is a normal outcome
-            continue
-    return None
 
 
 # -- revision histories (stub-meta-history, stub-meta-current, any history dump) ------------

@@ -15,9 +15,12 @@ from collections.abc import Iterable
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from wikisnap.transforms.files import TAR_BLOCK, gzip_member, join, tar_header, tar_padding, write_bytes_atomic
-from wikisnap.transforms.merge import BatchEntry
-from wikisnap.transforms.write import OutputFile, epoch_seconds, snapshot_id, snapshot_metadata
+from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.fs import write_bytes_atomic
+from wikisnap.transforms.formats.layout import snapshot_id
+from wikisnap.transforms.formats.tarball import TAR_BLOCK, gzip_member, tar_header, tar_padding
+from wikisnap.transforms.update.fold import BatchEntry
+from wikisnap.transforms.write import OutputFile, epoch_seconds, snapshot_metadata
 
 
 def batch_dir(time: str) -> str:
@@ -62,11 +65,10 @@ def write_batch(
     mtime = epoch_seconds(f"{hour[:10]}T{hour[11:13]}:00:00")
     data = batch_tarball(sid, [e.line for e in ordered], member_bytes, mtime, level)
     md5 = hashlib.md5(data).hexdigest()
-    tar_path = join(out_dir, "batches", hour, f"{sid}.tar.gz")
+    tar_path, meta_path = layout.batch_paths(out_dir, hour, sid)
     write_bytes_atomic(tar_path, data)
     meta = snapshot_metadata(dbname, ns, lang, md5, len(data), max(e.time for e in ordered))
     meta_bytes = (json.dumps(meta, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-    meta_path = join(out_dir, "batches", hour, f"{sid}.json")
     write_bytes_atomic(meta_path, meta_bytes)
     return [
         OutputFile("batch", dbname, ns, tar_path, len(data), md5, len(ordered)),

@@ -29,21 +29,12 @@ from apache_beam.metrics import Metrics
 from wikisnap.configs import license_for
 from wikisnap.schemas.serialize import format_time, parse_time_ns, to_wme_json_bytes
 from wikisnap.schemas.siteinfo import SiteInfo
-from wikisnap.transforms.article import page_to_article, redirect_of, redirect_target
-from wikisnap.transforms.dumpreader import (
-    DumpError,
-    PageFailure,
-    RawPage,
-    ReadStats,
-    Revision,
-    describe_input,
-    iter_pages,
-    open_dump,
-    open_stream,
-)
-from wikisnap.transforms.files import CountingReader
+from wikisnap.transforms.formats.dumpfiles import DumpError, describe_input, open_dump, open_stream
+from wikisnap.transforms.formats.dumpreader import PageFailure, RawPage, ReadStats, Revision, iter_pages
+from wikisnap.transforms.formats.fs import CountingReader
+from wikisnap.transforms.formats.tarball import TarLines
+from wikisnap.transforms.parse.article import page_to_article, redirect_of, redirect_target
 from wikisnap.transforms.read import DeadLetter
-from wikisnap.transforms.tarlines import TarLines
 
 TAG_CHANGES = "changes"
 TAG_DEADLETTERS = "deadletters"

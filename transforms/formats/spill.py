@@ -1,0 +1,226 @@
+"""Spill runs: parsed records sorted by page id in compressed frames on temp storage, and their merge.
+
+Readers hold at most `--spill-mb` of records (`SpillBuffer`) and write them as sorted runs per
+(db, ns, page-id bucket); writers k-way merge a bucket's runs holding one small frame per run, so
+memory stays flat as dumps grow (see docs/ARCHITECTURE.md for why files and not shuffles).
+"""
+
+from __future__ import annotations
+
+import heapq
+import pickle
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.fs import open_read, open_write
+from wikisnap.transforms.formats.offload import Offload
+
+_FRAME = struct.Struct("<II")  # compressed length, raw length
+# Bytes of pickled records per spill frame. A merge holds one decoded frame per run, so this times
+# the runs of a bucket is the writer's merge memory: small frames keep it flat as inputs grow
+# (enwiki's biggest buckets, ~100 runs of 16 MB: ~13 MB).
+_FRAME_TARGET = 64 << 10
+_CODEC = "zstd"
+
+
+# -- spill runs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpillRun:
+    """One sorted run of records of one (db, namespace, bucket), written by one work unit."""
+
+    dbname: str
+    ns: int
+    bucket: int
+    path: str
+    records: int
+    source: str = ""  # the input file the unit read (named by same-revision conflicts)
+
+
+def pack_record(record: dict) -> bytes:
+    """A record as the compact bytes a spill buffer holds (a third of its size as Python objects)."""
+    return pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def write_run(path: str, items: list[tuple[int, int, dict | bytes]], offload: Offload | None = None) -> None:
+    """Write `(page_id, rev_id, record)` items, sorted, as zstd frames of pickled records.
+
+    A record is a dict or already `pack_record`ed bytes. A frame is a pickled list of
+    `(page_id, rev_id, packed record)`; records are unpacked one at a time when read. With an
+    `offload`, frames are compressed and written by its thread: the run is complete once that
+    thread has got past it (`Offload.wait`).
+    """
+    items.sort(key=lambda item: (item[0], -item[1]))
+    out = open_write(path)
+    try:
+        batch: list[tuple[int, int, bytes]] = []
+        size = 0
+        for page_id, rev_id, record in items:
+            blob = record if isinstance(record, bytes) else pack_record(record)
+            batch.append((page_id, rev_id, blob))
+            size += len(blob)
+            if size >= _FRAME_TARGET:
+                _send_frame(out, batch, offload)
+                batch, size = [], 0
+        if batch:
+            _send_frame(out, batch, offload)
+    except BaseException:
+        out.close()
+        raise
+    if offload is None:
+        out.close()
+    else:
+        offload.submit(out.close)
+
+
+def _send_frame(out, batch: list, offload: Offload | None) -> None:
+    raw = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+    if offload is None:
+        _write_frame(out, raw)
+    else:
+        offload.submit(_write_frame, out, raw)
+
+
+def _write_frame(out, raw: bytes) -> None:
+    packed = pa.compress(raw, codec=_CODEC, asbytes=True)
+    out.write(_FRAME.pack(len(packed), len(raw)))
+    out.write(packed)
+
+
+def iter_run(path: str) -> Iterator[tuple[int, int, dict]]:
+    """Stream the items of one spill run, one frame in memory at a time (as bytes)."""
+    for page_id, rev_id, blob in _iter_packed(path):
+        yield page_id, rev_id, pickle.loads(blob)
+
+
+def _iter_packed(path: str) -> Iterator[tuple[int, int, bytes]]:
+    """The items of one spill run with each record still packed (`pack_record` bytes)."""
+    with open_read(path) as f:
+        while True:
+            head = f.read(_FRAME.size)
+            if not head:
+                return
+            if len(head) != _FRAME.size:
+                raise OSError(f"{path}: spill run truncated")
+            packed_len, raw_len = _FRAME.unpack(head)
+            packed = f.read(packed_len)
+            raw = pa.decompress(packed, decompressed_size=raw_len, codec=_CODEC, asbytes=True)
+            frame = pickle.loads(raw)
+            del raw, packed
+            yield from frame
+
+
+def merge_runs(paths: Iterable[str], with_source: bool = False) -> Iterator[tuple]:
+    """K-way merge of sorted runs by (page id, newest revision first) → `(page_id, rev_id, record)`.
+
+    `with_source=True` adds the path of the run each item came from: `(page_id, rev_id, record, path)`.
+    Each run's head waits packed and is unpacked once it comes out: a bucket of the 10x corpus
+    merges ~80 runs, and 80 long articles as dicts were ~10 MB of the writer's memory.
+    """
+
+    def tagged(path: str):
+        for page_id, rev_id, blob in _iter_packed(path):
+            yield page_id, rev_id, blob, path
+
+    runs = [tagged(p) if with_source else _iter_packed(p) for p in sorted(paths)]
+    merged = heapq.merge(*runs, key=lambda item: (item[0], -item[1]))
+    if with_source:
+        return ((page_id, rev_id, pickle.loads(blob), path) for page_id, rev_id, blob, path in merged)
+    return ((page_id, rev_id, pickle.loads(blob)) for page_id, rev_id, blob in merged)
+
+
+def _malloc_trim():
+    """glibc's `malloc_trim`, or None elsewhere (macOS, musl without it, Windows)."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hand the heap's free pages back to the OS (glibc only; a few ms).
+
+    A spill buffer frees ~`--spill-mb` of pickled records at every flush; glibc keeps the freed
+    chunks, scattered between live ones, and the RSS would creep up with the dump's size. A
+    bucket writer calls it too before it starts: the read phase's last pages, bz2 threads and
+    spill helpers left 35 MB in the allocator's arenas on the x10 corpus (9 MB on x1), under the
+    write phase's peak.
+    """
+    if _TRIM is not None:
+        _TRIM(0)
+
+
+class SpillBuffer:
+    """Buffers a work unit's records per (db, ns, bucket) and spills sorted runs past a byte budget.
+
+    A spill past the budget is compressed and written by a background thread (`Offload`) while
+    the reader goes on parsing: zstd releases the GIL, and the reader's core was the busy one.
+    `add` returns the runs of the spill before (complete on storage by then), `flush` spills the
+    rest and returns every run not yet returned once all are complete.
+    """
+
+    def __init__(
+        self, temp_dir: str, unit_name: str, bucket_span: int, budget_bytes: int, source: str = "", attempt: str = ""
+    ):
+        self.source = source
+        self.temp_dir = temp_dir
+        self.unit_name = unit_name
+        # runs of a retried unit get new names: the writer reads only those its elements name
+        self.prefix = f"{unit_name}-{attempt}" if attempt else unit_name
+        self.bucket_span = bucket_span
+        self.budget = budget_bytes
+        self.buffers: dict[tuple[str, int, int], list[tuple[int, int, bytes]]] = {}
+        self.buffered = 0
+        self.sequence = 0
+        self.runs: list[SpillRun] = []
+        self._queued: list[SpillRun] = []  # being written by the thread, not yet returned
+        self._offload: Offload | None = None
+
+    def add(self, dbname: str, ns: int, page_id: int, rev_id: int, record: dict) -> list[SpillRun]:
+        """Add one record; returns the runs now complete on storage if the budget was passed (else []).
+
+        The record waits pickled: the budget is then the memory it takes.
+        """
+        key = (dbname, ns, page_id // self.bucket_span)
+        blob = pack_record(record)
+        self.buffers.setdefault(key, []).append((page_id, rev_id, blob))
+        self.buffered += len(blob) + 100
+        if self.buffered >= self.budget:
+            return self._spill(final=False)
+        return []
+
+    def flush(self) -> list[SpillRun]:
+        """Spill what waits; returns every run not returned yet, all complete on storage."""
+        return self._spill(final=True)
+
+    def _spill(self, final: bool) -> list[SpillRun]:
+        if self._offload is None:
+            # a frame is ~64 KB: a budget's worth may wait for the thread (memory stays 2 budgets)
+            self._offload = Offload("spill", depth=max(4, self.budget // _FRAME_TARGET))
+        self._offload.wait()  # the runs queued at the last spill are on storage now
+        done, self._queued = self._queued, []
+        for (dbname, ns, bucket), items in sorted(self.buffers.items()):
+            path = layout.spill_run_path(self.temp_dir, dbname, ns, bucket, self.prefix, self.sequence)
+            write_run(path, items, self._offload)
+            self._queued.append(SpillRun(dbname, ns, bucket, path, len(items), self.source))
+        self.buffers.clear()
+        self.buffered = 0
+        self.sequence += 1
+        if final:
+            offload, self._offload = self._offload, None
+            offload.close()
+            done += self._queued
+            self._queued = []
+        release_freed_memory()
+        self.runs.extend(done)
+        return done
