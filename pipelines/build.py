@@ -34,6 +34,7 @@ from wikisnap.pipelines.commit import (
 from wikisnap.pipelines.engine import (
     bz2_threads_for,
     check_cluster_run,
+    local_workers,
     pipeline_options,
 )
 from wikisnap.pipelines.errors import RunFailed, UsageError
@@ -585,7 +586,8 @@ def run(config: BuildConfig) -> dict:
 
 
 def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
-    config = with_text_namespaces(config)
+    asked = config.workers  # capped quietly now (units are sized by it), said once they are known
+    config = with_text_namespaces(replace(config, workers=local_workers(config, say=False)))
     if config.dump_run:
         config = with_dump_run(config)
     # SQL table dumps are routed off before the XML inputs are checked and split into units.
@@ -602,6 +604,7 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
         config, inputs=xml_inputs, sql_inputs=[*config.sql_inputs, *sql_paths], record_inputs=record_inputs
     )
     units = discover_units(config)
+    config = replace(config, workers=local_workers(replace(config, workers=asked), units=len(units)))
     sql_inputs = discover_sql_inputs(config, units)
     history_units = discover_history_units(config, history_paths, units)
     options, runner, engine = pipeline_options(config)

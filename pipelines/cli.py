@@ -1,8 +1,8 @@
 """The `wikisnap` command line. `wikisnap build --help` explains every flag.
 
-Flags wikisnap does not know are passed to Apache Beam unchanged (`--runner DataflowRunner
+Beam's own pipeline options are passed to Apache Beam unchanged (`--runner DataflowRunner
 --project … --region … --temp_location gs://…`, `--setup_file ./setup.py`), so one command line
-serves the local engine and every distributed runner.
+serves the local engine and every distributed runner; any other flag is refused (`argv.py`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import logging
 import sys
 
 import wikisnap
+from wikisnap.pipelines.argv import split_args
 
 EPILOG = """\
-Any other --flag is an Apache Beam pipeline option and is passed through, e.g.
+Apache Beam's pipeline options are passed through (any other flag is refused, exit 2), e.g.
   --runner DataflowRunner --project P --region R --temp_location gs://B/tmp --setup_file ./setup.py
 Without --runner, wikisnap runs on Beam's FnApiRunner on this machine (never a Prism download).
 Exit codes: 0 published; 2 bad input or usage (nothing published, the message says why);
@@ -169,10 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         # walking them, and the exit skips them (0.22 s of every run's exit here, with Beam
         # imported). Forked workers share those pages unwritten.
         gc.freeze()
-    args, beam_args = parser.parse_known_args(argv)
-    stray = [a for a in beam_args if not a.startswith("-")]
-    if stray and args.command == "build" and not any(a.startswith("--") for a in beam_args):
-        parser.error(f"unrecognised arguments: {' '.join(stray)}")
+    args, beam_args = split_args(parser, raw)
     if args.command == "build":
         from wikisnap.pipelines.build import main_build
 

@@ -7,7 +7,9 @@ worker reaches, and a job-server jar that Beam would otherwise download at run t
 
 from __future__ import annotations
 
+import logging
 import os
+from dataclasses import replace
 
 import apache_beam as beam
 import fsspec
@@ -16,6 +18,8 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 from wikisnap.pipelines.errors import UsageError
 from wikisnap.pipelines.options import RunOptions, flag_value
 from wikisnap.transforms.formats.codecs import default_bz2_threads
+
+log = logging.getLogger("wikisnap")
 
 LOCAL_RUNNERS = {None, "", "direct", "directrunner", "fnapirunner"}
 # Runners whose workers all run on the launching machine (Beam's in-process and local runners):
@@ -66,6 +70,34 @@ def prompt_state_sampler(period_ms: int = IN_PROCESS_SAMPLING_MS) -> None:
     statesampler.StateSampler = PromptStateSampler
 
 
+# Local worker processes per core at most: more only add start-up time and memory (each is a
+# Python interpreter with Beam imported), never throughput.
+WORKERS_PER_CORE = 4
+
+
+def local_workers(config: RunOptions, units: int | None = None, say: bool = True) -> int:
+    """The local worker processes a run uses: `--workers`, capped, with a log line when capped.
+
+    In: the config (`workers`, `beam_args`) and, once the inputs are split, the number of read
+    units. Out: at most WORKERS_PER_CORE × this machine's cores, and not more than the units
+    when they are more than the cores (stages after the read use the cores). A remote runner's
+    workers are its own business: `--workers` is returned unchanged there. `say`: log the cap.
+    """
+    if not runs_on_this_machine(config):
+        return config.workers
+    cores = os.cpu_count() or 1
+    bound = WORKERS_PER_CORE * cores
+    why = f"{WORKERS_PER_CORE} × {cores} core(s)"
+    if units is not None and max(units, cores) < bound:
+        bound = max(units, cores)
+        why = f"{units} work unit(s) and {cores} core(s)"
+    if config.workers <= bound:
+        return config.workers
+    if say:
+        log.warning("--workers %d capped to %d: more processes than %s only cost memory", config.workers, bound, why)
+    return bound
+
+
 def pipeline_options(config: RunOptions) -> tuple[PipelineOptions, object, str]:
     """Beam options, the runner object to use, and a one-line description of the engine.
 
@@ -83,6 +115,7 @@ def pipeline_options(config: RunOptions) -> tuple[PipelineOptions, object, str]:
         )
     runner = flag_value(args, "--runner")
     if runner is None or runner.lower() in LOCAL_RUNNERS:
+        config = replace(config, workers=local_workers(config))
         args = [a for a in args if not (a.startswith("--runner") or a in ("DirectRunner", "FnApiRunner"))]
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 

@@ -28,7 +28,7 @@ from wikisnap.pipelines.commit import (
 from wikisnap.pipelines.errors import RunFailed, UsageError
 from wikisnap.pipelines.options import flag_value
 from wikisnap.transforms.formats import layout
-from wikisnap.transforms.formats.fs import join, write_bytes_atomic
+from wikisnap.transforms.formats.fs import fs_for, join, write_bytes_atomic
 from wikisnap.transforms.write import WriteOptions
 
 log = logging.getLogger("wikisnap")
@@ -71,7 +71,14 @@ class RecoverConfig:
 
 
 def recover(config: RecoverConfig) -> dict:
-    """Take the folder's lock (which finishes or rolls back what dead runs left), release it."""
+    """Take the folder's lock (which finishes or rolls back what dead runs left), release it.
+
+    A folder that does not exist is a mistake in the command (UsageError), not a clean output.
+    """
+    fs, root = fs_for(config.out)
+    if not fs.isdir(root):
+        what = "is a file, not an output folder" if fs.exists(root) else "does not exist"
+        raise UsageError(f"{config.out} {what}: nothing to recover")
     folder = OutputFolder.open(config.out, "recover")
     folder.close()
     return {"published": folder.fs.exists(f"{folder.root}/{MANIFEST}")}

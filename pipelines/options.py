@@ -95,13 +95,30 @@ def parse_formats(text: str) -> tuple[str, ...]:
     return values
 
 
-def parse_date(text: str) -> str:
-    if len(text) != 8 or not text.isdigit():
-        raise argparse.ArgumentTypeError(f"--date takes YYYYMMDD, got {text!r}")
+def parse_yyyymmdd(text: str, flag: str = "--run-date") -> str:
+    """A calendar date written YYYYMMDD (it names folders, so nothing else gets through)."""
+    if len(text) != 8 or not text.isascii() or not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{flag} takes YYYYMMDD, got {text!r}")
     try:
         time.strptime(text, "%Y%m%d")
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--date {text!r} is not a calendar date") from None
+        raise argparse.ArgumentTypeError(f"{flag} {text!r} is not a calendar date") from None
+    return text
+
+
+def parse_date(text: str) -> str:
+    """`--date`: YYYYMMDD, 1970 or later.
+
+    Refused before 1970 rather than supported: the date is also every tar member's mtime, which
+    tar counts in seconds from 1970 and cannot hold earlier (clamping it would make the tarball
+    say 1970 and its metadata say 1900), and no wiki has a snapshot from before 2001, so such a
+    date is a typo (19000101 for 20000101) that must stop the run, not be written.
+    """
+    parse_yyyymmdd(text, "--date")
+    if text < "19700101":
+        raise argparse.ArgumentTypeError(
+            f"--date {text} is before 1970-01-01: a tar member's mtime cannot hold it (and no wiki is that old)"
+        )
     return text
 
 

@@ -28,6 +28,7 @@ date with other bytes is refused.
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import html
 import json
@@ -41,9 +42,10 @@ from dataclasses import dataclass
 from wikisnap import faults
 from wikisnap.pipelines.commit import EXIT_BAD_INPUT, EXIT_ENVIRONMENT
 from wikisnap.pipelines.destinations import DestinationError, destination_for
+from wikisnap.pipelines.options import parse_yyyymmdd, positive_int
 from wikisnap.pipelines.snapshot import HF_PREFIX, PublishError, Snapshot, first_record, load_snapshot, snapshot_date
 from wikisnap.transforms.formats import layout
-from wikisnap.transforms.formats.fs import file_digests, fs_for
+from wikisnap.transforms.formats.fs import file_digests, fs_for, local_path
 
 log = logging.getLogger("wikisnap")
 
@@ -311,9 +313,19 @@ def add_publish_arguments(parser: argparse.ArgumentParser) -> None:
         help="mirror: runs/YYYYMMDD/ as dumps mirrors publish WME snapshots (default); hf: a HuggingFace dataset "
         "repository (default for hf:// destinations)",
     )
-    parser.add_argument("--run-date", metavar="YYYYMMDD", default=None, help="the run's date (default: the snapshot's)")
     parser.add_argument(
-        "--keep", type=int, default=None, metavar="N", help="mirror: keep the newest N runs, remove older ones"
+        "--run-date",
+        type=parse_yyyymmdd,
+        metavar="YYYYMMDD",
+        default=None,
+        help="the run's date, names runs/YYYYMMDD/ (default: the snapshot's)",
+    )
+    parser.add_argument(
+        "--keep",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="mirror: keep the newest N runs (N ≥ 1), remove older ones (default: remove none)",
     )
     parser.add_argument(
         "--shard-mb", type=float, default=256.0, metavar="MB", help="hf: largest Parquet shard (default 256)"
@@ -327,6 +339,55 @@ def add_publish_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="hf://: where the dataset folder is assembled before the upload (default: a temp folder)",
     )
+
+
+def check_destination(snapshot: str, to: str) -> None:
+    """Refuse (PublishError) a local `to` that cannot hold a publish of the local `snapshot`.
+
+    A destination inside the snapshot (or the snapshot itself) would write runs/ and latest into
+    the snapshot, changing the folder its manifest certifies; a snapshot inside the destination
+    would be mixed with the runs it is published to. A destination that is a file is no folder.
+    """
+    snap, dest = local_path(snapshot), local_path(to)
+    if snap is None or dest is None:
+        return
+    snap, dest = os.path.realpath(snap), os.path.realpath(dest)
+    if dest == snap or dest.startswith(snap.rstrip(os.sep) + os.sep):
+        raise PublishError(f"--to {to} is the snapshot {snapshot} or a folder inside it: give a folder outside it")
+    if snap.startswith(dest.rstrip(os.sep) + os.sep):
+        raise PublishError(f"the snapshot {snapshot} is inside --to {to}: give a destination that does not hold it")
+    for parent in (dest, *_parents(dest)):
+        if os.path.exists(parent) and not os.path.isdir(parent):
+            raise PublishError(f"--to {to}: {parent} is a file, not a folder")
+
+
+def _parents(path: str) -> list[str]:
+    parents = []
+    while os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+        parents.append(path)
+    return parents
+
+
+# Errors of a destination that trying again cannot fix: the message says what to change instead.
+_LASTING = {
+    errno.EACCES: "permission denied: give a destination you can write to",
+    errno.EPERM: "operation not permitted: give a destination you can write to",
+    errno.EROFS: "the filesystem is read-only: give a writable destination",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "a folder stands where a file must be written",
+    errno.ENOSPC: "no space left: free space there or give another destination, then run the same command again",
+    errno.EDQUOT: "disk quota exceeded: free space there, then run the same command again",
+}
+
+
+def destination_problem(exc: OSError, to: str) -> str:
+    """One line for an OSError while publishing to `to`: what is wrong, and whether to just retry."""
+    where = exc.filename or to
+    lasting = _LASTING.get(exc.errno)
+    if lasting:
+        return f"--to {to}: writing {where}: {lasting}"
+    return f"--to {to}: writing {where}: {exc.strerror or exc}; run the same command again to resume"
 
 
 def main_publish(args: argparse.Namespace) -> int:
@@ -343,6 +404,7 @@ def main_publish(args: argparse.Namespace) -> int:
     layout = config.layout or ("hf" if config.to.startswith(HF_PREFIX) else "mirror")
     started = time.time()
     try:
+        check_destination(config.snapshot, config.to)
         snapshot = load_snapshot(config.snapshot)
         if layout == "hf":
             from wikisnap.pipelines.hfdataset import publish_hf
@@ -355,8 +417,11 @@ def main_publish(args: argparse.Namespace) -> int:
     except PublishError as exc:
         print(f"wikisnap publish: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (DestinationError, OSError) as exc:
+    except DestinationError as exc:
         print(f"wikisnap publish: error: {exc}; run the same command again to resume", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    except OSError as exc:
+        print(f"wikisnap publish: error: {destination_problem(exc, config.to)}", file=sys.stderr)
         return EXIT_ENVIRONMENT
     if not config.dry_run:
         print(
