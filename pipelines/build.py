@@ -789,6 +789,16 @@ def enrichment_summary(c: dict[str, int]) -> str:
     return "enrichment: " + "; ".join(parts)
 
 
+def dead_letters(manifest: dict, db: str) -> int:
+    """The dead letters of wiki `db`: the lines of its dead-letter file, the same number that
+    --fail-on-dead-letters counts (pages, WME lines and HTML that could not become records, and
+    the losing copy of each same-revision conflict)."""
+    name = layout.deadletter_path("", db).rsplit("/", 1)[-1]
+    return sum(
+        o["records"] for o in manifest["outputs"] if o["kind"] == "deadletter" and o["path"].rsplit("/", 1)[-1] == name
+    )
+
+
 def summary(manifest: dict) -> str:
     """The lines printed at the end of a run."""
     lines = []
@@ -798,13 +808,20 @@ def summary(manifest: dict) -> str:
         f"read {pages:,} pages from {len(manifest['inputs'])} input(s) in {timing['seconds']:.1f} s "
         f"({timing['pages_per_second']:,} pages/s, {timing['input_mb_per_second']} MB/s of input)"
     )
+    lines += [
+        f"WARNING: --allow-truncated: only the complete part of {i['error']}"
+        for i in manifest["inputs"]
+        if "error" in i
+    ]
     for db, c in manifest["counts"].items():
         written = ", ".join(f"ns {k.split('/')[1]}: {v:,}" for k, v in c.items() if k.startswith("written/"))
+        conflicts = c.get("conflicts", 0)
         lines.append(
             f"{db}: written {written or 'nothing'}; redirects attached {c.get('redirects_attached', 0):,}, "
             f"dangling {c.get('redirects_dangling', 0):,}; skipped by namespace "
             f"{sum(v for k, v in c.items() if k.startswith('skipped_namespace/')):,}; "
-            f"dead-lettered {c.get('dead_lettered', 0):,}"
+            f"dead-lettered {dead_letters(manifest, db):,}"
+            + (f" (of which {conflicts:,} same-revision conflict(s))" if conflicts else "")
         )
         if any(k.startswith("enrich/") for k in c):
             lines.append(f"{db}: {enrichment_summary(c)}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import replace
 
 import apache_beam as beam
 import fsspec
@@ -115,16 +114,16 @@ def pipeline_options(config: RunOptions) -> tuple[PipelineOptions, object, str]:
         )
     runner = flag_value(args, "--runner")
     if runner is None or runner.lower() in LOCAL_RUNNERS:
-        config = replace(config, workers=local_workers(config))
+        workers = local_workers(config)
         args = [a for a in args if not (a.startswith("--runner") or a in ("DirectRunner", "FnApiRunner"))]
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         options = without_type_check(PipelineOptions(args), args)
         direct = options.view_as(DirectOptions)
-        if config.workers > 1:
-            direct.direct_num_workers = config.workers
+        if workers > 1:
+            direct.direct_num_workers = workers
             direct.direct_running_mode = "multi_processing"
-            engine = f"Beam FnApiRunner, {config.workers} worker processes (multi_processing)"
+            engine = f"Beam FnApiRunner, {workers} worker processes (multi_processing)"
         else:
             direct.direct_num_workers = 1
             direct.direct_running_mode = "in_memory"

@@ -125,6 +125,22 @@ def siteinfo_from_element(root: etree._Element, siteinfo: etree._Element | None,
     )
 
 
+def check_no_doctype(path: str, root: etree._Element) -> None:
+    """DumpError when the document declares a DTD (`<!DOCTYPE …>`).
+
+    MediaWiki's exports never carry one. An external DTD is never fetched (no network, no file
+    read on a dump's say-so), so an entity it would define (`&ext;` in a text) would be dropped
+    by the parser together with the rest of that text: silent loss. Such a file is refused.
+    """
+    doctype = root.getroottree().docinfo.doctype
+    if doctype:
+        raise DumpError(
+            path,
+            f"declares a DTD ({doctype[:200]}): MediaWiki dumps carry none, and its entities would not be "
+            "read (wikisnap never loads a DTD); remove the DOCTYPE line",
+        )
+
+
 def read_siteinfo(path: str) -> SiteInfo:
     """Read only the `<siteinfo>` header of a dump (a few KB of decompression)."""
     stream, hasher, _ = open_dump(path, read_ahead=False, head=True)
@@ -136,6 +152,7 @@ def read_siteinfo(path: str) -> SiteInfo:
                     root = elem
                     if _local(elem.tag) != "mediawiki":
                         raise DumpError(path, f"is XML but not a MediaWiki dump (root element <{_local(elem.tag)}>)")
+                    check_no_doctype(path, elem)
                 elif _local(elem.tag) == "page":
                     break
                 continue
@@ -325,11 +342,19 @@ def iter_pages(
     try:
         context = etree.iterparse(stream, events=("end",), tag=("{*}page", "{*}mediawiki"), huge_tree=True)
         finished = False
+        unclosed = None  # the <page> whose </page> is missing, once a page ended inside it
         for _, elem in context:
             tag = elem.tag
             if tag.endswith("}mediawiki") or tag == "mediawiki":
                 finished = True
                 break
+            parent = elem.getparent()
+            if parent is not None and parent is not unclosed and _is_page(parent):
+                # A page that ends inside another: the outer one was never closed. Its own
+                # elements stand before this one; freeing this page would drop them unsaid.
+                unclosed = parent
+                stats.pages += 1
+                yield unclosed_page(parent, elem)
             stats.pages += 1
             try:
                 page = page_from_element(elem, site)
@@ -354,6 +379,31 @@ def iter_pages(
         stats.md5 = hasher.md5.hexdigest() if blocks is None else ""  # a part's digest means nothing
         stats.sha1 = hasher.sha1.hexdigest() if blocks is None else ""
         stream.close()
+
+
+def _is_page(elem: etree._Element) -> bool:
+    tag = elem.tag
+    return isinstance(tag, str) and (tag == "page" or tag.endswith("}page"))
+
+
+def unclosed_page(page: etree._Element, inner: etree._Element) -> PageFailure:
+    """The dead letter of a `<page>` left open: a page (`inner`) started and ended inside it.
+
+    Its raw XML is what it held before `inner` (title, id, revisions read so far), so nothing of
+    it is lost silently; the pages inside it are complete and are read as pages.
+    """
+    held = []
+    for child in page:
+        if child is inner or _is_page(child):
+            break
+        held.append(etree.tostring(child, encoding="unicode"))
+    page_id = page.findtext("{*}id", "").strip()
+    return PageFailure(
+        reason="malformed page: no </page> before the next <page> began (the page is cut short in the file)",
+        raw_xml="<page>" + "".join(held) + "</page>",
+        page_id=int(page_id) if page_id.isdigit() else None,
+        title=page.findtext("{*}title"),
+    )
 
 
 def open_blocks(path: str, start_bit: int, end_bit: int):
