@@ -11,6 +11,7 @@ import logging
 import re
 from dataclasses import replace
 
+from wikisnap.pipelines.commit import EnvironmentFailure
 from wikisnap.pipelines.engine import LOCAL_RUNNERS
 from wikisnap.pipelines.errors import UsageError
 from wikisnap.pipelines.options import BuildConfig, flag_value
@@ -36,6 +37,18 @@ from wikisnap.transforms.read import WorkUnit
 from wikisnap.transforms.records import RecordInput, RecordInputError, sniff_record_input, split_folder
 
 log = logging.getLogger("wikisnap")
+
+
+class InputUnreachable(EnvironmentFailure):
+    """An input's server could not be reached (exit 1; `sync` retries it later, exit 69)."""
+
+
+def input_error(exc: DumpError) -> Exception:
+    """The run's error for an input that cannot be read: EnvironmentFailure (exit 1) when its
+    server could not be reached, UsageError (exit 2: the input or the command is wrong) else."""
+    if exc.kind == "unreachable":
+        return InputUnreachable(f"{exc}; check the network or the URL, then run the same command again")
+    return UsageError(str(exc))
 
 
 def discover_units(config: BuildConfig) -> list[WorkUnit]:
@@ -68,7 +81,7 @@ def discover_units(config: BuildConfig) -> list[WorkUnit]:
             if exc.kind == "no-siteinfo" and fallback is not None:
                 site = fallback
             else:
-                raise UsageError(str(exc)) from None
+                raise input_error(exc) from None
         digests = expected.get(describe_input(path), {})
         base = WorkUnit(
             path=path,
@@ -116,7 +129,7 @@ def split_unit(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
     try:
         offsets, counts = read_index(index)
     except DumpError as exc:
-        raise UsageError(str(exc)) from None
+        raise input_error(exc) from None
     if offsets[-1] >= unit.size:
         raise UsageError(
             f"{index}: offset {offsets[-1]:,} lies beyond the end of {describe_input(unit.path)} "
@@ -279,7 +292,7 @@ def discover_sql_inputs(config: BuildConfig, units: list[WorkUnit]) -> list[SqlI
             header = read_sql_header(path)
             check_header(path, header)
         except SqlDumpError as exc:
-            raise UsageError(str(exc)) from None
+            raise input_error(exc) from None
         db = None
         if header.table != "wb_items_per_site":  # its rows name their wiki (ips_site_id)
             db = db_from_name(path) or (wikis[0] if len(wikis) == 1 else None)

@@ -5,11 +5,14 @@ Shared by every command that writes an output folder (build, update), with the f
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
 import re
+import signal
 import sys
+import threading
 from dataclasses import asdict, dataclass
 
 import apache_beam as beam
@@ -34,16 +37,121 @@ from wikisnap.transforms.write import WriteOptions
 log = logging.getLogger("wikisnap")
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived while a job ran. A BaseException, as KeyboardInterrupt is, so no
+    `except Exception` of a stage takes it for an error of its own: it unwinds every `finally`
+    (the run's temp folder and staging are removed, the lock released) up to `run_job`."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+# Seconds an interrupted run gets to remove its temp folder and staging before it exits anyway
+# (what is left is removed by the next run on that folder, or by `wikisnap recover`).
+INTERRUPT_CLEANUP_SECONDS = 60
+
+
+def stop_descendants() -> list[int]:
+    """SIGTERM every process descended from this one (Beam's local worker processes); their pids.
+
+    Linux's /proc tells the parent of each process; elsewhere nothing is found and nothing done.
+    """
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+        except OSError:
+            continue  # gone meanwhile
+        ppid = int(stat[stat.rfind(")") + 2 :].split()[1])  # after "pid (name) state"
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], list(children.get(os.getpid(), []))
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    for pid in found:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    return found
+
+
+@contextlib.contextmanager
+def interruptible():
+    """While the block runs, SIGINT and SIGTERM raise `Interrupted` in the main thread.
+
+    Yields the list of signals received (Beam may wrap the exception raised inside one of its
+    bundles into its own error; the list still says the run was interrupted). A second signal
+    during the clean-up is noted, not raised, so the clean-up finishes. The previous handlers
+    come back afterwards. Outside the main thread (a caller's worker thread) nothing changes.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum, _frame):
+        received.append(signum)
+        if len(received) == 1:
+            # Local Beam workers are this process's children and got no signal of their own
+            # (`kill PID`, a scheduler's terminate): the runner would wait for them forever.
+            stop_descendants()
+            # Beam's threads that watched those workers now fail, each with a traceback.
+            threading.excepthook = _after_interrupt
+            watchdog = threading.Timer(INTERRUPT_CLEANUP_SECONDS, os._exit, (128 + signum,))
+            watchdog.daemon = True
+            watchdog.start()  # a clean-up that hangs must not keep the process alive
+            raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    hook = threading.excepthook
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        threading.excepthook = hook
+
+
+def _after_interrupt(args) -> None:
+    """A thread's failure once the run was interrupted: a consequence, kept for -v only."""
+    log.debug("after the interrupt, thread %s: %s", args.thread.name if args.thread else "?", args.exc_value)
+
+
+def interrupted(command: str, config, signum: int) -> int:
+    """Say that the job was interrupted; the exit code is 128 + the signal (130 SIGINT, 143 SIGTERM)."""
+    name = signal.Signals(signum).name
+    print(f"wikisnap {command}: interrupted ({name}); {config.out} is unchanged", file=sys.stderr)
+    return 128 + signum
+
+
 def run_job(command: str, run_fn, summary_fn, config, manifest_line: bool = True) -> int:
     """Run a job for the CLI: print its summary, or one line saying what failed; return the exit code.
 
     Exit codes: 0 published; 2 bad input or usage (nothing published); 1 the environment stopped
-    the run (disk full, permissions) or the run crashed; 75 another run holds the output folder.
-    The traceback of a crash is printed only with -v.
+    the run (disk full, permissions) or the run crashed; 75 another run holds the output folder;
+    130/143 interrupted by SIGINT (Ctrl-C)/SIGTERM (the run's temp and staging removed, the
+    output folder as it was). The traceback of a crash is printed only with -v.
     """
+    with interruptible() as received:
+        return _run_job(command, run_fn, summary_fn, config, manifest_line, received)
+
+
+def _run_job(command: str, run_fn, summary_fn, config, manifest_line: bool, received: list[int]) -> int:
     verbose = log.isEnabledFor(logging.DEBUG)
     try:
         manifest = run_fn(config)
+    except Interrupted as exc:
+        return interrupted(command, config, exc.signum)
+    except KeyboardInterrupt:  # SIGINT while a caller's own handler ran (not the program's)
+        return interrupted(command, config, signal.SIGINT)
     except (UsageError, RunFailed, OutputError) as exc:
         print(f"wikisnap {command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -54,6 +162,8 @@ def run_job(command: str, run_fn, summary_fn, config, manifest_line: bool = True
         print(f"wikisnap {command}: error: {exc}", file=sys.stderr)
         return EXIT_ENVIRONMENT
     except Exception as exc:  # a crash inside Beam or an OSError: one line, the traceback with -v
+        if received:  # the signal's exception was raised inside a Beam bundle and wrapped by Beam
+            return interrupted(command, config, received[0])
         if verbose:
             log.exception("wikisnap %s failed", command)
         print(f"wikisnap {command}: error: {describe_failure(exc)}", file=sys.stderr)

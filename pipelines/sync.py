@@ -49,8 +49,10 @@ from wikisnap.pipelines.commit import (
     json_bytes,
     write_atomically,
 )
+from wikisnap.pipelines.inputs import InputUnreachable
 from wikisnap.pipelines.syncconfig import ConfigError, SyncConfig, Target, load_config
 from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.dumpfiles import connection_failure
 from wikisnap.transforms.formats.dumprun import SQL_JOBS, DumpRunError, parse_sums, plan_dump_run, read_text
 from wikisnap.transforms.formats.fs import file_md5
 
@@ -632,7 +634,7 @@ def run(config: SyncConfig) -> tuple[int, dict]:
     with SyncLock(config.work):
         for db in config.wikis:
             t0 = time.time()
-            message = ""
+            message, unreached = "", False
             try:
                 sync = WikiSync(config, db, steps)
                 code = sync.run()
@@ -641,12 +643,18 @@ def run(config: SyncConfig) -> tuple[int, dict]:
                 code, message = EXIT_BAD, str(exc)
             except LockHeld as exc:  # a snapshot folder held by a build run by hand
                 code, message = EXIT_FAILURE, str(exc)
+            except InputUnreachable as exc:  # a dump file's server: not ready for us, retry
+                code, message, unreached = EXIT_NOT_READY, str(exc), True
             except EnvironmentFailure as exc:
                 code, message = EXIT_FAILURE, str(exc)
             except Exception as exc:  # noqa: BLE001 - one line per wiki, the traceback with -v
                 if log.isEnabledFor(logging.DEBUG):
                     log.exception("%s: sync failed", db)
                 code, message = EXIT_FAILURE, describe_failure(exc)
+                unreachable = connection_failure(exc)
+                if unreachable:  # the mirror did not answer: upstream not ready, retry later
+                    code, unreached = EXIT_NOT_READY, True
+                    message = f"could not connect to the mirror {config.mirror} ({unreachable}); try again later"
             ledger = Ledger.load(config.work, db)
             wikis[db] = {
                 "outcome": OUTCOMES[code],
@@ -656,7 +664,7 @@ def run(config: SyncConfig) -> tuple[int, dict]:
                 "current": (ledger.head() or {}).get("id"),
                 "snapshots": ledger.snapshots,
             }
-            if code in (EXIT_BAD, EXIT_FAILURE):
+            if code in (EXIT_BAD, EXIT_FAILURE) or unreached:
                 print(f"wikisnap sync: {db}: error: {message}", file=sys.stderr)
                 steps.append(Step(db, "failed", OUTCOMES[code], t0, time.time() - t0, "failed", message))
     code = combine([w["code"] for w in wikis.values()])

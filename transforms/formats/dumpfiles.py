@@ -16,6 +16,7 @@ import io
 import logging
 import os
 import re
+import socket
 import threading
 import zlib
 from dataclasses import dataclass
@@ -62,6 +63,38 @@ class DumpError(Exception):
         super().__init__(f"{path}: {problem}{where}")
 
 
+def connection_failure(exc: BaseException) -> str | None:
+    """What stopped a connection, when `exc` (or an error it was raised from) is a failed one.
+
+    fsspec's HTTP filesystem reports a server that refuses the connection, a name that does not
+    resolve or a connect timeout as FileNotFoundError, raised from the real error: that one is
+    found here so the file is not called missing when its server could not be reached.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        name = type(exc).__name__
+        if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)) or name in (
+            "ClientConnectorError",
+            "ServerTimeoutError",
+            "ClientConnectionError",
+        ):
+            return str(exc) or name
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def missing_or_unreachable(path: str, exc: FileNotFoundError, error=None) -> Exception:
+    """The error of an input that could not be opened: "no such file" (kind "missing"), or "could
+    not connect" (kind "unreachable": the environment, not the input) when the server was not
+    reached. `error`: the DumpError class to raise (SqlDumpError for SQL dumps)."""
+    error = error or DumpError
+    why = connection_failure(exc) if is_http(path) else None
+    if why:
+        return error(path, f"could not connect to its server ({why})", kind="unreachable")
+    return error(path, "no such file", kind="missing")
+
+
 def input_size(path: str) -> int | None:
     """Size in bytes of an input, or None when the filesystem cannot tell."""
     try:
@@ -99,8 +132,8 @@ def open_raw(path: str, *, exact: bool = False):
                 return fs.open(fs_path, "rb")
             return fs.open(fs_path, "rb", cache_type="none")
         return open_stream(path)
-    except FileNotFoundError:
-        raise DumpError(path, "no such file", kind="missing") from None
+    except FileNotFoundError as exc:
+        raise missing_or_unreachable(path, exc) from None
     except IsADirectoryError:
         raise DumpError(path, "is a directory, not a dump file", kind="missing") from None
     except PermissionError:
@@ -288,8 +321,8 @@ def open_dump(
     if head:
         try:
             raw = open_head(path)
-        except FileNotFoundError:
-            raise DumpError(path, "no such file", kind="missing") from None
+        except FileNotFoundError as exc:
+            raise missing_or_unreachable(path, exc) from None
         except (IsADirectoryError, PermissionError, ValueError, ImportError):
             raw = open_raw(path)  # open_raw names the problem
     else:

@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from wikisnap.transforms.formats.dumpfiles import DumpError, open_head, open_stream
+from wikisnap.transforms.formats.dumpfiles import DumpError, missing_or_unreachable, open_head, open_stream
 
 _CHUNK = 4 << 20
 # A row longer than this is not waited for: the statement is malformed (unbalanced quote).
@@ -72,8 +72,8 @@ def _open(path: str, head: bool = False) -> io.BufferedIOBase:
     """Decompressed bytes of an SQL dump; `head=True` when only its first bytes will be read."""
     try:
         raw = open_head(path) if head else open_stream(path)
-    except FileNotFoundError:
-        raise SqlDumpError(path, "no such file", kind="missing") from None
+    except FileNotFoundError as exc:
+        raise missing_or_unreachable(path, exc, SqlDumpError) from None
     except IsADirectoryError:
         raise SqlDumpError(path, "is a directory, not an SQL dump", kind="missing") from None
     except (PermissionError, ValueError, ImportError) as exc:
