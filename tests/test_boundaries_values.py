@@ -9,14 +9,17 @@ tests/data, cut or edited only where the case is a bad input.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_strict import enwiki_parts
 
 from conftest import ENWIKI, read_snapshot, read_xml_bytes
+from wikisnap.transforms.formats import layout
 
 
 def wikisnap(*args, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -100,3 +103,120 @@ def test_a_document_declaring_a_dtd_is_refused_whatever_the_flags(tmp_path):
         assert done.returncode == 2, done.stderr[-2000:]
         assert f"{dump}: declares a DTD" in done.stderr and "Traceback" not in done.stderr
         assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+# -- 12: a server that cannot be reached, a destination that cannot be written ------------------------------
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_http_input_whose_server_refuses_says_so_exit_1(tmp_path):
+    url = f"http://127.0.0.1:{closed_port()}/{ENWIKI.name}"
+    done = wikisnap("-q", "build", url, "--out", tmp_path / "out")
+    assert done.returncode == 1, done.stderr
+    assert f"{url}: could not connect to its server" in done.stderr
+    assert "no such file" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_sync_whose_mirror_refuses_exits_69_to_be_retried(tmp_path):
+    config = tmp_path / "sync.toml"
+    config.write_text(
+        f'mirror = "http://127.0.0.1:{closed_port()}"\nwork = "{tmp_path / "work"}"\nwikis = ["elwikivoyage"]\n'
+    )
+    done = wikisnap("sync", "--config", config)
+    assert done.returncode == 69, done.stderr
+    assert "could not connect to the mirror" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_lasting_destination_error_says_what_is_wrong_not_to_retry():
+    import errno
+
+    from wikisnap.pipelines.publish import destination_problem
+
+    for number, said in ((errno.EROFS, "read-only"), (errno.EACCES, "permission denied"), (errno.ENOTDIR, "a file")):
+        line = destination_problem(OSError(number, os.strerror(number), "/mnt/dest/runs"), "/mnt/dest")
+        assert said in line and "/mnt/dest/runs" in line and "run the same command again" not in line
+    transient = destination_problem(OSError(errno.EIO, os.strerror(errno.EIO), "/mnt/dest/runs"), "/mnt/dest")
+    assert "run the same command again to resume" in transient
+
+
+# -- 13: Ctrl-C and SIGTERM -----------------------------------------------------------------------------------
+
+
+def interrupt_build(tmp_path: Path, sig: int, workers: int, base: Path | None = None) -> tuple[int, str, Path]:
+    """Start a real build of the enwiki sample, send `sig` once it is reading, wait for its exit."""
+    import signal
+    import time
+
+    out = base or tmp_path / f"out-{signal.Signals(sig).name}-{workers}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wikisnap.pipelines.cli", "build", ENWIKI, "--out", out, "--workers", str(workers)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / layout.CONTROL / layout.TMP).glob("*/*")):
+        time.sleep(0.05)  # its temp folder has files: the pipeline runs
+    assert process.poll() is None, process.communicate()
+    time.sleep(0.5)
+    process.send_signal(sig)
+    _stdout, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr, out
+
+
+def leftovers(out: Path) -> list[str]:
+    """Files under the output folder's temp and staging folders (the run's own)."""
+    control = out / layout.CONTROL
+    return [str(p) for p in control.rglob("*") if p.is_file() and p.relative_to(control).parts[0] in layout.RUN_AREAS]
+
+
+def descendants_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rfind(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.parametrize(("sig", "code", "workers"), [(2, 130, 1), (15, 143, 1), (2, 130, 2), (15, 143, 2)])
+def test_an_interrupted_build_says_so_cleans_its_temp_and_exits_128_plus_the_signal(tmp_path, sig, code, workers):
+    import signal
+
+    returncode, stderr, out = interrupt_build(tmp_path, sig, workers)
+    assert returncode == code, stderr[-3000:]
+    name = signal.Signals(sig).name
+    assert f"wikisnap build: interrupted ({name}); {out} is unchanged" in stderr
+    assert "Traceback" not in stderr and "crashed" not in stderr
+    assert not (out / "manifest.json").exists()
+    assert leftovers(out) == []
+    assert descendants_of(os.getpid()) == []  # no Beam worker of the run outlives it
+
+
+def test_an_interrupted_build_leaves_the_previous_snapshot_as_it_was(enwiki_build, tmp_path):
+    import shutil
+
+    out = tmp_path / "previous"
+    shutil.copytree(enwiki_build, out)
+    before = {
+        str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file() and layout.CONTROL not in p.parts
+    }
+    returncode, stderr, _ = interrupt_build(tmp_path, 15, 1, base=out)
+    assert returncode == 143, stderr[-3000:]
+    after = {
+        str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file() and layout.CONTROL not in p.parts
+    }
+    assert after == before
+    assert leftovers(out) == []
