@@ -21,7 +21,7 @@ Apache Beam's pipeline options are passed through (any other flag is refused, ex
 Without --runner, wikisnap runs on Beam's FnApiRunner on this machine (never a Prism download).
 Exit codes: 0 published; 2 bad input or usage (nothing published, the message says why);
 1 the environment stopped the run (disk full, permissions) or it crashed (-v shows the traceback);
-75 another run holds the output folder's lock (try again later).
+75 another run holds the output folder's lock (try again later); 130/143 interrupted (SIGINT/SIGTERM).
 """
 
 

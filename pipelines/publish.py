@@ -173,6 +173,11 @@ class MirrorResult:
 def publish_mirror(snapshot: Snapshot, config: PublishConfig) -> MirrorResult:
     """Copy a snapshot into DEST/runs/{date}/ (data first, status last), move latest, prune old runs."""
     date = config.run_date or snapshot_date(snapshot)
+    # The command line checks both; a caller's config is checked here, before any write.
+    if not (len(date) == 8 and date.isascii() and date.isdigit()):
+        raise PublishError(f"the run date {date!r} is not YYYYMMDD")
+    if config.keep is not None and config.keep < 1:
+        raise PublishError(f"keep {config.keep}: keep the newest N runs with N ≥ 1 (None removes none)")
     dest = destination_for(config.to)
     run = f"runs/{date}"
     with tempfile.TemporaryDirectory(prefix="wikisnap-publish-") as scratch:
