@@ -83,8 +83,12 @@ def test_allow_truncated_makes_an_unclosed_page_a_dead_letter_and_names_the_file
     ids = {r["identifier"] for r in read_snapshot(tmp_path / "out" / "enwiki_namespace_0.tar.gz")[1]}
     assert lost not in ids
     assert "dead-lettered 1" in done.stdout
-    counts = json.loads((tmp_path / "out" / "manifest.json").read_text())["counts"]["enwiki"]
-    assert counts["dead_lettered"] == 1
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["counts"]["enwiki"]["dead_lettered"] == 1
+    # every page of the file was read, up to the last one, which ends just before the error at
+    # </mediawiki> (the events of the parser's last chunk before an error are not lost)
+    assert manifest["inputs"][0]["pages"] == len(pages)
+    assert f"the last complete page was id {page_id(pages[-1])}" in done.stdout
 
 
 # -- 16: a DTD whose entities would be dropped -----------------------------------------------------------

@@ -340,7 +340,7 @@ def iter_pages(
     stream, hasher, compression, base = opened
     next_report = 0
     try:
-        context = etree.iterparse(stream, events=("end",), tag=("{*}page", "{*}mediawiki"), huge_tree=True)
+        context = pull_events(stream, events=("end",), tag=("{*}page", "{*}mediawiki"), huge_tree=True)
         finished = False
         unclosed = None  # the <page> whose </page> is missing, once a page ended inside it
         for _, elem in context:
@@ -379,6 +379,34 @@ def iter_pages(
         stats.md5 = hasher.md5.hexdigest() if blocks is None else ""  # a part's digest means nothing
         stats.sha1 = hasher.sha1.hexdigest() if blocks is None else ""
         stream.close()
+
+
+PULL_CHUNK = 1 << 16  # bytes fed to the parser at a time
+
+
+def pull_events(stream, **options):
+    """`etree.iterparse(stream, **options)`, except at a syntax error: every event the parser
+    finished before the error is yielded first, then the error is raised.
+
+    iterparse raises as soon as the chunk it fed holds the error, and the events of that chunk
+    are lost: the complete pages just before a broken tag (up to a chunk of them) were dropped
+    without a word. A pull parser keeps them for `read_events()`.
+    """
+    parser = etree.XMLPullParser(**options)
+    while True:
+        chunk = stream.read(PULL_CHUNK)
+        if not chunk:
+            break
+        try:
+            parser.feed(chunk)
+        except etree.XMLSyntaxError:
+            yield from parser.read_events()  # what the parser finished before the error
+            raise
+        yield from parser.read_events()
+    # At the end, a document cut short fails here, and the parser then closes every element left
+    # open with an end event of its own: those elements are incomplete, so nothing more is read.
+    parser.close()
+    yield from parser.read_events()
 
 
 def _is_page(elem: etree._Element) -> bool:
