@@ -109,6 +109,21 @@ def split_args(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argpar
     return args, beam_args
 
 
+def beam_args_problem(args: list[str] | tuple[str, ...]) -> str | None:
+    """Why a list of Beam arguments given outside the command line (a sync config's `beam_args`)
+    would not be what Beam parses: the first argument that is not one of its options, or None."""
+    beam = beam_flags()
+    i = 0
+    while i < len(args):
+        arg, flag = args[i], args[i].split("=", 1)[0]
+        if not arg.startswith("--"):
+            return f"unexpected value {arg!r}: no option before it takes one"
+        if flag not in beam:
+            return refusal(arg, set(beam), True).replace("wikisnap's or Apache Beam's", "Apache Beam's")
+        i += 1 + (0 if "=" in arg else _values_taken(beam[flag], list(args[i + 1 :])))
+    return None
+
+
 def refusal(arg: str, known: set[str], takes_beam_options: bool) -> str:
     """The one-line reason an argument is refused, with the nearest known flag when there is one."""
     if not arg.startswith("-"):

@@ -149,6 +149,11 @@ def load_config(path: str) -> SyncConfig:
     beam_args = tuple(_items(path, "beam_args", raw.get("beam_args", []), str))
     if any(a.startswith("--direct_running_mode") and "multi_threading" in a for a in beam_args):
         raise ConfigError(f"{path}: `beam_args`: multi_threading is refused; use `workers` (processes)")
+    from wikisnap.pipelines.argv import beam_args_problem  # imports Beam: only for a config that has some
+
+    problem = beam_args_problem(beam_args) if beam_args else None
+    if problem:
+        raise ConfigError(f"{path}: `beam_args`: {problem}")
     targets = []
     for i, entry in enumerate(raw.get("publish", [])):
         where = f"{path}: [[publish]] #{i + 1}"

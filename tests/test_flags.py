@@ -201,3 +201,15 @@ def test_recover_of_a_missing_folder_or_a_file_is_refused(tmp_path):
     assert not (tmp_path / "nonexistent").exists()
     (tmp_path / "f").write_text("x")
     refused(wikisnap("recover", tmp_path / "f"), "is a file")
+
+
+def test_sync_refuses_a_beam_argument_beam_does_not_know(tmp_path):
+    config = tmp_path / "sync.toml"
+    config.write_text(
+        f'mirror = "{tmp_path / "mirror"}"\nwork = "{tmp_path / "work"}"\nwikis = ["elwikivoyage"]\n'
+        'beam_args = ["--runner", "DirectRunner", "--direct_num_wrokers", "2"]\n'
+    )
+    done = wikisnap("sync", "--config", config)
+    assert done.returncode == 2, done.stderr
+    assert "`beam_args`: unknown flag --direct_num_wrokers" in done.stderr
+    assert "did you mean --direct_num_workers?" in done.stderr
