@@ -381,7 +381,7 @@ def iter_pages(
         stream.close()
 
 
-PULL_CHUNK = 1 << 16  # bytes fed to the parser at a time
+PULL_CHUNK = 1 << 15  # bytes fed to the parser at a time (as iterparse reads)
 
 
 def pull_events(stream, **options):
@@ -393,8 +393,11 @@ def pull_events(stream, **options):
     without a word. A pull parser keeps them for `read_events()`.
     """
     parser = etree.XMLPullParser(**options)
+    # read1: what is decoded so far, not a full chunk, so the bytes before a cut-short
+    # compressed stream's EOFError still reach the parser.
+    read = getattr(stream, "read1", stream.read)
     while True:
-        chunk = stream.read(PULL_CHUNK)
+        chunk = read(PULL_CHUNK)
         if not chunk:
             break
         try:
@@ -645,7 +648,7 @@ def iter_history(
     next_report = 0
     try:
         # Whitespace between elements is most of a stub's text nodes: not building them is ~10% faster.
-        context = etree.iterparse(
+        context = pull_events(
             stream,
             events=("end",),
             tag=("{*}revision", "{*}page", "{*}mediawiki"),
