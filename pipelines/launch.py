@@ -97,8 +97,10 @@ def interruptible():
         yield received
         return
 
-    def handler(signum, _frame):
+    def handler(signum, frame):
         received.append(signum)
+        if len(received) == 1 and committing(frame):
+            return  # the publish is a few renames: it finishes, then run_job says so
         if len(received) == 1:
             # Local Beam workers are this process's children and got no signal of their own
             # (`kill PID`, a scheduler's terminate): the runner would wait for them forever.
@@ -118,6 +120,18 @@ def interruptible():
         for sig, old in previous.items():
             signal.signal(sig, old)
         threading.excepthook = hook
+
+
+def committing(frame) -> bool:
+    """Whether `frame` (where a signal found the main thread) is inside the publish of an output
+    folder, between its first rename and its manifest: stopping there would leave the folder to
+    the next run's roll-back, so the signal waits for the publish to finish."""
+    codes = {OutputFolder.publish.__code__, OutputFolder._recover_publish.__code__}  # noqa: SLF001
+    while frame is not None:
+        if frame.f_code in codes:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _after_interrupt(args) -> None:
@@ -172,6 +186,14 @@ def _run_job(command: str, run_fn, summary_fn, config, manifest_line: bool, rece
     print(summary_fn(manifest))
     if manifest_line:
         print(f"manifest: {os.path.join(config.out, layout.MANIFEST)}")
+    if received:  # arrived while publishing: the publish was finished first
+        name = signal.Signals(received[0]).name
+        print(
+            f"wikisnap {command}: interrupted ({name}) while publishing; the publish was finished first, so "
+            f"{config.out} holds this run's complete output",
+            file=sys.stderr,
+        )
+        return 128 + received[0]
     return 0
 
 

@@ -224,3 +224,32 @@ def test_an_interrupted_build_leaves_the_previous_snapshot_as_it_was(enwiki_buil
     }
     assert after == before
     assert leftovers(out) == []
+
+
+def test_a_signal_while_publishing_lets_the_publish_finish_and_says_so(enwiki_build, tmp_path):
+    import shutil
+    import signal
+    import time
+
+    out = tmp_path / "previous"
+    shutil.copytree(enwiki_build, out)
+    faults = tmp_path / "faults"
+    env = {**os.environ, "WIKISNAP_FAULTS": "hold:publish:moved-file", "WIKISNAP_FAULTS_DIR": str(faults)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wikisnap.pipelines.cli", "-q", "build", ENWIKI, "--out", out, "--date", "20240101"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(faults.glob("*.reached")) and process.poll() is None:
+        time.sleep(0.05)  # the first staged file has been renamed into --out
+    process.send_signal(signal.SIGTERM)
+    _stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr[-3000:]
+    assert "interrupted (SIGTERM) while publishing; the publish was finished first" in stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["options"]["date"] == "20240101"  # this run's output, whole
+    assert wikisnap("verify", out).returncode == 0
+    assert leftovers(out) == []

@@ -8,6 +8,8 @@ once and watch the engine retry it.
 `WIKISNAP_FAULTS` holds `;`-separated rules `ACTION:POINT` (POINT may end in `*`):
 
     pause:POINT      write `POINT.reached` into WIKISNAP_FAULTS_DIR, then sleep until killed
+    hold:POINT       write `POINT.reached`, then sleep 3 s and go on (a signal sent meanwhile
+                     finds the process at that point)
     fail:POINT       raise InjectedFault every time
     fail-once:POINT  raise InjectedFault the first time any process reaches POINT (a marker file
                      in WIKISNAP_FAULTS_DIR makes "first" hold across worker processes and retries)
@@ -25,6 +27,7 @@ import time
 
 ENV = "WIKISNAP_FAULTS"
 ENV_DIR = "WIKISNAP_FAULTS_DIR"
+HOLD_SECONDS = 3.0
 
 
 class InjectedFault(RuntimeError):
@@ -59,6 +62,10 @@ def point(name: str) -> None:
                 f.write(str(os.getpid()))
             while True:  # until the test kills this process
                 time.sleep(0.05)
+        elif action == "hold":
+            with open(_marker(name + ".reached"), "w") as f:
+                f.write(str(os.getpid()))
+            time.sleep(HOLD_SECONDS)
         elif action == "fail":
             raise InjectedFault(f"injected fault at {name}")
         elif action == "fail-once":
