@@ -105,7 +105,7 @@ def pipeline_options(config: RunOptions) -> tuple[PipelineOptions, object, str]:
             prompt_state_sampler()
         return options, FnApiRunner(provision_info=_worker_provision_info()), engine
     options = without_type_check(PipelineOptions(args), args)
-    if runner.lower() == "prismrunner" and _flag_value(args, "--prism_log_level") is None:
+    if runner.lower() == "prismrunner" and flag_value(args, "--prism_log_level") is None:
         options.view_as(PrismRunnerOptions).prism_log_level = "warn"  # Prism's INFO lines drown the progress lines
     return options, options.view_as(StandardOptions).runner, f"Beam {runner}"
 
@@ -185,11 +185,11 @@ def check_prism(config) -> None:
     local binary (built once with `.ci/install-prism` at the venv's Beam version, into
     `.venv/bin/prism`), or `--job_endpoint` of a running Prism.
     """
-    if (_flag_value(config.beam_args, "--runner") or "").lower() != "prismrunner":
+    if (flag_value(config.beam_args, "--runner") or "").lower() != "prismrunner":
         return
-    if _flag_value(config.beam_args, "--job_endpoint"):
+    if flag_value(config.beam_args, "--job_endpoint"):
         return
-    location = _flag_value(config.beam_args, "--prism_location")
+    location = flag_value(config.beam_args, "--prism_location")
     if location is None:
         raise UsageError(
             f"--runner PrismRunner needs --prism_location FILE: the Prism binary of Beam {beam.__version__} (build "
