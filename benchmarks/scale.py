@@ -492,8 +492,9 @@ def main(argv: list[str] | None = None) -> int:
         md = markdown(rows, corpora)
         notes = HERE / "SCALE.md"
         old = notes.read_text() if notes.exists() else ""
-        # hand-written sections after the generated table stay
-        kept = old[old.index("\n## Diagnosis") :] if "\n## Diagnosis" in old else ""
+        # hand-written sections (any `## ` heading after the generated Corpora and Results) stay
+        heads = [m.start() for m in re.finditer(r"\n## (?!Corpora\n|Results\n)", old)]
+        kept = old[heads[0] :] if heads else ""
         notes.write_text(md + kept)
         plot(rows, HERE / "scale.png")
         print(md)
