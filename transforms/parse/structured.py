@@ -26,7 +26,6 @@ import re
 import sys
 import unicodedata
 from dataclasses import dataclass, field
-from functools import cache
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -128,12 +127,11 @@ _ITEMS = frozenset((_LI, _DT, _DD))
 _S = r"[\t\n\f\r ]"
 
 
-@cache
-def _category_class(prefix: str) -> str:
-    """A regex character class of every code point whose Unicode category starts with `prefix`.
+def _category_ranges(prefix: str) -> list[tuple[int, int]]:
+    """The code point ranges whose Unicode category starts with `prefix` (Go's `\\p{..}`).
 
-    Python's `re` has no `\\p{..}`; the class is built once from unicodedata (its Unicode version
-    may trail Go's by one: only newly assigned code points can differ).
+    Python's `re` has no `\\p{..}`; the ranges come from unicodedata (its Unicode version may
+    trail Go's by one: only newly assigned code points can differ).
     """
     ranges: list[tuple[int, int]] = []
     for cp in range(sys.maxunicode + 1):
@@ -142,18 +140,27 @@ def _category_class(prefix: str) -> str:
                 ranges[-1] = (ranges[-1][0], cp)
             else:
                 ranges.append((cp, cp))
-    parts = []
-    for lo, hi in ranges:
-        parts.append(re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}")
-    return "[" + "".join(parts) + "]"
+    return ranges
 
 
-_ALL_EMPTY = re.compile(_category_class("C") + r"|\[[^\]]+\]|•")
-_ALL_DELIMITER = re.compile(_S + r"+([:;：；, ，、])")
-_ALL_SPACE = re.compile(_S + r"+|&#160;|&nbsp;|" + _category_class("Zs"))
-_SPACES = re.compile(_S + _S + "+")
-_SPACES_PAREN = re.compile(r"(" + _S + r"*\()" + _S + r"+|" + _S + r"+(\))")
-_SPACE_PUNCT = re.compile(r"(" + _S + r"|&nbsp;)([,.!?])")
+def _char_class(ranges: list[tuple[int, int]]) -> str:
+    return "[" + "".join(re.escape(chr(lo)) + ("" if lo == hi else "-" + re.escape(chr(hi))) for lo, hi in ranges) + "]"
+
+
+# WME's allInOneEmpty, `\\p{C}|\\[[^\\]]+\\]|•`, in two passes: no C code point is "[", "]" or "•", so
+# removing the bracketed spans first, then the C code points, removes exactly what the one pass
+# does. The C class is split at U+FFFF: re tests a BMP class as one bitmap, while the hundreds of
+# astral ranges (unassigned planes) would be tried one by one on every character.
+_C_RANGES = _category_ranges("C")
+_C_BMP = re.compile(_char_class([(lo, min(hi, 0xFFFF)) for lo, hi in _C_RANGES if lo <= 0xFFFF]))
+_C_ASTRAL = re.compile(_char_class([(max(lo, 0x10000), hi) for lo, hi in _C_RANGES if hi > 0xFFFF]))
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_BRACKETS = re.compile(r"\[[^\]]+\]|•")
+_ZS_TO_SPACE = {lo + i: " " for lo, hi in _category_ranges("Zs") for i in range(hi - lo + 1)}
+_DELIM_AFTER_SPACES = re.compile(r" +([:;：；, ，、])")
+_SPACE_RUNS = re.compile(r"  +")
+_PAREN_SPACES = re.compile(r"( *\() +| +(\))")
+_PUNCT_AFTER_SPACE = re.compile(r" ([,.!?])")
 _IS_REF = re.compile(r"\[[0-9]+\]")
 _EDIT = re.compile(r"\(" + _S + r"*edit" + _S + r"*\)")
 _DELIM_END = re.compile(r"(?:[:;；,，、]+)\Z")
@@ -168,12 +175,25 @@ _CLEAN_CSS = (
 
 
 def _clean_text(text: str) -> str:
-    text = _ALL_EMPTY.sub("", text)
-    text = _ALL_DELIMITER.sub(r"\1", text)
-    text = _ALL_SPACE.sub(" ", text)
-    text = _SPACES.sub(" ", text)
-    text = _SPACES_PAREN.sub(r"\1\2", text)
-    text = _SPACE_PUNCT.sub(r"\2", text)
+    """GetText's clean-up regexes, in WME's order, on the joined text nodes.
+
+    Once the C code points are gone, so are \\t \\n \\f \\r: Go's `\\s` can only be " " in the
+    later steps, which lets them be plain string operations where no regex is needed.
+    """
+    if "[" in text or "•" in text:
+        text = _BRACKETS.sub("", text)
+    text = _C_BMP.sub("", text)
+    if _ASTRAL.search(text):
+        text = _C_ASTRAL.sub("", text)
+    text = _DELIM_AFTER_SPACES.sub(r"\1", text)  # allInOneDelimiter
+    if "&" in text:  # allInOneSpace: space runs, &#160;, &nbsp; and \\p{Zs} each become one space
+        text = text.replace("&#160;", " ").replace("&nbsp;", " ")
+    text = text.translate(_ZS_TO_SPACE)
+    if "  " in text:
+        text = _SPACE_RUNS.sub(" ", text)  # spaces
+    if "(" in text or ")" in text:
+        text = _PAREN_SPACES.sub(r"\1\2", text)  # spacesAroundParenthesis
+    text = _PUNCT_AFTER_SPACE.sub(r"\1", text)  # spaceBeforePunctuation (its &nbsp; is gone by now)
     return text.strip()
 
 
