@@ -89,7 +89,9 @@ def parse_spew(text: str):
         if kind != "type":
             raise ValueError(f"spew: expected a type, got {tok!r}")
         pos += 1
+        length = None
         if toks[pos][0] == "len":
+            length = int(toks[pos][1][5:-1])  # spew's (len=N): checked below, so a misread shows
             pos += 1
         kind, tok2 = toks[pos]
         if kind == "nil":
@@ -97,7 +99,10 @@ def parse_spew(text: str):
             return [] if tok.startswith("([]") else None
         if kind == "str":
             pos += 1
-            return _go_unquote(tok2)
+            text = _go_unquote(tok2)
+            if len(text.encode("utf-8")) != (length or 0):
+                raise ValueError(f"spew: string of {length} bytes read as {len(text.encode('utf-8'))}")
+            return text
         if kind == "int":
             pos += 1
             return int(tok2)
@@ -110,6 +115,8 @@ def parse_spew(text: str):
                 if toks[pos][0] == "comma":
                     pos += 1
             pos += 1
+            if len(items) != (length or 0):
+                raise ValueError(f"spew: slice of {length} items read as {len(items)}")
             return items
         # a pointer to a struct: ({ Key: value, ... })
         assert tok2 == "(" and toks[pos + 1][1] == "{", toks[pos : pos + 3]
