@@ -23,6 +23,7 @@ setup(
         "wikisnap",
         "wikisnap.pipelines",
         "wikisnap.transforms",
+        "wikisnap.transforms.parse",
         "wikisnap.schemas",
         "wikisnap.configs",
     ],
