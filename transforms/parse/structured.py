@@ -26,6 +26,7 @@ import re
 import sys
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cache
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -127,36 +128,35 @@ _ITEMS = frozenset((_LI, _DT, _DD))
 _S = r"[\t\n\f\r ]"
 
 
-def _category_ranges(prefix: str) -> list[tuple[int, int]]:
-    """The code point ranges whose Unicode category starts with `prefix` (Go's `\\p{..}`).
+@cache
+def _c_classes() -> tuple[re.Pattern, re.Pattern]:
+    """Go's `\\p{C}` as two regexes, its code points below U+10000 and above.
 
-    Python's `re` has no `\\p{..}`; the ranges come from unicodedata (its Unicode version may
-    trail Go's by one: only newly assigned code points can differ).
+    Python's `re` has no `\\p{..}`: the ranges come from unicodedata (whose Unicode version may trail
+    Go's by one: only newly assigned code points can differ). Built on first use (0.4 s, once per
+    process), not at import. Split at U+FFFF because `re` tests a BMP class as one bitmap while the
+    hundreds of astral ranges (unassigned planes) would be tried one by one on every character.
     """
-    ranges: list[tuple[int, int]] = []
-    for cp in range(sys.maxunicode + 1):
-        if unicodedata.category(chr(cp)).startswith(prefix):
-            if ranges and ranges[-1][1] == cp - 1:
-                ranges[-1] = (ranges[-1][0], cp)
-            else:
-                ranges.append((cp, cp))
-    return ranges
+    # category names are two characters and only the first is upper case, so a run of "C?" pairs
+    # found in the joined names starts at an even offset: offset // 2 is the code point
+    names = "".join(map(unicodedata.category, map(chr, range(sys.maxunicode + 1))))
+    ranges = [(m.start() // 2, m.end() // 2 - 1) for m in re.finditer(r"(?:C[a-z])+", names)]
 
+    def char_class(rngs: list[tuple[int, int]]) -> re.Pattern:
+        body = "".join(re.escape(chr(lo)) + ("" if lo == hi else "-" + re.escape(chr(hi))) for lo, hi in rngs)
+        return re.compile("[" + body + "]")
 
-def _char_class(ranges: list[tuple[int, int]]) -> str:
-    return "[" + "".join(re.escape(chr(lo)) + ("" if lo == hi else "-" + re.escape(chr(hi))) for lo, hi in ranges) + "]"
+    bmp = char_class([(lo, min(hi, 0xFFFF)) for lo, hi in ranges if lo <= 0xFFFF])
+    astral = char_class([(max(lo, 0x10000), hi) for lo, hi in ranges if hi > 0xFFFF])
+    return bmp, astral
 
 
 # WME's allInOneEmpty, `\\p{C}|\\[[^\\]]+\\]|•`, in two passes: no C code point is "[", "]" or "•", so
-# removing the bracketed spans first, then the C code points, removes exactly what the one pass
-# does. The C class is split at U+FFFF: re tests a BMP class as one bitmap, while the hundreds of
-# astral ranges (unassigned planes) would be tried one by one on every character.
-_C_RANGES = _category_ranges("C")
-_C_BMP = re.compile(_char_class([(lo, min(hi, 0xFFFF)) for lo, hi in _C_RANGES if lo <= 0xFFFF]))
-_C_ASTRAL = re.compile(_char_class([(max(lo, 0x10000), hi) for lo, hi in _C_RANGES if hi > 0xFFFF]))
+# removing the bracketed spans first, then the C code points, removes exactly what the one pass does.
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _BRACKETS = re.compile(r"\[[^\]]+\]|•")
-_ZS_TO_SPACE = {lo + i: " " for lo, hi in _category_ranges("Zs") for i in range(hi - lo + 1)}
+# Go's \\p{Zs} (space separators; unchanged since Unicode 4.1), each made a space by allInOneSpace
+_ZS_TO_SPACE = dict.fromkeys([0x20, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000], " ")
 _DELIM_AFTER_SPACES = re.compile(r" +([:;：；, ，、])")
 _SPACE_RUNS = re.compile(r"  +")
 _PAREN_SPACES = re.compile(r"( *\() +| +(\))")
@@ -182,9 +182,10 @@ def _clean_text(text: str) -> str:
     """
     if "[" in text or "•" in text:
         text = _BRACKETS.sub("", text)
-    text = _C_BMP.sub("", text)
+    c_bmp, c_astral = _c_classes()
+    text = c_bmp.sub("", text)
     if _ASTRAL.search(text):
-        text = _C_ASTRAL.sub("", text)
+        text = c_astral.sub("", text)
     text = _DELIM_AFTER_SPACES.sub(r"\1", text)  # allInOneDelimiter
     if "&" in text:  # allInOneSpace: space runs, &#160;, &nbsp; and \\p{Zs} each become one space
         text = text.replace("&#160;", " ").replace("&nbsp;", " ")
