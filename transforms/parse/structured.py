@@ -16,6 +16,12 @@ node itself, as a clone's root is never removed), and `<wbr>` joins are done whi
 GetSections really removes nodes (it works on its own copy of the document), so it runs on a
 tree of its own or last.
 
+Where the port could differ from WME (none seen on WME's 59 test documents): a selector with a
+descendant part (`.infobox-data ul`) matched from a node of a clone may, in lexbor, use ancestors
+above the clone's root, which goquery's clone does not have (an infobox nested in another's data
+cell); `<wbr>` joins are made after cleanHTML's removals (GetInfoBoxes also joins before them);
+a `data-mw` that is not JSON names no template (gjson may still read the parts before the break).
+
 Go's regexp `\\s` is ASCII whitespace only, so the regexes here spell it `[\\t\\n\\f\\r ]`; Go's
 `$` without `(?m)` is the end of the text, spelt `\\Z`.
 """
