@@ -14,8 +14,8 @@ import pytest
 
 from benchmarks.bench_structured import first_difference, load_expected, parse_spew
 from conftest import DATA
-from wikisnap.transforms.parse.html import derive
 from wikisnap.transforms.parse import structured
+from wikisnap.transforms.parse.html import derive
 from wikisnap.transforms.parse.structured import Image, Link, Part, to_json
 from wikisnap.transforms.parse.structured_infobox import get_infoboxes
 

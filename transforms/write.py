@@ -38,7 +38,7 @@ from wikisnap.transforms.history import merge_history
 from wikisnap.transforms.parse.plaintext import text_row
 from wikisnap.transforms.parse.sqlrows import editor_fields
 from wikisnap.transforms.read import DeadLetter
-from wikisnap.transforms.records import HtmlJoin, take_wme_line, wme_line_if_unchanged
+from wikisnap.transforms.records import WME_LINE, HtmlJoin, take_wme_line, wme_line_if_unchanged
 
 TAG_STATS = "stats"
 TAG_PARTS = "parts"
@@ -396,6 +396,13 @@ def text_sha1(record: dict) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def _record_bytes(record: dict) -> bytes:
+    """A record's WME JSON without the reader's WME-line marker (records.WME_LINE)."""
+    if WME_LINE in record:
+        record = {k: v for k, v in record.items() if k != WME_LINE}
+    return to_wme_json_bytes(record)
+
+
 def pick_copy(copies: list, sources: dict[str, str]) -> tuple[dict, int, list[DeadLetter]]:
     """One page's copies from several inputs → (the record kept, copies superseded, conflict dead letters).
 
@@ -403,13 +410,14 @@ def pick_copy(copies: list, sources: dict[str, str]) -> tuple[dict, int, list[De
     overlapping parts); with different wikitext they conflict, and the copy whose wikitext has the
     smallest SHA-1 wins — a rule that depends on the data only, never on input order or location.
     Every other copy of that revision becomes a dead letter naming both inputs, its text kept.
-    (Equal texts are ordered by their serialised record, so even their metadata is deterministic.)
+    (Equal texts are ordered by their serialised record, so even their metadata is deterministic;
+    a WME record's copies too: its marker of the original line is no field and is left out.)
     """
     if len(copies) == 1:
         return copies[0][2], 0, []
     top = [c for c in copies if c[1] == copies[0][1]]  # the merge puts the newest revision first
     if len(top) > 1:
-        top.sort(key=lambda c: (text_sha1(c[2]), to_wme_json_bytes(c[2]), c[3]))
+        top.sort(key=lambda c: (text_sha1(c[2]), _record_bytes(c[2]), c[3]))
     winner = top[0]
     won_sha = text_sha1(winner[2])
     letters = []
