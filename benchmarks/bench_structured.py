@@ -7,7 +7,7 @@ result of `wikisnap.transforms.parse.structured` is compared with WME's, value f
 kept; each disagreeing document is listed with a one-line class of its first difference.
 
 Speed: MB of HTML per second of CPU (one process, one core) for sections + infoboxes + references +
-images together (`structured.extract`, the parse included), over `--runs` passes of the corpus;
+images together (`structured_record.extract`, the parse included), over `--runs` passes of the corpus;
 peak RSS is read after each pass and must stay flat.
 
     python benchmarks/bench_structured.py --parser-dir /work/shared/reference/wme/parser [--runs 3]
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from wikisnap.transforms.parse import structured  # noqa: E402
+from wikisnap.transforms.parse import structured, structured_record  # noqa: E402
 from wikisnap.transforms.parse.structured import Image, Link, Part  # noqa: E402
 from wikisnap.transforms.parse.structured_infobox import get_infoboxes  # noqa: E402
 
@@ -217,7 +217,7 @@ def speed(parser_dir: Path, runs: int) -> tuple[float, float, list[int]]:
     for _ in range(runs):
         start = time.process_time()
         for html in docs:
-            structured.extract(html)
+            structured_record.extract(html)
         cpu += time.process_time() - start
         rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
     return size * runs / cpu, size, rss

@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks.bench_structured import first_difference, load_expected, parse_spew
 from conftest import DATA
-from wikisnap.transforms.parse import structured
+from wikisnap.transforms.parse import structured, structured_record
 from wikisnap.transforms.parse.html import derive
 from wikisnap.transforms.parse.structured import Image, Link, Part, to_json
 from wikisnap.transforms.parse.structured_infobox import get_infoboxes
@@ -90,7 +90,7 @@ def test_extract_runs_every_function_on_one_parse() -> None:
     """`extract` = each function on its own parse (sections last, since it edits the tree)."""
     for title in ("Kyoto", "Gad_Elmaleh"):
         html = html_of(title)
-        out = structured.extract(html)
+        out = structured_record.extract(html)
         assert list(out) == ["sections", "infoboxes", "references", "images"]
         assert out["sections"] == expected(title, "sections")
         assert out["infoboxes"] == expected(title, "infoboxes")

@@ -66,3 +66,90 @@ def test_two_wme_records_of_one_revision_are_deduplicated(tmp_path, build) -> No
     assert counts["enwiki"]["duplicates_superseded"] == 1
     assert counts["bgwiki"]["duplicates_superseded"] == 1
     assert counts["dewiki"]["duplicates_superseded"] == 0
+
+
+def structured_outputs(out: Path, sid: str) -> tuple[list[bytes], list[dict], dict]:
+    """(NDJSON lines of the structured tarball, Parquet rows read back, metadata) of one snapshot."""
+    import pyarrow.parquet as pq
+
+    from wikisnap.schemas.structured import structured_from_table
+
+    lines = read_snapshot(out / "structured-snapshots" / f"{sid}.tar.gz")[2]
+    rows = []
+    for shard in sorted((out / "structured-snapshots" / "parquet" / sid).glob("*.parquet")):
+        rows.extend(structured_from_table(pq.read_table(shard)))
+    meta = json.loads((out / "structured-snapshots" / f"{sid}.json").read_text())
+    return lines, rows, meta
+
+
+def test_structured_build_from_wme_records(tmp_path, build) -> None:
+    """WME records with Parsoid bodies → Structured Contents: WME's key order, the parts WME's
+    parser gives for each document, tarball + metadata + Parquet verified and in the manifest,
+    Parquet rows equal to the NDJSON lines."""
+    from wikisnap.schemas.structured import STRUCTURED_KEYS
+    from wikisnap.transforms.parse import structured
+    from wikisnap.transforms.parse.structured_infobox import get_infoboxes
+
+    records = [wme_record(t) for t in WRAPPED]
+    src = ndjson(tmp_path / "records.ndjson", records)
+    out = tmp_path / "out"
+    code, _stdout, stderr = build([src], out, "--date", "20240101", "--formats", "ndjson,structured")
+    assert code == 0, stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    listed = {o["path"]: o for o in manifest["outputs"]}
+    for title, record in zip(WRAPPED, records, strict=True):
+        db = record["is_part_of"]["identifier"]
+        sid = f"{db}_namespace_0"
+        lines, rows, meta = structured_outputs(out, sid)
+        assert len(lines) == 1
+        got = json.loads(lines[0])
+        assert rows == [got]
+        assert list(got) == [k for k in STRUCTURED_KEYS if k in got]
+        assert got["name"] == record["name"] and got["identifier"] == record["identifier"]
+        assert got["version"] == record["version"] and got["url"] == record["url"]
+        doc = structured.parse((DOCUMENTS / f"{title}.html").read_text(encoding="utf-8"))
+        want_infoboxes = [structured.to_json(p) for p in get_infoboxes(doc)]
+        want_sections = [structured.to_json(p) for p in structured.get_sections(doc)]
+        assert got.get("infoboxes", []) == want_infoboxes
+        assert got["sections"] == want_sections
+        assert "description" not in got  # no page_props given
+        assert meta["identifier"] == sid and meta["is_part_of"] == {"identifier": db}
+        for rel in (
+            f"structured-snapshots/{sid}.tar.gz",
+            f"structured-snapshots/{sid}.json",
+            f"structured-snapshots/parquet/{sid}/{sid}_0.parquet",
+        ):
+            assert rel in listed, rel
+        assert listed[f"structured-snapshots/{sid}.tar.gz"]["records"] == 1
+        assert manifest["counts"][db]["structured/0/written"] == 1
+    # Malta (dewiki) has an infobox, Coset (enwiki) none: both shapes were compared above
+    assert json.loads(structured_outputs(out, "dewiki_namespace_0")[0][0])["infoboxes"]
+
+
+def test_description_from_page_props_and_pages_without_html_counted(tmp_path, build) -> None:
+    """page_props' `wikibase-shortdesc` becomes `description` (absent where none is given); a
+    record without Parsoid HTML gets no Structured record and is counted, never guessed."""
+    coset, caryophyllales = wme_record("Coset"), wme_record("Caryophyllales")
+    no_html = dict(wme_record("Distinctive_feature"))
+    no_html["article_body"] = {"wikitext": "A '''distinctive feature''' is ..."}
+    kyoto = wme_record("Kyoto")
+    src = ndjson(tmp_path / "records.ndjson", [coset, caryophyllales, no_html, kyoto])
+    sql = tmp_path / "enwiki-20240101-page_props.sql.gz"  # the wiki is read from the dump's name
+    sql.write_bytes((DATA / "sql" / "constructed__enwiki-20240101-page_props.shortdesc.sql.gz").read_bytes())
+    out = tmp_path / "out"
+    code, _stdout, stderr = build([src, sql], out, "--date", "20240101", "--formats", "structured")
+    assert code == 0, stderr
+    lines, rows, _meta = structured_outputs(out, "enwiki_namespace_0")
+    got = {r["identifier"]: r for r in map(json.loads, lines)}
+    assert rows == list(got.values())
+    assert sorted(got) == sorted([coset["identifier"], caryophyllales["identifier"], kyoto["identifier"]])
+    assert got[coset["identifier"]]["description"] == "Subset of a mathematical group"
+    assert got[caryophyllales["identifier"]]["description"] == "Order of flowering plants"
+    assert "description" not in got[kyoto["identifier"]]
+    keys = list(got[coset["identifier"]])
+    assert keys.index("in_language") < keys.index("description") < keys.index("sections")
+    counts = json.loads((out / "manifest.json").read_text())["counts"]["enwiki"]
+    assert counts["structured/0/written"] == 3
+    assert counts["structured/0/without_html"] == 1
+    assert counts["structured/with_description"] == 2
+    assert not list(out.glob("*.tar.gz"))  # only the structured outputs were asked for

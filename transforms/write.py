@@ -18,7 +18,7 @@ import hashlib
 import itertools
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import apache_beam as beam
 import pyarrow as pa
@@ -39,6 +39,7 @@ from wikisnap.transforms.parse.plaintext import text_row
 from wikisnap.transforms.parse.sqlrows import editor_fields
 from wikisnap.transforms.read import DeadLetter
 from wikisnap.transforms.records import WME_LINE, HtmlJoin, take_wme_line, wme_line_if_unchanged
+from wikisnap.transforms.write_structured import StructuredShard, add_page
 
 TAG_STATS = "stats"
 TAG_PARTS = "parts"
@@ -81,7 +82,9 @@ class WriteOptions:
 
 @dataclass(frozen=True)
 class OutputFile:
-    kind: str  # "tarball", "metadata", "parquet", "text", "deadletter"
+    # "tarball", "metadata", "parquet", "text", "deadletter"; `--formats structured`:
+    # "structured-tarball", "structured-metadata", "structured-parquet"
+    kind: str
     dbname: str
     ns: int | None
     path: str
@@ -171,6 +174,13 @@ class MemberSink:
         self.text = (
             TextShard(base + ".text.parquet", dict(opts.sites).get(dbname), opts) if opts.wants_text(ns) else None
         )
+        self.structured = (
+            StructuredShard(
+                base, opts.gzip_level, ParquetFileWriter, opts.parquet_row_group_rows, opts.parquet_row_group_bytes
+            )
+            if "structured" in opts.formats
+            else None
+        )
         self.size = 0
         self.records = 0
         self.max_date = ""
@@ -235,7 +245,7 @@ class MemberSink:
             if self._parquet is not None:
                 self._parquet.close()
         release_freed_memory()  # the member's buffers, before the next member's pile up beside them
-        return MemberPart(
+        part = MemberPart(
             dbname=dbname,
             ns=ns,
             bucket=bucket,
@@ -247,6 +257,9 @@ class MemberSink:
             max_date=self.max_date,
             text_path=text_path,
         )
+        if self.structured is not None:
+            part = replace(part, structured=self.structured.close(part))
+        return part
 
 
 class TextShard:
@@ -474,6 +487,7 @@ def write_bucket(
     counts = {f"written/{ns}": 0, "duplicates_superseded": 0, "conflicts": 0, "redirects_written": 0}
     sink: MemberSink | None = None
     json_needed = opts.needs_json
+    letters_out = deadletters if deadletters is not None else []
     html = None
     if html_paths is not None:
         html = HtmlJoin(dbname, list(html_paths), counts, deadletters if deadletters is not None else [])
@@ -505,6 +519,8 @@ def write_bucket(
             sink = MemberSink(opts, dbname, ns, bucket, len(parts))
         sink.add(line, record, size)
         counts[f"written/{ns}"] += 1
+        if sink.structured is not None:
+            add_page(sink.structured, record, ns, extra.get(page_id), counts, letters_out)
     if sink is not None:
         parts.append(sink.close())
     if html is not None:
@@ -645,6 +661,8 @@ def assemble_snapshot(key: tuple[str, int], parts: list[MemberPart], lang: str, 
             move_once(part.parquet_path, dest)  # a retried assembly finds the shards it moved
             md5, size = file_md5(dest)
             outputs.append(OutputFile("parquet", dbname, ns, dest, size, md5, part.records))
+    if "structured" in opts.formats:
+        outputs += assemble_structured(dbname, ns, [p.structured for p in parts], lang, date, opts)
     if opts.wants_text(ns):
         for n, part in enumerate(parts):
             if part.text_path:
@@ -654,6 +672,30 @@ def assemble_snapshot(key: tuple[str, int], parts: list[MemberPart], lang: str, 
                 outputs.append(OutputFile("text", dbname, ns, dest, size, md5, part.records))
     # after the shards are moved: a retry must find them moved, not fail on their absence
     faults.point(f"assemble:{sid}")
+    return outputs
+
+
+def assemble_structured(
+    dbname: str, ns: int, parts: list[MemberPart], lang: str, date: str, opts: WriteOptions
+) -> list[OutputFile]:
+    """The Structured Contents snapshot of one (db, ns): tarball and metadata in WME's
+    `structured-snapshots/` folder (same identifier and metadata shape as the records' snapshot),
+    and its Parquet shards, numbered as the records' members."""
+    sid = snapshot_id(dbname, ns)
+    records = sum(p.records for p in parts)
+    tar_path, meta_path = layout.structured_paths(opts.out_dir, dbname, ns)
+    named = [(layout.member_name(sid, n), part) for n, part in enumerate(parts)]
+    md5, size, _copied = assemble_tarball(tar_path, named, epoch_seconds(date))
+    outputs = [OutputFile("structured-tarball", dbname, ns, tar_path, size, md5, records)]
+    meta = snapshot_metadata(dbname, ns, lang, md5, size, date)
+    meta_bytes = (json.dumps(meta, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    write_bytes_atomic(meta_path, meta_bytes)
+    outputs.append(OutputFile("structured-metadata", dbname, ns, meta_path, len(meta_bytes), file_md5(meta_path)[0], 0))
+    for n, part in enumerate(parts):
+        dest = layout.shard_path(opts.out_dir, layout.STRUCTURED_PARQUET, sid, n)
+        move_once(part.parquet_path, dest)  # a retried assembly finds the shards it moved
+        shard_md5, shard_size = file_md5(dest)
+        outputs.append(OutputFile("structured-parquet", dbname, ns, dest, shard_size, shard_md5, part.records))
     return outputs
 
 

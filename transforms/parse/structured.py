@@ -42,7 +42,6 @@ __all__ = [
     "Link",
     "Part",
     "Reference",
-    "extract",
     "get_images",
     "get_links",
     "get_references",
@@ -652,29 +651,3 @@ def to_json(part: Part) -> dict:
     if part.links:
         out["links"] = [_link_json(link) for link in part.links]
     return out
-
-
-def extract(html: str) -> dict:
-    """Sections, infoboxes, references and images of one Parsoid document, parsed once.
-
-    `{"sections": [Part], "infoboxes": [Part], "references": [Reference], "images": [Image]}`;
-    GetSections runs last because it removes nodes from the tree.
-    """
-    from wikisnap.transforms.parse.structured_infobox import get_infoboxes
-
-    doc = parse(html)
-    out = {
-        "infoboxes": get_infoboxes(doc),
-        "references": get_references(doc),
-        "images": get_images(doc),
-    }
-    out["sections"] = get_sections(doc)
-    return {k: out[k] for k in ("sections", "infoboxes", "references", "images")}
-
-
-def __getattr__(name: str):
-    if name == "get_infoboxes":  # lives in structured_infobox; re-exported without an import cycle
-        from wikisnap.transforms.parse.structured_infobox import get_infoboxes
-
-        return get_infoboxes
-    raise AttributeError(name)
