@@ -68,16 +68,18 @@ def test_two_wme_records_of_one_revision_are_deduplicated(tmp_path, build) -> No
     assert counts["dewiki"]["duplicates_superseded"] == 0
 
 
-def structured_outputs(out: Path, sid: str) -> tuple[list[bytes], list[dict], dict]:
-    """(NDJSON lines of the structured tarball, Parquet rows read back, metadata) of one snapshot."""
+def structured_outputs(out: Path, sid: str) -> tuple[list[bytes], list[bytes], dict]:
+    """(NDJSON lines of the structured tarball, Parquet rows read back and serialised, metadata)
+    of one snapshot (rows are compared as lines: Parquet, like JSON, does not keep a missing key
+    apart from its omitempty zero value)."""
     import pyarrow.parquet as pq
 
-    from wikisnap.schemas.structured import structured_from_table
+    from wikisnap.schemas.structured import structured_from_table, structured_line
 
     lines = read_snapshot(out / "structured-snapshots" / f"{sid}.tar.gz")[2]
     rows = []
     for shard in sorted((out / "structured-snapshots" / "parquet" / sid).glob("*.parquet")):
-        rows.extend(structured_from_table(pq.read_table(shard)))
+        rows.extend(structured_line(r) for r in structured_from_table(pq.read_table(shard)))
     meta = json.loads((out / "structured-snapshots" / f"{sid}.json").read_text())
     return lines, rows, meta
 
@@ -103,7 +105,7 @@ def test_structured_build_from_wme_records(tmp_path, build) -> None:
         lines, rows, meta = structured_outputs(out, sid)
         assert len(lines) == 1
         got = json.loads(lines[0])
-        assert rows == [got]
+        assert rows == lines
         assert list(got) == [k for k in STRUCTURED_KEYS if k in got]
         assert got["name"] == record["name"] and got["identifier"] == record["identifier"]
         assert got["version"] == record["version"] and got["url"] == record["url"]
@@ -141,7 +143,7 @@ def test_description_from_page_props_and_pages_without_html_counted(tmp_path, bu
     assert code == 0, stderr
     lines, rows, _meta = structured_outputs(out, "enwiki_namespace_0")
     got = {r["identifier"]: r for r in map(json.loads, lines)}
-    assert rows == list(got.values())
+    assert rows == lines
     assert sorted(got) == sorted([coset["identifier"], caryophyllales["identifier"], kyoto["identifier"]])
     assert got[coset["identifier"]]["description"] == "Subset of a mathematical group"
     assert got[caryophyllales["identifier"]]["description"] == "Order of flowering plants"
@@ -153,3 +155,93 @@ def test_description_from_page_props_and_pages_without_html_counted(tmp_path, bu
     assert counts["structured/0/without_html"] == 1
     assert counts["structured/with_description"] == 2
     assert not list(out.glob("*.tar.gz"))  # only the structured outputs were asked for
+
+
+def test_structured_from_xml_joined_with_parsoid_html(tmp_path, build) -> None:
+    """XML pages + standalone Parsoid documents (tests/data/html): the Structured record is made
+    where the HTML is joined to the page; a page whose HTML is missing is counted, not guessed."""
+    from test_html import WILLIAM_CLARK, records, xml_dump
+
+    from wikisnap.transforms.parse import structured
+    from wikisnap.transforms.parse.structured_infobox import get_infoboxes
+
+    recs = {r["identifier"]: r for r in records()}
+    clark, potts = recs[13924699], recs[31967453]
+    xml = tmp_path / "enwiki-20211110-pages-articles.xml"
+    xml_dump("enwiki", [clark, potts], xml)
+    html_dir = tmp_path / "html"
+    html_dir.mkdir()
+    (html_dir / "clark.html").write_bytes(WILLIAM_CLARK.read_bytes())  # Mike Potts's HTML not given
+    out = tmp_path / "out"
+    code, _stdout, stderr = build([xml, html_dir], out, "--formats", "parquet,structured")
+    assert code == 0, stderr
+    lines, rows, meta = structured_outputs(out, "enwiki_namespace_0")
+    (got,) = map(json.loads, lines)
+    assert rows == lines
+    assert got["identifier"] == 13924699 and got["name"] == clark["name"]
+    doc = structured.parse(WILLIAM_CLARK.read_text(encoding="utf-8"))
+    assert got.get("infoboxes", []) == [structured.to_json(p) for p in get_infoboxes(doc)]
+    assert got["sections"] == [structured.to_json(p) for p in structured.get_sections(doc)]
+    assert got["abstract"] and got["date_modified"] == clark["date_modified"]
+    assert meta["date_modified"] == clark["date_modified"]
+    counts = json.loads((out / "manifest.json").read_text())["counts"]["enwiki"]
+    assert (counts["structured/0/written"], counts["structured/0/without_html"]) == (1, 1)
+    assert counts["written/0"] == 2
+
+
+def test_parts_deeper_than_the_typed_levels_survive_parquet() -> None:
+    """Generated (a depth no test page reaches): parts below PART_DEPTH are kept as JSON text, as
+    WME's AvroHasParts keeps every level; the typed levels are nested lists of structs."""
+    import pyarrow as pa
+
+    from wikisnap.schemas.structured import PART_DEPTH, STRUCTURED_SCHEMA, structured_from_table, structured_to_table
+
+    part = {"type": "list_item", "value": "deepest & last", "links": [{"url": "https://x.org/wiki/A", "text": "A"}]}
+    for level in range(PART_DEPTH + 3):
+        part = {"type": "section", "name": f"level {level}", "has_parts": [part]}
+    record = {"name": "Deep", "identifier": 1, "description": "d", "sections": [part], "infoboxes": [part]}
+    table = structured_to_table([record])
+    assert table.schema == STRUCTURED_SCHEMA
+    sections = STRUCTURED_SCHEMA.field("sections").type
+    assert pa.types.is_list(sections) and pa.types.is_struct(sections.value_type)
+    assert pa.types.is_list(sections.value_type.field("has_parts").type)
+    assert structured_from_table(table) == [record]
+
+
+def test_hf_folder_has_a_structured_config_that_datasets_loads_offline(tmp_path, build) -> None:
+    """`publish --layout hf` of a structured build: a `{db}_structured` config per wiki, typed
+    like WME's wikimedia/structured-wikipedia, that `datasets` loads with the hub switched off."""
+    import os
+    import subprocess
+    import sys
+
+    from huggingface_hub import DatasetCard
+    from test_outputs import run_cli
+
+    records = [wme_record(t) for t in ("Coset", "Kyoto", "Malta")]
+    src = ndjson(tmp_path / "records.ndjson", records)
+    out = tmp_path / "out"
+    code, _stdout, stderr = build([src], out, "--date", "20240101", "--formats", "parquet,structured")
+    assert code == 0, stderr
+    folder = tmp_path / "hf"
+    code, _o, err = run_cli(["publish", out, "--to", folder, "--layout", "hf"])
+    assert code == 0, err
+    card = DatasetCard.load(folder / "README.md")
+    names = [c["config_name"] for c in card.data.to_dict()["configs"]]
+    assert names == ["dewiki", "enwiki", "dewiki_structured", "enwiki_structured"]
+    assert "Structured Contents" in card.text and "How it differs from WME's" in card.text
+    script = (
+        "import datasets, json\n"
+        f"ds = datasets.load_dataset({str(folder)!r}, 'enwiki_structured', split='train')\n"
+        "row = ds[0]\n"
+        "print(json.dumps({'columns': ds.column_names, 'ids': list(ds['identifier']), "
+        "'first_section': row['sections'][0]['name'], 'part_type': str(ds.features['sections'])[:60]}))\n"
+    )
+    env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf-home"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert loaded["ids"] == sorted(r["identifier"] for r in records if r["is_part_of"]["identifier"] == "enwiki")
+    assert loaded["columns"][:2] == ["name", "identifier"] and loaded["columns"][-2:] == ["infoboxes", "sections"]
+    assert loaded["first_section"] == "Abstract"
+    assert "struct" in loaded["part_type"].lower() or "{" in loaded["part_type"]  # typed parts, not JSON text

@@ -45,6 +45,7 @@ BATCHES = "batches"
 # `--formats structured`: the folder WME's API serves structured snapshots from, and its shards' kind
 STRUCTURED = "structured-snapshots"
 STRUCTURED_PARQUET = STRUCTURED + "/" + PARQUET
+HF_STRUCTURED = "structured"  # `publish --layout hf`: structured/{db}/train-*.parquet
 # folders and files of OUT that wikisnap writes and may replace or remove (all but the control)
 OWNED_FOLDERS = (PARQUET, DEADLETTER, BATCHES, TEXT, STRUCTURED)
 OWNED_FILE = re.compile(r"^[a-z0-9_]+_namespace_-?\d+\.(tar\.gz|json)$")
