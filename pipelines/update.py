@@ -474,6 +474,13 @@ def run(config: UpdateConfig) -> dict:
 
 def _run_locked(config: UpdateConfig, folder: OutputFolder) -> dict:
     base = discover_base(config.base)
+    if "structured" in (config.formats or base.formats):
+        # the update reads no Parsoid HTML of the new revisions yet: it could only drop their parts
+        raise UsageError(
+            f"--base {config.base}: Structured Contents (--formats structured) cannot be updated yet "
+            "(update reads no Parsoid HTML of the new revisions); give --formats without structured to "
+            "update the records alone, or build again with the new HTML"
+        )
     units, sites = discover_diffs(config, base)
     options, runner, engine = pipeline_options(config)  # type: ignore[arg-type]
     temp_dir = run_temp_dir(config.temp_location, config.beam_args, folder)
@@ -560,6 +567,11 @@ def summary(manifest: dict) -> str:
         main = ", ".join(f"{k} {c.get(k, 0):,}" for k in SUMMARY_COUNTS)
         skipped = sum(v for k, v in c.items() if k.startswith("skipped/"))
         lines.append(f"{db}: {main}; skipped {skipped:,}")
+        if c.get("html/fields_dropped"):
+            lines.append(
+                f"WARNING: {db}: {c['html/fields_dropped']:,} page(s) lost their Parsoid HTML fields "
+                "(the diffs' new revisions come without HTML; counted as html/fields_dropped)"
+            )
     for o in manifest["outputs"]:
         if o["kind"] in ("tarball", "batch", "deadletter"):
             lines.append(f"  {o['path']}  {o['bytes'] / 1e6:.3f} MB  md5 {o['md5']}")

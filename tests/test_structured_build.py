@@ -245,3 +245,42 @@ def test_hf_folder_has_a_structured_config_that_datasets_loads_offline(tmp_path,
     assert loaded["columns"][:2] == ["name", "identifier"] and loaded["columns"][-2:] == ["infoboxes", "sections"]
     assert loaded["first_section"] == "Abstract"
     assert "struct" in loaded["part_type"].lower() or "{" in loaded["part_type"]  # typed parts, not JSON text
+
+
+def test_update_counts_the_pages_whose_html_fields_it_drops() -> None:
+    """A base record with Parsoid HTML (a real Enterprise HTML record) given a newer revision
+    without HTML: the fold keeps the new revision and counts `html/fields_dropped` — never silent."""
+    from test_html import records
+
+    from wikisnap.schemas.siteinfo import SiteInfo
+    from wikisnap.transforms.update.diffs import Change
+    from wikisnap.transforms.update.find import BaseHit
+    from wikisnap.transforms.update.fold import fold_page
+
+    clark = {r["identifier"]: r for r in records()}[13924699]
+    site = SiteInfo(dbname="enwiki", base="https://en.wikipedia.org/wiki/Main_Page", lang="en")
+    newer = {k: v for k, v in clark.items() if k not in ("categories", "templates", "abstract")}
+    newer["version"] = {**clark["version"], "identifier": clark["version"]["identifier"] + 1}
+    newer["article_body"] = {"wikitext": clark["article_body"]["wikitext"] + "\n\nMore."}
+    change = Change(
+        "enwiki", 13924699, "revision", "2021-11-11T00:00:00Z", newer["version"]["identifier"], 0, clark["name"], "t",
+        record=newer,
+    )  # fmt: skip
+    base = BaseHit("enwiki", 0, 13924699, clark)
+    outcome = fold_page(base, [change], site, frozenset({0}))
+    assert outcome.record["version"]["identifier"] == newer["version"]["identifier"]
+    assert "html" not in outcome.record["article_body"]
+    assert outcome.counts == {"html/fields_dropped": 1}
+    # the same revision again (nothing new) drops nothing
+    assert fold_page(base, [], site, frozenset({0})).counts == {}
+
+
+def test_update_of_a_structured_base_is_refused_with_a_reason(tmp_path, build, update) -> None:
+    src = ndjson(tmp_path / "records.ndjson", [wme_record("Coset")])
+    base = tmp_path / "base"
+    code, _o, stderr = build([src], base, "--date", "20240101", "--formats", "ndjson,structured")
+    assert code == 0, stderr
+    code, _o, stderr = update(base, [src], tmp_path / "out")
+    assert code == 2
+    assert "Structured Contents (--formats structured) cannot be updated yet" in stderr
+    assert len(stderr.strip().splitlines()) == 1
