@@ -557,6 +557,12 @@ def reconcile(counts: dict[str, dict[str, int]]) -> list[str]:
         html_problem = reconcile_html(c)
         if html_problem:
             problems.append(f"{db}: {html_problem}")
+        # --formats structured: every record written is a Structured record, a page without HTML or a failure
+        for key in sorted(k for k in c if k.startswith("written/")):
+            ns = key.split("/", 1)[1]
+            parts = [c.get(f"structured/{ns}/{end}") for end in ("written", "without_html", "failed")]
+            if any(n is not None for n in parts) and sum(n or 0 for n in parts) != c[key]:
+                problems.append(f"{db}: {c[key]:,} records written in namespace {ns} but {parts} structured")
     return problems
 
 

@@ -284,3 +284,71 @@ def test_update_of_a_structured_base_is_refused_with_a_reason(tmp_path, build, u
     assert code == 2
     assert "Structured Contents (--formats structured) cannot be updated yet" in stderr
     assert len(stderr.strip().splitlines()) == 1
+
+
+def test_update_with_parsoid_html_of_the_new_revision_keeps_the_html_fields(tmp_path, build, update) -> None:
+    """A base built from XML + Parsoid HTML (tests/data/html, William Clark), updated with a newer
+    revision of the page: with that revision's HTML the record keeps `article_body.html` and the
+    HTML's categories/templates/abstract (in the snapshot, its Parquet and the hourly batch);
+    without it the page's HTML fields are dropped and counted."""
+    from test_html import WILLIAM_CLARK, parquet_records, records, xml_dump
+
+    from wikisnap.transforms.parse.html import derive
+
+    clark = {r["identifier"]: r for r in records()}[13924699]
+    xml = tmp_path / "enwiki-20211110-pages-articles.xml"
+    xml_dump("enwiki", [clark], xml)
+    html_dir = tmp_path / "html"
+    html_dir.mkdir()
+    (html_dir / "clark.html").write_bytes(WILLIAM_CLARK.read_bytes())
+    base = tmp_path / "base"
+    code, _o, stderr = build([xml, html_dir], base)
+    assert code == 0, stderr
+    (before,) = read_snapshot(base / "enwiki_namespace_0.tar.gz")[1]
+    assert before["article_body"]["html"] and len(before["categories"]) == 11
+
+    new_rev = clark["version"]["identifier"] + 1
+    newer = json.loads(json.dumps(clark))
+    newer["version"]["identifier"] = new_rev
+    newer["date_modified"] = "2021-11-12T00:00:00Z"
+    newer["article_body"]["wikitext"] += "\n\nA sentence more."
+    diff_dir = tmp_path / "diff"
+    diff_dir.mkdir()
+    diff = diff_dir / "enwiki-20211112-pages-articles.xml"
+    xml_dump("enwiki", [newer], diff)
+    new_html = WILLIAM_CLARK.read_text(encoding="utf-8").replace(
+        f"revision/{clark['version']['identifier']}", f"revision/{new_rev}"
+    )
+    new_html_dir = tmp_path / "new-html"
+    new_html_dir.mkdir()
+    (new_html_dir / "clark.html").write_text(new_html, encoding="utf-8")
+
+    out = tmp_path / "out"
+    # html_dir holds the base revision's HTML, which no diff brings: unmatched, a dead letter
+    code, _o, stderr = update(base, [diff, new_html_dir, html_dir], out)
+    assert code == 0, stderr
+    (after,) = read_snapshot(out / "enwiki_namespace_0.tar.gz")[1]
+    assert after["version"]["identifier"] == new_rev
+    assert after["article_body"]["html"] == new_html
+    assert after["article_body"]["wikitext"].endswith("A sentence more.")
+    derived = derive(new_html)
+    assert after["categories"] == derived["categories"] and after["templates"] == derived["templates"]
+    assert after["abstract"] == derived["abstract"]
+    (row,) = parquet_records(out, "enwiki_namespace_0")
+    assert row["article_body"]["html"] == new_html
+    batch = [json.loads(line) for tar in sorted((out / "batches").rglob("*.tar.gz")) for line in read_snapshot(tar)[2]]
+    assert [b["article_body"]["html"] == new_html for b in batch] == [True]
+    counts = json.loads((out / "manifest.json").read_text())["counts"]["enwiki"]
+    assert (counts["html/read"], counts["html/used"], counts["html/unmatched"]) == (2, 1, 1)
+    assert "html/fields_dropped" not in counts
+    (letter,) = [json.loads(x) for x in (out / "deadletter" / "enwiki_deadletters.ndjson").read_text().splitlines()]
+    assert "no diff brings that revision" in letter["reason"] and letter["raw"] == WILLIAM_CLARK.read_text()
+
+    # the same diff without its HTML: the page's HTML fields are dropped, and that is counted
+    out2 = tmp_path / "out2"
+    code, stdout, stderr = update(base, [diff], out2)
+    assert code == 0, stderr
+    (plain,) = read_snapshot(out2 / "enwiki_namespace_0.tar.gz")[1]
+    assert "html" not in plain["article_body"]
+    assert json.loads((out2 / "manifest.json").read_text())["counts"]["enwiki"]["html/fields_dropped"] == 1
+    assert "lost their Parsoid HTML fields" in stdout + stderr
