@@ -352,3 +352,22 @@ def test_update_with_parsoid_html_of_the_new_revision_keeps_the_html_fields(tmp_
     assert "html" not in plain["article_body"]
     assert json.loads((out2 / "manifest.json").read_text())["counts"]["enwiki"]["html/fields_dropped"] == 1
     assert "lost their Parsoid HTML fields" in stdout + stderr
+
+
+def test_xml_alone_gives_counted_pages_and_an_empty_verified_structured_snapshot(tmp_path, build) -> None:
+    """The enwiki sample (XML, no HTML): no Structured record is guessed from wikitext; every
+    article is counted `without_html`, the (empty) structured snapshot of namespace 0 is still
+    written, verified and listed, and no other namespace gets one (WME's are for articles)."""
+    from conftest import ENWIKI
+
+    out = tmp_path / "out"
+    code, _o, stderr = build([ENWIKI], out, "--formats", "ndjson,structured")
+    assert code == 0, stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    counts = manifest["counts"]["enwiki"]
+    assert counts["structured/0/without_html"] == counts["written/0"] > 0
+    assert "structured/0/written" not in counts
+    lines, rows, meta = structured_outputs(out, "enwiki_namespace_0")
+    assert lines == rows == [] and meta["identifier"] == "enwiki_namespace_0"
+    structured = sorted(o["path"] for o in manifest["outputs"] if o["kind"].startswith("structured"))
+    assert structured and all("enwiki_namespace_0" in p for p in structured)

@@ -74,6 +74,10 @@ class WriteOptions:
     def wants_text(self, ns: int) -> bool:
         return "text" in self.formats and ns in self.text_namespaces
 
+    def wants_structured(self, ns: int) -> bool:
+        """`--formats structured` is for articles, as WME's Structured Contents (namespace 0 only)."""
+        return "structured" in self.formats and ns == 0
+
     @property
     def needs_json(self) -> bool:
         """Whether records are serialised: not for `--formats text` alone (the text needs no JSON)."""
@@ -178,7 +182,7 @@ class MemberSink:
             StructuredShard(
                 base, opts.gzip_level, ParquetFileWriter, opts.parquet_row_group_rows, opts.parquet_row_group_bytes
             )
-            if "structured" in opts.formats
+            if opts.wants_structured(ns)
             else None
         )
         self.size = 0
@@ -661,7 +665,7 @@ def assemble_snapshot(key: tuple[str, int], parts: list[MemberPart], lang: str, 
             move_once(part.parquet_path, dest)  # a retried assembly finds the shards it moved
             md5, size = file_md5(dest)
             outputs.append(OutputFile("parquet", dbname, ns, dest, size, md5, part.records))
-    if "structured" in opts.formats:
+    if opts.wants_structured(ns):
         outputs += assemble_structured(dbname, ns, [p.structured for p in parts], lang, date, opts)
     if opts.wants_text(ns):
         for n, part in enumerate(parts):
