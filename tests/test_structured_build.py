@@ -371,3 +371,20 @@ def test_xml_alone_gives_counted_pages_and_an_empty_verified_structured_snapshot
     assert lines == rows == [] and meta["identifier"] == "enwiki_namespace_0"
     structured = sorted(o["path"] for o in manifest["outputs"] if o["kind"].startswith("structured"))
     assert structured and all("enwiki_namespace_0" in p for p in structured)
+
+
+def test_structured_outputs_are_the_same_bytes_whatever_the_workers(tmp_path, build) -> None:
+    """Deterministic bytes: 1 worker and 2 worker processes, small members (several shards)."""
+    import hashlib
+
+    src = ndjson(tmp_path / "records.ndjson", [wme_record(t) for t in ("Coset", "Kyoto", "London", "Zillow")])
+    found = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"out-{workers}"
+        flags = ("--date", "20240101", "--formats", "structured", "--workers", workers, "--member-size-mb", "0.5")
+        code, _o, stderr = build([src], out, *flags)
+        assert code == 0, stderr
+        root = out / "structured-snapshots"
+        found.append({str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() for p in root.rglob("*.*")})
+    assert found[0] == found[1]
+    assert len([p for p in found[0] if p.endswith(".parquet")]) > 1

@@ -40,12 +40,14 @@ def structured_record(article: dict, description: str | None = None) -> dict | N
     html = (article.get("article_body") or {}).get("html")
     if not isinstance(html, str) or not html:
         return None
-    parts = extract(html)
+    doc = parse(html)
+    # only what the record holds (references and images of the whole page are not written);
+    # GetSections last: it removes nodes from the tree
+    infoboxes = [to_json(p) for p in get_infoboxes(doc)]
+    sections = [to_json(p) for p in get_sections(doc)]
     record = {k: article[k] for k in ARTICLE_KEYS if k in article}
     if description:
         record["description"] = description
-    infoboxes = [to_json(p) for p in parts["infoboxes"]]
-    sections = [to_json(p) for p in parts["sections"]]
     if infoboxes:
         record["infoboxes"] = infoboxes
     if sections:
