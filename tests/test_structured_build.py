@@ -388,3 +388,26 @@ def test_structured_outputs_are_the_same_bytes_whatever_the_workers(tmp_path, bu
         found.append({str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() for p in root.rglob("*.*")})
     assert found[0] == found[1]
     assert len([p for p in found[0] if p.endswith(".parquet")]) > 1
+
+
+def test_mirror_run_publishes_the_structured_tarballs(tmp_path, build) -> None:
+    """The mirror layout lists the structured tarball beside the records' (wikisnap's own name,
+    its own STATS file), checksummed like every file of the run — never left out silently."""
+    import hashlib
+
+    from test_outputs import run_cli
+
+    from conftest import ENWIKI
+
+    out = tmp_path / "out"  # XML alone: a WIKISNAP-WIKITEXT tarball and an (empty) structured one
+    code, _o, stderr = build([ENWIKI], out, "--date", "20240101", "--formats", "ndjson,structured")
+    assert code == 0, stderr
+    code, _o, err = run_cli(["publish", out, "--to", tmp_path / "mirror"])
+    assert code == 0, err
+    run = tmp_path / "mirror" / "runs" / "20240101"
+    tar = run / "enwiki-NS0-20240101-WIKISNAP-STRUCTURED.json.tar.gz"
+    assert tar.read_bytes() == (out / "structured-snapshots" / "enwiki_namespace_0.tar.gz").read_bytes()
+    stats = json.loads((run / "enwiki-NS0-20240101-WIKISNAP-STRUCTURED-STATS.json").read_text())
+    assert stats["md5sum"] == hashlib.md5(tar.read_bytes()).hexdigest()
+    assert (run / "enwiki-NS0-20240101-WIKISNAP-STATS.json").is_file()  # the records' own, not replaced
+    assert f"{stats['md5sum']}  {tar.name}" in (run / "md5sums.txt").read_text()
