@@ -411,3 +411,28 @@ def test_mirror_run_publishes_the_structured_tarballs(tmp_path, build) -> None:
     assert stats["md5sum"] == hashlib.md5(tar.read_bytes()).hexdigest()
     assert (run / "enwiki-NS0-20240101-WIKISNAP-STATS.json").is_file()  # the records' own, not replaced
     assert f"{stats['md5sum']}  {tar.name}" in (run / "md5sums.txt").read_text()
+
+
+def test_real_enterprise_records_kept_as_is_get_their_html_abstract(tmp_path, build) -> None:
+    """The real WME/Enterprise records of tests/data/html, kept byte for byte (`--wme-records
+    as-is`): the records' snapshot is unchanged, and each Structured record still has the abstract
+    of its HTML (WME's GetAbstract), in WME's key order, with the record's own metadata."""
+    from test_html import ENTERPRISE_2, WME_3, records
+
+    from wikisnap.schemas.structured import STRUCTURED_KEYS
+    from wikisnap.transforms.parse.html import derive
+
+    out = tmp_path / "out"
+    code, _o, stderr = build([ENTERPRISE_2, WME_3], out, "--formats", "structured", "--wme-records", "as-is")
+    assert code == 0, stderr
+    got = {}
+    for tar in (out / "structured-snapshots").glob("*.tar.gz"):
+        got.update({r["identifier"]: r for r in read_snapshot(tar)[1]})
+    originals = {r["identifier"]: r for r in records()}
+    assert sorted(got) == sorted(originals)
+    for page_id, record in originals.items():
+        structured = got[page_id]
+        assert list(structured) == [k for k in STRUCTURED_KEYS if k in structured]
+        assert structured["abstract"] == (record.get("abstract") or derive(record["article_body"]["html"])["abstract"])
+        for key in ("name", "url", "version", "is_part_of", "in_language", "license"):
+            assert structured.get(key) == record.get(key), key

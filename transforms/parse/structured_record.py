@@ -9,6 +9,7 @@ Parsoid HTML — its parts are never guessed from wikitext; the writer counts su
 from __future__ import annotations
 
 from wikisnap.schemas.structured import ARTICLE_KEYS
+from wikisnap.transforms.parse.html import HtmlError, derive
 from wikisnap.transforms.parse.structured import get_images, get_references, get_sections, parse, to_json
 from wikisnap.transforms.parse.structured_infobox import get_infoboxes
 
@@ -34,7 +35,8 @@ def extract(html: str) -> dict:
 def structured_record(article: dict, description: str | None = None) -> dict | None:
     """The Structured record of one page, or None without `article_body.html`.
 
-    `abstract` is the record's (HTML-derived when the HTML was joined or the WME record had it);
+    `abstract` is the record's (HTML-derived when the HTML was joined or the WME record had it;
+    derived here from the HTML when a record kept as-is lacks it);
     `sections` and `infoboxes` come from WME's parser rules (transforms/parse/structured.py).
     """
     html = (article.get("article_body") or {}).get("html")
@@ -46,6 +48,16 @@ def structured_record(article: dict, description: str | None = None) -> dict | N
     infoboxes = [to_json(p) for p in get_infoboxes(doc)]
     sections = [to_json(p) for p in get_sections(doc)]
     record = {k: article[k] for k in ARTICLE_KEYS if k in article}
+    if "abstract" not in record:
+        # a WME record kept as-is (`--wme-records as-is`) may lack it: Structured Contents' abstract
+        # is the HTML's (WME's GetAbstract), as the build derives it for every other record
+        try:
+            abstract = derive(html, with_abstract=True).get("abstract")
+        except HtmlError:
+            abstract = None
+        if abstract:
+            record["abstract"] = abstract
+            record = {k: record[k] for k in ARTICLE_KEYS if k in record}  # back in WME's order
     if description:
         record["description"] = description
     if infoboxes:
