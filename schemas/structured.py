@@ -18,7 +18,8 @@ Parquet (`STRUCTURED_SCHEMA`): the Article fields as in `ARTICLE_SCHEMA` (same A
 as nested lists of structs `type, name, value, values, has_parts, images, links` typed down to
 `PART_DEPTH` levels; below that `has_parts` is the JSON text of the deeper parts, as WME's own Avro
 schema stores every level (`AvroHasParts.has_parts` is a JSON string). Nothing is lost:
-`structured_from_table(structured_to_table(rs)) == rs`.
+`structured_line` of each row read back equals the record's line (as for the Article, Parquet does
+not tell a missing key from its omitempty zero value; the parts' zero values are dropped on reading).
 """
 
 from __future__ import annotations
