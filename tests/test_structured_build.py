@@ -95,7 +95,9 @@ def test_structured_build_from_wme_records(tmp_path, build) -> None:
     records = [wme_record(t) for t in WRAPPED]
     src = ndjson(tmp_path / "records.ndjson", records)
     out = tmp_path / "out"
-    code, _stdout, stderr = build([src], out, "--date", "20240101", "--formats", "ndjson,structured")
+    code, _stdout, stderr = build(
+        [src], out, "--date", "20240101", "--formats", "ndjson,structured", "--pipeline_type_check"
+    )
     assert code == 0, stderr
     manifest = json.loads((out / "manifest.json").read_text())
     listed = {o["path"]: o for o in manifest["outputs"]}
@@ -325,7 +327,8 @@ def test_update_with_parsoid_html_of_the_new_revision_keeps_the_html_fields(tmp_
 
     out = tmp_path / "out"
     # html_dir holds the base revision's HTML, which no diff brings: unmatched, a dead letter
-    code, _o, stderr = update(base, [diff, new_html_dir, html_dir], out)
+    # with Beam's construction-time type check on: the HTML join must pass it too
+    code, _o, stderr = update(base, [diff, new_html_dir, html_dir], out, "--pipeline_type_check")
     assert code == 0, stderr
     (after,) = read_snapshot(out / "enwiki_namespace_0.tar.gz")[1]
     assert after["version"]["identifier"] == new_rev
