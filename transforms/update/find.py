@@ -68,6 +68,17 @@ class BaseSnapshot:
     text: tuple[str, ...] = ()  # plain-text shards (`--formats text`), shard n beside member n
     md5: str | None = None  # the tarball's md5 as the base's manifest published it (None: unknown)
     parquet_md5: tuple[str | None, ...] = ()  # the published md5 of each of `parquet`, when known
+    text_md5: tuple[str | None, ...] = ()  # the published md5 of each of `text`, when known
+    metadata_md5: str | None = None  # the published md5 of `metadata`, when known
+
+    def published_md5(self, path: str) -> str | None:
+        """The md5 the base's manifest gives one of this snapshot's files (None: not known)."""
+        if path == self.tarball:
+            return self.md5
+        if path == self.metadata:
+            return self.metadata_md5
+        pairs = zip(self.parquet + self.text, self.parquet_md5 + self.text_md5, strict=False)
+        return dict(pairs).get(path)
 
 
 @dataclass(frozen=True)
@@ -162,10 +173,19 @@ def scan_base(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
             return _scan_indexed(snapshot, wanted)
         except _NoIndex:
             pass  # the full scan finds what is wrong, or reads a base that is right but unindexed
-    try:
-        return _scan_wikisnap_layout(snapshot, wanted)
-    except _NotWikisnapLayout:
-        return BaseScan(list(find_in_base(snapshot, wanted)), None)
+    # A published md5 is checked here too (in a thread beside the scan): bytes the gzip CRCs do
+    # not cover (headers, padding) or a whole file swapped for another are damage as well.
+    with ThreadPoolExecutor(1, thread_name_prefix="wikisnap-md5") as beside:
+        md5 = beside.submit(_md5_hex, snapshot.tarball) if snapshot.md5 else None
+        try:
+            scan = _scan_wikisnap_layout(snapshot, wanted)
+        except _NotWikisnapLayout:
+            scan = BaseScan(list(find_in_base(snapshot, wanted)), None)
+        if md5 is not None and md5.result() != snapshot.md5:
+            raise base_error(
+                snapshot.tarball, f"has md5 {md5.result()} but the base's manifest says {snapshot.md5}: it is damaged"
+            )
+    return scan
 
 
 def _scan_wikisnap_layout(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
