@@ -73,9 +73,9 @@ class RecoverConfig:
 
 def recover(config: RecoverConfig) -> dict:
     """Take the folder's lock (which finishes or rolls back what dead runs left), release it."""
+    remove_dead_scratch()  # killed publishes' scratch folders in the system temp
     folder = OutputFolder.open(config.out, "recover")
     folder.close()
-    remove_dead_scratch()  # and killed publishes' scratch folders in the system temp
     return {"published": folder.fs.exists(f"{folder.root}/{MANIFEST}")}
 
 

@@ -16,6 +16,7 @@ message naming the file), runs, and writes `manifest.json` with per-wiki counts.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -213,7 +214,15 @@ def discover_base(path: str) -> Base:
         sid = layout.snapshot_id(db, ns)
         meta_name = layout.metadata_name(db, ns)
         meta_path = join(path, meta_name)
-        meta = json.loads(read_bytes(meta_path)) if fs.exists(join(root, meta_name)) else None
+        meta = None
+        if fs.exists(join(root, meta_name)):
+            raw = read_bytes(meta_path)
+            if md5s.get(meta_name) and hashlib.md5(raw).hexdigest() != md5s[meta_name]:
+                raise UsageError(
+                    f"--base {meta_path}: has md5 {hashlib.md5(raw).hexdigest()} but the base's manifest says "
+                    f"{md5s[meta_name]}: it is damaged; restore the base from its source or rebuild it"
+                )
+            meta = json.loads(raw)
         if meta:
             languages[db] = meta.get("in_language", {}).get("identifier", "")
         protocol = path.split("://", 1)[0] + "://" if "://" in path else ""

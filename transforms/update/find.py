@@ -286,8 +286,13 @@ def _shard_index(path: str, wanted: Wanted) -> tuple[int, int, list[int]]:
     target, or a wanted title is among the listed redirects. Only those columns are read.
     """
     columns = ["identifier", "name"] + (["redirects"] if wanted.redirect_names else [])
-    with open_read_arrow(path) as f:
-        table = pq.ParquetFile(f).read(columns=columns)
+    try:
+        with open_read_arrow(path) as f:
+            table = pq.ParquetFile(f).read(columns=columns)
+    except (pa.ArrowException, OSError):
+        # a damaged shard: the full scan reads the tarball instead, and the rewrite's md5 check
+        # of this shard (copied or merged) names it
+        raise _NoIndex from None
     if table.num_rows == 0:
         raise _NoIndex
     ids = table["identifier"].combine_chunks()
