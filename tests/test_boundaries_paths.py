@@ -270,3 +270,31 @@ def test_property_within_accepts_exactly_the_paths_under_the_root(parts):
     else:
         with pytest.raises(layout.PathEscape):
             layout.within(ROOT, path)
+
+
+def test_a_snapshot_manifest_naming_a_bad_wiki_or_an_outside_file_is_not_published(enwiki_build, tmp_path):
+    """`publish` turns the manifest's db names into mirror file names and dataset folders."""
+    for field, value, message in (
+        ("dbname", "../../../victim", "is not a wiki db name"),
+        ("path", "../outside.tar.gz", "outside the snapshot folder"),
+    ):
+        snap = tmp_path / f"snap-{field}"
+        shutil.copytree(enwiki_build, snap)
+        manifest = json.loads((snap / "manifest.json").read_text())
+        manifest["outputs"][0][field] = value
+        (snap / "manifest.json").write_text(json.dumps(manifest))
+        code, _o, err = run_cli(["publish", snap, "--to", tmp_path / f"mirror-{field}"])
+        assert code == 2 and message in err and repr(value)[:20] in err, err
+        assert not (tmp_path / f"mirror-{field}").exists()
+    assert not (tmp_path.parent / "victim").exists()
+
+
+@pytest.mark.parametrize("name", ["enwiki\n", "../enwiki", "EN", "a" * 65])
+def test_a_sync_config_naming_a_bad_wiki_is_refused(name, tmp_path):
+    from wikisnap.pipelines.syncconfig import ConfigError, load_config
+
+    config = tmp_path / "sync.toml"
+    example = (Path(__file__).resolve().parents[1] / "configs" / "sync.example.toml").read_text()
+    config.write_text(example.replace('wikis = ["elwikivoyage", "simplewiki"]', f"wikis = [{json.dumps(name)}]"))
+    with pytest.raises(ConfigError, match="is not a database name"):
+        load_config(str(config))
