@@ -168,17 +168,19 @@ def lock_for_reading(folder: str, command: str) -> FileLock | None:
     """A shared lock on a local wikisnap output that a run reads (an update's `--base`).
 
     LockHeld (exit 75) while a run writes it; while held, a build or update into it gets LockHeld.
-    None for a folder that is not local, has no control folder (not a wikisnap output: nothing is
-    created in it) or that this user cannot write a lock into (a read-only mirror, which no run of
-    ours can write either): reading it then takes no lock.
+    None for a folder that is not local, is not a wikisnap output (no manifest, no control folder:
+    nothing is created in it) or that this user cannot write a lock into (a read-only mirror,
+    which no run of ours can write either): reading it then takes no lock.
     """
     if not is_local(folder):
         return None
-    path = control_path(local_path(folder).rstrip("/") or "/", LOCK)
-    if not os.path.isdir(os.path.dirname(path)):
+    root = local_path(folder).rstrip("/") or "/"
+    path = control_path(root, LOCK)
+    if not os.path.isdir(os.path.dirname(path)) and not os.path.isfile(os.path.join(root, MANIFEST)):
         return None
     lock = FileLock(path, holder_info(command) | {"reading": True}, shared=True)
     try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # a copied output may lack its control folder
         lock.acquire(held=f"--base {folder} is being written by another run: {{holder}}", stale="")
     except OSError as exc:
         log.info("--base %s: no read lock taken (%s)", folder, exc.strerror or exc)

@@ -171,6 +171,7 @@ def wait_reached(proc, faults_dir: Path, timeout: float = 180) -> None:
 
 def test_a_base_being_read_cannot_be_written_and_a_base_being_written_cannot_be_read(enwiki_build, events, tmp_path):
     base = copy_tree(enwiki_build, tmp_path / "base")
+    shutil.rmtree(base / layout.CONTROL)  # copied without its control folder: the lock is made
     reader = start(
         ["update", "--base", base, events, "--out", tmp_path / "out"],
         fault="pause:rewrite-member:*",
