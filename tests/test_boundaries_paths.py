@@ -23,11 +23,14 @@ from test_update import enwiki_events, page_change, records_by_id, write_lines
 
 from conftest import DATA, ENWIKI, read_xml_bytes
 from wikisnap.pipelines.commit import OutputFolder
+from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.dumpfiles import DumpError
 from wikisnap.transforms.formats.dumpreader import siteinfo_from_element
 from wikisnap.transforms.formats.sqldump import SqlDumpError, db_from_name
+from wikisnap.transforms.read import DeadLetter
 from wikisnap.transforms.records import record_key
+from wikisnap.transforms.update.diffs import UNKNOWN_WIKI, DiffContext, _change_from_event, _parse_line
 
 WME_LINES = DATA / "wme" / "sdk-articles-3lines-2023.ndjson"
 CRWIKI_PAGE = DATA / "sql" / "randomSearcher__crwiki-20160111-page.sql.gz"
@@ -209,7 +212,8 @@ def _inside(path: str, root: str) -> bool:
     return posixpath.normpath(path).startswith(root + "/") and "\x00" not in path
 
 
-@settings(max_examples=400, deadline=None)
+# derandomize: the same examples on every run, so a failure in CI reproduces on a laptop
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
 @given(hostile)
 def test_property_no_generated_name_becomes_a_path_outside_its_root(name):
     valid = layout.is_dbname(name)
@@ -248,6 +252,17 @@ def test_property_no_generated_name_becomes_a_path_outside_its_root(name):
     else:
         with pytest.raises(ValueError):
             record_key(record)
+    # an event's wiki: a Change only for a wiki of the base (whose names discover_base checked)
+    ctx = DiffContext(sites={"enwiki": SiteInfo(dbname="enwiki")}, namespaces=frozenset({0}))
+    line = json.dumps(
+        {"$schema": "/mediawiki/page/change/1.2.0", "wiki_id": name, "page_change_kind": "delete", "dt": "2024-01-01T00:00:00Z",
+         "page": {"page_id": 1, "page_title": "A", "namespace_id": 0}, "revision": {"rev_id": 1}}
+    ).encode()  # fmt: skip
+    item = _parse_line(line, "events.ndjson:1", "event", _change_from_event, ctx)
+    if name == "enwiki":
+        assert item.dbname == "enwiki"
+    else:
+        assert isinstance(item, DeadLetter) and item.dbname == UNKNOWN_WIKI
     if "/" not in name and "\x00" not in name:
         try:
             found = db_from_name(f"{name}-20240101-page.sql.gz")
@@ -256,7 +271,7 @@ def test_property_no_generated_name_becomes_a_path_outside_its_root(name):
         assert found is None or layout.is_dbname(found)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(st.lists(st.sampled_from(["..", ".", "a", "b", "", "/", "x/../..", "\x00"]), max_size=6))
 def test_property_within_accepts_exactly_the_paths_under_the_root(parts):
     import posixpath
