@@ -173,26 +173,30 @@ def scan_base(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
             return _scan_indexed(snapshot, wanted)
         except _NoIndex:
             pass  # the full scan finds what is wrong, or reads a base that is right but unindexed
-    # A published md5 is checked here too (in a thread beside the scan): bytes the gzip CRCs do
-    # not cover (headers, padding) or a whole file swapped for another are damage as well.
+    # A published md5 is checked here too: bytes the gzip CRCs do not cover (headers, padding)
+    # or a whole tarball swapped for another are damage as well. A local tarball is hashed in a
+    # thread beside the scan (as `_scan_indexed`), a remote one in the scan's own pass.
+    local = _is_local(snapshot.tarball)
     with ThreadPoolExecutor(1, thread_name_prefix="wikisnap-md5") as beside:
-        md5 = beside.submit(_md5_hex, snapshot.tarball) if snapshot.md5 else None
+        md5 = beside.submit(_md5_hex, snapshot.tarball) if snapshot.md5 and local else None
+        digest = hashlib.md5() if snapshot.md5 and not local else None
         try:
-            scan = _scan_wikisnap_layout(snapshot, wanted)
+            scan = _scan_wikisnap_layout(snapshot, wanted, digest)
+            got = md5.result() if md5 is not None else digest.hexdigest() if digest is not None else None
         except _NotWikisnapLayout:
             scan = BaseScan(list(find_in_base(snapshot, wanted)), None)
-        if md5 is not None and md5.result() != snapshot.md5:
-            raise base_error(
-                snapshot.tarball, f"has md5 {md5.result()} but the base's manifest says {snapshot.md5}: it is damaged"
-            )
+            got = md5.result() if md5 is not None else _md5_hex(snapshot.tarball) if snapshot.md5 else None
+    if got is not None and got != snapshot.md5:
+        raise base_error(snapshot.tarball, f"has md5 {got} but the base's manifest says {snapshot.md5}: it is damaged")
     return scan
 
 
-def _scan_wikisnap_layout(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
+def _scan_wikisnap_layout(snapshot: BaseSnapshot, wanted: Wanted, digest=None) -> BaseScan:
     """`scan_base` of a tarball in wikisnap's layout; `_NotWikisnapLayout` as soon as it is not.
 
     The layout: per tar member one gzip member holding its 512-byte header and one holding its
     data plus padding; last, one gzip member holding the two zero blocks that end the archive.
+    `digest` (optional, a hashlib object) is fed the tarball's raw bytes as they are read.
     """
     tarball = snapshot.tarball
     hits: list[BaseHit] = []
@@ -214,7 +218,7 @@ def _scan_wikisnap_layout(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
         max_date = max(max_date, match.group(1).decode() if match else "")
 
     try:
-        for member, where, data in _inflate_members(tarball):
+        for member, where, data in _inflate_members(tarball, digest=digest):
             if closed:
                 raise _NotWikisnapLayout  # a member after the end-of-archive one
             if member % 2 == 0:  # a tar header, or the end-of-archive blocks
