@@ -217,6 +217,12 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         "read and a mismatch stops the run before anything is published",
     )
     parser.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="with --checksums: read a dump those files do not list, unverified (its manifest entry says "
+        "verified: false); without it such a dump stops the run before anything is read",
+    )
+    parser.add_argument(
         "--dump-run",
         metavar="RUN",
         default=None,
@@ -302,6 +308,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildCon
         index=args.index,
         unit_mb=args.unit_mb,
         checksums=list(args.checksums or []),
+        allow_unverified=args.allow_unverified,
         dump_run=args.dump_run,
         mirror=args.mirror,
         force=args.force,

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import pyarrow.parquet as pq
 
-from wikisnap.pipelines.commit import OutputFolder
+from wikisnap.pipelines.commit import OutputFolder, scratch_dir
 from wikisnap.pipelines.snapshot import HF_PREFIX, PublishError, first_record, snapshot_date
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.fs import file_md5
@@ -307,7 +306,7 @@ def publish_hf(snapshot, config) -> str:
     date = config.run_date or snapshot_date(snapshot)
     if config.to.startswith(HF_PREFIX):
         repo_id = config.to[len(HF_PREFIX) :].strip("/")
-        work = config.work_dir or tempfile.mkdtemp(prefix="wikisnap-hf-")
+        work = config.work_dir or scratch_dir("hf")
         folder = os.path.join(work, repo_id.replace("/", "__"))
         commit_folder(snapshot, folder, config.shard_mb, date)
         plan = upload_plan(repo_id, folder)

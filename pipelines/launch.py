@@ -24,6 +24,7 @@ from wikisnap.pipelines.commit import (
     OutputError,
     OutputFolder,
     environment_message,
+    remove_dead_scratch,
 )
 from wikisnap.pipelines.errors import RunFailed, UsageError
 from wikisnap.pipelines.options import flag_value
@@ -44,7 +45,7 @@ def run_job(command: str, run_fn, summary_fn, config, manifest_line: bool = True
     verbose = log.isEnabledFor(logging.DEBUG)
     try:
         manifest = run_fn(config)
-    except (UsageError, RunFailed, OutputError) as exc:
+    except (UsageError, RunFailed, OutputError, layout.UnsafeName, layout.PathEscape) as exc:
         print(f"wikisnap {command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except LockHeld as exc:
@@ -72,6 +73,7 @@ class RecoverConfig:
 
 def recover(config: RecoverConfig) -> dict:
     """Take the folder's lock (which finishes or rolls back what dead runs left), release it."""
+    remove_dead_scratch()  # killed publishes' scratch folders in the system temp
     folder = OutputFolder.open(config.out, "recover")
     folder.close()
     return {"published": folder.fs.exists(f"{folder.root}/{MANIFEST}")}

@@ -59,6 +59,7 @@ class BuildConfig(RunOptions):
     index: str | None = None
     unit_mb: float = 64.0
     checksums: list[str] = field(default_factory=list)
+    allow_unverified: bool = False  # inputs --checksums does not list are read unverified
     dump_run: str | None = None
     mirror: str = DEFAULT_MIRROR
     force: bool = False

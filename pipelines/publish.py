@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass
 
 from wikisnap import faults
-from wikisnap.pipelines.commit import EXIT_BAD_INPUT, EXIT_ENVIRONMENT
+from wikisnap.pipelines.commit import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, owned_files, remove_dead_scratch
 from wikisnap.pipelines.destinations import DestinationError, destination_for
 from wikisnap.pipelines.snapshot import HF_PREFIX, PublishError, Snapshot, first_record, load_snapshot, snapshot_date
 from wikisnap.transforms.formats import layout
@@ -184,7 +184,8 @@ def publish_mirror(snapshot: Snapshot, config: PublishConfig) -> MirrorResult:
     date = config.run_date or snapshot_date(snapshot)
     dest = destination_for(config.to)
     run = f"runs/{date}"
-    with tempfile.TemporaryDirectory(prefix="wikisnap-publish-") as scratch:
+    remove_dead_scratch()  # what killed publishes left in the system temp
+    with tempfile.TemporaryDirectory(prefix=layout.scratch_prefix("publish")) as scratch:
         files = plan_mirror_run(snapshot, date, scratch)
         modified = max(
             (json.loads(open(m.path, "rb").read()).get("date_modified", "") for m in snapshot.of_kind("metadata")),
@@ -299,6 +300,11 @@ def verify_folder(folder: str) -> list[str]:
                 problems.append(
                     f"{folder}/{entry['path']}: md5 {got[0]} ({got[2]:,} bytes), manifest says {entry['md5']} ({entry['bytes']:,})"
                 )
+        # "exactly the files it lists": a snapshot file the manifest does not list is not this snapshot's
+        listed = {entry["path"] for entry in manifest.get("outputs", [])}
+        for rel in owned_files(fs, root):
+            if rel not in listed:
+                problems.append(f"{folder}/{rel}: a snapshot file that manifest.json does not list")
         return problems
     return [f"{folder}: neither {STATUS} (a published run) nor manifest.json (a snapshot): nothing to verify"]
 

@@ -72,6 +72,13 @@ def load_snapshot(folder: str) -> Snapshot:
         raise PublishError(f"{manifest_path}: not a wikisnap manifest")
     snapshot = Snapshot(folder=folder, manifest=manifest)
     for entry in manifest.get("outputs", []):
+        # names from the manifest become paths of the destination (mirror names, dataset folders)
+        if entry.get("dbname") and not layout.is_dbname(entry["dbname"]):
+            raise PublishError(f"{manifest_path}: {entry['dbname']!r:.80} is not a wiki db name ({layout.DBNAME_RULE})")
+        try:
+            layout.within(folder, os.path.join(folder, entry["path"]))
+        except layout.PathEscape:
+            raise PublishError(f"{manifest_path}: lists {entry['path']!r:.80}, outside the snapshot folder") from None
         path = os.path.join(folder, entry["path"])
         if not os.path.isfile(path):
             raise PublishError(f"{folder}: {entry['path']} is listed in the manifest but missing")

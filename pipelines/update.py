@@ -16,6 +16,7 @@ message naming the file), runs, and writes `manifest.json` with per-wiki counts.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 import wikisnap
-from wikisnap.pipelines.commit import OutputFolder
+from wikisnap.pipelines.commit import OutputFolder, lock_for_reading
 from wikisnap.pipelines.engine import check_cluster_run, pipeline_options
 from wikisnap.pipelines.errors import RunFailed, UsageError
 from wikisnap.pipelines.launch import (
@@ -202,23 +203,41 @@ def discover_base(path: str) -> Base:
     manifest = base_manifest(path)
     options = manifest.get("options", {})
     # the published md5 of each tarball: the indexed scan trusts a base member only through it
-    md5s = {e["path"]: e.get("md5") for e in manifest.get("outputs", []) if e.get("kind") in ("tarball", "parquet")}
+    # every file an update reads or copies is checked against these (FindInBase, RewriteSnapshots)
+    md5s = {e["path"]: e.get("md5") for e in manifest.get("outputs", [])}
     snapshots, languages, urls = [], {}, {}
     for name in sorted(os.path.basename(p) for p in fs.glob(layout.tarball_glob(root))):
         parsed = layout.parse_snapshot_id(name)
         if parsed is None or parsed[1] < 0:
             continue
         db, ns = parsed
+        if not layout.is_dbname(db):
+            raise UsageError(f"--base {join(path, name)}: {db[:80]!r} is not a wiki db name ({layout.DBNAME_RULE})")
         sid = layout.snapshot_id(db, ns)
         meta_name = layout.metadata_name(db, ns)
         meta_path = join(path, meta_name)
-        meta = json.loads(read_bytes(meta_path)) if fs.exists(join(root, meta_name)) else None
+        meta = None
+        if fs.exists(join(root, meta_name)):
+            raw = read_bytes(meta_path)
+            if md5s.get(meta_name) and hashlib.md5(raw).hexdigest() != md5s[meta_name]:
+                raise UsageError(
+                    f"--base {meta_path}: has md5 {hashlib.md5(raw).hexdigest()} but the base's manifest says "
+                    f"{md5s[meta_name]}: it is damaged; restore the base from its source or rebuild it"
+                )
+            meta = json.loads(raw)
         if meta:
             languages[db] = meta.get("in_language", {}).get("identifier", "")
         protocol = path.split("://", 1)[0] + "://" if "://" in path else ""
         shards = sorted(fs.glob(layout.shard_dir(root, layout.PARQUET, sid) + "/*.parquet"))
         parquet = tuple(protocol + p for p in shards)
-        text = tuple(protocol + p for p in sorted(fs.glob(layout.shard_dir(root, layout.TEXT, sid) + "/*.parquet")))
+        texts = sorted(fs.glob(layout.shard_dir(root, layout.TEXT, sid) + "/*.parquet"))
+        text = tuple(protocol + p for p in texts)
+        for rel in [name, *([meta_name] if meta else []), *(relative_path(p, root) for p in shards + texts)]:
+            if not md5s.get(rel):
+                raise UsageError(
+                    f"--base {join(path, rel)}: not listed with its md5 in the base's manifest, so it cannot be "
+                    "checked; remove the file or rebuild the base"
+                )
         snapshots.append(
             BaseSnapshot(
                 db,
@@ -229,6 +248,8 @@ def discover_base(path: str) -> Base:
                 text,
                 md5s.get(name),
                 tuple(md5s.get(relative_path(p, root)) for p in shards),
+                tuple(md5s.get(relative_path(p, root)) for p in texts),
+                md5s.get(meta_name) if meta else None,
             )
         )
         if db not in urls:
@@ -489,7 +510,10 @@ def run(config: UpdateConfig) -> dict:
     (compared after resolving links) and `--base` must be a complete wikisnap output.
     """
     folder = OutputFolder.open(config.out, "update", base=config.base, break_lock=config.break_lock)
+    base_lock = None
     try:
+        # read-locked: no build or update may rewrite the base while this run reads it
+        base_lock = lock_for_reading(config.base, "update")
         return _run_locked(config, folder)
     except RunFailed:
         raise
@@ -497,6 +521,8 @@ def run(config: UpdateConfig) -> dict:
         folder.discard()
         raise
     finally:
+        if base_lock is not None:
+            base_lock.release()
         folder.close()
 
 

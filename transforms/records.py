@@ -188,6 +188,8 @@ def sniff_record_input(path: str) -> RecordInput | None:
         part_of = obj.get("is_part_of") or {}
         language = obj.get("in_language") or {}
         dbname = part_of.get("identifier") if isinstance(part_of, dict) else None
+        # a name that cannot be a path part names no wiki: its lines become dead letters
+        dbname = dbname if layout.is_dbname(dbname) else None
         lang = language.get("identifier") if isinstance(language, dict) else None
     base = None
     url = obj.get("url") if obj is not None else None
@@ -270,6 +272,7 @@ def record_key(record: dict) -> tuple[str, int, int, int]:
     db = part_of.get("identifier") if isinstance(part_of, dict) else None
     if not isinstance(db, str) or not db:
         raise ValueError("no `is_part_of.identifier` (wiki)")
+    layout.check_dbname(db)  # UnsafeName, a ValueError: the line is a dead letter
     namespace = record.get("namespace")
     ns = _int(namespace.get("identifier")) if isinstance(namespace, dict) else None
     version = record.get("version")
@@ -301,7 +304,7 @@ def html_item(text: str, namespaces: frozenset[int]) -> tuple[tuple[str, int, in
     """A Parsoid document → ((db, ns, page id, rev), {html, title, derived fields}); HtmlError."""
     ident = identify(text)
     db = dbname_from_base(ident.base_url)
-    if db is None:
+    if db is None or not layout.is_dbname(db):
         raise HtmlError(f"cannot tell the wiki of {ident.base_url} (not a Wikimedia project URL)")
     # Parsoid before HTML 2.x writes no mw:pageNamespace: the title's prefix, by canonical names
     ns = ident.ns if ident.ns is not None else SiteInfo(dbname=db).split_title(ident.title)[0]
