@@ -65,8 +65,17 @@ setup(
         # `wikisnap sync`'s run report: plots drawn as PNGs inside a self-contained HTML page
         "report": REPORT,
         # mwparserfromhell: the tests' oracle for the wikitext scanner (tests/test_wikitext.py); never imported by wikisnap
-        "test": ["pytest>=8", "jsonschema>=4.18", "mwparserfromhell>=0.6.6", *HF, *REPORT],
-        "dev": ["pytest>=8", "jsonschema>=4.18", "mwparserfromhell>=0.6.6", "ruff>=0.5", *HF, *REPORT],
+        # hypothesis (MPL-2.0): the property tests of names from the data (tests/test_boundaries_paths.py)
+        "test": ["pytest>=8", "jsonschema>=4.18", "mwparserfromhell>=0.6.6", "hypothesis>=6.100", *HF, *REPORT],
+        "dev": [
+            "pytest>=8",
+            "jsonschema>=4.18",
+            "mwparserfromhell>=0.6.6",
+            "hypothesis>=6.100",
+            "ruff>=0.5",
+            *HF,
+            *REPORT,
+        ],
         "gcp": ["apache-beam[gcp]", "gcsfs"],
         "s3": ["s3fs"],
         # peers measured by benchmarks/run.py; never imported by wikisnap itself

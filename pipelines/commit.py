@@ -33,7 +33,9 @@ import json
 import logging
 import os
 import posixpath
+import shutil
 import socket
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -52,7 +54,11 @@ from wikisnap.transforms.formats.layout import (
     RUN_AREAS,
     STAGING,
     TMP,
+    PathEscape,
     control_path,
+    scratch_owner,
+    scratch_prefix,
+    within,
 )
 
 log = logging.getLogger("wikisnap")
@@ -104,41 +110,82 @@ def environment_message(exc: OSError, path: str | None = None, action: str = "wr
 
 
 class FileLock:
-    """An exclusive `flock` on `path`, whose text says who holds it (`holder`, a JSON object).
+    """A `flock` on `path`, whose text says who holds it (`holder`, a JSON object per line).
 
+    Exclusive for a run that writes the folder; `shared` for one that only reads it (an update's
+    `--base`): readers hold it together and keep writers out, a writer keeps everyone out. Each
+    reader appends its line; the last reader to leave, or the next writer, empties the file.
     The flock dies with its process, so a lock whose holder was killed is free at once and is
     taken over with a warning; the file is never unlinked (that would let two runs lock two
-    different inodes). Used by the output folders and by `wikisnap sync`'s work folder.
+    different inodes). Used by the output folders, the update's base and `wikisnap sync`'s work folder.
     """
 
-    def __init__(self, path: str, holder: dict):
+    def __init__(self, path: str, holder: dict, shared: bool = False):
         self.path = path
         self.holder = holder
+        self.shared = shared
         self._fd: int | None = None
 
     def acquire(self, held: str, stale: str) -> None:
         """Take the lock, or raise LockHeld(`held`); `held`/`stale` name the holder as `{holder}`."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)
             raise LockHeld(held.format(holder=describe_holder(holder))) from None
+        line = (json.dumps(self.holder) + "\n").encode("utf-8")
+        if self.shared:
+            os.lseek(fd, 0, os.SEEK_END)
+            os.write(fd, line)  # one short write: readers' lines do not interleave
+            self._fd = fd
+            return
         previous = _read_holder(fd)
         if previous:
             log.warning(stale.format(holder=describe_holder(previous)))
         os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(self.holder) + "\n").encode("utf-8"), 0)
+        os.pwrite(fd, line, 0)
         self._fd = fd
 
     def release(self) -> None:
-        """Empty the file and unlock (idempotent)."""
+        """Empty the file (a reader: only when it is the last one) and unlock (idempotent)."""
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
+            if not self.shared:
+                os.ftruncate(self._fd, 0)
+            else:
+                try:  # the last reader out (no other holder) leaves the file empty for the next writer
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    os.ftruncate(self._fd, 0)
+                except BlockingIOError:
+                    pass  # other readers still hold it
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def lock_for_reading(folder: str, command: str) -> FileLock | None:
+    """A shared lock on a local wikisnap output that a run reads (an update's `--base`).
+
+    LockHeld (exit 75) while a run writes it; while held, a build or update into it gets LockHeld.
+    None for a folder that is not local, is not a wikisnap output (no manifest, no control folder:
+    nothing is created in it) or that this user cannot write a lock into (a read-only mirror,
+    which no run of ours can write either): reading it then takes no lock.
+    """
+    if not is_local(folder):
+        return None
+    root = local_path(folder).rstrip("/") or "/"
+    path = control_path(root, LOCK)
+    if not os.path.isdir(os.path.dirname(path)) and not os.path.isfile(os.path.join(root, MANIFEST)):
+        return None
+    lock = FileLock(path, holder_info(command) | {"reading": True}, shared=True)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # a copied output may lack its control folder
+        lock.acquire(held=f"--base {folder} is being written by another run: {{holder}}", stale="")
+    except OSError as exc:
+        log.info("--base %s: no read lock taken (%s)", folder, exc.strerror or exc)
+        return None
+    return lock
 
 
 def holder_info(command: str, run: str | None = None) -> dict:
@@ -265,7 +312,7 @@ class OutputFolder:
         if is_local(self.out):
             lock = FileLock(path, holder)
             lock.acquire(
-                held=f"--out {self.out} is being written by another run: {{holder}}",
+                held=f"--out {self.out} is held by another run: {{holder}}",
                 stale=f"taking over a stale lock on {self.out}: {{holder}}, which is gone",
             )
             self._file_lock = lock
@@ -359,6 +406,10 @@ class OutputFolder:
         back by the next run on the folder, restoring every displaced file.
         """
         fs = self.fs
+        staging = self.control(STAGING, self.run_id)
+        for f in files:  # a name from the data that slipped past every check still lands under OUT
+            within(self.root, f"{self.root}/{f['path']}")
+            within(staging, f"{staging}/{f['path']}")
         staged = set(self.staged_files())
         missing = [f["path"] for f in files if f["path"] not in staged]
         if missing:
@@ -369,7 +420,10 @@ class OutputFolder:
                 raise EnvironmentFailure(f"staged {f['path']} has {size:,} bytes, the run wrote {f['bytes']:,}")
         listed = {f["path"] for f in files}
         stale = (set(self._previous_files()) | set(self._owned_files())) - listed
-        displaced = sorted(p for p in listed | stale | {MANIFEST} if fs.exists(f"{self.root}/{p}"))
+        # The old manifest goes aside first: no moment shows a manifest listing a file that is gone.
+        displaced = sorted(
+            (p for p in listed | stale | {MANIFEST} if fs.exists(f"{self.root}/{p}")), key=_manifest_first
+        )
         manifest = {**manifest, "run": {"id": self.run_id}}
         journal = {"run": self.run_id, "command": self.command, "files": sorted(listed), "displaced": displaced}
         faults.point("publish:before-journal")
@@ -380,7 +434,6 @@ class OutputFolder:
                 log.info("%s: removing %s, which the new manifest does not list", self.out, rel)
             _replace(fs, f"{self.root}/{rel}", f"{previous}/{rel}")
         write_atomically(fs, self.control(f"displaced.{self.run_id}"), b"", self.control(f"displaced.{self.run_id}.t"))
-        staging = self.control(STAGING, self.run_id)
         for rel in sorted(listed):
             _replace(fs, f"{staging}/{rel}", f"{self.root}/{rel}")
             faults.point("publish:moved-file")
@@ -441,21 +494,16 @@ class OutputFolder:
         try:
             with self.fs.open(path, "rb") as f:
                 manifest = json.loads(f.read())
-            return sorted(o["path"] for o in manifest.get("outputs", []))
+            paths = sorted(o["path"] for o in manifest.get("outputs", []))
         except (OSError, ValueError, KeyError, TypeError):
             return []
+        inside = [p for p in paths if _is_within(self.root, f"{self.root}/{p}")]
+        for p in sorted(set(paths) - set(inside)):
+            log.warning("%s: its manifest lists %r, outside the folder: left alone", self.out, p)
+        return inside
 
     def _owned_files(self) -> list[str]:
-        """Relative paths of files in OUT that wikisnap owns (see OWNED_*), whoever wrote them."""
-        fs, root = self.fs, self.root
-        found = []
-        for path in fs.ls(root, detail=False):
-            name = posixpath.basename(path.rstrip("/"))
-            if name in OWNED_FOLDERS and fs.isdir(path):
-                found.extend(p[len(root) + 1 :] for p in fs.find(path))
-            elif OWNED_FILE.match(name):
-                found.append(name)
-        return found
+        return owned_files(self.fs, self.root)
 
     def _remove_empty_owned_folders(self) -> None:
         if not is_local(self.out):
@@ -491,6 +539,59 @@ class OutputFolder:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def owned_files(fs, root: str) -> list[str]:
+    """Relative paths of files in `root` that wikisnap owns (see OWNED_*), whoever wrote them."""
+    found = []
+    for path in fs.ls(root, detail=False):
+        name = posixpath.basename(path.rstrip("/"))
+        if name in OWNED_FOLDERS and fs.isdir(path):
+            found.extend(p[len(root) + 1 :] for p in fs.find(path))
+        elif OWNED_FILE.match(name):
+            found.append(name)
+    return sorted(found)
+
+
+def scratch_dir(kind: str) -> str:
+    """A new scratch folder in the system temp for `kind` (publish, hf…), named after this process.
+
+    The name carries the pid (`layout.scratch_prefix`), so `remove_dead_scratch` can tell the
+    folders of killed runs from those of live ones."""
+    remove_dead_scratch()
+    return tempfile.mkdtemp(prefix=scratch_prefix(kind))
+
+
+def remove_dead_scratch(temp: str | None = None) -> list[str]:
+    """Remove the scratch folders (`scratch_dir`) of processes of this host that are gone; their paths."""
+    temp = temp or tempfile.gettempdir()
+    removed = []
+    try:
+        names = sorted(os.listdir(temp))
+    except OSError:
+        return removed
+    for name in names:
+        pid = scratch_owner(name)
+        if pid is None or pid == os.getpid() or not _gone({"host": socket.gethostname(), "pid": pid}):
+            continue
+        path = os.path.join(temp, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            log.info("removing %s, left by a run that is gone (pid %d)", path, pid)
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _manifest_first(rel: str) -> tuple[bool, str]:
+    return (rel != MANIFEST, rel)
+
+
+def _is_within(root: str, path: str) -> bool:
+    try:
+        within(root, path)
+    except PathEscape:
+        return False
+    return True
 
 
 def json_bytes(obj: dict, indent: int | None = None) -> bytes:
@@ -541,10 +642,14 @@ def _fs_is_local(fs) -> bool:
 
 
 def _read_holder(fd: int) -> dict:
+    """The holder named by a lock file: its (last) line, `others` counting the readers before it."""
     try:
-        raw = os.pread(fd, 4096, 0)
-        return json.loads(raw) if raw.strip() else {}
-    except (OSError, ValueError):
+        lines = [line for line in os.pread(fd, 1 << 16, 0).splitlines() if line.strip()]
+        if not lines:
+            return {}
+        holder = json.loads(lines[-1])
+        return holder | ({"others": len(lines) - 1} if len(lines) > 1 else {})
+    except (OSError, ValueError, TypeError):
         return {"unreadable": True}
 
 
@@ -564,10 +669,15 @@ def _gone(holder: dict) -> bool:
 def describe_holder(holder: dict) -> str:
     if not holder or holder.get("unreadable"):
         return "an unknown process"
-    return (
+    what = (
         f"wikisnap {holder.get('command', '?')} (pid {holder.get('pid', '?')} on {holder.get('host', '?')}, "
         f"user {holder.get('user', '?')}, since {holder.get('since', '?')})"
     )
+    if holder.get("reading"):
+        what += " reading it as its --base" + (
+            f", with {holder['others']} other reader(s)" if holder.get("others") else ""
+        )
+    return what
 
 
 def _user() -> str:

@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 
 from wikisnap.transforms.formats.fs import file_md5, fs_for
+from wikisnap.transforms.formats.layout import scratch_prefix
 
 
 class DestinationError(Exception):
@@ -137,14 +138,14 @@ class RsyncDestination:
             self.sent.append(rel)
 
     def write_bytes(self, rel: str, data: bytes) -> None:
-        with tempfile.TemporaryDirectory(prefix="wikisnap-rsync-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=scratch_prefix("rsync")) as tmp:
             path = os.path.join(tmp, posixpath.basename(rel))
             with open(path, "wb") as f:
                 f.write(data)
             self.put(path, rel)
 
     def read_bytes(self, rel: str) -> bytes | None:
-        with tempfile.TemporaryDirectory(prefix="wikisnap-rsync-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=scratch_prefix("rsync")) as tmp:
             path = os.path.join(tmp, "file")
             done = subprocess.run(["rsync", "--timeout=60", self._remote(rel), path], capture_output=True)
             if done.returncode != 0:
@@ -173,7 +174,7 @@ class RsyncDestination:
     def delete_tree(self, rel: str) -> None:
         """rsync deletes only by mirroring: an empty folder over the parent, filtered to `rel`."""
         parent, name = posixpath.split(rel)
-        with tempfile.TemporaryDirectory(prefix="wikisnap-rsync-") as empty:
+        with tempfile.TemporaryDirectory(prefix=scratch_prefix("rsync")) as empty:
             self._rsync(
                 "--recursive",
                 "--delete",
@@ -185,7 +186,7 @@ class RsyncDestination:
 
     def point_latest(self, target: str) -> None:
         self.write_bytes("latest.txt", (target + "\n").encode("utf-8"))
-        with tempfile.TemporaryDirectory(prefix="wikisnap-rsync-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=scratch_prefix("rsync")) as tmp:
             os.symlink(target, os.path.join(tmp, "latest"))
             # Sent as the content of a folder: naming …/latest as the target would copy *into* the
             # run it points at, since the receiver follows an existing symlink to a folder.

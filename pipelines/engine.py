@@ -1,8 +1,8 @@
 """Which Beam engine a job runs on, and the checks a cluster run needs before it starts.
 
 Locally the FnApiRunner is pinned (never a Prism download), in-process or with worker
-processes; any other runner gets its flags unchanged, after two checks: a temp folder every
-worker reaches, and a job-server jar that Beam would otherwise download at run time.
+processes; any other runner gets its flags unchanged, after three checks: a temp folder every
+worker reaches, a job-server jar and a Prism binary that Beam would otherwise download at run time.
 """
 
 from __future__ import annotations
@@ -12,7 +12,13 @@ import os
 
 import apache_beam as beam
 import fsspec
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, TypeOptions
+from apache_beam.options.pipeline_options import (
+    DirectOptions,
+    PipelineOptions,
+    PrismRunnerOptions,
+    StandardOptions,
+    TypeOptions,
+)
 
 from wikisnap.pipelines.errors import UsageError
 from wikisnap.pipelines.options import RunOptions, flag_value
@@ -131,6 +137,8 @@ def pipeline_options(config: RunOptions) -> tuple[PipelineOptions, object, str]:
             prompt_state_sampler()
         return options, FnApiRunner(provision_info=_worker_provision_info()), engine
     options = without_type_check(PipelineOptions(args), args)
+    if runner.lower() == "prismrunner" and flag_value(args, "--prism_log_level") is None:
+        options.view_as(PrismRunnerOptions).prism_log_level = "warn"  # Prism's INFO lines drown the progress lines
     return options, options.view_as(StandardOptions).runner, f"Beam {runner}"
 
 
@@ -199,10 +207,36 @@ def check_job_server(config) -> None:
         raise UsageError(f"{option} {jar}: not a local file (fetch the job server jars with `{FETCH_JARS}`)")
 
 
+INSTALL_PRISM = ".ci/install-prism"
+
+
+def check_prism(config) -> None:
+    """Refuse a Prism run that would make Beam download (or `go install`) Prism at run time.
+
+    In: a build or update config (`beam_args`). `--runner PrismRunner` needs `--prism_location` a
+    local binary (built once with `.ci/install-prism` at the venv's Beam version, into
+    `.venv/bin/prism`), or `--job_endpoint` of a running Prism.
+    """
+    if (flag_value(config.beam_args, "--runner") or "").lower() != "prismrunner":
+        return
+    if flag_value(config.beam_args, "--job_endpoint"):
+        return
+    location = flag_value(config.beam_args, "--prism_location")
+    if location is None:
+        raise UsageError(
+            f"--runner PrismRunner needs --prism_location FILE: the Prism binary of Beam {beam.__version__} (build "
+            f"it once with `{INSTALL_PRISM}`, which writes .venv/bin/prism), or --job_endpoint HOST:PORT of a "
+            "running Prism; wikisnap does not let Beam download it at run time"
+        )
+    if "://" in location or not os.path.isfile(location):
+        raise UsageError(f"--prism_location {location}: not a local file (build Prism with `{INSTALL_PRISM}`)")
+
+
 def check_cluster_run(config, temp_root: str) -> None:
-    """The checks a run on a non-local runner needs before anything starts (see the two above)."""
+    """The checks a run on a non-local runner needs before anything starts (see the three above)."""
     check_shared_temp(config, temp_root)
     check_job_server(config)
+    check_prism(config)
 
 
 def _worker_provision_info():

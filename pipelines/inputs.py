@@ -83,6 +83,11 @@ def discover_units(config: BuildConfig) -> list[WorkUnit]:
             else:
                 raise input_error(exc) from None
         digests = expected.get(describe_input(path), {})
+        if config.checksums and not digests and not config.allow_unverified:
+            raise UsageError(
+                f"{path}: not listed in --checksums {', '.join(config.checksums)}, so it cannot be verified; "
+                "give the checksums file of its dump run, or --allow-unverified to read it unverified"
+            )
         base = WorkUnit(
             path=path,
             site=site,
@@ -295,7 +300,10 @@ def discover_sql_inputs(config: BuildConfig, units: list[WorkUnit]) -> list[SqlI
             raise input_error(exc) from None
         db = None
         if header.table != "wb_items_per_site":  # its rows name their wiki (ips_site_id)
-            db = db_from_name(path) or (wikis[0] if len(wikis) == 1 else None)
+            try:
+                db = db_from_name(path) or (wikis[0] if len(wikis) == 1 else None)
+            except SqlDumpError as exc:
+                raise UsageError(str(exc)) from None
             if db is None:
                 raise UsageError(
                     f"{path}: cannot tell which wiki this `{header.table}` dump belongs to; name it "

@@ -27,6 +27,7 @@ from wikisnap.pipelines.commit import (
     OutputError,
     OutputFolder,
     environment_message,
+    remove_dead_scratch,
 )
 from wikisnap.pipelines.errors import RunFailed, UsageError
 from wikisnap.pipelines.options import flag_value
@@ -166,7 +167,7 @@ def _run_job(command: str, run_fn, summary_fn, config, manifest_line: bool, rece
         return interrupted(command, config, exc.signum)
     except KeyboardInterrupt:  # SIGINT while a caller's own handler ran (not the program's)
         return interrupted(command, config, signal.SIGINT)
-    except (UsageError, RunFailed, OutputError) as exc:
+    except (UsageError, RunFailed, OutputError, layout.UnsafeName, layout.PathEscape) as exc:
         print(f"wikisnap {command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except LockHeld as exc:
@@ -207,6 +208,7 @@ def recover(config: RecoverConfig) -> dict:
 
     A folder that does not exist is a mistake in the command (UsageError), not a clean output.
     """
+    remove_dead_scratch()  # killed publishes' scratch folders in the system temp
     fs, root = fs_for(config.out)
     if not fs.isdir(root):
         what = "is a file, not an output folder" if fs.exists(root) else "does not exist"

@@ -16,7 +16,8 @@ from wikisnap.transforms.formats.dumprun import DEFAULT_MIRROR
 
 DEFAULT_NAMESPACES = (0, 6, 10, 14)
 FORMATS = ("ndjson", "parquet")  # the default; "text" (plain-text Parquet) is asked for
-KNOWN_FORMATS = (*FORMATS, "text")
+# "structured": WME's Structured Contents from Parsoid HTML (schemas/structured.py)
+KNOWN_FORMATS = (*FORMATS, "text", "structured")
 DEFAULT_TEXT_NAMESPACES = (0,)
 
 
@@ -58,6 +59,7 @@ class BuildConfig(RunOptions):
     index: str | None = None
     unit_mb: float = 64.0
     checksums: list[str] = field(default_factory=list)
+    allow_unverified: bool = False  # inputs --checksums does not list are read unverified
     dump_run: str | None = None
     mirror: str = DEFAULT_MIRROR
     force: bool = False

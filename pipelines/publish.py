@@ -12,6 +12,7 @@ Mirror layout (what Wikimedia's mirrors publish under other/enterprise_html/runs
 
     DEST/runs/{YYYYMMDD}/{db}-NS{ns}-{YYYYMMDD}-ENTERPRISE-HTML.json.tar.gz     records carry HTML
     DEST/runs/{YYYYMMDD}/{db}-NS{ns}-{YYYYMMDD}-WIKISNAP-WIKITEXT.json.tar.gz   wikitext only
+    DEST/runs/{YYYYMMDD}/{db}-NS{ns}-{YYYYMMDD}-WIKISNAP-STRUCTURED.json.tar.gz Structured Contents
     DEST/runs/{YYYYMMDD}/{tarball name minus .json.tar.gz, last word STATS}.json  {"wiki","md5sum","date_modified"}
     DEST/runs/{YYYYMMDD}/md5sums.txt, sha1sums.txt     coreutils format, as WMF's dumps
     DEST/runs/{YYYYMMDD}/wikisnap-manifest.json        the snapshot's manifest (inputs, counts)
@@ -40,7 +41,7 @@ import time
 from dataclasses import dataclass
 
 from wikisnap import faults
-from wikisnap.pipelines.commit import EXIT_BAD_INPUT, EXIT_ENVIRONMENT
+from wikisnap.pipelines.commit import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, owned_files, remove_dead_scratch
 from wikisnap.pipelines.destinations import DestinationError, destination_for
 from wikisnap.pipelines.options import parse_yyyymmdd, positive_int
 from wikisnap.pipelines.snapshot import HF_PREFIX, PublishError, Snapshot, first_record, load_snapshot, snapshot_date
@@ -110,6 +111,16 @@ def plan_mirror_run(snapshot: Snapshot, date: str, scratch: str) -> list[MirrorF
             with open(meta.path, "rb") as f:
                 modified = json.loads(f.read()).get("date_modified", "")
         stats.append((stats_name(name), {"wiki": tar.dbname, "md5sum": tar.md5, "date_modified": modified}))
+    structured_meta = {(m.dbname, m.ns): m for m in snapshot.of_kind("structured-metadata")}
+    for tar in sorted(snapshot.of_kind("structured-tarball"), key=lambda f: (f.dbname, f.ns)):
+        # `--formats structured`: no WMF dump has a name for it, so wikisnap's twin of its others
+        name = f"{tar.dbname}-NS{tar.ns}-{date}-WIKISNAP-STRUCTURED.json.tar.gz"
+        files.append(MirrorFile(name, tar.path, tar.bytes, tar.md5, tar.sha1))
+        with open(structured_meta[(tar.dbname, tar.ns)].path, "rb") as f:
+            modified = json.loads(f.read()).get("date_modified", "")
+        # its own STATS name: `stats_name` would give the wikitext twin's (…-WIKISNAP-STATS.json)
+        stats_rel = name.removesuffix(".json.tar.gz") + "-STATS.json"
+        stats.append((stats_rel, {"wiki": tar.dbname, "md5sum": tar.md5, "date_modified": modified}))
     if not files:
         raise PublishError(
             f"{snapshot.folder}: no snapshot tarball to publish in the mirror layout (built without ndjson?)"
@@ -180,7 +191,8 @@ def publish_mirror(snapshot: Snapshot, config: PublishConfig) -> MirrorResult:
         raise PublishError(f"keep {config.keep}: keep the newest N runs with N ≥ 1 (None removes none)")
     dest = destination_for(config.to)
     run = f"runs/{date}"
-    with tempfile.TemporaryDirectory(prefix="wikisnap-publish-") as scratch:
+    remove_dead_scratch()  # what killed publishes left in the system temp
+    with tempfile.TemporaryDirectory(prefix=layout.scratch_prefix("publish")) as scratch:
         files = plan_mirror_run(snapshot, date, scratch)
         modified = max(
             (json.loads(open(m.path, "rb").read()).get("date_modified", "") for m in snapshot.of_kind("metadata")),
@@ -295,6 +307,11 @@ def verify_folder(folder: str) -> list[str]:
                 problems.append(
                     f"{folder}/{entry['path']}: md5 {got[0]} ({got[2]:,} bytes), manifest says {entry['md5']} ({entry['bytes']:,})"
                 )
+        # "exactly the files it lists": a snapshot file the manifest does not list is not this snapshot's
+        listed = {entry["path"] for entry in manifest.get("outputs", [])}
+        for rel in owned_files(fs, root):
+            if rel not in listed:
+                problems.append(f"{folder}/{rel}: a snapshot file that manifest.json does not list")
         return problems
     return [f"{folder}: neither {STATUS} (a published run) nor manifest.json (a snapshot): nothing to verify"]
 

@@ -72,6 +72,13 @@ def load_snapshot(folder: str) -> Snapshot:
         raise PublishError(f"{manifest_path}: not a wikisnap manifest")
     snapshot = Snapshot(folder=folder, manifest=manifest)
     for entry in manifest.get("outputs", []):
+        # names from the manifest become paths of the destination (mirror names, dataset folders)
+        if entry.get("dbname") and not layout.is_dbname(entry["dbname"]):
+            raise PublishError(f"{manifest_path}: {entry['dbname']!r:.80} is not a wiki db name ({layout.DBNAME_RULE})")
+        try:
+            layout.within(folder, os.path.join(folder, entry["path"]))
+        except layout.PathEscape:
+            raise PublishError(f"{manifest_path}: lists {entry['path']!r:.80}, outside the snapshot folder") from None
         path = os.path.join(folder, entry["path"])
         if not os.path.isfile(path):
             raise PublishError(f"{folder}: {entry['path']} is listed in the manifest but missing")
@@ -94,7 +101,7 @@ def load_snapshot(folder: str) -> Snapshot:
                 records=entry.get("records", 0),
             )
         )
-    if not snapshot.of_kind("tarball") and not snapshot.of_kind("parquet"):
+    if not any(snapshot.of_kind(kind) for kind in ("tarball", "parquet", "structured-parquet")):
         raise PublishError(f"{folder}: the manifest lists no snapshot tarball or Parquet shard to publish")
     return snapshot
 
@@ -112,7 +119,7 @@ def snapshot_date(snapshot: Snapshot) -> str:
     if snapshot.manifest.get("options", {}).get("date"):
         return snapshot.manifest["options"]["date"]
     dates = []
-    for meta in snapshot.of_kind("metadata"):
+    for meta in snapshot.of_kind("metadata") + snapshot.of_kind("structured-metadata"):
         with open(meta.path, "rb") as f:
             dates.append(json.loads(f.read()).get("date_modified", ""))
     if not dates:

@@ -7,15 +7,14 @@ naming the key, before anything is read upstream.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from dataclasses import dataclass
 from typing import Any
 
 from wikisnap.transforms.formats.dumprun import SQL_JOBS
+from wikisnap.transforms.formats.layout import is_dbname
 
 SQL_TABLES = tuple(SQL_JOBS.values())  # the tables a dump run offers, by name
-_DB = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class ConfigError(Exception):
@@ -124,7 +123,7 @@ def load_config(path: str) -> SyncConfig:
     if not wikis:
         raise ConfigError(f"{path}: `wikis` lists no wiki")
     for db in wikis:
-        if not _DB.match(db):
+        if not is_dbname(db):  # MediaWiki's form (layout.DBNAME): it names folders of the work dir
             raise ConfigError(f"{path}: `wikis` item {db!r} is not a database name like enwiki or elwikivoyage")
     if len(set(wikis)) != len(wikis):
         raise ConfigError(f"{path}: `wikis` names a wiki twice")

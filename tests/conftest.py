@@ -31,6 +31,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "engines: runs the way distributed engines run (bundle retries, shared temp); see test_engines.py"
     )
+    config.addinivalue_line(
+        "markers", "prism: runs on Prism (.ci/install-prism; fails without it when CI is set); see test_prism.py"
+    )
 
 
 def read_xml_bytes(path: Path) -> bytes:

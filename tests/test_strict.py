@@ -211,7 +211,7 @@ def test_untouched_damaged_base_is_caught_by_its_metadata_md5(enwiki_build, upda
     recentchange = DATA / "events" / "polars-guide__enwiki-recentchange-100.ndjson"
     out = tmp_path / "out"
     code, _stdout, stderr = update(base, [recentchange], out)
-    assert_one_clear_error(code, stderr, str(tarball), "but its metadata", "damaged")
+    assert_one_clear_error(code, stderr, str(tarball), "but the base's manifest says", "damaged")
     assert published(out) == []
 
 

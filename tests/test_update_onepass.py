@@ -440,6 +440,8 @@ def test_the_indexed_scan_stops_after_the_last_wanted_record(small_base, monkeyp
 
 @pytest.mark.parametrize("case", ["no-md5", "other-md5", "swapped-shards", "changed-tarball"])
 def test_the_indexed_scan_falls_back_to_the_full_scan(small_base, tmp_path, case):
+    """Another md5 than the published one goes through the full scan too, which then refuses it
+    (issue 22: every base file is checked against its manifest's md5)."""
     base = tmp_path / "base"
     shutil.copytree(small_base, base)
     snapshot = indexed(base, md5={"no-md5": None, "other-md5": "0" * 32}.get(case, "manifest"))
@@ -455,8 +457,12 @@ def test_the_indexed_scan_falls_back_to_the_full_scan(small_base, tmp_path, case
         lines = zlib.decompress(data[start:end], 31)
         (base / TAR).write_bytes(data[:start] + gzip.compress(lines, 1, mtime=0) + data[end:])
     wanted = wanted_of(records_by_id(small_base / TAR))
-    scan = scan_base(snapshot, wanted)
     full = find._scan_wikisnap_layout(snapshot, wanted)
+    if case in ("other-md5", "changed-tarball"):
+        with pytest.raises(BaseError, match="base's manifest says"):
+            scan_base(snapshot, wanted)
+        return
+    scan = scan_base(snapshot, wanted)
     assert not scan.indexed
     assert [(h.page_id, h.record) for h in scan.hits] == [(h.page_id, h.record) for h in full.hits] != []
     assert [m.raw_crc for m in scan.members] == [m.raw_crc for m in full.members]
@@ -478,17 +484,16 @@ def test_update_through_the_index_writes_the_bytes_of_the_full_scan(small_base, 
     code, _stdout, stderr = update(small_base, [events], tmp_path / "by-index")
     assert code == 0, stderr
     assert indexed_calls == [str(small_base / TAR)]
-    # the same base without the published md5: the full scan of every member
-    unindexed = tmp_path / "base"
-    shutil.copytree(small_base, unindexed)
-    manifest = json.loads((unindexed / "manifest.json").read_text())
-    for entry in manifest["outputs"]:
-        if entry["kind"] == "tarball":
-            del entry["md5"]
-    (unindexed / "manifest.json").write_text(json.dumps(manifest))
-    code, _stdout, stderr = update(unindexed, [events], tmp_path / "by-scan")
+
+    # the same base through the full scan of every member (as when the index cannot vouch for it)
+    def no_index(snapshot, wanted):
+        indexed_calls.append("refused")
+        raise find._NoIndex
+
+    monkeypatch.setattr(find, "_scan_indexed", no_index)
+    code, _stdout, stderr = update(small_base, [events], tmp_path / "by-scan")
     assert code == 0, stderr
-    assert len(indexed_calls) == 1
+    assert indexed_calls == [str(small_base / TAR), "refused"]
     assert md5s(tmp_path / "by-index") == md5s(tmp_path / "by-scan")
 
 
@@ -616,10 +621,13 @@ def test_the_published_md5_is_checked_beside_or_in_the_map_pass(small_base, monk
     monkeypatch.setattr(find, "_md5_hex", lambda path: hashed.append(path) or real_md5(path))
     wanted = wanted_of(records_by_id(small_base / TAR))
     good = scan_base(indexed(small_base), wanted)
-    bad = scan_base(indexed(small_base, md5="f" * 32), wanted)
-    assert good.indexed and not bad.indexed
-    assert [h.record for h in good.hits] == [h.record for h in bad.hits] != []
-    assert hashed == ([str(small_base / TAR)] * 2 if local else [])
+    assert good.indexed and good.hits
+    with pytest.raises(
+        BaseError,
+        match=f"has md5 {hashlib.md5((small_base / TAR).read_bytes()).hexdigest()} but the base's manifest says f{{32}}",
+    ):
+        scan_base(indexed(small_base, md5="f" * 32), wanted)  # the indexed scan, then the full one: both hash
+    assert hashed == ([str(small_base / TAR)] * 3 if local else [])
 
 
 def test_inserts_into_an_empty_shard_are_written(small_base, tmp_path):

@@ -188,6 +188,8 @@ def sniff_record_input(path: str) -> RecordInput | None:
         part_of = obj.get("is_part_of") or {}
         language = obj.get("in_language") or {}
         dbname = part_of.get("identifier") if isinstance(part_of, dict) else None
+        # a name that cannot be a path part names no wiki: its lines become dead letters
+        dbname = dbname if layout.is_dbname(dbname) else None
         lang = language.get("identifier") if isinstance(language, dict) else None
     base = None
     url = obj.get("url") if obj is not None else None
@@ -270,6 +272,7 @@ def record_key(record: dict) -> tuple[str, int, int, int]:
     db = part_of.get("identifier") if isinstance(part_of, dict) else None
     if not isinstance(db, str) or not db:
         raise ValueError("no `is_part_of.identifier` (wiki)")
+    layout.check_dbname(db)  # UnsafeName, a ValueError: the line is a dead letter
     namespace = record.get("namespace")
     ns = _int(namespace.get("identifier")) if isinstance(namespace, dict) else None
     version = record.get("version")
@@ -301,7 +304,7 @@ def html_item(text: str, namespaces: frozenset[int]) -> tuple[tuple[str, int, in
     """A Parsoid document → ((db, ns, page id, rev), {html, title, derived fields}); HtmlError."""
     ident = identify(text)
     db = dbname_from_base(ident.base_url)
-    if db is None:
+    if db is None or not layout.is_dbname(db):
         raise HtmlError(f"cannot tell the wiki of {ident.base_url} (not a Wikimedia project URL)")
     # Parsoid before HTML 2.x writes no mw:pageNamespace: the title's prefix, by canonical names
     ns = ident.ns if ident.ns is not None else SiteInfo(dbname=db).split_title(ident.title)[0]
@@ -515,14 +518,7 @@ class HtmlJoin:
             self.next = next(self.items, None)
             if rev == rev_id and not used:
                 used = True
-                body = dict(record.get("article_body") or {})
-                body["html"] = item["article_body"]["html"]
-                record["article_body"] = body
-                for f in HTML_FIELDS:
-                    if item.get(f):
-                        record[f] = item[f]
-                    else:
-                        record.pop(f, None)
+                attach_html(record, item)
                 self._add("html/used")
             else:
                 self._add("html/stale")
@@ -536,6 +532,20 @@ class HtmlJoin:
         while self.next is not None:
             self._orphan(self.next[0], self.next[2])
             self.next = next(self.items, None)
+
+
+def attach_html(record: dict, item: dict) -> None:
+    """A Parsoid document's item (`html_item`) → the record of the same page and revision, in place:
+    `article_body.html` set, categories/templates/abstract replaced by the HTML's (an empty one
+    removes the wikitext one, as WME would publish none)."""
+    body = dict(record.get("article_body") or {})
+    body["html"] = item["article_body"]["html"]
+    record["article_body"] = body
+    for f in HTML_FIELDS:
+        if item.get(f):
+            record[f] = item[f]
+        else:
+            record.pop(f, None)
 
 
 def take_wme_line(record: dict) -> tuple[bool, bytes | None, tuple]:
@@ -568,6 +578,7 @@ __all__ = [
     "TAG_HTML",
     "WME_LINE",
     "HtmlJoin",
+    "attach_html",
     "ReadRecordInputs",
     "RecordInput",
     "RecordInputError",

@@ -19,6 +19,7 @@ from lxml import etree
 from wikisnap.schemas.siteinfo import Namespace, SiteInfo, dbname_from_base
 from wikisnap.transforms.formats.bz2blocks import BlockError, BlockRangeReader
 from wikisnap.transforms.formats.dumpfiles import _READ_CHUNK, DumpError, _local, open_dump
+from wikisnap.transforms.formats.layout import DBNAME_RULE, is_dbname
 
 
 @dataclass
@@ -112,6 +113,9 @@ def siteinfo_from_element(root: etree._Element, siteinfo: etree._Element | None,
             "wikisnap names its outputs after the db name",
             kind="no-siteinfo",
         )
+    if not is_dbname(dbname):
+        # it names every output file: refused before a byte is written (see layout.check_dbname)
+        raise DumpError(path, f"<dbname> {dbname[:80]!r} is not a wiki db name ({DBNAME_RULE})", kind="bad-dbname")
     lang = root.get("{http://www.w3.org/XML/1998/namespace}lang") or ""
     return SiteInfo(
         dbname=dbname,

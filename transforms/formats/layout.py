@@ -11,6 +11,9 @@ An output folder (`--out`):
     parquet/{db}_namespace_{ns}/{sid}_{n}.parquet   typed records (`shard_path`)
     text/{db}_namespace_{ns}/{sid}_{n}.parquet      plain text (`--formats text`)
     deadletter/{db}_deadletters.ndjson         what could not become records (`deadletter_path`)
+    structured-snapshots/{sid}.tar.gz, .json   Structured Contents NDJSON + metadata (`--formats structured`;
+                                               WME's own store: structured-snapshots/{identifier}.tar.gz)
+    structured-snapshots/parquet/{sid}/{sid}_{n}.parquet   typed Structured Contents (`shard_path`)
     batches/{YYYY-MM-DD}/{HH}/{sid}.tar.gz     an update's hourly batches (`batch_paths`)
     manifest.json                              the commit record, written last (`MANIFEST`)
     .wikisnap/                                 control: lock, commit journal, staging/{run}, tmp/{run}
@@ -27,6 +30,8 @@ A run's temp folder (`--temp-location`, default `.wikisnap/tmp/{run}`):
 
 from __future__ import annotations
 
+import os
+import posixpath
 import re
 import uuid
 
@@ -39,8 +44,12 @@ PARQUET = "parquet"  # kind and folder of the typed record shards
 TEXT = "text"  # kind and folder of the plain-text shards
 DEADLETTER = "deadletter"
 BATCHES = "batches"
+# `--formats structured`: the folder WME's API serves structured snapshots from, and its shards' kind
+STRUCTURED = "structured-snapshots"
+STRUCTURED_PARQUET = STRUCTURED + "/" + PARQUET
+HF_STRUCTURED = "structured"  # `publish --layout hf`: structured/{db}/train-*.parquet
 # folders and files of OUT that wikisnap writes and may replace or remove (all but the control)
-OWNED_FOLDERS = (PARQUET, DEADLETTER, BATCHES, TEXT)
+OWNED_FOLDERS = (PARQUET, DEADLETTER, BATCHES, TEXT, STRUCTURED)
 OWNED_FILE = re.compile(r"^[a-z0-9_]+_namespace_-?\d+\.(tar\.gz|json)$")
 # how people are told the names (help texts and messages)
 SNAPSHOT_PATTERN = "{db}_namespace_{ns}"
@@ -49,9 +58,72 @@ _TAR = ".tar.gz"
 _JSON = ".json"
 
 
+# -- names from the data, and the roots every path must stay under -------------------------
+#
+# A db name comes from the data (an XML <siteinfo>, a WME record's `is_part_of.identifier`, an SQL
+# file name, an event's wiki) and becomes part of paths. MediaWiki's own form is the rule: every
+# Wikimedia wiki (the 1,025 of metawiki's sites table, the 900 of WME's projects) matches it, and
+# nothing that matches it can climb out of a folder, name another folder or hide a control byte.
+
+DBNAME = re.compile(r"[a-z][a-z0-9_]*")
+DBNAME_MAX = 64
+DBNAME_RULE = "a wiki db name is a-z, then a-z, 0-9 or _, at most 64 characters (enwiki, zh_min_nanwiki)"
+_HOUR = re.compile(r"\d{4}-\d{2}-\d{2}/\d{2}")
+
+
+class UnsafeName(ValueError):
+    """A name from the data that cannot become part of a path; the message shows it and the rule."""
+
+
+class PathEscape(ValueError):
+    """A path that would lie outside the folder it must be written under (a bug or hostile data)."""
+
+
+def is_dbname(name: object) -> bool:
+    """Whether `name` is a wiki db name in MediaWiki's form (`DBNAME`, at most `DBNAME_MAX`)."""
+    return isinstance(name, str) and len(name) <= DBNAME_MAX and DBNAME.fullmatch(name) is not None
+
+
+def check_dbname(name: object) -> str:
+    """`name` itself when it is a wiki db name; UnsafeName showing the value and the rule otherwise."""
+    if not is_dbname(name):
+        shown = repr(name) if not isinstance(name, str) or len(name) <= 80 else repr(name[:80]) + "…"
+        raise UnsafeName(f"{shown} is not a wiki db name ({DBNAME_RULE})")
+    return name  # type: ignore[return-value]
+
+
+def _normal(path: str) -> str:
+    """`path` with `.` and `..` resolved by its text (local paths made absolute; URLs keep their scheme)."""
+    if path.startswith("file://"):
+        path = path[len("file://") :]
+    if "://" in path:
+        scheme, rest = path.split("://", 1)
+        return f"{scheme}://{posixpath.normpath('/' + rest).lstrip('/')}"
+    return os.path.abspath(path)
+
+
+def within(root: str, path: str) -> str:
+    """`path` itself after checking it lies under `root` (`..` resolved); PathEscape otherwise.
+
+    Every path a run writes is built by this module under a root (`--out`, its staging, the temp
+    folder), so a name from the data that slipped past `check_dbname` still cannot climb out.
+    Lexical on purpose: a folder the user symlinked inside the root is theirs to point elsewhere.
+    """
+    if "\x00" in path:
+        raise PathEscape(f"{path!r}: a path with a NUL byte")
+    top, inner = _normal(root).rstrip("/"), _normal(path)
+    if inner != top and not inner.startswith(top + "/"):
+        raise PathEscape(f"{path!r} is not inside {root!r}")
+    return path
+
+
 def snapshot_id(dbname: str, ns: int) -> str:
-    """`{db}_namespace_{ns}`: the stem of every file of one (wiki, namespace) snapshot."""
-    return f"{dbname}{_SID_INFIX}{ns}"
+    """`{db}_namespace_{ns}`: the stem of every file of one (wiki, namespace) snapshot.
+
+    UnsafeName when `dbname` is not a wiki db name or `ns` not an integer (names become paths)."""
+    if isinstance(ns, bool) or not isinstance(ns, int):
+        raise UnsafeName(f"namespace {ns!r} is not an integer")
+    return f"{check_dbname(dbname)}{_SID_INFIX}{ns}"
 
 
 def parse_snapshot_id(name: str) -> tuple[str, int] | None:
@@ -84,23 +156,41 @@ def member_name(sid: str, n: int) -> str:
     return f"{sid}_{n}.ndjson"
 
 
+def _check_sid(sid: str) -> str:
+    parsed = parse_snapshot_id(sid)
+    if parsed is None or snapshot_id(*parsed) != sid:
+        raise UnsafeName(f"{sid!r} is not a snapshot name ({SNAPSHOT_PATTERN})")
+    return sid
+
+
 def shard_dir(root: str, kind: str, sid: str) -> str:
     """`{root}/parquet/{sid}` or `{root}/text/{sid}`: the folder of one snapshot's shards."""
-    return join(root, kind, sid)
+    return within(root, join(root, kind, _check_sid(sid)))
 
 
 def shard_path(root: str, kind: str, sid: str, n: int) -> str:
-    """The n-th shard of one snapshot, `kind` PARQUET or TEXT."""
-    return join(root, kind, sid, f"{sid}_{n}.parquet")
+    """The n-th shard of one snapshot, `kind` PARQUET, TEXT or STRUCTURED_PARQUET."""
+    return within(root, join(root, kind, _check_sid(sid), f"{sid}_{int(n)}.parquet"))
+
+
+def structured_paths(root: str, dbname: str, ns: int) -> tuple[str, str]:
+    """(tarball, metadata) of one Structured Contents snapshot, named as WME names them."""
+    return (
+        within(root, join(root, STRUCTURED, tarball_name(dbname, ns))),
+        within(root, join(root, STRUCTURED, metadata_name(dbname, ns))),
+    )
 
 
 def deadletter_path(root: str, dbname: str) -> str:
-    return join(root, DEADLETTER, f"{dbname}_deadletters.ndjson")
+    return within(root, join(root, DEADLETTER, f"{check_dbname(dbname)}_deadletters.ndjson"))
 
 
 def batch_paths(root: str, hour: str, sid: str) -> tuple[str, str]:
-    """(tarball, metadata) of one hourly batch; `hour` is `YYYY-MM-DD/HH`."""
-    return join(root, BATCHES, hour, sid + _TAR), join(root, BATCHES, hour, sid + _JSON)
+    """(tarball, metadata) of one hourly batch; `hour` is `YYYY-MM-DD/HH` (UnsafeName otherwise)."""
+    if not isinstance(hour, str) or not _HOUR.fullmatch(hour):
+        raise UnsafeName(f"{hour!r} is not an hour folder (YYYY-MM-DD/HH)")
+    _check_sid(sid)
+    return within(root, join(root, BATCHES, hour, sid + _TAR)), within(root, join(root, BATCHES, hour, sid + _JSON))
 
 
 # -- the control folder of an output (.wikisnap) ------------------------------------------
@@ -118,6 +208,22 @@ LEFTOVER_AREAS = (STAGING, TMP, PREVIOUS)  # what a dead run may leave behind
 def control_path(root: str, *parts: str) -> str:
     """`{root}/.wikisnap/{parts…}` (root as the filesystem sees it)."""
     return "/".join([root, CONTROL, *parts])
+
+
+# -- scratch folders in the system temp (publish) -------------------------------------------
+
+_SCRATCH = re.compile(r"wikisnap-([a-z]+)-p(\d+)-")
+
+
+def scratch_prefix(kind: str) -> str:
+    """`wikisnap-{kind}-p{pid}-`: a scratch folder's name says which process may still use it."""
+    return f"wikisnap-{kind}-p{os.getpid()}-"
+
+
+def scratch_owner(name: str) -> int | None:
+    """The pid in a scratch folder's name (`scratch_prefix`); None for any other name."""
+    match = _SCRATCH.match(name)
+    return int(match.group(2)) if match else None
 
 
 # -- a run's temp folder -----------------------------------------------------------------
@@ -146,12 +252,13 @@ def html_spill_dir(temp_dir: str) -> str:
 
 def spill_run_path(temp_dir: str, dbname: str, ns: int, bucket: int, prefix: str, sequence: int) -> str:
     """One sorted spill run of one (db, ns, bucket), the `sequence`-th of a unit (`prefix`)."""
-    return join(temp_dir, "spill", dbname, str(ns), f"{bucket:06d}", f"{prefix}-{sequence:05d}.run")
+    path = join(temp_dir, "spill", check_dbname(dbname), str(int(ns)), f"{bucket:06d}", f"{prefix}-{sequence:05d}.run")
+    return within(temp_dir, path)
 
 
 def part_base(temp_dir: str, sid: str, name: str) -> str:
     """The stem of one member part (`.ndjson.gz`, `.parquet`, `.text.parquet` are added to it)."""
-    return join(temp_dir, "parts", sid, name)
+    return within(temp_dir, join(temp_dir, "parts", _check_sid(sid), name))
 
 
 # -- attempts ------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from wikisnap.transforms.formats.dumpfiles import DumpError, missing_or_unreachable, open_head, open_stream
+from wikisnap.transforms.formats.layout import DBNAME_RULE, is_dbname
 
 _CHUNK = 4 << 20
 # A row longer than this is not waited for: the statement is malformed (unbalanced quote).
@@ -516,6 +517,10 @@ def date_from_name(path: str) -> str | None:
 
 
 def db_from_name(path: str) -> str | None:
-    """`enwiki-20240301-page_props.sql.gz` → `'enwiki'`; None when the name has no `{db}-{date}-`."""
+    """`enwiki-20240301-page_props.sql.gz` → `'enwiki'`; None when the name has no `{db}-{date}-`.
+
+    SqlDumpError when it has one whose db name is too long to be a wiki's (`layout.check_dbname`)."""
     match = _DB_PREFIX.search(os.path.basename(path.rstrip("/")))
+    if match and not is_dbname(match.group(1)):
+        raise SqlDumpError(path, f"its name's wiki {match.group(1)[:80]!r} is not a wiki db name ({DBNAME_RULE})")
     return match.group(1) if match else None

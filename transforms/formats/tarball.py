@@ -50,6 +50,9 @@ class MemberPart:
     # `update`: the gzip part is a byte copy of a base member whose bytes (md5) and line count
     # (its shard's, md5 too) the base's manifest vouches for — read back without inflating it
     copied: bool = False
+    # `--formats structured`: the Structured Contents member beside it (its own gz part, size,
+    # records and Parquet shard; the same number in its tarball)
+    structured: MemberPart | None = None
 
 
 def tar_padding(size: int) -> bytes:
@@ -414,17 +417,20 @@ class _Damaged(Exception):
         self.problem, self.offset = problem, offset
 
 
-def _inflate_members(path: str, chunk: int = 1 << 20) -> Iterator[tuple[int, int, bytes | int]]:
+def _inflate_members(path: str, chunk: int = 1 << 20, digest=None) -> Iterator[tuple[int, int, bytes | int]]:
     """The gzip members of `path` decompressed in one streaming pass, one chunk in memory.
 
     Yields `(member number, start byte, data)` for each decompressed chunk of a member and, when
     the member ends (its CRC and length checked by zlib), `(member number, end byte, CRC-32 of
     the member's raw bytes)` — what a later byte copy of the member is checked against.
-    Raises `_Damaged` on corrupt data or a file that ends inside a member.
+    Raises `_Damaged` on corrupt data or a file that ends inside a member. `digest` (a hashlib
+    object), when given, is fed every raw byte read.
     """
     with open_read(path) as f:
         number, start, offset, raw_crc = 0, 0, 0, 0  # offset: raw bytes before `data`
         d = gzip_decompressor()
+        if digest is not None:
+            f = _Hashing(f, digest)
         data = f.read(chunk)
         while data:
             try:
@@ -446,6 +452,18 @@ def _inflate_members(path: str, chunk: int = 1 << 20) -> Iterator[tuple[int, int
             data = f.read(chunk)
         if offset > start:
             raise _Damaged(f"ends inside the gzip member starting at byte {start:,}", offset)
+
+
+class _Hashing:
+    """A reader that feeds what it reads to a hashlib object."""
+
+    def __init__(self, f, digest):
+        self.f, self.digest = f, digest
+
+    def read(self, n: int) -> bytes:
+        data = self.f.read(n)
+        self.digest.update(data)
+        return data
 
 
 def _tar_info(header: bytes) -> tarfile.TarInfo:

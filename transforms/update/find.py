@@ -68,6 +68,17 @@ class BaseSnapshot:
     text: tuple[str, ...] = ()  # plain-text shards (`--formats text`), shard n beside member n
     md5: str | None = None  # the tarball's md5 as the base's manifest published it (None: unknown)
     parquet_md5: tuple[str | None, ...] = ()  # the published md5 of each of `parquet`, when known
+    text_md5: tuple[str | None, ...] = ()  # the published md5 of each of `text`, when known
+    metadata_md5: str | None = None  # the published md5 of `metadata`, when known
+
+    def published_md5(self, path: str) -> str | None:
+        """The md5 the base's manifest gives one of this snapshot's files (None: not known)."""
+        if path == self.tarball:
+            return self.md5
+        if path == self.metadata:
+            return self.metadata_md5
+        pairs = zip(self.parquet + self.text, self.parquet_md5 + self.text_md5, strict=False)
+        return dict(pairs).get(path)
 
 
 @dataclass(frozen=True)
@@ -162,17 +173,30 @@ def scan_base(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
             return _scan_indexed(snapshot, wanted)
         except _NoIndex:
             pass  # the full scan finds what is wrong, or reads a base that is right but unindexed
-    try:
-        return _scan_wikisnap_layout(snapshot, wanted)
-    except _NotWikisnapLayout:
-        return BaseScan(list(find_in_base(snapshot, wanted)), None)
+    # A published md5 is checked here too: bytes the gzip CRCs do not cover (headers, padding)
+    # or a whole tarball swapped for another are damage as well. A local tarball is hashed in a
+    # thread beside the scan (as `_scan_indexed`), a remote one in the scan's own pass.
+    local = _is_local(snapshot.tarball)
+    with ThreadPoolExecutor(1, thread_name_prefix="wikisnap-md5") as beside:
+        md5 = beside.submit(_md5_hex, snapshot.tarball) if snapshot.md5 and local else None
+        digest = hashlib.md5() if snapshot.md5 and not local else None
+        try:
+            scan = _scan_wikisnap_layout(snapshot, wanted, digest)
+            got = md5.result() if md5 is not None else digest.hexdigest() if digest is not None else None
+        except _NotWikisnapLayout:
+            scan = BaseScan(list(find_in_base(snapshot, wanted)), None)
+            got = md5.result() if md5 is not None else _md5_hex(snapshot.tarball) if snapshot.md5 else None
+    if got is not None and got != snapshot.md5:
+        raise base_error(snapshot.tarball, f"has md5 {got} but the base's manifest says {snapshot.md5}: it is damaged")
+    return scan
 
 
-def _scan_wikisnap_layout(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
+def _scan_wikisnap_layout(snapshot: BaseSnapshot, wanted: Wanted, digest=None) -> BaseScan:
     """`scan_base` of a tarball in wikisnap's layout; `_NotWikisnapLayout` as soon as it is not.
 
     The layout: per tar member one gzip member holding its 512-byte header and one holding its
     data plus padding; last, one gzip member holding the two zero blocks that end the archive.
+    `digest` (optional, a hashlib object) is fed the tarball's raw bytes as they are read.
     """
     tarball = snapshot.tarball
     hits: list[BaseHit] = []
@@ -194,7 +218,7 @@ def _scan_wikisnap_layout(snapshot: BaseSnapshot, wanted: Wanted) -> BaseScan:
         max_date = max(max_date, match.group(1).decode() if match else "")
 
     try:
-        for member, where, data in _inflate_members(tarball):
+        for member, where, data in _inflate_members(tarball, digest=digest):
             if closed:
                 raise _NotWikisnapLayout  # a member after the end-of-archive one
             if member % 2 == 0:  # a tar header, or the end-of-archive blocks
@@ -266,8 +290,13 @@ def _shard_index(path: str, wanted: Wanted) -> tuple[int, int, list[int]]:
     target, or a wanted title is among the listed redirects. Only those columns are read.
     """
     columns = ["identifier", "name"] + (["redirects"] if wanted.redirect_names else [])
-    with open_read_arrow(path) as f:
-        table = pq.ParquetFile(f).read(columns=columns)
+    try:
+        with open_read_arrow(path) as f:
+            table = pq.ParquetFile(f).read(columns=columns)
+    except (pa.ArrowException, OSError):
+        # a damaged shard: the full scan reads the tarball instead, and the rewrite's md5 check
+        # of this shard (copied or merged) names it
+        raise _NoIndex from None
     if table.num_rows == 0:
         raise _NoIndex
     ids = table["identifier"].combine_chunks()

@@ -215,7 +215,7 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
                 while chunk := f.read(READ_SIZE):
                     digest.update(chunk)
                     g.write(chunk)
-            published = dict(zip(snapshot.parquet, snapshot.parquet_md5, strict=False)).get(task.shard)
+            published = snapshot.published_md5(task.shard)
             if published and digest.hexdigest() != published:
                 raise base_error(
                     task.shard, f"has md5 {digest.hexdigest()} but the base's manifest says {published}: it is damaged"
@@ -242,7 +242,12 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
         # The Parquet shard needs nothing from the line pass: it is merged in a thread beside it
         # (Arrow and the gzip codec work without the GIL), so a touched member takes about the
         # longer of the two in wall time, not their sum. Leaving the block waits for it.
-        shard = beside.submit(_merge_shard_file, task.shard, pq_path, touched, inserts, opts) if parquet else None
+        published = snapshot.published_md5(task.shard) if parquet else None
+        shard = (
+            beside.submit(_merge_shard_file, task.shard, pq_path, touched, inserts, opts, published)
+            if parquet
+            else None
+        )
         part, records = _rewrite_lines(task, opts, gz_path, base, inserts, counts)
         if shard is not None:
             shard.result()  # its error, if any, is this task's
@@ -250,8 +255,26 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
     return (part if records else None), counts
 
 
+def check_base_md5(path: str, published: str | None) -> None:
+    """BaseError naming `path` when its md5 is not the one the base's manifest published (None: unknown).
+
+    For a base file read in pieces (Arrow reads a shard's footer and row groups by range), so its
+    bytes cannot be hashed as they are used: one sequential pass first, which leaves the file in
+    the page cache for the reads after it."""
+    if published is None:
+        return
+    md5 = file_md5(path)[0]
+    if md5 != published:
+        raise base_error(path, f"has md5 {md5} but the base's manifest says {published}: it is damaged")
+
+
 def _merge_shard_file(
-    shard: str, path: str, touched: dict, inserts: list[tuple[int, dict]], opts: WriteOptions
+    shard: str,
+    path: str,
+    touched: dict,
+    inserts: list[tuple[int, dict]],
+    opts: WriteOptions,
+    published: str | None = None,
 ) -> None:
     """The Parquet shard of a touched member: the base shard `merge_shard`ed, written to `path`.
 
@@ -261,6 +284,7 @@ def _merge_shard_file(
     member's shard (the whole-shard copy was a quarter of an update's page faults). A shard whose
     ids are not ascending (not wikisnap's), or an empty one, is read whole and written as one group.
     """
+    check_base_md5(shard, published)
     with _retaining_pool():
         source = _shard_fragment(shard)
         ids = source.to_table(columns=["identifier"])["identifier"].to_pylist()
@@ -412,9 +436,16 @@ def member_text(task: MemberTask, opts: WriteOptions, path: str, inserts: dict[i
     if not opts.wants_text(task.snapshot.ns):
         return None
     if not task.touched and task.text_shard:
+        digest = hashlib.md5()
         with open_read(task.text_shard) as f, open_write(path) as g:
             while chunk := f.read(READ_SIZE):
+                digest.update(chunk)
                 g.write(chunk)
+        published = task.snapshot.published_md5(task.text_shard)
+        if published and digest.hexdigest() != published:
+            raise base_error(
+                task.text_shard, f"has md5 {digest.hexdigest()} but the base's manifest says {published}: it is damaged"
+            )
         return path
     shard = TextShard(path, dict(opts.sites).get(task.snapshot.dbname), opts)
     pending = sorted(inserts.items())
@@ -467,9 +498,13 @@ def copy_snapshot(snapshot: BaseSnapshot, out_dir: str) -> list[OutputFile]:
         with open_read(src) as f, open_write(dst) as g:
             while chunk := f.read(READ_SIZE):
                 g.write(chunk)
-        md5, size = file_md5(dst)
+        md5, size = file_md5(dst)  # the copy hashed once: for the new manifest and against the base's
+        published = snapshot.published_md5(src)
+        if published and md5 != published:
+            remove_tree(dst)
+            raise base_error(src, f"has md5 {md5} but the base's manifest says {published}: it is damaged")
         if kind == "tarball" and expected and md5 != expected:
-            # Copied as bytes, never decompressed: its metadata's md5 is the only check (and it
+            # Copied as bytes, never decompressed: its metadata's md5 is checked too (and it
             # comes first, so nothing else of the snapshot has been copied).
             remove_tree(dst)
             raise base_error(src, f"has md5 {md5} but its metadata {snapshot.metadata} says {expected}: it is damaged")
