@@ -20,7 +20,6 @@ import argparse
 import json
 import logging
 import pickle
-import sys
 import threading
 import time
 from dataclasses import replace
@@ -50,7 +49,6 @@ from wikisnap.pipelines.launch import (
     CollectReport,
     check_dead_letters,
     manifest_outputs,
-    run_job,
     run_temp_dir,
     write_options,
 )
@@ -809,11 +807,3 @@ def summary(manifest: dict) -> str:
         if o["kind"] in ("tarball", "deadletter"):
             lines.append(f"  {o['path']}  {o['bytes'] / 1e6:.3f} MB  {o['records']:,} records  md5 {o['md5']}")
     return "\n".join(lines)
-
-
-def main_build(args: argparse.Namespace, beam_args: list[str]) -> int:
-    config = config_from_args(args, beam_args)
-    if not config.inputs and not config.dump_run:
-        print("wikisnap build: error: give INPUT dump files or --dump-run RUN", file=sys.stderr)
-        return 2
-    return run_job("build", run, summary, config)

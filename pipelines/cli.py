@@ -93,6 +93,10 @@ def make_parser() -> argparse.ArgumentParser:
         "files, 1 failure, 75 another sync holds the work folder.",
     )
     add_sync_arguments(sync)
+    from wikisnap.pipelines.options import add_shared_flags
+
+    for command in (build, update, recover, publish, verify, sync):
+        add_shared_flags(command, "--json")
     return parser
 
 
@@ -173,32 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     stray = [a for a in beam_args if not a.startswith("-")]
     if stray and args.command == "build" and not any(a.startswith("--") for a in beam_args):
         parser.error(f"unrecognised arguments: {' '.join(stray)}")
-    if args.command == "build":
-        from wikisnap.pipelines.build import main_build
+    from wikisnap.pipelines.api import command_line
 
-        return main_build(args, beam_args)
-    if args.command == "update":
-        from wikisnap.pipelines.update import main_update
-
-        return main_update(args, beam_args)
-    if args.command == "publish":
-        from wikisnap.pipelines.publish import main_publish
-
-        return main_publish(args)
-    if args.command == "verify":
-        from wikisnap.pipelines.publish import main_verify
-
-        return main_verify(args.folder)
-    if args.command == "sync":
-        from wikisnap.pipelines.sync import main_sync
-
-        return main_sync(args)
-    if args.command == "recover":
-        from wikisnap.pipelines.launch import main_recover
-
-        return main_recover(args.out)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    return command_line(args, beam_args)
 
 
 if __name__ == "__main__":

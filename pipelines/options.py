@@ -150,6 +150,11 @@ SHARED_FLAGS: dict[str, dict] = {
         help="where spill runs and member parts go (default: OUT/.wikisnap/tmp, or Beam's --temp_location); "
         "must be reachable by every worker (a bucket URL on a cluster)",
     ),
+    "--json": dict(
+        action="store_true",
+        help="print the result (outputs with md5s, counts, dead letters, timings, manifest path) as one JSON "
+        "document on stdout, the same as the Python API's Result.to_dict(); logs and errors stay on stderr",
+    ),
     "--keep-temp": dict(action="store_true", help="keep the temp folder after the run"),
     "--fail-on-dead-letters": dict(
         action="store_true",

@@ -33,14 +33,12 @@ import html
 import json
 import logging
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 
 from wikisnap import faults
-from wikisnap.pipelines.commit import EXIT_BAD_INPUT, EXIT_ENVIRONMENT
-from wikisnap.pipelines.destinations import DestinationError, destination_for
+from wikisnap.pipelines.destinations import destination_for
 from wikisnap.pipelines.snapshot import HF_PREFIX, PublishError, Snapshot, first_record, load_snapshot, snapshot_date
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.fs import file_digests, fs_for
@@ -329,8 +327,8 @@ def add_publish_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main_publish(args: argparse.Namespace) -> int:
-    config = PublishConfig(
+def config_from_args(args: argparse.Namespace) -> PublishConfig:
+    return PublishConfig(
         snapshot=args.snapshot,
         to=args.to,
         layout=args.layout,
@@ -340,38 +338,39 @@ def main_publish(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         work_dir=args.work_dir,
     )
-    layout = config.layout or ("hf" if config.to.startswith(HF_PREFIX) else "mirror")
+
+
+def run(config: PublishConfig) -> dict:
+    """Publish a snapshot as `config` asks; what was done: {"layout", "to", "message", "seconds",
+    and for the mirror layout "run", "copied", "skipped", "pruned"}.
+
+    PublishError (exit 2) when the snapshot or the request is wrong, DestinationError or OSError
+    (exit 1: run it again to resume) when the destination fails.
+    """
+    chosen = config.layout or ("hf" if config.to.startswith(HF_PREFIX) else "mirror")
     started = time.time()
-    try:
-        snapshot = load_snapshot(config.snapshot)
-        if layout == "hf":
-            from wikisnap.pipelines.hfdataset import publish_hf
+    snapshot = load_snapshot(config.snapshot)
+    if chosen == "hf":
+        from wikisnap.pipelines.hfdataset import publish_hf
 
-            print(publish_hf(snapshot, config))
-            return 0
-        if config.to.startswith(HF_PREFIX):
-            raise PublishError("hf:// destinations take --layout hf")
-        result = publish_mirror(snapshot, config)
-    except PublishError as exc:
-        print(f"wikisnap publish: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (DestinationError, OSError) as exc:
-        print(f"wikisnap publish: error: {exc}; run the same command again to resume", file=sys.stderr)
-        return EXIT_ENVIRONMENT
-    if not config.dry_run:
-        print(
-            f"published {config.to}/{result.run} in {time.time() - started:.1f} s: {len(result.copied)} file(s) copied, "
-            f"{len(result.skipped)} already there"
-            + (f"; removed old runs {', '.join(result.pruned)}" if result.pruned else "")
-        )
-    return 0
-
-
-def main_verify(folder: str) -> int:
-    problems = verify_folder(folder)
-    for problem in problems:
-        print(f"wikisnap verify: {problem}", file=sys.stderr)
-    if problems:
-        return EXIT_BAD_INPUT
-    print(f"{folder}: every file matches its checksums")
-    return 0
+        message = publish_hf(snapshot, config)
+        return {"layout": chosen, "to": config.to, "message": message, "seconds": round(time.time() - started, 3)}
+    if config.to.startswith(HF_PREFIX):
+        raise PublishError("hf:// destinations take --layout hf")
+    result = publish_mirror(snapshot, config)
+    seconds = time.time() - started
+    message = (
+        f"published {config.to}/{result.run} in {seconds:.1f} s: {len(result.copied)} file(s) copied, "
+        f"{len(result.skipped)} already there"
+        + (f"; removed old runs {', '.join(result.pruned)}" if result.pruned else "")
+    )
+    return {
+        "layout": chosen,
+        "to": config.to,
+        "message": "" if config.dry_run else message,
+        "seconds": round(seconds, 3),
+        "run": result.run,
+        "copied": result.copied,
+        "skipped": result.skipped,
+        "pruned": result.pruned,
+    }

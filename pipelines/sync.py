@@ -49,7 +49,8 @@ from wikisnap.pipelines.commit import (
     json_bytes,
     write_atomically,
 )
-from wikisnap.pipelines.syncconfig import ConfigError, SyncConfig, Target, load_config
+from wikisnap.pipelines.errors import WikisnapError
+from wikisnap.pipelines.syncconfig import SyncConfig, Target
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.dumprun import SQL_JOBS, DumpRunError, parse_sums, plan_dump_run, read_text
 from wikisnap.transforms.formats.fs import file_md5
@@ -69,7 +70,7 @@ LOCK = ".sync.lock"
 _DATE = re.compile(r"(?:^|/)(\d{8})/?$")
 
 
-class UpstreamError(Exception):
+class UpstreamError(WikisnapError):
     """An upstream file that must not be used: a wrong checksum, a missing file (exit 2)."""
 
 
@@ -693,36 +694,3 @@ def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-report", action="store_true", help="write no run report (JSON + HTML) for this invocation"
     )
-
-
-def main_sync(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"wikisnap sync: error: {exc}", file=sys.stderr)
-        return EXIT_BAD
-    try:
-        code, report = run(config)
-    except LockHeld as exc:
-        print(f"wikisnap sync: {exc} (exit {EXIT_LOCK}: try again later)", file=sys.stderr)
-        return EXIT_LOCK
-    except EnvironmentFailure as exc:
-        print(f"wikisnap sync: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    link = ""
-    if not args.no_report:
-        from wikisnap.pipelines.report import write_report
-
-        try:
-            json_path, html_path = write_report(report, os.path.join(config.work, "reports"))
-            link = f"; report file://{html_path}"
-        except Exception as exc:  # noqa: BLE001 - a report that cannot be drawn must not fail a sync that worked
-            log.warning("could not write the run report: %s", exc)
-    if code == EXIT_NOTHING:
-        print(f"wikisnap sync: nothing new upstream for {', '.join(config.wikis)}{link}")
-    elif code == EXIT_NOT_READY:
-        waiting = "; ".join(w["message"] for w in report["wikis"].values() if w["message"])
-        print(f"wikisnap sync: upstream not ready yet (retry later): {waiting}{link}")
-    else:
-        print(f"wikisnap sync: {report['outcome']} in {report['seconds']:.1f} s (exit {code}){link}")
-    return code

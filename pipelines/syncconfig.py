@@ -12,13 +12,14 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from wikisnap.pipelines.errors import WikisnapError
 from wikisnap.transforms.formats.dumprun import SQL_JOBS
 
 SQL_TABLES = tuple(SQL_JOBS.values())  # the tables a dump run offers, by name
 _DB = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class ConfigError(Exception):
+class ConfigError(WikisnapError):
     """The config file cannot be used; the message names the key (exit 2)."""
 
 

@@ -35,7 +35,6 @@ from wikisnap.pipelines.launch import (
     check_dead_letters,
     manifest_outputs,
     relative_path,
-    run_job,
     run_temp_dir,
     write_options,
 )
@@ -564,7 +563,3 @@ def summary(manifest: dict) -> str:
         if o["kind"] in ("tarball", "batch", "deadletter"):
             lines.append(f"  {o['path']}  {o['bytes'] / 1e6:.3f} MB  md5 {o['md5']}")
     return "\n".join(lines)
-
-
-def main_update(args: argparse.Namespace, beam_args: list[str]) -> int:
-    return run_job("update", run, summary, config_from_args(args, beam_args))
