@@ -50,6 +50,7 @@ __all__ = [
     "verify",
     "sync",
     "recover",
+    "show",
 ]
 
 
@@ -513,6 +514,44 @@ def sync(config: str | os.PathLike, *, no_report: bool = False) -> Result:
     return result
 
 
+def show(
+    snapshot: str | os.PathLike,
+    *,
+    id: int | None = None,  # noqa: A002 - the flag's name
+    title: str | None = None,
+    wiki: str | None = None,
+    schema: bool = False,
+    counts: bool = False,
+) -> Result:
+    """Look into a snapshot without unpacking a tarball: `wikisnap show SNAPSHOT [--id N | --title T]`.
+
+    Out: a `Result` whose `details` hold "records" (WME records, with `id` or `title`), "schemas"
+    (output kind → Arrow schema text, with `schema`) and "counts" (per wiki and namespace: records,
+    and files, bytes, records per output kind; with `counts`, or when nothing else is asked).
+    Raises `UsageError` (exit 2) for a folder without manifest or a record that is not there.
+
+    >>> wikisnap.show("/data/enwiki", id=12).details["records"][0]["name"]
+    'Anarchism'
+    >>> [(c["dbname"], c["ns"], c["records"]) for c in wikisnap.show("/data/enwiki").details["counts"]]
+    [('enwiki', 0, 106)]
+    """
+    from wikisnap.pipelines import show as job
+
+    snapshot = os.fspath(snapshot)
+    if id is not None and title is not None:
+        raise UsageError("give --id or --title, not both")
+    started = time.time()
+    details, text = _guarded("show", snapshot, lambda: job.show(snapshot, id, title, wiki, schema, counts))
+    return Result(
+        command="show",
+        folder=snapshot,
+        outcome="shown",
+        seconds=round(time.time() - started, 3),
+        message=text,
+        details=details,
+    )
+
+
 # -- the command line's side -------------------------------------------------------------------
 
 _LOCK_HINT = "; try again when it has finished"
@@ -540,6 +579,9 @@ def command_line(args: argparse.Namespace, beam_args: Sequence[str] = ()) -> int
         "verify": lambda: verify(args.folder),
         "recover": lambda: recover(args.out),
         "sync": lambda: sync(args.config, no_report=args.no_report),
+        "show": lambda: show(
+            args.snapshot, id=args.id, title=args.title, wiki=args.wiki, schema=args.schema, counts=args.counts
+        ),
     }
     stdout = sys.stdout
     try:

@@ -93,9 +93,18 @@ def make_parser() -> argparse.ArgumentParser:
         "files, 1 failure, 75 another sync holds the work folder.",
     )
     add_sync_arguments(sync)
+    from wikisnap.pipelines.show import add_show_arguments
+
+    show = commands.add_parser(
+        "show",
+        help="a snapshot's counts and sizes, a record, or its Arrow schema (from the manifest and Parquet)",
+        description="Look into a build/update output without unpacking its tarballs: per (wiki, namespace) "
+        "records and sizes (default), a record by --id or --title, the Arrow schema (--schema).",
+    )
+    add_show_arguments(show)
     from wikisnap.pipelines.options import add_shared_flags
 
-    for command in (build, update, recover, publish, verify, sync):
+    for command in (build, update, recover, publish, verify, sync, show):
         add_shared_flags(command, "--json")
     return parser
 

@@ -7,7 +7,7 @@ The Python API (pipelines/api.py), the engine of the `wikisnap` command line:
     result = wikisnap.build(["enwiki-20241101-pages-articles.xml.bz2"], out="/data/enwiki")
     wikisnap.publish(result.folder, to="/srv/mirror/enterprise")
 
-`build`, `update`, `publish`, `verify`, `sync` and `recover` take their command's flags
+`build`, `update`, `publish`, `verify`, `sync`, `recover` and `show` take their command's flags
 as keyword arguments and return a `Result`; failures raise a `WikisnapError` carrying the exit
 code. They are imported on first use, so `import wikisnap` stays cheap (no Beam, no pyarrow).
 """
@@ -21,6 +21,7 @@ _API = {
     "verify": "wikisnap.pipelines.api",
     "sync": "wikisnap.pipelines.api",
     "recover": "wikisnap.pipelines.api",
+    "show": "wikisnap.pipelines.api",
     "Result": "wikisnap.pipelines.api",
     "Output": "wikisnap.pipelines.api",
     "VerifyFailed": "wikisnap.pipelines.api",
