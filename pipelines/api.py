@@ -184,7 +184,8 @@ def _coerce_one(action: argparse.Action, value: Any) -> Any:
         try:
             value = action.type(str(value))
         except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
-            raise UsageError(f"{_flag(action)}: {exc}") from None
+            text = str(exc)
+            raise UsageError(text if text.startswith(_flag(action)) else f"{_flag(action)}: {text}") from None
     elif not isinstance(value, str):
         raise UsageError(f"{_flag(action)} takes a string, got {value!r}")
     if action.choices is not None and value not in action.choices:
@@ -322,6 +323,7 @@ def build(
     unit_mb: float = 64.0,
     checksums: Sequence[str] | None = None,
     dump_run: str | None = None,
+    enrichment: Sequence[str] | str | None = None,
     mirror: str | None = None,
     force: bool = False,
     date: str | None = None,
@@ -351,7 +353,7 @@ def build(
     >>> result = wikisnap.build(["enwiki-20241101-pages-articles.xml.bz2"], out="/data/enwiki")
     >>> [o.path for o in result.outputs if o.kind == "tarball"]
     ['enwiki_namespace_0.tar.gz', 'enwiki_namespace_14.tar.gz', …]
-    >>> wikisnap.build(dump_run="enwiki/20241101", out="/data/enwiki", namespaces=[0], workers=8)
+    >>> wikisnap.build(dump_run="enwiki/20241101", out="/data/enwiki", enrichment=["page_props"], workers=8)
     """
     given = {k: v for k, v in locals().items() if k != "beam_args" and v is not None}
     given["out"] = os.fspath(out)
@@ -397,7 +399,7 @@ def publish(
     layout: str | None = None,
     run_date: str | None = None,
     keep: int | None = None,
-    shard_mb: float = 256.0,
+    shard_mb: float | None = None,
     dry_run: bool = False,
     work_dir: str | None = None,
 ) -> Result:

@@ -114,6 +114,32 @@ def manifest_outputs(outputs: list, staging: str) -> list[dict]:
     ]
 
 
+# output kinds in the order the summary lists them, with a name for people
+OUTPUT_KINDS = {
+    "tarball": "NDJSON tarballs",
+    "metadata": "snapshot metadata",
+    "parquet": "Parquet shards",
+    "text": "plain-text Parquet",
+    "batch": "hourly batches",
+    "deadletter": "dead letters",
+}
+
+
+def outputs_summary(outputs: list[dict]) -> list[str]:
+    """One line per output kind of a manifest's `outputs`: files, records and bytes."""
+    lines = []
+    kinds = sorted(
+        {o["kind"] for o in outputs}, key=lambda k: (list(OUTPUT_KINDS).index(k) if k in OUTPUT_KINDS else 99, k)
+    )
+    for kind in kinds:
+        files = [o for o in outputs if o["kind"] == kind]
+        size = sum(o["bytes"] for o in files)
+        records = sum(o.get("records", 0) for o in files)
+        count = f", {records:,} records" if kind != "metadata" else ""
+        lines.append(f"  {OUTPUT_KINDS.get(kind, kind)}: {len(files)} file(s){count}, {size / 1e6:,.3f} MB")
+    return lines
+
+
 def relative_path(path: str, base: str) -> str:
     prefix = base.rstrip("/") + "/"
     return path[len(prefix) :] if path.startswith(prefix) else path

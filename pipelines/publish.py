@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 from wikisnap import faults
 from wikisnap.pipelines.destinations import destination_for
+from wikisnap.pipelines.options import positive_int
 from wikisnap.pipelines.snapshot import HF_PREFIX, PublishError, Snapshot, first_record, load_snapshot, snapshot_date
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.fs import file_digests, fs_for
@@ -46,6 +47,7 @@ from wikisnap.transforms.formats.fs import file_digests, fs_for
 log = logging.getLogger("wikisnap")
 
 STATUS = "dumpstatus.json"
+DEFAULT_SHARD_MB = 256.0  # the hf layout's largest Parquet shard
 
 
 @dataclass
@@ -55,7 +57,7 @@ class PublishConfig:
     layout: str | None = None  # None: hf for hf:// URLs, else mirror
     run_date: str | None = None  # YYYYMMDD; default: the snapshot's date
     keep: int | None = None
-    shard_mb: float = 256.0
+    shard_mb: float = DEFAULT_SHARD_MB
     dry_run: bool = False
     work_dir: str | None = None
 
@@ -311,10 +313,18 @@ def add_publish_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--run-date", metavar="YYYYMMDD", default=None, help="the run's date (default: the snapshot's)")
     parser.add_argument(
-        "--keep", type=int, default=None, metavar="N", help="mirror: keep the newest N runs, remove older ones"
+        "--keep",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="mirror layout only: keep the newest N runs, remove older ones (default: keep all)",
     )
     parser.add_argument(
-        "--shard-mb", type=float, default=256.0, metavar="MB", help="hf: largest Parquet shard (default 256)"
+        "--shard-mb",
+        type=float,
+        default=None,
+        metavar="MB",
+        help=f"hf layout only: largest Parquet shard (default {DEFAULT_SHARD_MB:g})",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="print what would be written or uploaded, change nothing"
@@ -323,18 +333,31 @@ def add_publish_arguments(parser: argparse.ArgumentParser) -> None:
         "--work-dir",
         metavar="DIR",
         default=None,
-        help="hf://: where the dataset folder is assembled before the upload (default: a temp folder)",
+        help="hf layout to hf://datasets/ only: where the dataset folder is assembled before the upload "
+        "(default: a temp folder)",
     )
 
 
 def config_from_args(args: argparse.Namespace) -> PublishConfig:
+    """The publish asked for; PublishError (exit 2) for an option its layout does not take (refused,
+    not ignored: `--keep 3` to an hf folder would otherwise keep every run silently)."""
+    chosen = args.layout or ("hf" if args.to.startswith(HF_PREFIX) else "mirror")
+    wrong = {
+        "mirror": [("--shard-mb", args.shard_mb), ("--work-dir", args.work_dir)],
+        "hf": [("--keep", args.keep)],
+    }[chosen]
+    given = [flag for flag, value in wrong if value is not None]
+    if given:
+        raise PublishError(f"{', '.join(given)} does not apply to the {chosen} layout; leave it out")
+    if args.work_dir is not None and not args.to.startswith(HF_PREFIX):
+        raise PublishError("--work-dir applies only to uploads to hf://datasets/ORG/NAME; leave it out")
     return PublishConfig(
         snapshot=args.snapshot,
         to=args.to,
         layout=args.layout,
         run_date=args.run_date,
         keep=args.keep,
-        shard_mb=args.shard_mb,
+        shard_mb=DEFAULT_SHARD_MB if args.shard_mb is None else args.shard_mb,
         dry_run=args.dry_run,
         work_dir=args.work_dir,
     )

@@ -442,6 +442,10 @@ class WikiSync:
                     temp_location=self.config.temp_location,
                     progress_seconds=60.0,
                     beam_args=list(self.config.beam_args),
+                    categories=self.config.categories,
+                    fail_on_dead_letters=self.config.fail_on_dead_letters,
+                    max_page_bytes=self.config.max_page_bytes,
+                    allow_truncated=self.config.allow_truncated,
                 )
             )
         for i in manifest.get("inputs", []):
@@ -481,6 +485,9 @@ class WikiSync:
                     workers=self.config.workers,
                     temp_location=self.config.temp_location,
                     beam_args=list(self.config.beam_args),
+                    fail_on_dead_letters=self.config.fail_on_dead_letters,
+                    max_page_bytes=self.config.max_page_bytes,
+                    allow_truncated=self.config.allow_truncated,
                 )
             )
         step.input_bytes = size
@@ -597,7 +604,7 @@ class WikiSync:
     def prune(self) -> None:
         """Snapshot folders beyond `keep` (oldest first; never the current one or one not yet published)."""
         live = [s for s in self.ledger.snapshots if not s.get("removed")]
-        for entry in live[: max(len(live) - self.config.keep, 0)]:
+        for entry in live[: max(len(live) - self.config.keep_snapshots, 0)]:
             if any(entry["id"] not in self.ledger.published.get(t.key(self.db), {}) for t in self.config.publish):
                 continue
             shutil.rmtree(entry["folder"], ignore_errors=True)
@@ -607,7 +614,7 @@ class WikiSync:
             entry["removed"] = True
             self.ledger.save()
             self.steps.append(Step(self.db, "prune", entry["id"], time.time(), detail=f"removed {entry['folder']}"))
-            log.info("%s: removed snapshot %s (keep = %d)", self.db, entry["id"], self.config.keep)
+            log.info("%s: removed snapshot %s (keep_snapshots = %d)", self.db, entry["id"], self.config.keep_snapshots)
 
 
 # -- the invocation ------------------------------------------------------------------------------------------
