@@ -109,6 +109,10 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_WORKER_ECHOES = "Worker: "
+_IN_MEMORY_WARNING = "If direct_num_workers is not equal to 1"
+
+
 class _DropNoise(logging.Filter):
     """Beam's GCP client warns at import time when apitools is absent; wikisnap does not use it.
 
@@ -123,6 +127,10 @@ class _DropNoise(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if str(record.msg).startswith("apitools not found"):
             return False
+        if record.name.startswith("apache_beam") and str(record.msg).startswith(_WORKER_ECHOES):
+            return False  # local workers print their own lines (pipelines/worker.py); these are copies
+        if record.name.startswith("apache_beam") and str(record.msg).startswith(_IN_MEMORY_WARNING):
+            return False  # the engine's deliberate choice (pipelines/engine.py worker_runner)
         if not self.verbose and record.name.startswith("apache_beam") and record.levelno >= logging.ERROR:
             return False
         return True
