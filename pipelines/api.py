@@ -477,7 +477,8 @@ def sync(config: str | os.PathLike, *, no_report: bool = False) -> Result:
     the report as its `result`) when a wiki failed.
 
     >>> result = wikisnap.sync("/etc/wikisnap/sync.toml")
-    >>> if result.exit_code == 99: raise AirflowSkipException(result.message)
+    >>> if result.exit_code == 99:  # nothing new upstream
+    ...     raise AirflowSkipException(result.message)
     """
     from wikisnap.pipelines import sync as job
     from wikisnap.pipelines.syncconfig import load_config
