@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 from wikisnap.pipelines.errors import UsageError
 from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.fs import fs_for, join, open_read_arrow, read_bytes
 
 # The columns a record is found by, per Parquet output kind: (id column, title column).
 KEYS = {"parquet": ("identifier", "name"), "text": ("id", "title")}
 
 
 def add_show_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("snapshot", metavar="SNAPSHOT_DIR", help="a committed build/update output (has manifest.json)")
+    parser.add_argument(
+        "snapshot",
+        metavar="SNAPSHOT_DIR",
+        help="a committed build/update output (has manifest.json): a folder or an fsspec URL (s3://, gs://, …)",
+    )
     find = parser.add_mutually_exclusive_group()
     find.add_argument("--id", type=int, default=None, metavar="N", help="print the record of page id N (WME JSON)")
     find.add_argument("--title", default=None, metavar="T", help="print the record(s) whose title is T, as written")
@@ -44,10 +48,9 @@ def add_show_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_manifest(snapshot: str) -> dict:
     """The manifest of a committed output; UsageError when there is none."""
-    path = os.path.join(snapshot, layout.MANIFEST)
+    path = join(snapshot, layout.MANIFEST)
     try:
-        with open(path, "rb") as f:
-            return json.loads(f.read())
+        return json.loads(read_bytes(path))
     except FileNotFoundError:
         raise UsageError(f"{snapshot}: no {layout.MANIFEST}, so not a committed wikisnap output") from None
     except ValueError as exc:
@@ -90,7 +93,7 @@ def _size(n: int) -> str:
 
 def _shards(snapshot: str, manifest: dict, kind: str, wiki: str | None) -> list[str]:
     return [
-        os.path.join(snapshot, o["path"])
+        join(snapshot, o["path"])
         for o in manifest.get("outputs", [])
         if o["kind"] == kind and (wiki is None or o["dbname"] == wiki)
     ]
@@ -104,7 +107,8 @@ def schemas(snapshot: str, manifest: dict) -> dict[str, str]:
     for kind in KEYS:
         shards = _shards(snapshot, manifest, kind, None)
         if shards:
-            found[kind] = pq.read_schema(shards[0]).to_string(show_schema_metadata=False)
+            with open_read_arrow(shards[0]) as f:
+                found[kind] = pq.read_schema(f).to_string(show_schema_metadata=False)
     if not found:
         raise UsageError(f"{snapshot}: no Parquet output (built with --formats ndjson alone?), so no schema to show")
     return found
@@ -121,7 +125,8 @@ def find_records(snapshot: str, manifest: dict, page_id: int | None, title: str 
         shards = _shards(snapshot, manifest, kind, wiki)
         if not shards:
             continue
-        dataset = ds.dataset(shards, format="parquet")
+        fs, _ = fs_for(shards[0])
+        dataset = ds.dataset([fs_for(s)[1] for s in shards], format="parquet", filesystem=fs)
         where = ds.field(id_column) == page_id if page_id is not None else ds.field(title_column) == title
         table = dataset.to_table(filter=where)
         return table_to_records(table) if kind == "parquet" else table.to_pylist()

@@ -103,3 +103,19 @@ def test_what_is_not_there_is_one_line_and_exit_2(without_tarballs, tmp_path):
     assert code == 2 and "not allowed with argument" in err
     with pytest.raises(wikisnap.UsageError, match="--id or --title, not both"):
         wikisnap.show(without_tarballs, id=12, title="Anarchism")
+
+
+def test_a_snapshot_behind_an_fsspec_url_is_read_in_place(without_tarballs):
+    """Object stores (s3://, gs://) go through fsspec: here its in-memory filesystem."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    for path in without_tarballs.rglob("*"):
+        if path.is_file() and ".wikisnap" not in path.parts:
+            fs.pipe(f"/show-test/{path.relative_to(without_tarballs).as_posix()}", path.read_bytes())
+    try:
+        remote = wikisnap.show("memory://show-test", id=12, schema=True, counts=True)
+        local = wikisnap.show(without_tarballs, id=12, schema=True, counts=True)
+        assert remote.details == local.details and remote.details["records"][0]["name"] == "Anarchism"
+    finally:
+        fs.rm("/show-test", recursive=True)
