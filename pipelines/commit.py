@@ -273,7 +273,7 @@ class OutputFolder:
             self._file_lock = lock
             return
         # Object stores have no locks: a lock object says who writes. Best effort: two runs that
-        # start within the same second may both see it absent (the README says so).
+        # start within the same second may both see it absent (docs/outputs.md says so).
         fs = self.fs
         if fs.exists(path) and not break_lock:
             with fs.open(path, "rb") as f:

@@ -57,7 +57,7 @@ from wikisnap.transforms.formats.fs import file_md5
 
 log = logging.getLogger("wikisnap")
 
-# Exit codes for schedulers (README "Scheduled runs").
+# Exit codes for schedulers (docs/scheduled.md).
 EXIT_DONE = 0  # something new was built or applied, and published
 EXIT_FAILURE = EXIT_ENVIRONMENT  # 1: the machine stopped the run, or it crashed
 EXIT_BAD = EXIT_BAD_INPUT  # 2: bad config, or upstream files that fail their checksums

@@ -31,3 +31,15 @@ def test_every_page_is_in_the_sites_navigation():
     nav = (DOCS.parent / "mkdocs.yml").read_text()
     pages = [p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")]
     assert pages and all(page in nav for page in pages), pages
+
+
+def test_the_readme_is_a_front_page_whose_links_resolve():
+    import re
+
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme):
+        if not target.startswith(("http://", "https://")):
+            assert (DOCS.parent / target).exists(), target
+    for recipe in ("wikisnap build --dump-run", "wikisnap publish", "wikisnap sync --config"):
+        assert recipe in readme
