@@ -20,7 +20,6 @@ import argparse
 import json
 import logging
 import pickle
-import sys
 import threading
 import time
 from dataclasses import replace
@@ -50,18 +49,16 @@ from wikisnap.pipelines.launch import (
     CollectReport,
     check_dead_letters,
     manifest_outputs,
-    run_job,
+    outputs_summary,
     run_temp_dir,
     write_options,
 )
 from wikisnap.pipelines.options import (
     DEFAULT_NAMESPACES,
     DEFAULT_TEXT_NAMESPACES,
-    FORMATS,
     RUN_FLAGS,
     BuildConfig,
     add_shared_flags,
-    parse_formats,
     parse_namespaces,
     positive_int,
 )
@@ -119,7 +116,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         "them, NDJSON lines with an `html` field) give article_body.html, categories, templates and "
         "abstract to the record of the same page and revision.",
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (local path or fsspec URL)")
+    add_shared_flags(parser, "--out")
     parser.add_argument(
         "--namespaces",
         type=parse_namespaces,
@@ -127,22 +124,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="0,6,10,14",
         help="namespaces to snapshot (default: WME's 0,6,10,14); pages of others are counted as skipped",
     )
-    parser.add_argument(
-        "--formats",
-        type=parse_formats,
-        default=FORMATS,
-        metavar="ndjson,parquet",
-        help="outputs to write: ndjson (WME tarball + metadata), parquet (typed records), text (plain-text "
-        "Parquet id,url,title,text,qid,date_modified,license under OUT/text/; alone it skips the "
-        "WME records and reads only --text-namespaces), structured (WME's Structured Contents from Parsoid "
-        "HTML: infoboxes, sections, description from page_props.sql; NDJSON tarball, metadata and Parquet "
-        "under OUT/structured-snapshots/; pages without HTML are counted) (default: ndjson,parquet). Fields from "
-        "Parsoid HTML, when an HTML input or a WME record's own article_body.html gives it: article_body.html "
-        "(the HTML as given, also a Parquet column), categories (every mw:PageProp/Category link: hidden and "
-        "template-added ones too), templates (data-mw transclusions of the page), abstract (WME's GetAbstract "
-        "rules on the lead section); they replace the wikitext-derived ones",
-    )
-    add_shared_flags(parser, "--text-namespaces")
+    add_shared_flags(parser, "--formats", "--text-namespaces")
     parser.add_argument(
         "--member-size-mb",
         type=float,
@@ -183,17 +165,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MB",
         help="memory a reader buffers (pickled records) before spilling a sorted run to the temp folder (default 16)",
     )
-    parser.add_argument(
-        "--allow-truncated",
-        action="store_true",
-        help="keep the complete pages of a truncated file (and publish) instead of failing the run",
-    )
-    parser.add_argument(
-        "--siteinfo-from",
-        metavar="DUMP",
-        default=None,
-        help="take <siteinfo> from this dump for inputs that have none (e.g. hand-made excerpts)",
-    )
+    add_shared_flags(parser, "--allow-truncated", "--siteinfo-from")
     parser.add_argument(
         "--index",
         metavar="FILE",
@@ -242,6 +214,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         help="use a dump run whose jobs are not all 'done' (its files may be partial)",
     )
     add_shared_flags(parser, "--date", "--workers", "--max-page-bytes", *RUN_FLAGS)
+    add_shared_flags(parser, "--enrichment")
     parser.add_argument(
         "--categories",
         choices=CATEGORY_MODES,
@@ -304,7 +277,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildCon
         max_page_bytes=args.max_page_bytes,
         allow_truncated=args.allow_truncated,
         fail_on_dead_letters=args.fail_on_dead_letters,
-        siteinfo_from=args.siteinfo_from,
+        siteinfo_from=one_siteinfo(args.siteinfo_from),
         index=args.index,
         unit_mb=args.unit_mb,
         checksums=list(args.checksums or []),
@@ -322,7 +295,15 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildCon
         qid_map=getattr(args, "qid_map", None),
         wme_records=getattr(args, "wme_records", "complete"),
         text_namespaces=tuple(getattr(args, "text_namespaces", DEFAULT_TEXT_NAMESPACES)),
+        enrichment=tuple(args.enrichment),
     )
+
+
+def one_siteinfo(paths: list[str] | None) -> str | None:
+    """Build's `--siteinfo-from`: at most one dump (its inputs carry no wiki name to match several by)."""
+    if paths and len(paths) > 1:
+        raise UsageError("build takes one --siteinfo-from (it stands for every input without a <siteinfo>)")
+    return paths[0] if paths else None
 
 
 # -- inputs --------------------------------------------------------------------------------
@@ -626,8 +607,9 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
     # bytes the readers will go through: a range counts its own length, not its file's size
     total = sum(unit_span(u) or 0 for u in units if u.kind != "verify")
     log.info(
-        "wikisnap %s: %d input(s), %.1f MB, wikis %s",
+        "wikisnap %s: %d input file(s) in %d work unit(s), %.1f MB, wikis %s",
         wikisnap.__version__,
+        len({u.path for u in units}),
         len(units),
         total / 1e6,
         ", ".join(sorted({u.site.dbname for u in units})),
@@ -810,7 +792,7 @@ def summary(manifest: dict) -> str:
     timing = manifest["timing"]
     pages = sum(i["pages"] for i in manifest["inputs"])
     lines.append(
-        f"read {pages:,} pages from {len(manifest['inputs'])} input(s) in {timing['seconds']:.1f} s "
+        f"read {pages:,} pages from {len(manifest['inputs'])} input file(s); the run took {timing['seconds']:.1f} s "
         f"({timing['pages_per_second']:,} pages/s, {timing['input_mb_per_second']} MB/s of input)"
     )
     for db, c in manifest["counts"].items():
@@ -823,15 +805,9 @@ def summary(manifest: dict) -> str:
         )
         if any(k.startswith("enrich/") for k in c):
             lines.append(f"{db}: {enrichment_summary(c)}")
+    lines.append("outputs:")
+    lines += outputs_summary(manifest["outputs"])
     for o in manifest["outputs"]:
         if o["kind"] in ("tarball", "deadletter"):
             lines.append(f"  {o['path']}  {o['bytes'] / 1e6:.3f} MB  {o['records']:,} records  md5 {o['md5']}")
     return "\n".join(lines)
-
-
-def main_build(args: argparse.Namespace, beam_args: list[str]) -> int:
-    config = config_from_args(args, beam_args)
-    if not config.inputs and not config.dump_run:
-        print("wikisnap build: error: give INPUT dump files or --dump-run RUN", file=sys.stderr)
-        return 2
-    return run_job("build", run, summary, config)

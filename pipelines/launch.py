@@ -1,69 +1,29 @@
-"""Running a job for the command line: its summary, or one line saying what failed, and the exit code.
-
-Shared by every command that writes an output folder (build, update), with the flags they share.
+"""What every job that writes an output folder (build, update) shares: its temp folder, report
+collection, manifest outputs, writer options, `recover`, and the one line that names a crash.
+(Exit codes and the command line's output: pipelines/api.py.)
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import re
-import sys
 from dataclasses import asdict, dataclass
 
 import apache_beam as beam
 
 from wikisnap.pipelines.commit import (
-    EXIT_BAD_INPUT,
-    EXIT_ENVIRONMENT,
-    EXIT_LOCKED,
     MANIFEST,
-    EnvironmentFailure,
-    LockHeld,
-    OutputError,
     OutputFolder,
     environment_message,
     remove_dead_scratch,
 )
-from wikisnap.pipelines.errors import RunFailed, UsageError
+from wikisnap.pipelines.errors import RunFailed
 from wikisnap.pipelines.options import flag_value
-from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.fs import join, write_bytes_atomic
 from wikisnap.transforms.write import WriteOptions
 
 log = logging.getLogger("wikisnap")
-
-
-def run_job(command: str, run_fn, summary_fn, config, manifest_line: bool = True) -> int:
-    """Run a job for the CLI: print its summary, or one line saying what failed; return the exit code.
-
-    Exit codes: 0 published; 2 bad input or usage (nothing published); 1 the environment stopped
-    the run (disk full, permissions) or the run crashed; 75 another run holds the output folder.
-    The traceback of a crash is printed only with -v.
-    """
-    verbose = log.isEnabledFor(logging.DEBUG)
-    try:
-        manifest = run_fn(config)
-    except (UsageError, RunFailed, OutputError, layout.UnsafeName, layout.PathEscape) as exc:
-        print(f"wikisnap {command}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except LockHeld as exc:
-        print(f"wikisnap {command}: error: {exc}; try again when it has finished", file=sys.stderr)
-        return EXIT_LOCKED
-    except EnvironmentFailure as exc:
-        print(f"wikisnap {command}: error: {exc}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
-    except Exception as exc:  # a crash inside Beam or an OSError: one line, the traceback with -v
-        if verbose:
-            log.exception("wikisnap %s failed", command)
-        print(f"wikisnap {command}: error: {describe_failure(exc)}", file=sys.stderr)
-        print(f"{config.out} is unchanged.{'' if verbose else ' Run with -v for the traceback.'}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
-    print(summary_fn(manifest))
-    if manifest_line:
-        print(f"manifest: {os.path.join(config.out, layout.MANIFEST)}")
-    return 0
 
 
 @dataclass(frozen=True)
@@ -77,15 +37,6 @@ def recover(config: RecoverConfig) -> dict:
     folder = OutputFolder.open(config.out, "recover")
     folder.close()
     return {"published": folder.fs.exists(f"{folder.root}/{MANIFEST}")}
-
-
-def main_recover(out: str) -> int:
-    """`wikisnap recover OUT`: the exit codes and one-line failures of every job."""
-
-    def summary(state: dict) -> str:
-        return f"{out}: {'a complete wikisnap output' if state['published'] else 'no published output'}; nothing left to repair"
-
-    return run_job("recover", recover, summary, RecoverConfig(out), manifest_line=False)
 
 
 _ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\] ([^:\n]+?): '([^'\n]+)'")
@@ -163,6 +114,32 @@ def manifest_outputs(outputs: list, staging: str) -> list[dict]:
         {k: v for k, v in asdict(o).items() if v is not None} | {"path": relative_path(o.path, staging)}
         for o in outputs
     ]
+
+
+# output kinds in the order the summary lists them, with a name for people
+OUTPUT_KINDS = {
+    "tarball": "NDJSON tarballs",
+    "metadata": "snapshot metadata",
+    "parquet": "Parquet shards",
+    "text": "plain-text Parquet",
+    "batch": "hourly batches",
+    "deadletter": "dead letters",
+}
+
+
+def outputs_summary(outputs: list[dict]) -> list[str]:
+    """One line per output kind of a manifest's `outputs`: files, records and bytes."""
+    lines = []
+    kinds = sorted(
+        {o["kind"] for o in outputs}, key=lambda k: (list(OUTPUT_KINDS).index(k) if k in OUTPUT_KINDS else 99, k)
+    )
+    for kind in kinds:
+        files = [o for o in outputs if o["kind"] == kind]
+        size = sum(o["bytes"] for o in files)
+        records = sum(o.get("records", 0) for o in files)
+        count = f", {records:,} records" if kind != "metadata" else ""
+        lines.append(f"  {OUTPUT_KINDS.get(kind, kind)}: {len(files)} file(s){count}, {size / 1e6:,.3f} MB")
+    return lines
 
 
 def relative_path(path: str, base: str) -> str:

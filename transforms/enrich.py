@@ -194,10 +194,10 @@ class _ResolveImagesFn(beam.DoFn):
 
     def process(self, element):
         name, groups = element
+        # no pages: a file no page of the run shows (most of image.sql). No early `return` here:
+        # Beam warns about every generator DoFn whose process() holds both yield and return.
         pages = sorted(set(groups["P"]))
-        if not pages:
-            return  # a file no page of the run shows (most of image.sql)
-        sizes = {db: (w, h) for (_l, db, w, h) in sorted(set(groups["L"]))}
+        sizes = {db: (w, h) for (_l, db, w, h) in sorted(set(groups["L"]))} if pages else {}
         for _p, db, page_id, rank in pages:
             if db in sizes:
                 repo, directory = "local", upload_dir(db, self.options.site(db))

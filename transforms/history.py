@@ -19,7 +19,7 @@ The graph:
                     first; pages outside the snapshot's namespaces dropped)
     JoinHistories   (db, page_id): a page's summaries (one per file holding it) meet its article
 
-The rules (README, "Revision histories"):
+The rules (docs/records.md, "Revision histories"):
 - `date_created` = the smallest revision timestamp of the page in the history inputs, given when
   those hold the page's creation (a revision without `<parentid>`) or more than one revision —
   a `stub-meta-current` page (one revision) gives it only when its current revision created it.
