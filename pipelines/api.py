@@ -326,6 +326,7 @@ def build(
     index: str | None = None,
     unit_mb: float = 64.0,
     checksums: Sequence[str] | None = None,
+    allow_unverified: bool = False,
     dump_run: str | None = None,
     enrichment: Sequence[str] | str | None = None,
     mirror: str | None = None,
