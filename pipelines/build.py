@@ -134,7 +134,9 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ndjson,parquet",
         help="outputs to write: ndjson (WME tarball + metadata), parquet (typed records), text (plain-text "
         "Parquet id,url,title,text,qid,date_modified,license under OUT/text/; alone it skips the "
-        "WME records and reads only --text-namespaces) (default: ndjson,parquet). Fields from "
+        "WME records and reads only --text-namespaces), structured (WME's Structured Contents from Parsoid "
+        "HTML: infoboxes, sections, description from page_props.sql; NDJSON tarball, metadata and Parquet "
+        "under OUT/structured-snapshots/; pages without HTML are counted) (default: ndjson,parquet). Fields from "
         "Parsoid HTML, when an HTML input or a WME record's own article_body.html gives it: article_body.html "
         "(the HTML as given, also a Parquet column), categories (every mw:PageProp/Category link: hidden and "
         "template-added ones too), templates (data-mw transclusions of the page), abstract (WME's GetAbstract "
@@ -478,6 +480,7 @@ def build_pipeline(
                 tuple(sorted(sites.items())),
                 snapshot_date=config.date,
                 image_wikis=tuple(sorted({i.dbname for i in sql_inputs if i.table == "image" and i.dbname})),
+                descriptions="structured" in config.formats,
             ),
             temp_dir,
         )
@@ -558,6 +561,12 @@ def reconcile(counts: dict[str, dict[str, int]]) -> list[str]:
         html_problem = reconcile_html(c)
         if html_problem:
             problems.append(f"{db}: {html_problem}")
+        # --formats structured: every record written is a Structured record, a page without HTML or a failure
+        for key in sorted(k for k in c if k.startswith("written/")):
+            ns = key.split("/", 1)[1]
+            parts = [c.get(f"structured/{ns}/{end}") for end in ("written", "without_html", "failed")]
+            if any(n is not None for n in parts) and sum(n or 0 for n in parts) != c[key]:
+                problems.append(f"{db}: {c[key]:,} records written in namespace {ns} but {parts} structured")
     return problems
 
 
@@ -717,12 +726,14 @@ def output_count_problems(counts: dict[str, dict[str, int]], outputs: list) -> l
     """Records per (db, ns) in tarballs and Parquet shards against the run's `written/{ns}` counts."""
     found: dict[tuple[str, str, int], int] = {}
     for o in outputs:
-        if o.kind in ("tarball", "parquet", "text"):
+        if o.kind in ("tarball", "parquet", "text", "structured-tarball", "structured-parquet"):
             key = (o.kind, o.dbname, o.ns)
             found[key] = found.get(key, 0) + o.records
     problems = []
     for (kind, db, ns), records in sorted(found.items()):
-        expected = counts.get(db, {}).get(f"written/{ns}", 0)
+        # Structured Contents: only the pages with Parsoid HTML (structured/{ns}/written)
+        written = f"structured/{ns}/written" if kind.startswith("structured") else f"written/{ns}"
+        expected = counts.get(db, {}).get(written, 0)
         if records != expected:
             problems.append(f"{db} namespace {ns}: {records:,} records in the {kind} output, {expected:,} written")
     return problems

@@ -16,7 +16,8 @@ from wikisnap.transforms.formats.dumprun import DEFAULT_MIRROR
 
 DEFAULT_NAMESPACES = (0, 6, 10, 14)
 FORMATS = ("ndjson", "parquet")  # the default; "text" (plain-text Parquet) is asked for
-KNOWN_FORMATS = (*FORMATS, "text")
+# "structured": WME's Structured Contents from Parsoid HTML (schemas/structured.py)
+KNOWN_FORMATS = (*FORMATS, "text", "structured")
 DEFAULT_TEXT_NAMESPACES = (0,)
 
 

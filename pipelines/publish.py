@@ -12,6 +12,7 @@ Mirror layout (what Wikimedia's mirrors publish under other/enterprise_html/runs
 
     DEST/runs/{YYYYMMDD}/{db}-NS{ns}-{YYYYMMDD}-ENTERPRISE-HTML.json.tar.gz     records carry HTML
     DEST/runs/{YYYYMMDD}/{db}-NS{ns}-{YYYYMMDD}-WIKISNAP-WIKITEXT.json.tar.gz   wikitext only
+    DEST/runs/{YYYYMMDD}/{db}-NS{ns}-{YYYYMMDD}-WIKISNAP-STRUCTURED.json.tar.gz Structured Contents
     DEST/runs/{YYYYMMDD}/{tarball name minus .json.tar.gz, last word STATS}.json  {"wiki","md5sum","date_modified"}
     DEST/runs/{YYYYMMDD}/md5sums.txt, sha1sums.txt     coreutils format, as WMF's dumps
     DEST/runs/{YYYYMMDD}/wikisnap-manifest.json        the snapshot's manifest (inputs, counts)
@@ -108,6 +109,16 @@ def plan_mirror_run(snapshot: Snapshot, date: str, scratch: str) -> list[MirrorF
             with open(meta.path, "rb") as f:
                 modified = json.loads(f.read()).get("date_modified", "")
         stats.append((stats_name(name), {"wiki": tar.dbname, "md5sum": tar.md5, "date_modified": modified}))
+    structured_meta = {(m.dbname, m.ns): m for m in snapshot.of_kind("structured-metadata")}
+    for tar in sorted(snapshot.of_kind("structured-tarball"), key=lambda f: (f.dbname, f.ns)):
+        # `--formats structured`: no WMF dump has a name for it, so wikisnap's twin of its others
+        name = f"{tar.dbname}-NS{tar.ns}-{date}-WIKISNAP-STRUCTURED.json.tar.gz"
+        files.append(MirrorFile(name, tar.path, tar.bytes, tar.md5, tar.sha1))
+        with open(structured_meta[(tar.dbname, tar.ns)].path, "rb") as f:
+            modified = json.loads(f.read()).get("date_modified", "")
+        # its own STATS name: `stats_name` would give the wikitext twin's (…-WIKISNAP-STATS.json)
+        stats_rel = name.removesuffix(".json.tar.gz") + "-STATS.json"
+        stats.append((stats_rel, {"wiki": tar.dbname, "md5sum": tar.md5, "date_modified": modified}))
     if not files:
         raise PublishError(
             f"{snapshot.folder}: no snapshot tarball to publish in the mirror layout (built without ndjson?)"

@@ -94,7 +94,7 @@ def load_snapshot(folder: str) -> Snapshot:
                 records=entry.get("records", 0),
             )
         )
-    if not snapshot.of_kind("tarball") and not snapshot.of_kind("parquet"):
+    if not any(snapshot.of_kind(kind) for kind in ("tarball", "parquet", "structured-parquet")):
         raise PublishError(f"{folder}: the manifest lists no snapshot tarball or Parquet shard to publish")
     return snapshot
 
@@ -112,7 +112,7 @@ def snapshot_date(snapshot: Snapshot) -> str:
     if snapshot.manifest.get("options", {}).get("date"):
         return snapshot.manifest["options"]["date"]
     dates = []
-    for meta in snapshot.of_kind("metadata"):
+    for meta in snapshot.of_kind("metadata") + snapshot.of_kind("structured-metadata"):
         with open(meta.path, "rb") as f:
             dates.append(json.loads(f.read()).get("date_modified", ""))
     if not dates:

@@ -53,11 +53,13 @@ from wikisnap.transforms.formats.dumpfiles import DumpError
 from wikisnap.transforms.formats.dumpreader import is_stub_dump, read_siteinfo
 from wikisnap.transforms.formats.fs import fs_for, join, read_bytes, remove_tree
 from wikisnap.transforms.formats.tarball import FIX_BASE, BaseError, iter_snapshot_lines
+from wikisnap.transforms.records import RecordInputError, sniff_record_input, split_folder
 from wikisnap.transforms.update.batches import WriteBatches
 from wikisnap.transforms.update.diffs import TAG_ERRORS as TAG_DIFF_ERRORS
 from wikisnap.transforms.update.diffs import DiffContext, DiffError, DiffInputError, DiffUnit, ReadDiffs, classify_diff
 from wikisnap.transforms.update.find import TAG_ERRORS, TAG_HITS, TAG_LAYOUT, TAG_STATS, BaseSnapshot, FindInBase
 from wikisnap.transforms.update.fold import TAG_BATCH, ResolveChanges
+from wikisnap.transforms.update.html import JoinHtml
 from wikisnap.transforms.update.rewrite import TAG_COPIED, TAG_PARTS, RewriteSnapshots
 from wikisnap.transforms.verify import VerifyOutputs
 from wikisnap.transforms.write import AssembleSnapshots, DeadLetterGate, WriteDeadLetters
@@ -265,8 +267,25 @@ def first_record(tarball: str) -> dict:
     raise UsageError(f"{tarball}: base snapshot holds no record; {FIX_BASE}")
 
 
-def discover_diffs(config: UpdateConfig, base: Base) -> tuple[list[DiffUnit], dict[str, SiteInfo]]:
-    """Classify every diff and find a SiteInfo for every wiki of the base; UsageError on problems."""
+def discover_html(config: UpdateConfig) -> list:
+    """The inputs among the diffs that are Parsoid HTML of the new revisions (RecordInputs, a
+    folder split in shares); the others are diffs."""
+    found = []
+    for path in config.diffs:
+        try:
+            inp = sniff_record_input(path)
+        except RecordInputError:  # JSON lines that are neither records nor HTML: events, a diff
+            continue
+        if inp is not None and inp.kind == "html":
+            found.extend(split_folder(inp))
+    return found
+
+
+def discover_diffs(
+    config: UpdateConfig, base: Base, html_paths: frozenset[str] = frozenset()
+) -> tuple[list[DiffUnit], dict[str, SiteInfo]]:
+    """Classify every diff (not `html_paths`, the HTML inputs) and find a SiteInfo for every wiki
+    of the base; UsageError on problems."""
     sites: dict[str, SiteInfo] = {}
     for path in config.siteinfo_from:
         try:
@@ -279,6 +298,8 @@ def discover_diffs(config: UpdateConfig, base: Base) -> tuple[list[DiffUnit], di
         if path in seen:
             raise UsageError(f"{path}: given twice")
         seen.add(path)
+        if path in html_paths:
+            continue
         try:
             kind = classify_diff(path)
         except DiffError as exc:
@@ -321,8 +342,10 @@ def build_update_pipeline(
     sites: dict,
     temp_dir: str,
     out_dir: str | None = None,
+    html_inputs: tuple = (),
 ) -> None:
-    """Assemble the update graph on `pipeline` (see the module doc).
+    """Assemble the update graph on `pipeline` (see the module doc); `html_inputs`: RecordInputs
+    of Parsoid HTML of the new revisions (transforms/update/html.py).
 
     Every output goes under `out_dir` (the run's staging folder; default `config.out`) and is
     read back by VerifyOutputs before the launcher publishes it.
@@ -344,8 +367,13 @@ def build_update_pipeline(
     same_formats = frozenset(formats) == frozenset(base.formats)
 
     diffs = pipeline | "CreateDiffUnits" >> beam.Create(units) | "ReadDiffs" >> ReadDiffs(ctx)
+    changes, html_stats, html_letters = diffs.changes, [], []
+    if html_inputs:
+        html = pipeline | "CreateHtmlInputs" >> beam.Create(list(html_inputs))
+        changes, stats_h, letters_h = (changes, html) | "JoinHtml" >> JoinHtml(base.namespaces, frozenset(sites))
+        html_stats, html_letters = [stats_h], [letters_h]
     by_wiki = (
-        diffs.changes
+        changes
         | "KeyChangesByWiki" >> beam.Map(lambda kv: (kv[0][0], kv[1]))
         | "GroupChangesByWiki" >> beam.GroupByKey()
         | "ListChanges" >> beam.MapTuple(lambda db, changes: (db, list(changes)))
@@ -363,7 +391,7 @@ def build_update_pipeline(
         ) | "FlattenTouches" >> beam.Flatten()
     # Input errors: DiffInputErrors (excused by --allow-truncated) and base errors (str, never).
     # With --fail-on-dead-letters, any dead letter blocks the writers like a base error.
-    dead = (diffs.deadletters, resolved.deadletters) | "FlattenDeadLetters" >> beam.Flatten()
+    dead = (diffs.deadletters, resolved.deadletters, *html_letters) | "FlattenDeadLetters" >> beam.Flatten()
     gate = [dead | "GateOnDeadLetters" >> DeadLetterGate()] if config.fail_on_dead_letters else []
     early_errors = (diffs[TAG_DIFF_ERRORS], found[TAG_ERRORS]) | "FlattenEarlyErrors" >> beam.Flatten()
     early_blocking = (early_errors, *gate) | "FlattenEarlyBlocking" >> beam.Flatten()
@@ -385,7 +413,7 @@ def build_update_pipeline(
     )
     letters = dead | "WriteDeadLetters" >> WriteDeadLetters(out_dir)
     stats = (
-        (diffs.stats, resolved.stats, rewritten[TAG_STATS])
+        (diffs.stats, resolved.stats, rewritten[TAG_STATS], *html_stats)
         | "FlattenCounts" >> beam.Flatten()
         | "SumCounts" >> beam.CombinePerKey(sum)
         | "TagCounts" >> beam.Map(lambda kv: ("count", kv))
@@ -474,7 +502,15 @@ def run(config: UpdateConfig) -> dict:
 
 def _run_locked(config: UpdateConfig, folder: OutputFolder) -> dict:
     base = discover_base(config.base)
-    units, sites = discover_diffs(config, base)
+    if "structured" in (config.formats or base.formats):
+        # its snapshot would need a rewrite of its own beside the records' (RewriteSnapshots)
+        raise UsageError(
+            f"--base {config.base}: Structured Contents (--formats structured) cannot be updated yet "
+            "(update does not rewrite structured-snapshots/); give --formats without structured to "
+            "update the records alone, or build again with the new HTML"
+        )
+    html_inputs = discover_html(config)
+    units, sites = discover_diffs(config, base, frozenset(i.path for i in html_inputs))
     options, runner, engine = pipeline_options(config)  # type: ignore[arg-type]
     temp_dir = run_temp_dir(config.temp_location, config.beam_args, folder)
     check_cluster_run(config, temp_dir)
@@ -482,7 +518,9 @@ def _run_locked(config: UpdateConfig, folder: OutputFolder) -> dict:
     started = time.time()
     try:
         pipeline = beam.Pipeline(runner=runner, options=options)
-        build_update_pipeline(pipeline, config, base, units, sites, temp_dir, out_dir=folder.staging)
+        build_update_pipeline(
+            pipeline, config, base, units, sites, temp_dir, out_dir=folder.staging, html_inputs=tuple(html_inputs)
+        )
         pipeline.run().wait_until_finish()
         elapsed = time.time() - started
         report = pickle.loads(read_bytes(layout.report_path(temp_dir)))
@@ -560,6 +598,11 @@ def summary(manifest: dict) -> str:
         main = ", ".join(f"{k} {c.get(k, 0):,}" for k in SUMMARY_COUNTS)
         skipped = sum(v for k, v in c.items() if k.startswith("skipped/"))
         lines.append(f"{db}: {main}; skipped {skipped:,}")
+        if c.get("html/fields_dropped"):
+            lines.append(
+                f"WARNING: {db}: {c['html/fields_dropped']:,} page(s) lost their Parsoid HTML fields "
+                "(the diffs' new revisions come without HTML; counted as html/fields_dropped)"
+            )
     for o in manifest["outputs"]:
         if o["kind"] in ("tarball", "batch", "deadletter"):
             lines.append(f"  {o['path']}  {o['bytes'] / 1e6:.3f} MB  md5 {o['md5']}")

@@ -218,6 +218,21 @@ def record_from_arrow(row: dict) -> dict:
     return _from_row(row, _PLANS[ROOT], ROOT)
 
 
+def article_row(fields: dict) -> dict:
+    """Article fields (any subset) → their Arrow row values (times as ints); ValueError on bad keys."""
+    return _to_row(fields, _PLANS[ROOT], ROOT)
+
+
+def article_fields(row: dict) -> dict:
+    """`article_row`'s inverse: Arrow row values of Article fields → the fields, nulls dropped."""
+    return _from_row(row, _PLANS[ROOT], ROOT)
+
+
+def int_view(t: pa.DataType) -> pa.DataType:
+    """`t` with every timestamp as int64 (how rows are read back exactly, see `table_to_records`)."""
+    return _int_view(t)
+
+
 def table_to_records(table: pa.Table) -> list[dict]:
     """Every row of a table read back from Parquet → Article records (times exact to the ns)."""
     view = pa.schema([pa.field(f.name, _int_view(f.type)) for f in table.schema])

@@ -32,7 +32,15 @@ from decimal import Decimal
 
 from wikisnap.schemas.article import ROOT, STRUCTS, is_list, struct_of
 
-__all__ = ["format_float", "format_time", "format_time_ns", "parse_time_ns", "to_wme_json", "to_wme_json_bytes"]
+__all__ = [
+    "format_float",
+    "format_time",
+    "format_time_ns",
+    "parse_time_ns",
+    "to_wme_json",
+    "to_wme_json_bytes",
+    "to_wme_json_bytes_in",
+]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False).encode
 
@@ -250,6 +258,22 @@ def to_wme_json_bytes(record: dict) -> bytes:
     become `\\ufffd` as Go writes invalid UTF-8.
     """
     ordered, floats = _ordered(record)
+    return _line(ordered, floats)
+
+
+def to_wme_json_bytes_in(record: dict, order: tuple[str, ...], plain: dict) -> bytes:
+    """One NDJSON line of another WME struct whose fields are Article fields or plain JSON.
+
+    `record` holds Article-typed fields (ordered and omitted by the Article's rules, as in
+    `to_wme_json_bytes`), `plain` JSON-ready values written as given (already omitempty); the
+    line's keys follow `order`. Same escapes and float texts as an Article line.
+    """
+    ordered, floats = _ordered(record)
+    merged = {k: ordered[k] if k in ordered else plain[k] for k in order if k in ordered or k in plain}
+    return _line(merged, floats)
+
+
+def _line(ordered: dict, floats: list[str]) -> bytes:
     b = None
     if _orjson is not None:
         try:

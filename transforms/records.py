@@ -515,14 +515,7 @@ class HtmlJoin:
             self.next = next(self.items, None)
             if rev == rev_id and not used:
                 used = True
-                body = dict(record.get("article_body") or {})
-                body["html"] = item["article_body"]["html"]
-                record["article_body"] = body
-                for f in HTML_FIELDS:
-                    if item.get(f):
-                        record[f] = item[f]
-                    else:
-                        record.pop(f, None)
+                attach_html(record, item)
                 self._add("html/used")
             else:
                 self._add("html/stale")
@@ -536,6 +529,20 @@ class HtmlJoin:
         while self.next is not None:
             self._orphan(self.next[0], self.next[2])
             self.next = next(self.items, None)
+
+
+def attach_html(record: dict, item: dict) -> None:
+    """A Parsoid document's item (`html_item`) → the record of the same page and revision, in place:
+    `article_body.html` set, categories/templates/abstract replaced by the HTML's (an empty one
+    removes the wikitext one, as WME would publish none)."""
+    body = dict(record.get("article_body") or {})
+    body["html"] = item["article_body"]["html"]
+    record["article_body"] = body
+    for f in HTML_FIELDS:
+        if item.get(f):
+            record[f] = item[f]
+        else:
+            record.pop(f, None)
 
 
 def take_wme_line(record: dict) -> tuple[bool, bytes | None, tuple]:
@@ -568,6 +575,7 @@ __all__ = [
     "TAG_HTML",
     "WME_LINE",
     "HtmlJoin",
+    "attach_html",
     "ReadRecordInputs",
     "RecordInput",
     "RecordInputError",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pickle
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindow
@@ -31,7 +31,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.layout import new_attempt
-from wikisnap.transforms.formats.spill import SpillBuffer, merge_keyed_runs, write_keyed_run
+from wikisnap.transforms.formats.spill import SpillBuffer, merge_keyed_runs, merge_runs, write_keyed_run
 
 PARTITIONS = 16  # key partitions of a spilled join: the merges a cluster can run side by side
 SPILL_BYTES = 4 << 20  # what one spilling step buffers before it writes its runs
@@ -177,3 +177,37 @@ class SpillToBuckets(beam.PTransform):
 
     def expand(self, items):
         return items | "SpillItemsByBucket" >> beam.ParDo(_SpillBucketItemsFn(self.temp_dir, self.kind, self.budget))
+
+
+class PageItems:
+    """A stream of `(page_id, item)` in page-id order, taken page by page as the records come.
+
+    `take(page_id)` returns the items of that page (none: []) and drops those of smaller ids (pages
+    without a record in this bucket). A page's items come sorted by their pickled bytes, so which
+    of several items wins does not depend on the order runs were merged in.
+    """
+
+    def __init__(self, items: Iterable[tuple[int, object]]):
+        self._items = iter(items)
+        self._next = next(self._items, None)
+
+    def take(self, page_id: int) -> list:
+        while self._next is not None and self._next[0] < page_id:
+            self._next = next(self._items, None)
+        found = []
+        while self._next is not None and self._next[0] == page_id:
+            found.append(self._next[1])
+            self._next = next(self._items, None)
+        if len(found) > 1:
+            found.sort(key=lambda item: pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+        return found
+
+
+def page_items(run_paths: list[str]) -> Iterator[tuple[int, object]]:
+    """The `(page_id, item)` of a bucket's item runs (`SpillToBuckets`), merged in page-id order."""
+    return ((page_id, item) for page_id, _rev, item in merge_runs(run_paths))
+
+
+def flatten(pcolls: tuple, label: str):
+    """One PCollection of `pcolls` (a Flatten only when there are several: run paths, never pages)."""
+    return pcolls[0] if len(pcolls) == 1 else pcolls | label >> beam.Flatten()

@@ -31,8 +31,9 @@ from wikisnap.transforms.formats.fs import HashingReader, open_read, open_read_a
 from wikisnap.transforms.formats.tarball import TAR_BLOCK
 
 TAG_PROBLEMS = "problems"
-TARBALL_KINDS = ("tarball", "batch")
-PARQUET_KINDS = ("parquet", "text")  # text: the plain-text shards of `--formats text`
+TARBALL_KINDS = ("tarball", "batch", "structured-tarball")
+# text: the plain-text shards of `--formats text`; structured-parquet: of `--formats structured`
+PARQUET_KINDS = ("parquet", "text", "structured-parquet")
 _ZERO_BLOCK = bytes(TAR_BLOCK)
 
 

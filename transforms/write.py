@@ -17,10 +17,8 @@ import calendar
 import hashlib
 import itertools
 import json
-import pickle
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import apache_beam as beam
 import pyarrow as pa
@@ -40,8 +38,9 @@ from wikisnap.transforms.history import merge_history
 from wikisnap.transforms.parse.plaintext import text_row
 from wikisnap.transforms.parse.sqlrows import editor_fields
 from wikisnap.transforms.read import DeadLetter
-from wikisnap.transforms.records import HtmlJoin, take_wme_line, wme_line_if_unchanged
-from wikisnap.transforms.spilljoin import SpillToBuckets, sources
+from wikisnap.transforms.records import WME_LINE, HtmlJoin, take_wme_line, wme_line_if_unchanged
+from wikisnap.transforms.spilljoin import PageItems, SpillToBuckets, flatten, page_items, sources
+from wikisnap.transforms.write_structured import StructuredShard, add_page
 
 TAG_STATS = "stats"
 TAG_PARTS = "parts"
@@ -76,6 +75,10 @@ class WriteOptions:
     def wants_text(self, ns: int) -> bool:
         return "text" in self.formats and ns in self.text_namespaces
 
+    def wants_structured(self, ns: int) -> bool:
+        """`--formats structured` is for articles, as WME's Structured Contents (namespace 0 only)."""
+        return "structured" in self.formats and ns == 0
+
     @property
     def needs_json(self) -> bool:
         """Whether records are serialised: not for `--formats text` alone (the text needs no JSON)."""
@@ -84,7 +87,9 @@ class WriteOptions:
 
 @dataclass(frozen=True)
 class OutputFile:
-    kind: str  # "tarball", "metadata", "parquet", "text", "deadletter"
+    # "tarball", "metadata", "parquet", "text", "deadletter"; `--formats structured`:
+    # "structured-tarball", "structured-metadata", "structured-parquet"
+    kind: str
     dbname: str
     ns: int | None
     path: str
@@ -174,6 +179,13 @@ class MemberSink:
         self.text = (
             TextShard(base + ".text.parquet", dict(opts.sites).get(dbname), opts) if opts.wants_text(ns) else None
         )
+        self.structured = (
+            StructuredShard(
+                base, opts.gzip_level, ParquetFileWriter, opts.parquet_row_group_rows, opts.parquet_row_group_bytes
+            )
+            if opts.wants_structured(ns)
+            else None
+        )
         self.size = 0
         self.records = 0
         self.max_date = ""
@@ -238,7 +250,7 @@ class MemberSink:
             if self._parquet is not None:
                 self._parquet.close()
         release_freed_memory()  # the member's buffers, before the next member's pile up beside them
-        return MemberPart(
+        part = MemberPart(
             dbname=dbname,
             ns=ns,
             bucket=bucket,
@@ -250,6 +262,9 @@ class MemberSink:
             max_date=self.max_date,
             text_path=text_path,
         )
+        if self.structured is not None:
+            part = replace(part, structured=self.structured.close(part))
+        return part
 
 
 class TextShard:
@@ -399,6 +414,13 @@ def text_sha1(record: dict) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def _record_bytes(record: dict) -> bytes:
+    """A record's WME JSON without the reader's WME-line marker (records.WME_LINE)."""
+    if WME_LINE in record:
+        record = {k: v for k, v in record.items() if k != WME_LINE}
+    return to_wme_json_bytes(record)
+
+
 def pick_copy(copies: list, sources: dict[str, str]) -> tuple[dict, int, list[DeadLetter]]:
     """One page's copies from several inputs → (the record kept, copies superseded, conflict dead letters).
 
@@ -406,13 +428,14 @@ def pick_copy(copies: list, sources: dict[str, str]) -> tuple[dict, int, list[De
     overlapping parts); with different wikitext they conflict, and the copy whose wikitext has the
     smallest SHA-1 wins — a rule that depends on the data only, never on input order or location.
     Every other copy of that revision becomes a dead letter naming both inputs, its text kept.
-    (Equal texts are ordered by their serialised record, so even their metadata is deterministic.)
+    (Equal texts are ordered by their serialised record, so even their metadata is deterministic;
+    a WME record's copies too: its marker of the original line is no field and is left out.)
     """
     if len(copies) == 1:
         return copies[0][2], 0, []
     top = [c for c in copies if c[1] == copies[0][1]]  # the merge puts the newest revision first
     if len(top) > 1:
-        top.sort(key=lambda c: (text_sha1(c[2]), to_wme_json_bytes(c[2]), c[3]))
+        top.sort(key=lambda c: (text_sha1(c[2]), _record_bytes(c[2]), c[3]))
     winner = top[0]
     won_sha = text_sha1(winner[2])
     letters = []
@@ -464,6 +487,7 @@ def write_bucket(
     counts = {f"written/{ns}": 0, "duplicates_superseded": 0, "conflicts": 0, "redirects_written": 0}
     sink: MemberSink | None = None
     json_needed = opts.needs_json
+    letters_out = deadletters if deadletters is not None else []
     html = None
     if html_paths is not None:
         html = HtmlJoin(dbname, list(html_paths), counts, deadletters if deadletters is not None else [])
@@ -501,40 +525,13 @@ def write_bucket(
             sink = MemberSink(opts, dbname, ns, bucket, len(parts))
         sink.add(line, record, size)
         counts[f"written/{ns}"] += 1
+        if sink.structured is not None:
+            add_page(sink.structured, record, ns, enrichment, counts, letters_out)
     if sink is not None:
         parts.append(sink.close())
     if html is not None:
         html.finish()
     return parts, counts
-
-
-class PageItems:
-    """A stream of `(page_id, item)` in page-id order, taken page by page as the records come.
-
-    `take(page_id)` returns the items of that page (none: []) and drops those of smaller ids (pages
-    without a record in this bucket). A page's items come sorted by their pickled bytes, so which
-    of several items wins does not depend on the order runs were merged in.
-    """
-
-    def __init__(self, items: Iterable[tuple[int, object]]):
-        self._items = iter(items)
-        self._next = next(self._items, None)
-
-    def take(self, page_id: int) -> list:
-        while self._next is not None and self._next[0] < page_id:
-            self._next = next(self._items, None)
-        found = []
-        while self._next is not None and self._next[0] == page_id:
-            found.append(self._next[1])
-            self._next = next(self._items, None)
-        if len(found) > 1:
-            found.sort(key=lambda item: pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
-        return found
-
-
-def page_items(run_paths: list[str]) -> Iterator[tuple[int, object]]:
-    """The `(page_id, item)` of a bucket's item runs (`SpillToBuckets`), merged in page-id order."""
-    return ((page_id, item) for page_id, _rev, item in merge_runs(run_paths))
 
 
 def record_weight(record: dict) -> int:
@@ -638,11 +635,6 @@ class WriteBuckets(beam.PTransform):
         )
 
 
-def flatten(pcolls: tuple, label: str):
-    """One PCollection of `pcolls` (a Flatten only when there are several: run paths, never pages)."""
-    return pcolls[0] if len(pcolls) == 1 else pcolls | label >> beam.Flatten()
-
-
 # -- assembly ------------------------------------------------------------------------------
 
 
@@ -687,6 +679,8 @@ def assemble_snapshot(key: tuple[str, int], parts: list[MemberPart], lang: str, 
             move_once(part.parquet_path, dest)  # a retried assembly finds the shards it moved
             md5, size = file_md5(dest)
             outputs.append(OutputFile("parquet", dbname, ns, dest, size, md5, part.records))
+    if opts.wants_structured(ns):
+        outputs += assemble_structured(dbname, ns, [p.structured for p in parts], lang, date, opts)
     if opts.wants_text(ns):
         for n, part in enumerate(parts):
             if part.text_path:
@@ -696,6 +690,30 @@ def assemble_snapshot(key: tuple[str, int], parts: list[MemberPart], lang: str, 
                 outputs.append(OutputFile("text", dbname, ns, dest, size, md5, part.records))
     # after the shards are moved: a retry must find them moved, not fail on their absence
     faults.point(f"assemble:{sid}")
+    return outputs
+
+
+def assemble_structured(
+    dbname: str, ns: int, parts: list[MemberPart], lang: str, date: str, opts: WriteOptions
+) -> list[OutputFile]:
+    """The Structured Contents snapshot of one (db, ns): tarball and metadata in WME's
+    `structured-snapshots/` folder (same identifier and metadata shape as the records' snapshot),
+    and its Parquet shards, numbered as the records' members."""
+    sid = snapshot_id(dbname, ns)
+    records = sum(p.records for p in parts)
+    tar_path, meta_path = layout.structured_paths(opts.out_dir, dbname, ns)
+    named = [(layout.member_name(sid, n), part) for n, part in enumerate(parts)]
+    md5, size, _copied = assemble_tarball(tar_path, named, epoch_seconds(date))
+    outputs = [OutputFile("structured-tarball", dbname, ns, tar_path, size, md5, records)]
+    meta = snapshot_metadata(dbname, ns, lang, md5, size, date)
+    meta_bytes = (json.dumps(meta, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    write_bytes_atomic(meta_path, meta_bytes)
+    outputs.append(OutputFile("structured-metadata", dbname, ns, meta_path, len(meta_bytes), file_md5(meta_path)[0], 0))
+    for n, part in enumerate(parts):
+        dest = layout.shard_path(opts.out_dir, layout.STRUCTURED_PARQUET, sid, n)
+        move_once(part.parquet_path, dest)  # a retried assembly finds the shards it moved
+        shard_md5, shard_size = file_md5(dest)
+        outputs.append(OutputFile("structured-parquet", dbname, ns, dest, shard_size, shard_md5, part.records))
     return outputs
 
 

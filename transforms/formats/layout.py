@@ -11,6 +11,9 @@ An output folder (`--out`):
     parquet/{db}_namespace_{ns}/{sid}_{n}.parquet   typed records (`shard_path`)
     text/{db}_namespace_{ns}/{sid}_{n}.parquet      plain text (`--formats text`)
     deadletter/{db}_deadletters.ndjson         what could not become records (`deadletter_path`)
+    structured-snapshots/{sid}.tar.gz, .json   Structured Contents NDJSON + metadata (`--formats structured`;
+                                               WME's own store: structured-snapshots/{identifier}.tar.gz)
+    structured-snapshots/parquet/{sid}/{sid}_{n}.parquet   typed Structured Contents (`shard_path`)
     batches/{YYYY-MM-DD}/{HH}/{sid}.tar.gz     an update's hourly batches (`batch_paths`)
     manifest.json                              the commit record, written last (`MANIFEST`)
     .wikisnap/                                 control: lock, commit journal, staging/{run}, tmp/{run}
@@ -43,8 +46,12 @@ PARQUET = "parquet"  # kind and folder of the typed record shards
 TEXT = "text"  # kind and folder of the plain-text shards
 DEADLETTER = "deadletter"
 BATCHES = "batches"
+# `--formats structured`: the folder WME's API serves structured snapshots from, and its shards' kind
+STRUCTURED = "structured-snapshots"
+STRUCTURED_PARQUET = STRUCTURED + "/" + PARQUET
+HF_STRUCTURED = "structured"  # `publish --layout hf`: structured/{db}/train-*.parquet
 # folders and files of OUT that wikisnap writes and may replace or remove (all but the control)
-OWNED_FOLDERS = (PARQUET, DEADLETTER, BATCHES, TEXT)
+OWNED_FOLDERS = (PARQUET, DEADLETTER, BATCHES, TEXT, STRUCTURED)
 OWNED_FILE = re.compile(r"^[a-z0-9_]+_namespace_-?\d+\.(tar\.gz|json)$")
 # how people are told the names (help texts and messages)
 SNAPSHOT_PATTERN = "{db}_namespace_{ns}"
@@ -94,8 +101,13 @@ def shard_dir(root: str, kind: str, sid: str) -> str:
 
 
 def shard_path(root: str, kind: str, sid: str, n: int) -> str:
-    """The n-th shard of one snapshot, `kind` PARQUET or TEXT."""
+    """The n-th shard of one snapshot, `kind` PARQUET, TEXT or STRUCTURED_PARQUET."""
     return join(root, kind, sid, f"{sid}_{n}.parquet")
+
+
+def structured_paths(root: str, dbname: str, ns: int) -> tuple[str, str]:
+    """(tarball, metadata) of one Structured Contents snapshot, named as WME names them."""
+    return join(root, STRUCTURED, tarball_name(dbname, ns)), join(root, STRUCTURED, metadata_name(dbname, ns))
 
 
 def deadletter_path(root: str, dbname: str) -> str:

@@ -38,7 +38,7 @@ __all__ = ["HtmlError", "HtmlIdentity", "derive", "identify", "looks_like_html"]
 
 
 class HtmlError(ValueError):
-    """A document that cannot give a record: not Parsoid's, truncated, or with broken data-mw.
+    """A document that cannot give a record: not Parsoid's, or truncated.
 
     `base_url` is the document's wiki URL when its head named it (so the dead letter has a wiki).
     """
@@ -186,9 +186,11 @@ def templates_of(tree: LexborHTMLParser, base_url: str) -> list[dict]:
             continue
         try:
             data = json.loads(raw)
-        except ValueError as exc:
-            where = node.attributes.get("id") or node.attributes.get("about") or node.tag
-            raise HtmlError(f"malformed data-mw JSON on <{node.tag}> {where}: {exc}") from None
+        except ValueError:
+            # Not JSON as Parsoid wrote it (bswiki's Sablon:Infokutija_filozof: `"wt":"Infobox\","href"…`,
+            # a backslash lost before a quote; goquery decodes the attribute to the same bytes). WME reads
+            # it with gjson, which never fails and finds no template there: none is taken from this node.
+            continue
         parts = data.get("parts") if isinstance(data, dict) else None
         if not isinstance(parts, list):
             continue
@@ -418,7 +420,7 @@ def abstract_of(tree: LexborHTMLParser) -> str:
 def derive(html: str, *, with_abstract: bool = True) -> dict:
     """`{categories, templates[, abstract]}` of one Parsoid document (empty values left out).
 
-    HtmlError when a `data-mw` is not JSON. The document is parsed once; the abstract runs last
+    A `data-mw` that is not JSON gives no template, as in WME. The document is parsed once; the abstract runs last
     because it edits the tree.
     """
     tree = LexborHTMLParser(html)

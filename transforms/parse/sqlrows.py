@@ -62,6 +62,9 @@ class EnrichOptions:
     snapshot_date: str | None = None
     # wikis whose own image.sql is among the inputs (without it a page image's repository is assumed)
     image_wikis: tuple[str, ...] = ()
+    # `--formats structured`: page_props' short descriptions (`wikibase-shortdesc`) are keyed to
+    # their page (only then: enwiki has millions, which other formats would shuffle for nothing)
+    descriptions: bool = False
 
     def site(self, db: str) -> SiteInfo | None:
         for name, site in self.sites:
@@ -302,6 +305,7 @@ def _text(raw: bytes) -> str:
 
 def _page_props_rows(batches, idx, db, inp, sites, tally):
     i_page, i_name, i_value = idx["pp_page"], idx["pp_propname"], idx["pp_value"]
+    descriptions = sites.descriptions  # `sites`: the EnrichOptions
     used = other = bad = 0
     for rows in batches:
         for row in rows:
@@ -313,6 +317,9 @@ def _page_props_rows(batches, idx, db, inp, sites, tally):
                     continue
                 used += 1
                 yield TAG_BY_PAGE, ((db, int(row[i_page])), ("Q", qid))
+            elif name == b"wikibase-shortdesc" and descriptions:
+                used += 1
+                yield TAG_BY_PAGE, ((db, int(row[i_page])), ("D", _text(row[i_value])))
             elif name in _PAGE_IMAGE_PROPS_RAW:
                 # Met with image.sql by file name (ResolvePageImages); the best one is picked per page.
                 used += 1
@@ -477,12 +484,16 @@ def page_enrichment(site: SiteInfo | None, items: Iterable[tuple]) -> dict:
     sorted by type, `C` → `categories` sorted by name (SQL has no order), with urls;
     `I` → `image` (page_image_free before page_image); `E` → `additional_entities` in the order
     MediaWiki's API lists wbc_entity_usage (entity id, then aspect, byte order); `F` → the page's
-    stable revision id (`flagged_stable`); `G` → `editor_groups` `{user_id: (groups…)}`.
+    stable revision id (`flagged_stable`); `G` → `editor_groups` `{user_id: (groups…)}`; `D` →
+    `description`, the short description (page_props' primary key allows one; the smallest if not).
     """
     qids, protections, categories, images, usages, stable, editors = set(), set(), set(), set(), set(), set(), {}
+    descriptions = set()
     for kind, value in items:
         if kind == "Q":
             qids.add(value)
+        elif kind == "D":
+            descriptions.add(value)
         elif kind == "P":
             protections.add(value)
         elif kind == "C":
@@ -523,4 +534,6 @@ def page_enrichment(site: SiteInfo | None, items: Iterable[tuple]) -> dict:
         out["flagged_stable"] = max(stable)
     if editors:
         out["editor_groups"] = editors
+    if descriptions:
+        out["description"] = min(descriptions)
     return out

@@ -142,7 +142,8 @@ def fold_page(base: BaseHit | None, changes: list[Change], site: SiteInfo, names
     """Fold one page's Changes over its base record. Pure; the base record is not modified.
 
     Order: (time, revision, kind, source). A revision older than the current one is a counted
-    skip; the same change twice counts once (so applying a diff again changes nothing).
+    skip; the same change twice counts once (so applying a diff again changes nothing). A base
+    record with Parsoid HTML that ends as a revision without it counts `html/fields_dropped`.
     """
     record = copy.deepcopy(base.record) if base else None
     ns = base.ns if base else None
@@ -263,7 +264,15 @@ def fold_page(base: BaseHit | None, changes: list[Change], site: SiteInfo, names
             continue
         count(f"skipped/{ch.kind}_without_text")
     out.record, out.ns, out.redirect_to = record, ns if record is not None else None, redirect_to
+    if base is not None and record is not None and _has_html(base.record) and not _has_html(record):
+        # A new revision from the diffs has no Parsoid HTML: its HTML-derived fields (the body's
+        # html, HTML categories/templates/abstract) are gone. Counted, never silent.
+        count("html/fields_dropped")
     return out
+
+
+def _has_html(record: dict) -> bool:
+    return bool((record.get("article_body") or {}).get("html"))
 
 
 def _set_redirects(record: dict, pairs: set[tuple[str, str]]) -> None:
