@@ -444,16 +444,17 @@ def build_pipeline(
             | "ReadRecordInputs" >> ReadRecordInputs(record_opts)
         )
         runs = (runs, recs[TAG_RUNS]) | "FlattenRuns" >> beam.Flatten()
-        titles = (titles, recs[TAG_TITLES]) | "FlattenTitles" >> beam.Flatten()
+        # per-page elements are never flattened (the local runner would hold them): joins spill each
+        titles = (titles, recs[TAG_TITLES])
         if read_opts.editors:
-            editors = (editors, recs[TAG_EDITORS]) | "FlattenEditors" >> beam.Flatten()
+            editors = (editors, recs[TAG_EDITORS])
         units_read = (units_read, recs[TAG_UNITS]) | "FlattenUnits" >> beam.Flatten()
         html_runs, record_stats = [recs[TAG_HTML]], [recs[TAG_STATS]]
         letters_in.append(recs[TAG_DEADLETTERS])
     write_buckets = WriteBuckets(write_opts, html=bool(html_runs))
-    joined = (titles, read.redirects) | "JoinRedirects" >> JoinRedirects(config.bucket_span)
+    joined = (titles, read.redirects) | "JoinRedirects" >> JoinRedirects(config.bucket_span, temp_dir)
     extra_stats, sql_errors, enrichments = [], [], []
-    redirect_lists = joined.redirect_lists
+    redirect_lists = (joined.redirect_lists,)
     if sql_inputs:
         sites = {**record_sites(config.record_inputs), **{unit.site.dbname: unit.site for unit in units}}
         enriched = (
@@ -468,11 +469,12 @@ def build_pipeline(
                 snapshot_date=config.date,
                 image_wikis=tuple(sorted({i.dbname for i in sql_inputs if i.table == "image" and i.dbname})),
                 descriptions="structured" in config.formats,
-            )
+            ),
+            temp_dir,
         )
-        redirect_lists = (joined.redirect_lists, enriched["redirect_lists"]) | "FlattenRedirectLists" >> beam.Flatten()
+        redirect_lists = (joined.redirect_lists, enriched["redirect_lists"])
         enrichments.append(enriched["enrichments"])
-        extra_stats, sql_errors = [enriched["stats"]], [enriched["errors"]]
+        extra_stats, sql_errors = list(enriched["stats"]), [enriched["errors"]]
     if history_units:
         # Revision histories: one small summary per page, joined to the articles by (db, page id).
         histories = (
@@ -480,14 +482,12 @@ def build_pipeline(
             | "CreateHistoryUnits" >> beam.Create(history_units)
             | "ReadHistories" >> ReadHistories(read_opts.namespaces, config.progress_seconds)
         )
-        dated = (histories.pages, titles) | "JoinHistories" >> JoinHistories(config.bucket_span)
+        dated = (histories.pages, titles) | "JoinHistories" >> JoinHistories(config.bucket_span, temp_dir)
         enrichments.append(dated.enrichments)
         extra_stats += [histories.stats, dated.stats]
         units_read = (units_read, histories.units) | "FlattenHistoryUnits" >> beam.Flatten()
         letters_in.append(histories.deadletters)
-    if len(enrichments) > 1:
-        enrichments = [tuple(enrichments) | "FlattenEnrichments" >> beam.Flatten()]
-    written = (runs, redirect_lists, *enrichments, *html_runs) | "WriteBuckets" >> write_buckets
+    written = (runs, redirect_lists, tuple(enrichments), *html_runs) | "WriteBuckets" >> write_buckets
     letters_in.append(written[TAG_DEADLETTERS])
     dead = tuple(letters_in) | "FlattenDeadLetters" >> beam.Flatten()
     input_errors = units_read | "FindInputErrors" >> beam.Filter(lambda u: u.error is not None)
@@ -500,8 +500,12 @@ def build_pipeline(
     )
     letters = dead | "WriteDeadLetters" >> WriteDeadLetters(out_dir)
     verified = (outputs, letters) | "FlattenOutputs" >> beam.Flatten() | "VerifyStagedOutputs" >> VerifyOutputs()
+    # Counts come per page from some steps: each is summed where it is made (a lifted combine holds
+    # one value per counter), and only the sums are flattened.
+    stat_sources = (read.stats, joined.stats, written.stats, *record_stats, *extra_stats)
+    sums = tuple(s | f"SumCounts{i}" >> beam.CombinePerKey(sum) for i, s in enumerate(stat_sources))
     stats = (
-        (read.stats, joined.stats, written.stats, *record_stats, *extra_stats)
+        sums
         | "FlattenCounts" >> beam.Flatten()
         | "SumCounts" >> beam.CombinePerKey(sum)
         | "TagCounts" >> beam.Map(lambda kv: ("count", kv))
