@@ -33,6 +33,7 @@ from wikisnap.pipelines.commit import (
 from wikisnap.pipelines.engine import (
     bz2_threads_for,
     check_cluster_run,
+    never_retries,
     pipeline_options,
 )
 from wikisnap.pipelines.errors import RunFailed, UsageError
@@ -406,6 +407,9 @@ def build_pipeline(
         else frozenset(),
         editors="user_groups" in tables,
     )
+    # On the pinned local engine a failed bundle fails the run (no retry needs a consumed run again):
+    # temp runs are removed as soon as they are merged, so peak temp disk stays near the output's.
+    consume = never_retries(config)
     write_opts = write_options(
         out_dir,
         temp_dir,
@@ -417,6 +421,7 @@ def build_pipeline(
         {unit.site.dbname: unit.site for unit in units},
         categories=config.categories or ("both" if "categorylinks" in tables else "wikitext"),
         coverage=frozenset(coverage),
+        consume_runs=consume,
     )
     languages = {unit.site.dbname: unit.site.lang for unit in units}
 
@@ -452,7 +457,7 @@ def build_pipeline(
         html_runs, record_stats = [recs[TAG_HTML]], [recs[TAG_STATS]]
         letters_in.append(recs[TAG_DEADLETTERS])
     write_buckets = WriteBuckets(write_opts, html=bool(html_runs))
-    joined = (titles, read.redirects) | "JoinRedirects" >> JoinRedirects(config.bucket_span, temp_dir)
+    joined = (titles, read.redirects) | "JoinRedirects" >> JoinRedirects(config.bucket_span, temp_dir, consume)
     extra_stats, sql_errors, enrichments = [], [], []
     redirect_lists = (joined.redirect_lists,)
     if sql_inputs:
@@ -471,6 +476,7 @@ def build_pipeline(
                 descriptions="structured" in config.formats,
             ),
             temp_dir,
+            consume,
         )
         redirect_lists = (joined.redirect_lists, enriched["redirect_lists"])
         enrichments.append(enriched["enrichments"])
@@ -482,7 +488,7 @@ def build_pipeline(
             | "CreateHistoryUnits" >> beam.Create(history_units)
             | "ReadHistories" >> ReadHistories(read_opts.namespaces, config.progress_seconds)
         )
-        dated = (histories.pages, titles) | "JoinHistories" >> JoinHistories(config.bucket_span, temp_dir)
+        dated = (histories.pages, titles) | "JoinHistories" >> JoinHistories(config.bucket_span, temp_dir, consume)
         enrichments.append(dated.enrichments)
         extra_stats += [histories.stats, dated.stats]
         units_read = (units_read, histories.units) | "FlattenHistoryUnits" >> beam.Flatten()

@@ -115,6 +115,13 @@ def runs_on_this_machine(config) -> bool:
     return runner is None or runner.lower() in SINGLE_MACHINE_RUNNERS
 
 
+def never_retries(config) -> bool:
+    """Whether a failed bundle fails the run instead of being retried: Beam's FnApiRunner, pinned
+    for local runs, has no bundle retry (every other runner may run a bundle again)."""
+    runner = flag_value(config.beam_args, "--runner")
+    return runner is None or runner.lower() in LOCAL_RUNNERS
+
+
 def bz2_threads_for(config) -> int:
     """`--bz2-threads`, or by default the cores this machine leaves each local worker (1 elsewhere:
     a cluster runs one SDK worker per core already)."""

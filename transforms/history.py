@@ -225,17 +225,18 @@ class _JoinHistoryFn(beam.DoFn):
 class JoinHistories(beam.PTransform):
     """(pages from ReadHistories, titles) → main enrichments, stats."""
 
-    def __init__(self, bucket_span: int, temp_dir: str):
+    def __init__(self, bucket_span: int, temp_dir: str, consume: bool = False):
         super().__init__()
         self.bucket_span = bucket_span
         self.temp_dir = temp_dir
+        self.consume = consume  # remove the join's runs once merged (see SpilledCoGroupByKey)
 
     def expand(self, pcolls):
         pages, titles = pcolls
         articles = map_each(titles, "KeyArticlesByPageId", lambda kv: ((kv[0][0], kv[1][2]), kv[1][1]))
         return (
             {"A": articles, "H": pages}
-            | "GroupHistoriesByPage" >> SpilledCoGroupByKey(self.temp_dir)
+            | "GroupHistoriesByPage" >> SpilledCoGroupByKey(self.temp_dir, consume=self.consume)
             | "JoinHistoriesToArticles"
             >> beam.ParDo(_JoinHistoryFn(self.bucket_span)).with_outputs(TAG_STATS, main=TAG_ENRICHMENTS)
         )

@@ -51,16 +51,17 @@ class _ResolveFn(beam.DoFn):
 class JoinRedirects(beam.PTransform):
     """(titles, redirects) → DoOutputsTuple(main=redirect lists keyed by bucket, stats)."""
 
-    def __init__(self, bucket_span: int, temp_dir: str):
+    def __init__(self, bucket_span: int, temp_dir: str, consume: bool = False):
         super().__init__()
         self.bucket_span = bucket_span
         self.temp_dir = temp_dir
+        self.consume = consume  # remove the join's runs once merged (see SpilledCoGroupByKey)
 
     def expand(self, pcolls):
         titles, redirects = pcolls
         return (
             {"A": titles, "R": redirects}
-            | "GroupByTargetTitle" >> SpilledCoGroupByKey(self.temp_dir)
+            | "GroupByTargetTitle" >> SpilledCoGroupByKey(self.temp_dir, consume=self.consume)
             | "ResolveTargets"
             >> beam.ParDo(_ResolveFn(self.bucket_span))
             .with_output_types(tuple[tuple[str, int, int], tuple[int, list]])

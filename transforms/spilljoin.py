@@ -30,6 +30,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
 from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.fs import remove_files
 from wikisnap.transforms.formats.layout import new_attempt
 from wikisnap.transforms.formats.spill import SpillBuffer, merge_keyed_runs, merge_runs, write_keyed_run
 
@@ -99,10 +100,12 @@ class _SpillKeyedFn(beam.DoFn):
 
 
 class _MergeJoinFn(beam.DoFn):
-    """`(partition, [run paths])` → `(key, {tag name: [values]})` for every key of the partition."""
+    """`(partition, [run paths])` → `(key, {tag name: [values]})` for every key of the partition;
+    with `consume`, the runs are removed once every key went downstream (see SpilledCoGroupByKey)."""
 
-    def __init__(self, tags: tuple[str, ...]):
+    def __init__(self, tags: tuple[str, ...], consume: bool = False):
         self.tags = tags
+        self.consume = consume
 
     def process(self, element):
         _partition, paths = element
@@ -115,20 +118,24 @@ class _MergeJoinFn(beam.DoFn):
             groups[self.tags[tag]].append(pickle.loads(vb))
         if groups is not None:
             yield pickle.loads(key_bytes), groups
+        if self.consume:
+            remove_files(paths)
 
 
 class SpilledCoGroupByKey(beam.PTransform):
     """`{tag: PCollection | tuple of PCollections of (key, value)}` → `(key, {tag: [values]})`.
 
-    The drop-in for `beam.CoGroupByKey` on per-page keys (see the module doc). A tag may take
+    The drop-in for `beam.CoGroupByKey` on per-page keys (see the module doc). `consume=True`
+    removes each partition's runs once it is merged: only where a failed bundle fails the run
+    rather than being retried (the pinned local engine), since a retry would need them. A tag may take
     several PCollections: each is spilled where it is made, never flattened first (a Flatten of
     per-page elements is held in memory by the local runner too). Keys must pickle alike when
     equal (tuples of str and int do).
     """
 
-    def __init__(self, temp_dir: str, partitions: int = PARTITIONS, budget: int = SPILL_BYTES):
+    def __init__(self, temp_dir: str, partitions: int = PARTITIONS, budget: int = SPILL_BYTES, consume: bool = False):
         super().__init__()
-        self.temp_dir, self.partitions, self.budget = temp_dir, partitions, budget
+        self.temp_dir, self.partitions, self.budget, self.consume = temp_dir, partitions, budget, consume
 
     def expand(self, inputs: dict):
         tags = tuple(sorted(inputs))
@@ -143,7 +150,7 @@ class SpilledCoGroupByKey(beam.PTransform):
             tuple(runs)
             | "FlattenRunPaths" >> beam.Flatten()
             | "GroupRunsByPartition" >> beam.GroupByKey()
-            | "MergeJoinRuns" >> beam.ParDo(_MergeJoinFn(tags))
+            | "MergeJoinRuns" >> beam.ParDo(_MergeJoinFn(tags, self.consume))
         )
 
 
@@ -160,7 +167,8 @@ class _SpillBucketItemsFn(beam.DoFn):
 
     def process(self, element):
         key, (page_id, item) = element
-        for run in self.spill.add_to(key, page_id, 0, item):
+        # packed here: an item is a redirect list or an enrichment, not a record
+        for run in self.spill.add_to(key, page_id, 0, pickle.dumps(item, protocol=_PROTOCOL)):
             yield ((run.dbname, run.ns, run.bucket), run)
 
     def finish_bundle(self):

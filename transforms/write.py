@@ -29,7 +29,7 @@ from wikisnap import faults
 from wikisnap.schemas.arrow import ARTICLE_SCHEMA, TEXT_SCHEMA, records_to_table
 from wikisnap.schemas.serialize import to_wme_json_bytes
 from wikisnap.transforms.formats import layout
-from wikisnap.transforms.formats.fs import file_md5, join, move_once, open_write, write_bytes_atomic
+from wikisnap.transforms.formats.fs import file_md5, join, move_once, open_write, remove_files, write_bytes_atomic
 from wikisnap.transforms.formats.layout import count_attempts, mark_attempt, new_attempt, snapshot_id
 from wikisnap.transforms.formats.offload import Offload
 from wikisnap.transforms.formats.spill import merge_runs, release_freed_memory
@@ -71,6 +71,9 @@ class WriteOptions:
     # wikis' SiteInfos as ((db, SiteInfo), …) (namespace names for file and category links).
     text_namespaces: frozenset[int] = frozenset({0})
     sites: tuple = ()
+    # Remove a bucket's spill runs once its members are written: only where a failed bundle fails
+    # the run instead of being retried (the pinned local engine); keeps peak temp disk near the output's.
+    consume_runs: bool = False
 
     def wants_text(self, ns: int) -> bool:
         return "text" in self.formats and ns in self.text_namespaces
@@ -574,6 +577,13 @@ class _WriteBucketFn(beam.DoFn):
         )
         # after the parts are on disk: a test failing here leaves a whole superseded attempt behind
         faults.point(f"write-bucket:{name}")
+        if self.opts.consume_runs:
+            remove_files(
+                [run.path for run in runs]
+                + [run.path for run in groups["redirects"]]
+                + [run.path for run in groups.get("enrichments", ())]
+                + (html_runs or [])
+            )
         retries = count_attempts(self.opts.temp_dir, "write-bucket", name) - 1
         if retries > 0:  # attempts of this bucket the engine discarded (absent on a run without any)
             self.c_retries.inc(retries)

@@ -194,8 +194,9 @@ class SpillBuffer:
         return self.add_to((dbname, ns, page_id // self.bucket_span), page_id, rev_id, record)
 
     def add_to(self, key: tuple[str, int, int], page_id: int, rev_id: int, record) -> list[SpillRun]:
-        """`add` with the (db, ns, bucket) given: items already keyed by bucket upstream."""
-        blob = pack_record(record)
+        """`add` with the (db, ns, bucket) given: items already keyed by bucket upstream (`record`
+        may come packed: bytes of a pickled value)."""
+        blob = record if isinstance(record, bytes) else pack_record(record)
         self.buffers.setdefault(key, []).append((page_id, rev_id, blob))
         self.buffered += len(blob) + 100
         if self.buffered >= self.budget:
