@@ -79,6 +79,8 @@ setup(
         "gcp": ["apache-beam[gcp]", "gcsfs"],
         "s3": ["s3fs"],
         # peers measured by benchmarks/run.py; never imported by wikisnap itself
+        # the documentation site (mkdocs.yml; CI runs `mkdocs build --strict`)
+        "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5"],
         "bench": ["wikiextractor==3.1.0", "mwxml>=0.3.3", "mwparserfromhell>=0.6.6", "smart-open>=7"],
     },
     entry_points={"console_scripts": ["wikisnap=wikisnap.pipelines.cli:main"]},

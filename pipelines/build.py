@@ -20,7 +20,6 @@ import argparse
 import json
 import logging
 import pickle
-import sys
 import threading
 import time
 from dataclasses import replace
@@ -35,6 +34,7 @@ from wikisnap.pipelines.engine import (
     bz2_threads_for,
     check_cluster_run,
     local_workers,
+    never_retries,
     pipeline_options,
 )
 from wikisnap.pipelines.errors import RunFailed, UsageError
@@ -51,18 +51,16 @@ from wikisnap.pipelines.launch import (
     CollectReport,
     check_dead_letters,
     manifest_outputs,
-    run_job,
+    outputs_summary,
     run_temp_dir,
     write_options,
 )
 from wikisnap.pipelines.options import (
     DEFAULT_NAMESPACES,
     DEFAULT_TEXT_NAMESPACES,
-    FORMATS,
     RUN_FLAGS,
     BuildConfig,
     add_shared_flags,
-    parse_formats,
     parse_namespaces,
     positive_int,
 )
@@ -120,7 +118,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         "them, NDJSON lines with an `html` field) give article_body.html, categories, templates and "
         "abstract to the record of the same page and revision.",
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (local path or fsspec URL)")
+    add_shared_flags(parser, "--out")
     parser.add_argument(
         "--namespaces",
         type=parse_namespaces,
@@ -128,22 +126,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="0,6,10,14",
         help="namespaces to snapshot (default: WME's 0,6,10,14); pages of others are counted as skipped",
     )
-    parser.add_argument(
-        "--formats",
-        type=parse_formats,
-        default=FORMATS,
-        metavar="ndjson,parquet",
-        help="outputs to write: ndjson (WME tarball + metadata), parquet (typed records), text (plain-text "
-        "Parquet id,url,title,text,qid,date_modified,license under OUT/text/; alone it skips the "
-        "WME records and reads only --text-namespaces), structured (WME's Structured Contents from Parsoid "
-        "HTML: infoboxes, sections, description from page_props.sql; NDJSON tarball, metadata and Parquet "
-        "under OUT/structured-snapshots/; pages without HTML are counted) (default: ndjson,parquet). Fields from "
-        "Parsoid HTML, when an HTML input or a WME record's own article_body.html gives it: article_body.html "
-        "(the HTML as given, also a Parquet column), categories (every mw:PageProp/Category link: hidden and "
-        "template-added ones too), templates (data-mw transclusions of the page), abstract (WME's GetAbstract "
-        "rules on the lead section); they replace the wikitext-derived ones",
-    )
-    add_shared_flags(parser, "--text-namespaces")
+    add_shared_flags(parser, "--formats", "--text-namespaces")
     parser.add_argument(
         "--member-size-mb",
         type=float,
@@ -184,17 +167,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MB",
         help="memory a reader buffers (pickled records) before spilling a sorted run to the temp folder (default 16)",
     )
-    parser.add_argument(
-        "--allow-truncated",
-        action="store_true",
-        help="keep the complete pages of a truncated file (and publish) instead of failing the run",
-    )
-    parser.add_argument(
-        "--siteinfo-from",
-        metavar="DUMP",
-        default=None,
-        help="take <siteinfo> from this dump for inputs that have none (e.g. hand-made excerpts)",
-    )
+    add_shared_flags(parser, "--allow-truncated", "--siteinfo-from")
     parser.add_argument(
         "--index",
         metavar="FILE",
@@ -243,6 +216,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         help="use a dump run whose jobs are not all 'done' (its files may be partial)",
     )
     add_shared_flags(parser, "--date", "--workers", "--max-page-bytes", *RUN_FLAGS)
+    add_shared_flags(parser, "--enrichment")
     parser.add_argument(
         "--categories",
         choices=CATEGORY_MODES,
@@ -305,7 +279,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildCon
         max_page_bytes=args.max_page_bytes,
         allow_truncated=args.allow_truncated,
         fail_on_dead_letters=args.fail_on_dead_letters,
-        siteinfo_from=args.siteinfo_from,
+        siteinfo_from=one_siteinfo(args.siteinfo_from),
         index=args.index,
         unit_mb=args.unit_mb,
         checksums=list(args.checksums or []),
@@ -323,7 +297,15 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> BuildCon
         qid_map=getattr(args, "qid_map", None),
         wme_records=getattr(args, "wme_records", "complete"),
         text_namespaces=tuple(getattr(args, "text_namespaces", DEFAULT_TEXT_NAMESPACES)),
+        enrichment=tuple(args.enrichment),
     )
+
+
+def one_siteinfo(paths: list[str] | None) -> str | None:
+    """Build's `--siteinfo-from`: at most one dump (its inputs carry no wiki name to match several by)."""
+    if paths and len(paths) > 1:
+        raise UsageError("build takes one --siteinfo-from (it stands for every input without a <siteinfo>)")
+    return paths[0] if paths else None
 
 
 # -- inputs --------------------------------------------------------------------------------
@@ -426,6 +408,9 @@ def build_pipeline(
         else frozenset(),
         editors="user_groups" in tables,
     )
+    # On the pinned local engine a failed bundle fails the run (no retry needs a consumed run again):
+    # temp runs are removed as soon as they are merged, so peak temp disk stays near the output's.
+    consume = never_retries(config)
     write_opts = write_options(
         out_dir,
         temp_dir,
@@ -437,6 +422,7 @@ def build_pipeline(
         {unit.site.dbname: unit.site for unit in units},
         categories=config.categories or ("both" if "categorylinks" in tables else "wikitext"),
         coverage=frozenset(coverage),
+        consume_runs=consume,
     )
     languages = {unit.site.dbname: unit.site.lang for unit in units}
 
@@ -464,16 +450,17 @@ def build_pipeline(
             | "ReadRecordInputs" >> ReadRecordInputs(record_opts)
         )
         runs = (runs, recs[TAG_RUNS]) | "FlattenRuns" >> beam.Flatten()
-        titles = (titles, recs[TAG_TITLES]) | "FlattenTitles" >> beam.Flatten()
+        # per-page elements are never flattened (the local runner would hold them): joins spill each
+        titles = (titles, recs[TAG_TITLES])
         if read_opts.editors:
-            editors = (editors, recs[TAG_EDITORS]) | "FlattenEditors" >> beam.Flatten()
+            editors = (editors, recs[TAG_EDITORS])
         units_read = (units_read, recs[TAG_UNITS]) | "FlattenUnits" >> beam.Flatten()
         html_runs, record_stats = [recs[TAG_HTML]], [recs[TAG_STATS]]
         letters_in.append(recs[TAG_DEADLETTERS])
     write_buckets = WriteBuckets(write_opts, html=bool(html_runs))
-    joined = (titles, read.redirects) | "JoinRedirects" >> JoinRedirects(config.bucket_span)
+    joined = (titles, read.redirects) | "JoinRedirects" >> JoinRedirects(config.bucket_span, temp_dir, consume)
     extra_stats, sql_errors, enrichments = [], [], []
-    redirect_lists = joined.redirect_lists
+    redirect_lists = (joined.redirect_lists,)
     if sql_inputs:
         sites = {**record_sites(config.record_inputs), **{unit.site.dbname: unit.site for unit in units}}
         enriched = (
@@ -488,11 +475,13 @@ def build_pipeline(
                 snapshot_date=config.date,
                 image_wikis=tuple(sorted({i.dbname for i in sql_inputs if i.table == "image" and i.dbname})),
                 descriptions="structured" in config.formats,
-            )
+            ),
+            temp_dir,
+            consume,
         )
-        redirect_lists = (joined.redirect_lists, enriched["redirect_lists"]) | "FlattenRedirectLists" >> beam.Flatten()
+        redirect_lists = (joined.redirect_lists, enriched["redirect_lists"])
         enrichments.append(enriched["enrichments"])
-        extra_stats, sql_errors = [enriched["stats"]], [enriched["errors"]]
+        extra_stats, sql_errors = list(enriched["stats"]), [enriched["errors"]]
     if history_units:
         # Revision histories: one small summary per page, joined to the articles by (db, page id).
         histories = (
@@ -500,14 +489,12 @@ def build_pipeline(
             | "CreateHistoryUnits" >> beam.Create(history_units)
             | "ReadHistories" >> ReadHistories(read_opts.namespaces, config.progress_seconds)
         )
-        dated = (histories.pages, titles) | "JoinHistories" >> JoinHistories(config.bucket_span)
+        dated = (histories.pages, titles) | "JoinHistories" >> JoinHistories(config.bucket_span, temp_dir, consume)
         enrichments.append(dated.enrichments)
         extra_stats += [histories.stats, dated.stats]
         units_read = (units_read, histories.units) | "FlattenHistoryUnits" >> beam.Flatten()
         letters_in.append(histories.deadletters)
-    if len(enrichments) > 1:
-        enrichments = [tuple(enrichments) | "FlattenEnrichments" >> beam.Flatten()]
-    written = (runs, redirect_lists, *enrichments, *html_runs) | "WriteBuckets" >> write_buckets
+    written = (runs, redirect_lists, tuple(enrichments), *html_runs) | "WriteBuckets" >> write_buckets
     letters_in.append(written[TAG_DEADLETTERS])
     dead = tuple(letters_in) | "FlattenDeadLetters" >> beam.Flatten()
     input_errors = units_read | "FindInputErrors" >> beam.Filter(lambda u: u.error is not None)
@@ -520,8 +507,12 @@ def build_pipeline(
     )
     letters = dead | "WriteDeadLetters" >> WriteDeadLetters(out_dir)
     verified = (outputs, letters) | "FlattenOutputs" >> beam.Flatten() | "VerifyStagedOutputs" >> VerifyOutputs()
+    # Counts come per page from some steps: each is summed where it is made (a lifted combine holds
+    # one value per counter), and only the sums are flattened.
+    stat_sources = (read.stats, joined.stats, written.stats, *record_stats, *extra_stats)
+    sums = tuple(s | f"SumCounts{i}" >> beam.CombinePerKey(sum) for i, s in enumerate(stat_sources))
     stats = (
-        (read.stats, joined.stats, written.stats, *record_stats, *extra_stats)
+        sums
         | "FlattenCounts" >> beam.Flatten()
         | "SumCounts" >> beam.CombinePerKey(sum)
         | "TagCounts" >> beam.Map(lambda kv: ("count", kv))
@@ -629,8 +620,9 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
     # bytes the readers will go through: a range counts its own length, not its file's size
     total = sum(unit_span(u) or 0 for u in units if u.kind != "verify")
     log.info(
-        "wikisnap %s: %d input(s), %.1f MB, wikis %s",
+        "wikisnap %s: %d input file(s) in %d work unit(s), %.1f MB, wikis %s",
         wikisnap.__version__,
+        len({u.path for u in units}),
         len(units),
         total / 1e6,
         ", ".join(sorted({u.site.dbname for u in units})),
@@ -820,7 +812,7 @@ def summary(manifest: dict) -> str:
     timing = manifest["timing"]
     pages = sum(i["pages"] for i in manifest["inputs"])
     lines.append(
-        f"read {pages:,} pages from {len(manifest['inputs'])} input(s) in {timing['seconds']:.1f} s "
+        f"read {pages:,} pages from {len(manifest['inputs'])} input file(s); the run took {timing['seconds']:.1f} s "
         f"({timing['pages_per_second']:,} pages/s, {timing['input_mb_per_second']} MB/s of input)"
     )
     lines += [
@@ -840,15 +832,9 @@ def summary(manifest: dict) -> str:
         )
         if any(k.startswith("enrich/") for k in c):
             lines.append(f"{db}: {enrichment_summary(c)}")
+    lines.append("outputs:")
+    lines += outputs_summary(manifest["outputs"])
     for o in manifest["outputs"]:
         if o["kind"] in ("tarball", "deadletter"):
             lines.append(f"  {o['path']}  {o['bytes'] / 1e6:.3f} MB  {o['records']:,} records  md5 {o['md5']}")
     return "\n".join(lines)
-
-
-def main_build(args: argparse.Namespace, beam_args: list[str]) -> int:
-    config = config_from_args(args, beam_args)
-    if not config.inputs and not config.dump_run:
-        print("wikisnap build: error: give INPUT dump files or --dump-run RUN", file=sys.stderr)
-        return 2
-    return run_job("build", run, summary, config)

@@ -94,7 +94,24 @@ def make_parser() -> argparse.ArgumentParser:
         "files, 1 failure, 75 another sync holds the work folder.",
     )
     add_sync_arguments(sync)
+    from wikisnap.pipelines.show import add_show_arguments
+
+    show = commands.add_parser(
+        "show",
+        help="a snapshot's counts and sizes, a record, or its Arrow schema (from the manifest and Parquet)",
+        description="Look into a build/update output without unpacking its tarballs: per (wiki, namespace) "
+        "records and sizes (default), a record by --id or --title, the Arrow schema (--schema).",
+    )
+    add_show_arguments(show)
+    from wikisnap.pipelines.options import add_shared_flags
+
+    for command in (build, update, recover, publish, verify, sync, show):
+        add_shared_flags(command, "--json")
     return parser
+
+
+_WORKER_ECHOES = "Worker: "
+_IN_MEMORY_WARNING = "If direct_num_workers is not equal to 1"
 
 
 class _DropNoise(logging.Filter):
@@ -111,6 +128,10 @@ class _DropNoise(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if str(record.msg).startswith("apitools not found"):
             return False
+        if record.name.startswith("apache_beam") and str(record.msg).startswith(_WORKER_ECHOES):
+            return False  # local workers print their own lines (pipelines/worker.py); these are copies
+        if record.name.startswith("apache_beam") and str(record.msg).startswith(_IN_MEMORY_WARNING):
+            return False  # the engine's deliberate choice (pipelines/engine.py worker_runner)
         if not self.verbose and record.name.startswith("apache_beam") and record.levelno >= logging.ERROR:
             return False
         return True
@@ -171,32 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         # imported). Forked workers share those pages unwritten.
         gc.freeze()
     args, beam_args = split_args(parser, raw)
-    if args.command == "build":
-        from wikisnap.pipelines.build import main_build
+    from wikisnap.pipelines.api import command_line
 
-        return main_build(args, beam_args)
-    if args.command == "update":
-        from wikisnap.pipelines.update import main_update
-
-        return main_update(args, beam_args)
-    if args.command == "publish":
-        from wikisnap.pipelines.publish import main_publish
-
-        return main_publish(args)
-    if args.command == "verify":
-        from wikisnap.pipelines.publish import main_verify
-
-        return main_verify(args.folder)
-    if args.command == "sync":
-        from wikisnap.pipelines.sync import main_sync
-
-        return main_sync(args)
-    if args.command == "recover":
-        from wikisnap.pipelines.launch import main_recover
-
-        return main_recover(args.out)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    return command_line(args, beam_args)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from wikisnap import faults
+from wikisnap.pipelines.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_LOCKED, WikisnapError  # noqa: F401 - the exit codes' old home
 from wikisnap.transforms.formats.fs import fs_for
 from wikisnap.transforms.formats.layout import (
     CONTROL,
@@ -65,21 +66,22 @@ log = logging.getLogger("wikisnap")
 
 # What wikisnap owns inside OUT (layout.OWNED_*): a file matching these and not listed by the new
 # manifest is the previous run's and is removed at publish time. Anything else is the user's and is kept.
-EXIT_ENVIRONMENT = 1  # disk full, permissions, a crash
-EXIT_BAD_INPUT = 2  # bad input or usage: nothing published
-EXIT_LOCKED = 75  # sysexits' EX_TEMPFAIL: another run holds --out; a scheduler may retry later
 
 
-class OutputError(Exception):
+class OutputError(WikisnapError):
     """`--out` (or `--base`) cannot be used as given; the message says what to change (exit 2)."""
 
 
-class EnvironmentFailure(Exception):
+class EnvironmentFailure(WikisnapError):
     """The machine stopped the run: disk full, no permission, read-only folder… (exit 1)."""
 
+    exit_code = EXIT_ENVIRONMENT
 
-class LockHeld(Exception):
+
+class LockHeld(WikisnapError):
     """Another live run holds the output folder (exit 75: try again later)."""
+
+    exit_code = EXIT_LOCKED
 
 
 def is_local(path: str) -> bool:
@@ -318,7 +320,7 @@ class OutputFolder:
             self._file_lock = lock
             return
         # Object stores have no locks: a lock object says who writes. Best effort: two runs that
-        # start within the same second may both see it absent (the README says so).
+        # start within the same second may both see it absent (docs/outputs.md says so).
         fs = self.fs
         if fs.exists(path) and not break_lock:
             with fs.open(path, "rb") as f:

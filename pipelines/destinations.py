@@ -20,12 +20,22 @@ import shutil
 import subprocess
 import tempfile
 
+from wikisnap.pipelines.errors import EXIT_ENVIRONMENT, WikisnapError
 from wikisnap.transforms.formats.fs import file_md5, fs_for
 from wikisnap.transforms.formats.layout import scratch_prefix
 
 
-class DestinationError(Exception):
-    """A destination that cannot be reached or written; the message names it."""
+class DestinationError(WikisnapError):
+    """A destination that cannot be reached or written; the message names it (exit 1: run again).
+
+    `explained`: the message already says what to do (a lasting error, or whether to run again).
+    """
+
+    exit_code = EXIT_ENVIRONMENT
+
+    def __init__(self, message: str, explained: bool = False):
+        super().__init__(message)
+        self.explained = explained
 
 
 class FsspecDestination:

@@ -122,8 +122,6 @@ def pipeline_options(config: RunOptions) -> tuple[PipelineOptions, object, str]:
     if runner is None or runner.lower() in LOCAL_RUNNERS:
         workers = local_workers(config)
         args = [a for a in args if not (a.startswith("--runner") or a in ("DirectRunner", "FnApiRunner"))]
-        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
         options = without_type_check(PipelineOptions(args), args)
         direct = options.view_as(DirectOptions)
         if workers > 1:
@@ -135,7 +133,7 @@ def pipeline_options(config: RunOptions) -> tuple[PipelineOptions, object, str]:
             direct.direct_running_mode = "in_memory"
             engine = "Beam FnApiRunner, in-process (1 worker)"
             prompt_state_sampler()
-        return options, FnApiRunner(provision_info=_worker_provision_info()), engine
+        return options, worker_runner()(provision_info=_worker_provision_info()), engine
     options = without_type_check(PipelineOptions(args), args)
     if runner.lower() == "prismrunner" and flag_value(args, "--prism_log_level") is None:
         options.view_as(PrismRunnerOptions).prism_log_level = "warn"  # Prism's INFO lines drown the progress lines
@@ -146,6 +144,13 @@ def runs_on_this_machine(config) -> bool:
     """Whether every worker of the run is a process on this machine (local runners)."""
     runner = flag_value(config.beam_args, "--runner")
     return runner is None or runner.lower() in SINGLE_MACHINE_RUNNERS
+
+
+def never_retries(config) -> bool:
+    """Whether a failed bundle fails the run instead of being retried: Beam's FnApiRunner, pinned
+    for local runs, has no bundle retry (every other runner may run a bundle again)."""
+    runner = flag_value(config.beam_args, "--runner")
+    return runner is None or runner.lower() in LOCAL_RUNNERS
 
 
 def bz2_threads_for(config) -> int:
@@ -239,6 +244,36 @@ def check_cluster_run(config, temp_root: str) -> None:
     check_prism(config)
 
 
+def worker_runner():
+    """The FnApiRunner whose `--workers N` processes run pipelines/worker.py (Beam's SDK harness in
+    wikisnap's log format, Beam's own lines quiet unless -v) instead of Beam's bare entry point."""
+    import sys
+
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+    from apache_beam.transforms.environments import SubprocessSDKEnvironment
+
+    class WorkerFnApiRunner(FnApiRunner):
+        def run_pipeline(self, pipeline, options):
+            direct = options.view_as(DirectOptions)
+            if direct.direct_running_mode != "multi_processing":
+                return super().run_pipeline(pipeline, options)
+            level = logging.getLevelName(logging.getLogger("wikisnap").getEffectiveLevel())
+            verbose = " --verbose" if level == "DEBUG" else ""
+            self._default_environment = SubprocessSDKEnvironment.from_command_string(
+                f"{sys.executable} -m wikisnap.pipelines.worker --log-level {level}{verbose}"
+            )
+            # FnApiRunner replaces the environment of a multi_processing run with Beam's entry
+            # point; so the run is declared in_memory (its one effect: that choice, and a warning
+            # the launcher's log filter drops), with direct_num_workers processes all the same.
+            direct.direct_running_mode = "in_memory"
+            try:
+                return super().run_pipeline(pipeline, options)
+            finally:
+                direct.direct_running_mode = "multi_processing"
+
+    return WorkerFnApiRunner
+
+
 def _worker_provision_info():
     """Options the local worker processes read at start-up: Beam's INFO chatter off, progress on.
 
@@ -250,9 +285,8 @@ def _worker_provision_info():
     from google.protobuf import struct_pb2
 
     options = struct_pb2.Struct()
-    options.update(
-        {"default_sdk_harness_log_level": "WARNING", "sdk_harness_log_level_overrides": {"wikisnap": "INFO"}}
-    )
+    level = logging.getLevelName(logging.getLogger("wikisnap").getEffectiveLevel())
+    options.update({"default_sdk_harness_log_level": "WARNING", "sdk_harness_log_level_overrides": {"wikisnap": level}})
     return ExtendedProvisionInfo(
         beam_provision_api_pb2.ProvisionInfo(retrieval_token="unused-retrieval-token", pipeline_options=options)
     )

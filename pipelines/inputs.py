@@ -103,7 +103,13 @@ def discover_units(config: BuildConfig) -> list[WorkUnit]:
 def with_dump_run(config: BuildConfig) -> BuildConfig:
     """Add a dump run's chosen files, indexes and checksums to the configuration."""
     try:
-        plan = plan_dump_run(config.dump_run, mirror=config.mirror, force=config.force)
+        plan = plan_dump_run(
+            config.dump_run,
+            mirror=config.mirror,
+            force=config.force,
+            with_sql=bool(config.enrichment),
+            tables=config.enrichment,
+        )
     except DumpRunError as exc:
         raise UsageError(str(exc)) from None
     log.info(

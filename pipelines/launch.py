@@ -1,201 +1,29 @@
-"""Running a job for the command line: its summary, or one line saying what failed, and the exit code.
-
-Shared by every command that writes an output folder (build, update), with the flags they share.
+"""What every job that writes an output folder (build, update) shares: its temp folder, report
+collection, manifest outputs, writer options, `recover`, and the one line that names a crash.
+(Exit codes and the command line's output: pipelines/api.py.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import pickle
 import re
-import signal
-import sys
-import threading
 from dataclasses import asdict, dataclass
 
 import apache_beam as beam
 
 from wikisnap.pipelines.commit import (
-    EXIT_BAD_INPUT,
-    EXIT_ENVIRONMENT,
-    EXIT_LOCKED,
     MANIFEST,
-    EnvironmentFailure,
-    LockHeld,
-    OutputError,
     OutputFolder,
     environment_message,
     remove_dead_scratch,
 )
 from wikisnap.pipelines.errors import RunFailed, UsageError
 from wikisnap.pipelines.options import flag_value
-from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.fs import fs_for, join, write_bytes_atomic
 from wikisnap.transforms.write import WriteOptions
 
 log = logging.getLogger("wikisnap")
-
-
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived while a job ran. A BaseException, as KeyboardInterrupt is, so no
-    `except Exception` of a stage takes it for an error of its own: it unwinds every `finally`
-    (the run's temp folder and staging are removed, the lock released) up to `run_job`."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-# Seconds an interrupted run gets to remove its temp folder and staging before it exits anyway
-# (what is left is removed by the next run on that folder, or by `wikisnap recover`).
-INTERRUPT_CLEANUP_SECONDS = 60
-
-
-def stop_descendants() -> list[int]:
-    """SIGTERM every process descended from this one (Beam's local worker processes); their pids.
-
-    Linux's /proc tells the parent of each process; elsewhere nothing is found and nothing done.
-    """
-    children: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read().decode("ascii", "replace")
-        except OSError:
-            continue  # gone meanwhile
-        ppid = int(stat[stat.rfind(")") + 2 :].split()[1])  # after "pid (name) state"
-        children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], list(children.get(os.getpid(), []))
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo += children.get(pid, [])
-    for pid in found:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGTERM)
-    return found
-
-
-@contextlib.contextmanager
-def interruptible():
-    """While the block runs, SIGINT and SIGTERM raise `Interrupted` in the main thread.
-
-    Yields the list of signals received (Beam may wrap the exception raised inside one of its
-    bundles into its own error; the list still says the run was interrupted). A second signal
-    during the clean-up is noted, not raised, so the clean-up finishes. The previous handlers
-    come back afterwards. Outside the main thread (a caller's worker thread) nothing changes.
-    """
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def handler(signum, frame):
-        received.append(signum)
-        if len(received) == 1 and committing(frame):
-            return  # the publish is a few renames: it finishes, then run_job says so
-        if len(received) == 1:
-            # Local Beam workers are this process's children and got no signal of their own
-            # (`kill PID`, a scheduler's terminate): the runner would wait for them forever.
-            stop_descendants()
-            # Beam's threads that watched those workers now fail, each with a traceback.
-            threading.excepthook = _after_interrupt
-            watchdog = threading.Timer(INTERRUPT_CLEANUP_SECONDS, os._exit, (128 + signum,))
-            watchdog.daemon = True
-            watchdog.start()  # a clean-up that hangs must not keep the process alive
-            raise Interrupted(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    hook = threading.excepthook
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-        threading.excepthook = hook
-
-
-def committing(frame) -> bool:
-    """Whether `frame` (where a signal found the main thread) is inside the publish of an output
-    folder, between its first rename and its manifest: stopping there would leave the folder to
-    the next run's roll-back, so the signal waits for the publish to finish."""
-    codes = {OutputFolder.publish.__code__, OutputFolder._recover_publish.__code__}  # noqa: SLF001
-    while frame is not None:
-        if frame.f_code in codes:
-            return True
-        frame = frame.f_back
-    return False
-
-
-def _after_interrupt(args) -> None:
-    """A thread's failure once the run was interrupted: a consequence, kept for -v only."""
-    log.debug("after the interrupt, thread %s: %s", args.thread.name if args.thread else "?", args.exc_value)
-
-
-def interrupted(command: str, config, signum: int) -> int:
-    """Say that the job was interrupted; the exit code is 128 + the signal (130 SIGINT, 143 SIGTERM)."""
-    name = signal.Signals(signum).name
-    print(f"wikisnap {command}: interrupted ({name}); {config.out} is unchanged", file=sys.stderr)
-    return 128 + signum
-
-
-def run_job(command: str, run_fn, summary_fn, config, manifest_line: bool = True) -> int:
-    """Run a job for the CLI: print its summary, or one line saying what failed; return the exit code.
-
-    Exit codes: 0 published; 2 bad input or usage (nothing published); 1 the environment stopped
-    the run (disk full, permissions) or the run crashed; 75 another run holds the output folder;
-    130/143 interrupted by SIGINT (Ctrl-C)/SIGTERM (the run's temp and staging removed, the
-    output folder as it was). The traceback of a crash is printed only with -v.
-    """
-    with interruptible() as received:
-        return _run_job(command, run_fn, summary_fn, config, manifest_line, received)
-
-
-def _run_job(command: str, run_fn, summary_fn, config, manifest_line: bool, received: list[int]) -> int:
-    verbose = log.isEnabledFor(logging.DEBUG)
-    try:
-        manifest = run_fn(config)
-    except Interrupted as exc:
-        return interrupted(command, config, exc.signum)
-    except KeyboardInterrupt:  # SIGINT while a caller's own handler ran (not the program's)
-        return interrupted(command, config, signal.SIGINT)
-    except (UsageError, RunFailed, OutputError, layout.UnsafeName, layout.PathEscape) as exc:
-        print(f"wikisnap {command}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except LockHeld as exc:
-        print(f"wikisnap {command}: error: {exc}; try again when it has finished", file=sys.stderr)
-        return EXIT_LOCKED
-    except EnvironmentFailure as exc:
-        print(f"wikisnap {command}: error: {exc}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
-    except Exception as exc:  # a crash inside Beam or an OSError: one line, the traceback with -v
-        if received:  # the signal's exception was raised inside a Beam bundle and wrapped by Beam
-            return interrupted(command, config, received[0])
-        if verbose:
-            log.exception("wikisnap %s failed", command)
-        print(f"wikisnap {command}: error: {describe_failure(exc)}", file=sys.stderr)
-        print(f"{config.out} is unchanged.{'' if verbose else ' Run with -v for the traceback.'}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
-    print(summary_fn(manifest))
-    if manifest_line:
-        print(f"manifest: {os.path.join(config.out, layout.MANIFEST)}")
-    if received:  # arrived while publishing: the publish was finished first
-        name = signal.Signals(received[0]).name
-        print(
-            f"wikisnap {command}: interrupted ({name}) while publishing; the publish was finished first, so "
-            f"{config.out} holds this run's complete output",
-            file=sys.stderr,
-        )
-        return 128 + received[0]
-    return 0
 
 
 @dataclass(frozen=True)
@@ -216,15 +44,6 @@ def recover(config: RecoverConfig) -> dict:
     folder = OutputFolder.open(config.out, "recover")
     folder.close()
     return {"published": folder.fs.exists(f"{folder.root}/{MANIFEST}")}
-
-
-def main_recover(out: str) -> int:
-    """`wikisnap recover OUT`: the exit codes and one-line failures of every job."""
-
-    def summary(state: dict) -> str:
-        return f"{out}: {'a complete wikisnap output' if state['published'] else 'no published output'}; nothing left to repair"
-
-    return run_job("recover", recover, summary, RecoverConfig(out), manifest_line=False)
 
 
 _ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\] ([^:\n]+?): '([^'\n]+)'")
@@ -302,6 +121,32 @@ def manifest_outputs(outputs: list, staging: str) -> list[dict]:
         {k: v for k, v in asdict(o).items() if v is not None} | {"path": relative_path(o.path, staging)}
         for o in outputs
     ]
+
+
+# output kinds in the order the summary lists them, with a name for people
+OUTPUT_KINDS = {
+    "tarball": "NDJSON tarballs",
+    "metadata": "snapshot metadata",
+    "parquet": "Parquet shards",
+    "text": "plain-text Parquet",
+    "batch": "hourly batches",
+    "deadletter": "dead letters",
+}
+
+
+def outputs_summary(outputs: list[dict]) -> list[str]:
+    """One line per output kind of a manifest's `outputs`: files, records and bytes."""
+    lines = []
+    kinds = sorted(
+        {o["kind"] for o in outputs}, key=lambda k: (list(OUTPUT_KINDS).index(k) if k in OUTPUT_KINDS else 99, k)
+    )
+    for kind in kinds:
+        files = [o for o in outputs if o["kind"] == kind]
+        size = sum(o["bytes"] for o in files)
+        records = sum(o.get("records", 0) for o in files)
+        count = f", {records:,} records" if kind != "metadata" else ""
+        lines.append(f"  {OUTPUT_KINDS.get(kind, kind)}: {len(files)} file(s){count}, {size / 1e6:,.3f} MB")
+    return lines
 
 
 def relative_path(path: str, base: str) -> str:

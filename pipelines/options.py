@@ -12,13 +12,14 @@ import argparse
 import time
 from dataclasses import dataclass, field
 
-from wikisnap.transforms.formats.dumprun import DEFAULT_MIRROR
+from wikisnap.transforms.formats.dumprun import DEFAULT_MIRROR, SQL_JOBS
 
 DEFAULT_NAMESPACES = (0, 6, 10, 14)
 FORMATS = ("ndjson", "parquet")  # the default; "text" (plain-text Parquet) is asked for
 # "structured": WME's Structured Contents from Parsoid HTML (schemas/structured.py)
 KNOWN_FORMATS = (*FORMATS, "text", "structured")
 DEFAULT_TEXT_NAMESPACES = (0,)
+SQL_TABLES = tuple(SQL_JOBS.values())  # the SQL tables of a dump run that enrich the records
 
 
 @dataclass(kw_only=True)
@@ -74,6 +75,7 @@ class BuildConfig(RunOptions):
     record_inputs: list = field(default_factory=list)
     wme_records: str = "complete"  # or "as-is": no field derived from a record's own HTML
     text_namespaces: tuple[int, ...] = DEFAULT_TEXT_NAMESPACES  # `--formats text`: which get text
+    enrichment: tuple[str, ...] = SQL_TABLES  # `--dump-run`: the SQL tables of the run to read
 
 
 # -- command line --------------------------------------------------------------------------
@@ -124,6 +126,20 @@ def parse_date(text: str) -> str:
     return text
 
 
+def parse_enrichment(text: str) -> tuple[str, ...]:
+    """`--enrichment page_props,categorylinks` → those tables (in SQL_TABLES order); `none` or
+    nothing (`enrichment = []` in sync, `enrichment=[]` in Python) → ()."""
+    values = {part.strip() for part in text.split(",") if part.strip()}
+    if values <= {"none"}:
+        return ()
+    unknown = sorted(values - set(SQL_TABLES))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"--enrichment takes a list of {', '.join(SQL_TABLES)} (or none), got {text!r}"
+        )
+    return tuple(t for t in SQL_TABLES if t in values)
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -137,6 +153,49 @@ def positive_int(text: str) -> int:
 # -- flags shared by commands: one name, one meaning, one help text -------------------------
 
 SHARED_FLAGS: dict[str, dict] = {
+    "--out": dict(
+        required=True,
+        metavar="DIR",
+        help="output folder (local path or fsspec URL); written in full and published only when sound "
+        "(an update's must differ from its --base)",
+    ),
+    "--formats": dict(
+        type=parse_formats,
+        default=FORMATS,
+        metavar="ndjson,parquet",
+        help="outputs to write: ndjson (WME tarball + metadata), parquet (typed records), text (plain-text "
+        "Parquet id,url,title,text,qid,date_modified,license under OUT/text/; alone it skips the "
+        "WME records and reads only --text-namespaces), structured (WME's Structured Contents from Parsoid "
+        "HTML: infoboxes, sections, description from page_props.sql; NDJSON tarball, metadata and Parquet "
+        "under OUT/structured-snapshots/; pages without HTML are counted; build only). "
+        "Default: build ndjson,parquet; update the base's. "
+        "Fields from Parsoid HTML, when an HTML input or a WME record's own article_body.html gives it: "
+        "article_body.html (the HTML as given, also a Parquet column), categories (every "
+        "mw:PageProp/Category link: hidden and template-added ones too), templates (data-mw transclusions "
+        "of the page), abstract (WME's GetAbstract rules on the lead section); they replace the "
+        "wikitext-derived ones",
+    ),
+    "--allow-truncated": dict(
+        action="store_true",
+        help="keep the complete part of a truncated or corrupt input (its whole pages, or a diff's whole "
+        "lines) and publish, instead of failing the run; a damaged update --base always fails it",
+    ),
+    "--siteinfo-from": dict(
+        action="append",
+        default=[],
+        metavar="DUMP",
+        help="a dump whose <siteinfo> (namespaces, language, base URL) stands for inputs that have none: "
+        "build takes one, for hand-made excerpts; update one per wiki of its base (default there: the XML "
+        "diffs' own siteinfo, else a minimal one from the base records)",
+    ),
+    "--enrichment": dict(
+        type=parse_enrichment,
+        default=SQL_TABLES,
+        metavar="TABLES",
+        help=f"with a dump run: which of its SQL tables to read ({','.join(SQL_TABLES)}, or none); "
+        "enwiki's categorylinks alone is tens of GB. Default: all of them (sync: the run is built once "
+        "their jobs are done)",
+    ),
     "--date": dict(
         type=parse_date,
         default=None,
@@ -168,6 +227,11 @@ SHARED_FLAGS: dict[str, dict] = {
         default=None,
         help="where spill runs and member parts go (default: OUT/.wikisnap/tmp, or Beam's --temp_location); "
         "must be reachable by every worker (a bucket URL on a cluster)",
+    ),
+    "--json": dict(
+        action="store_true",
+        help="print the result (outputs with md5s, counts, dead letters, timings, manifest path) as one JSON "
+        "document on stdout, the same as the Python API's Result.to_dict(); logs and errors stay on stderr",
     ),
     "--keep-temp": dict(action="store_true", help="keep the temp folder after the run"),
     "--fail-on-dead-letters": dict(

@@ -35,14 +35,13 @@ import html
 import json
 import logging
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 
 from wikisnap import faults
-from wikisnap.pipelines.commit import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, owned_files, remove_dead_scratch
-from wikisnap.pipelines.destinations import DestinationError, destination_for
+from wikisnap.pipelines.commit import owned_files, remove_dead_scratch
+from wikisnap.pipelines.destinations import destination_for
 from wikisnap.pipelines.options import parse_yyyymmdd, positive_int
 from wikisnap.pipelines.snapshot import HF_PREFIX, PublishError, Snapshot, first_record, load_snapshot, snapshot_date
 from wikisnap.transforms.formats import layout
@@ -51,6 +50,7 @@ from wikisnap.transforms.formats.fs import file_digests, fs_for, local_path
 log = logging.getLogger("wikisnap")
 
 STATUS = "dumpstatus.json"
+DEFAULT_SHARD_MB = 256.0  # the hf layout's largest Parquet shard
 
 
 @dataclass
@@ -60,7 +60,7 @@ class PublishConfig:
     layout: str | None = None  # None: hf for hf:// URLs, else mirror
     run_date: str | None = None  # YYYYMMDD; default: the snapshot's date
     keep: int | None = None
-    shard_mb: float = 256.0
+    shard_mb: float = DEFAULT_SHARD_MB
     dry_run: bool = False
     work_dir: str | None = None
 
@@ -347,10 +347,14 @@ def add_publish_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=None,
         metavar="N",
-        help="mirror: keep the newest N runs (N ≥ 1), remove older ones (default: remove none)",
+        help="mirror layout only: keep the newest N runs (N ≥ 1), remove older ones (default: keep all)",
     )
     parser.add_argument(
-        "--shard-mb", type=float, default=256.0, metavar="MB", help="hf: largest Parquet shard (default 256)"
+        "--shard-mb",
+        type=float,
+        default=None,
+        metavar="MB",
+        help=f"hf layout only: largest Parquet shard (default {DEFAULT_SHARD_MB:g})",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="print what would be written or uploaded, change nothing"
@@ -359,7 +363,8 @@ def add_publish_arguments(parser: argparse.ArgumentParser) -> None:
         "--work-dir",
         metavar="DIR",
         default=None,
-        help="hf://: where the dataset folder is assembled before the upload (default: a temp folder)",
+        help="hf layout to hf://datasets/ only: where the dataset folder is assembled before the upload "
+        "(default: a temp folder)",
     )
 
 
@@ -412,53 +417,63 @@ def destination_problem(exc: OSError, to: str) -> str:
     return f"--to {to}: writing {where}: {exc.strerror or exc}; run the same command again to resume"
 
 
-def main_publish(args: argparse.Namespace) -> int:
-    config = PublishConfig(
+def config_from_args(args: argparse.Namespace) -> PublishConfig:
+    """The publish asked for; PublishError (exit 2) for an option its layout does not take (refused,
+    not ignored: `--keep 3` to an hf folder would otherwise keep every run silently)."""
+    chosen = args.layout or ("hf" if args.to.startswith(HF_PREFIX) else "mirror")
+    wrong = {
+        "mirror": [("--shard-mb", args.shard_mb), ("--work-dir", args.work_dir)],
+        "hf": [("--keep", args.keep)],
+    }[chosen]
+    given = [flag for flag, value in wrong if value is not None]
+    if given:
+        raise PublishError(f"{', '.join(given)} does not apply to the {chosen} layout; leave it out")
+    if args.work_dir is not None and not args.to.startswith(HF_PREFIX):
+        raise PublishError("--work-dir applies only to uploads to hf://datasets/ORG/NAME; leave it out")
+    return PublishConfig(
         snapshot=args.snapshot,
         to=args.to,
         layout=args.layout,
         run_date=args.run_date,
         keep=args.keep,
-        shard_mb=args.shard_mb,
+        shard_mb=DEFAULT_SHARD_MB if args.shard_mb is None else args.shard_mb,
         dry_run=args.dry_run,
         work_dir=args.work_dir,
     )
-    layout = config.layout or ("hf" if config.to.startswith(HF_PREFIX) else "mirror")
+
+
+def run(config: PublishConfig) -> dict:
+    """Publish a snapshot as `config` asks; what was done: {"layout", "to", "message", "seconds",
+    and for the mirror layout "run", "copied", "skipped", "pruned"}.
+
+    PublishError (exit 2) when the snapshot or the request is wrong, DestinationError or OSError
+    (exit 1: run it again to resume) when the destination fails.
+    """
+    chosen = config.layout or ("hf" if config.to.startswith(HF_PREFIX) else "mirror")
     started = time.time()
-    try:
-        check_destination(config.snapshot, config.to)
-        snapshot = load_snapshot(config.snapshot)
-        if layout == "hf":
-            from wikisnap.pipelines.hfdataset import publish_hf
+    check_destination(config.snapshot, config.to)
+    snapshot = load_snapshot(config.snapshot)
+    if chosen == "hf":
+        from wikisnap.pipelines.hfdataset import publish_hf
 
-            print(publish_hf(snapshot, config))
-            return 0
-        if config.to.startswith(HF_PREFIX):
-            raise PublishError("hf:// destinations take --layout hf")
-        result = publish_mirror(snapshot, config)
-    except PublishError as exc:
-        print(f"wikisnap publish: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except DestinationError as exc:
-        print(f"wikisnap publish: error: {exc}; run the same command again to resume", file=sys.stderr)
-        return EXIT_ENVIRONMENT
-    except OSError as exc:
-        print(f"wikisnap publish: error: {destination_problem(exc, config.to)}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
-    if not config.dry_run:
-        print(
-            f"published {config.to}/{result.run} in {time.time() - started:.1f} s: {len(result.copied)} file(s) copied, "
-            f"{len(result.skipped)} already there"
-            + (f"; removed old runs {', '.join(result.pruned)}" if result.pruned else "")
-        )
-    return 0
-
-
-def main_verify(folder: str) -> int:
-    problems = verify_folder(folder)
-    for problem in problems:
-        print(f"wikisnap verify: {problem}", file=sys.stderr)
-    if problems:
-        return EXIT_BAD_INPUT
-    print(f"{folder}: every file matches its checksums")
-    return 0
+        message = publish_hf(snapshot, config)
+        return {"layout": chosen, "to": config.to, "message": message, "seconds": round(time.time() - started, 3)}
+    if config.to.startswith(HF_PREFIX):
+        raise PublishError("hf:// destinations take --layout hf")
+    result = publish_mirror(snapshot, config)
+    seconds = time.time() - started
+    message = (
+        f"published {config.to}/{result.run} in {seconds:.1f} s: {len(result.copied)} file(s) copied, "
+        f"{len(result.skipped)} already there"
+        + (f"; removed old runs {', '.join(result.pruned)}" if result.pruned else "")
+    )
+    return {
+        "layout": chosen,
+        "to": config.to,
+        "message": "" if config.dry_run else message,
+        "seconds": round(seconds, 3),
+        "run": result.run,
+        "copied": result.copied,
+        "skipped": result.skipped,
+        "pruned": result.pruned,
+    }

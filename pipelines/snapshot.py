@@ -11,13 +11,14 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from wikisnap.pipelines.errors import WikisnapError
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.fs import file_digests
 
 HF_PREFIX = "hf://datasets/"
 
 
-class PublishError(Exception):
+class PublishError(WikisnapError):
     """The snapshot or the destination cannot be published as asked; the message says why."""
 
 

@@ -49,8 +49,9 @@ from wikisnap.pipelines.commit import (
     json_bytes,
     write_atomically,
 )
+from wikisnap.pipelines.errors import WikisnapError
 from wikisnap.pipelines.inputs import InputUnreachable
-from wikisnap.pipelines.syncconfig import ConfigError, SyncConfig, Target, load_config
+from wikisnap.pipelines.syncconfig import SyncConfig, Target
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.dumpfiles import connection_failure
 from wikisnap.transforms.formats.dumprun import SQL_JOBS, DumpRunError, parse_sums, plan_dump_run, read_text
@@ -58,7 +59,7 @@ from wikisnap.transforms.formats.fs import file_md5
 
 log = logging.getLogger("wikisnap")
 
-# Exit codes for schedulers (README "Scheduled runs").
+# Exit codes for schedulers (docs/scheduled.md).
 EXIT_DONE = 0  # something new was built or applied, and published
 EXIT_FAILURE = EXIT_ENVIRONMENT  # 1: the machine stopped the run, or it crashed
 EXIT_BAD = EXIT_BAD_INPUT  # 2: bad config, or upstream files that fail their checksums
@@ -71,7 +72,7 @@ LOCK = ".sync.lock"
 _DATE = re.compile(r"(?:^|/)(\d{8})/?$")
 
 
-class UpstreamError(Exception):
+class UpstreamError(WikisnapError):
     """An upstream file that must not be used: a wrong checksum, a missing file (exit 2)."""
 
 
@@ -443,6 +444,10 @@ class WikiSync:
                     temp_location=self.config.temp_location,
                     progress_seconds=60.0,
                     beam_args=list(self.config.beam_args),
+                    categories=self.config.categories,
+                    fail_on_dead_letters=self.config.fail_on_dead_letters,
+                    max_page_bytes=self.config.max_page_bytes,
+                    allow_truncated=self.config.allow_truncated,
                 )
             )
         for i in manifest.get("inputs", []):
@@ -482,6 +487,9 @@ class WikiSync:
                     workers=self.config.workers,
                     temp_location=self.config.temp_location,
                     beam_args=list(self.config.beam_args),
+                    fail_on_dead_letters=self.config.fail_on_dead_letters,
+                    max_page_bytes=self.config.max_page_bytes,
+                    allow_truncated=self.config.allow_truncated,
                 )
             )
         step.input_bytes = size
@@ -598,7 +606,7 @@ class WikiSync:
     def prune(self) -> None:
         """Snapshot folders beyond `keep` (oldest first; never the current one or one not yet published)."""
         live = [s for s in self.ledger.snapshots if not s.get("removed")]
-        for entry in live[: max(len(live) - self.config.keep, 0)]:
+        for entry in live[: max(len(live) - self.config.keep_snapshots, 0)]:
             if any(entry["id"] not in self.ledger.published.get(t.key(self.db), {}) for t in self.config.publish):
                 continue
             shutil.rmtree(entry["folder"], ignore_errors=True)
@@ -608,7 +616,7 @@ class WikiSync:
             entry["removed"] = True
             self.ledger.save()
             self.steps.append(Step(self.db, "prune", entry["id"], time.time(), detail=f"removed {entry['folder']}"))
-            log.info("%s: removed snapshot %s (keep = %d)", self.db, entry["id"], self.config.keep)
+            log.info("%s: removed snapshot %s (keep_snapshots = %d)", self.db, entry["id"], self.config.keep_snapshots)
 
 
 # -- the invocation ------------------------------------------------------------------------------------------
@@ -701,36 +709,3 @@ def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-report", action="store_true", help="write no run report (JSON + HTML) for this invocation"
     )
-
-
-def main_sync(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"wikisnap sync: error: {exc}", file=sys.stderr)
-        return EXIT_BAD
-    try:
-        code, report = run(config)
-    except LockHeld as exc:
-        print(f"wikisnap sync: {exc} (exit {EXIT_LOCK}: try again later)", file=sys.stderr)
-        return EXIT_LOCK
-    except EnvironmentFailure as exc:
-        print(f"wikisnap sync: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    link = ""
-    if not args.no_report:
-        from wikisnap.pipelines.report import write_report
-
-        try:
-            json_path, html_path = write_report(report, os.path.join(config.work, "reports"))
-            link = f"; report file://{html_path}"
-        except Exception as exc:  # noqa: BLE001 - a report that cannot be drawn must not fail a sync that worked
-            log.warning("could not write the run report: %s", exc)
-    if code == EXIT_NOTHING:
-        print(f"wikisnap sync: nothing new upstream for {', '.join(config.wikis)}{link}")
-    elif code == EXIT_NOT_READY:
-        waiting = "; ".join(w["message"] for w in report["wikis"].values() if w["message"])
-        print(f"wikisnap sync: upstream not ready yet (retry later): {waiting}{link}")
-    else:
-        print(f"wikisnap sync: {report['outcome']} in {report['seconds']:.1f} s (exit {code}){link}")
-    return code

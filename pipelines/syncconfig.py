@@ -11,13 +11,14 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from wikisnap.pipelines.errors import WikisnapError
 from wikisnap.transforms.formats.dumprun import SQL_JOBS
 from wikisnap.transforms.formats.layout import is_dbname
 
 SQL_TABLES = tuple(SQL_JOBS.values())  # the tables a dump run offers, by name
 
 
-class ConfigError(Exception):
+class ConfigError(WikisnapError):
     """The config file cannot be used; the message names the key (exit 2)."""
 
 
@@ -50,13 +51,18 @@ class SyncConfig:
     namespaces: tuple[int, ...] = (0, 6, 10, 14)
     formats: tuple[str, ...] = ("ndjson", "parquet")
     enrichment: tuple[str, ...] = SQL_TABLES
-    keep: int = 3
+    keep_snapshots: int = 3  # snapshot folders kept in `work` (publish's `keep` counts mirror runs)
     workers: int = 1
     member_size_mb: float = 100.0
     gzip_level: int = 3
     temp_location: str | None = None
     beam_args: tuple[str, ...] = ()
     publish: tuple[Target, ...] = ()
+    # as build's flags of the same names (update takes the last three too)
+    categories: str | None = None
+    fail_on_dead_letters: bool = False
+    max_page_bytes: int = 32 << 20
+    allow_truncated: bool = False
 
     @property
     def incr(self) -> str:
@@ -71,18 +77,26 @@ _TOP_KEYS = {
     "namespaces": list,
     "formats": list,
     "enrichment": list,
-    "keep": int,
+    "keep_snapshots": int,
     "workers": int,
     "member_size_mb": (int, float),
     "gzip_level": int,
     "temp_location": str,
     "beam_args": list,
     "publish": list,
+    "categories": str,
+    "fail_on_dead_letters": bool,
+    "max_page_bytes": int,
+    "allow_truncated": bool,
 }
+# keys renamed to match the flags: their old name gets a message naming the new one
+_RENAMED = {"keep": "keep_snapshots (a [[publish]] target's `keep` counts mirror runs)"}
 _TARGET_KEYS = {"layout": str, "to": str, "keep": int, "shard_mb": (int, float)}
 
 
 def _typed(where: str, key: str, value: Any, kind) -> Any:
+    if kind is bool and isinstance(value, bool):
+        return value
     if isinstance(value, bool) or not isinstance(value, kind):
         names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
         raise ConfigError(f"{where}: `{key}` must be a {names}, got {value!r}")
@@ -105,6 +119,8 @@ def load_config(path: str) -> SyncConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     for key in raw:
+        if key in _RENAMED:
+            raise ConfigError(f"{path}: `{key}` is now `{_RENAMED[key]}`")
         if key not in _TOP_KEYS:
             raise ConfigError(f"{path}: unknown key `{key}` (known: {', '.join(sorted(_TOP_KEYS))})")
         _typed(path, key, raw[key], _TOP_KEYS[key])
@@ -138,7 +154,14 @@ def load_config(path: str) -> SyncConfig:
     bad = [t for t in enrichment if t not in SQL_TABLES]
     if bad:
         raise ConfigError(f"{path}: `enrichment` item {bad[0]!r} is not one of {', '.join(SQL_TABLES)}")
-    for key, low, high in (("keep", 1, None), ("workers", 1, None), ("gzip_level", 1, 9)):
+    if raw.get("categories", "wikitext") not in ("wikitext", "sql", "both"):
+        raise ConfigError(f"{path}: `categories` must be wikitext, sql or both, got {raw['categories']!r}")
+    for key, low, high in (
+        ("keep_snapshots", 1, None),
+        ("workers", 1, None),
+        ("gzip_level", 1, 9),
+        ("max_page_bytes", 1, None),
+    ):
         if key in raw and (raw[key] < low or (high is not None and raw[key] > high)):
             raise ConfigError(
                 f"{path}: `{key}` must be ≥ {low}" + (f" and ≤ {high}" if high else "") + f", got {raw[key]}"
@@ -169,6 +192,8 @@ def load_config(path: str) -> SyncConfig:
             raise ConfigError(f"{where}: `layout` must be mirror or hf, got {layout!r}")
         if layout == "mirror" and entry["to"].startswith("hf://"):
             raise ConfigError(f'{where}: hf:// destinations take layout = "hf"')
+        if "shard_mb" in entry and layout != "hf":
+            raise ConfigError(f"{where}: `shard_mb` is the largest Parquet shard of the hf layout (hf layout only)")
         if "keep" in entry and (layout != "mirror" or entry["keep"] < 1):
             raise ConfigError(f"{where}: `keep` is a number ≥ 1 of mirror runs to keep (mirror layout only)")
         if len(wikis) > 1 and "{db}" not in entry["to"] and layout == "hf":
@@ -186,7 +211,11 @@ def load_config(path: str) -> SyncConfig:
         namespaces=namespaces,
         formats=formats,
         enrichment=enrichment,
-        keep=raw.get("keep", 3),
+        keep_snapshots=raw.get("keep_snapshots", 3),
+        categories=raw.get("categories"),
+        fail_on_dead_letters=raw.get("fail_on_dead_letters", False),
+        max_page_bytes=raw.get("max_page_bytes", 32 << 20),
+        allow_truncated=raw.get("allow_truncated", False),
         workers=raw.get("workers", 1),
         member_size_mb=float(raw.get("member_size_mb", 100.0)),
         gzip_level=raw.get("gzip_level", 3),

@@ -35,8 +35,8 @@ from wikisnap.pipelines.launch import (
     CollectReport,
     check_dead_letters,
     manifest_outputs,
+    outputs_summary,
     relative_path,
-    run_job,
     run_temp_dir,
     write_options,
 )
@@ -46,7 +46,6 @@ from wikisnap.pipelines.options import (
     RUN_FLAGS,
     RunOptions,
     add_shared_flags,
-    parse_formats,
 )
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.formats import layout
@@ -93,30 +92,10 @@ def add_update_arguments(parser: argparse.ArgumentParser) -> None:
         "WME hourly batch tarballs, EventStreams JSON lines (mediawiki.page_change.v1, recentchange)",
     )
     parser.add_argument("--base", required=True, metavar="DIR", help="a previous `wikisnap build`/`update` output")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (must differ from --base)")
-    parser.add_argument(
-        "--formats",
-        type=parse_formats,
-        default=None,
-        metavar="ndjson,parquet",
-        help="outputs (default: the base's); text adds plain-text Parquet of the updated records",
-    )
-    add_shared_flags(parser, "--text-namespaces", text_namespaces=None)
-    parser.add_argument(
-        "--siteinfo-from",
-        action="append",
-        default=[],
-        metavar="DUMP",
-        help="a dump whose <siteinfo> describes a wiki of the base (namespaces for titles, categories); "
-        "without it, XML diffs' own siteinfo or a minimal one from the base records is used",
-    )
+    add_shared_flags(parser, "--out", "--formats", "--text-namespaces", formats=None, text_namespaces=None)
+    add_shared_flags(parser, "--siteinfo-from")
     add_shared_flags(parser, "--date", "--workers", "--max-page-bytes", *RUN_FLAGS)
-    parser.add_argument(
-        "--allow-truncated",
-        action="store_true",
-        help="apply the complete part of a cut-off or corrupt diff (and publish) instead of failing the run; "
-        "a damaged base snapshot always fails it",
-    )
+    add_shared_flags(parser, "--allow-truncated")
 
 
 def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> UpdateConfig:
@@ -629,11 +608,9 @@ def summary(manifest: dict) -> str:
                 f"WARNING: {db}: {c['html/fields_dropped']:,} page(s) lost their Parsoid HTML fields "
                 "(the diffs' new revisions come without HTML; counted as html/fields_dropped)"
             )
+    lines.append("outputs:")
+    lines += outputs_summary(manifest["outputs"])
     for o in manifest["outputs"]:
         if o["kind"] in ("tarball", "batch", "deadletter"):
             lines.append(f"  {o['path']}  {o['bytes'] / 1e6:.3f} MB  md5 {o['md5']}")
     return "\n".join(lines)
-
-
-def main_update(args: argparse.Namespace, beam_args: list[str]) -> int:
-    return run_job("update", run, summary, config_from_args(args, beam_args))

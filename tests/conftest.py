@@ -27,6 +27,16 @@ VIWIKI_TRUNCATED = XML / "wikiextractor__viwiki-test.xml"
 WIKIDATA = XML / "operations-dumps"
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--airflow",
+        metavar="AIRFLOW",
+        default=os.environ.get("WIKISNAP_AIRFLOW"),
+        help="the `airflow` program of an environment where wikisnap and apache-airflow are installed: runs "
+        "the tests marked airflow (examples/airflow_dag.py under `airflow dags test`, about a minute)",
+    )
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "engines: runs the way distributed engines run (bundle retries, shared temp); see test_engines.py"
@@ -34,6 +44,19 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "prism: runs on Prism (.ci/install-prism; fails without it when CI is set); see test_prism.py"
     )
+    config.addinivalue_line(
+        "markers", "airflow: needs apache-airflow (pytest --airflow PATH); deselected without it, as in CI"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without --airflow the airflow tests are deselected (not skipped): CI installs no Airflow."""
+    if config.getoption("--airflow"):
+        return
+    chosen = [item for item in items if "airflow" not in item.keywords]
+    if len(chosen) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if "airflow" in item.keywords])
+        items[:] = chosen
 
 
 def read_xml_bytes(path: Path) -> bytes:

@@ -6,7 +6,7 @@ BundleBasedDirectRunner retries a failed bundle (up to 4 attempts) the way they 
 a fault injected into the first attempt of a read unit, a bucket writer, a snapshot assembly or an
 update's member rewrite (`wikisnap/faults.py`) must give exactly the bytes of an undisturbed
 local run, with the retries counted in the manifest. Beam's Flink and Spark job servers are not
-served by the Maven registry these machines reach (see README "Running on a cluster"), so these
+served by the Maven registry these machines reach (see docs/cluster.md), so these
 tests stand in for the engine runs.
 """
 

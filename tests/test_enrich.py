@@ -388,7 +388,7 @@ def test_enrich_from_sql_transform_keys_by_bucket_and_reports_bad_files(tmp_path
             p | "Inputs" >> beam.Create(inputs),
             p | "Titles" >> beam.Create(titles),
             p | "Redirects" >> beam.Create([]),
-        ) | EnrichFromSql(EnrichOptions(100, (("enwiki", SITE),)))
+        ) | EnrichFromSql(EnrichOptions(100, (("enwiki", SITE),)), str(tmp_path / "temp"))
         entity = lambda q: {"main_entity": {"identifier": q, "url": "https://www.wikidata.org/entity/" + q}}  # noqa: E731
         assert_that(
             out["enrichments"],

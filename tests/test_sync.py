@@ -161,7 +161,7 @@ def write_config(path: Path, mirror_url: str, work: Path, dest: Path, hf: Path |
         f'wikis = ["{DB}"]',
         "enrichment = []",
         'formats = ["ndjson", "parquet"]',
-        "keep = 2",
+        "keep_snapshots = 2",
         *[f"{k} = {json.dumps(v)}" for k, v in extra.items()],
         "[[publish]]",
         'layout = "mirror"',
@@ -340,7 +340,7 @@ def test_a_newer_complete_full_run_replaces_the_chain(reference):
     runs = sorted({k.split("/")[1] for k in r["tree"] if k.startswith("runs/")})
     assert runs == ["20080207", "20080210", "20080915"]  # keep = 3 at the mirror
     assert r["tree"]["latest"] == "-> runs/20080915"
-    # keep = 2 in the work folder: older snapshot folders are gone, the ledger remembers them
+    # keep_snapshots = 2 in the work folder: older snapshot folders are gone, the ledger remembers them
     live = [s["id"] for s in book["snapshots"] if not s.get("removed")]
     assert live == ["20080201-incr-20080210", "20080915"]
     assert r["folders"] == live

@@ -50,6 +50,7 @@ from wikisnap.transforms.parse.sqlrows import (
     raw_values,
     upload_dir,
 )
+from wikisnap.transforms.spilljoin import SpilledCoGroupByKey, map_each, sources
 
 TAG_STATS = "stats"
 TAG_ERRORS = "errors"
@@ -194,10 +195,10 @@ class _ResolveImagesFn(beam.DoFn):
 
     def process(self, element):
         name, groups = element
+        # no pages: a file no page of the run shows (most of image.sql). No early `return` here:
+        # Beam warns about every generator DoFn whose process() holds both yield and return.
         pages = sorted(set(groups["P"]))
-        if not pages:
-            return  # a file no page of the run shows (most of image.sql)
-        sizes = {db: (w, h) for (_l, db, w, h) in sorted(set(groups["L"]))}
+        sizes = {db: (w, h) for (_l, db, w, h) in sorted(set(groups["L"]))} if pages else {}
         for _p, db, page_id, rank in pages:
             if db in sizes:
                 repo, directory = "local", upload_dir(db, self.options.site(db))
@@ -279,19 +280,24 @@ class _GroupByPageFn(beam.DoFn):
 
 
 class EnrichFromSql(beam.PTransform):
-    """(sql_inputs, titles, redirects) → DoOutputsTuple(enrichments, redirect_lists, stats, errors).
+    """(sql_inputs, titles, redirects[, editors]) → DoOutputsTuple(enrichments, redirect_lists, stats, errors).
 
-    `sql_inputs` is a PCollection of `SqlInput`; `titles`/`redirects` are ReadDumps' outputs.
+    `sql_inputs` is a PCollection of `SqlInput`; `titles`/`redirects`/`editors` are ReadDumps'
+    outputs (each one PCollection or a tuple of them). Every join goes through temp storage
+    (`SpilledCoGroupByKey` under `temp_dir`): memory does not grow with rows or pages.
+    `stats` is a tuple of PCollections of `((db, counter), n)`.
     """
 
-    def __init__(self, options: EnrichOptions):
+    def __init__(self, options: EnrichOptions, temp_dir: str, consume: bool = False):
         super().__init__()
         self.options = options
+        self.temp_dir = temp_dir
+        self.consume = consume  # remove each join's runs once merged (see SpilledCoGroupByKey)
 
     def expand(self, pcolls):
         # (sql_inputs, titles, redirects[, editors]): editors only when user_groups.sql is given.
         sql_inputs, titles, xml_redirects, *rest = pcolls
-        opts = self.options
+        opts, temp = self.options, self.temp_dir
         rows = (
             sql_inputs
             # One file per call; spread them before reading (page_props and categorylinks are large).
@@ -313,53 +319,46 @@ class EnrichFromSql(beam.PTransform):
         )
         categories = (
             {"L": link_rows[0], "T": link_rows[1]}
-            | "GroupByLinkTarget" >> beam.CoGroupByKey()
+            | "GroupByLinkTarget" >> SpilledCoGroupByKey(temp, consume=self.consume)
             | "ResolveCategoryTargets" >> beam.ParDo(_ResolveTargetsFn()).with_outputs(TAG_STATS, main="categories")
         )
         redirect_rows = rows[TAG_BY_REDIRECT] | "SplitRedirectRows" >> beam.Partition(
             lambda kv, n: 0 if kv[1][0] == "D" else 1, 2
         )
-        xml_names = xml_redirects | "KeyRedirectPagesById" >> beam.Map(
-            lambda kv: ((kv[0][0], kv[1][1].page_id), ("N", kv[1][1].name))
+        xml_names = map_each(
+            xml_redirects, "KeyRedirectPagesById", lambda kv: ((kv[0][0], kv[1][1].page_id), ("N", kv[1][1].name))
         )
-        page_names = (redirect_rows[1], xml_names) | "FlattenRedirectNames" >> beam.Flatten()
         named = (
-            {"D": redirect_rows[0], "N": page_names}
-            | "GroupByRedirectPage" >> beam.CoGroupByKey()
+            {"D": redirect_rows[0], "N": (redirect_rows[1], *xml_names)}
+            | "GroupByRedirectPage" >> SpilledCoGroupByKey(temp, consume=self.consume)
             | "NameRedirectPages" >> beam.ParDo(_NameRedirectsFn(opts)).with_outputs(TAG_STATS, main="named")
         )
         joined = (
-            {"A": titles, "S": named.named, "Q": rows[TAG_BY_TITLE]}
-            | "GroupByTitle" >> beam.CoGroupByKey()
+            {"A": sources(titles), "S": named.named, "Q": rows[TAG_BY_TITLE]}
+            | "GroupByTitle" >> SpilledCoGroupByKey(temp, consume=self.consume)
             | "JoinTitles"
             >> beam.ParDo(_JoinTitlesFn(opts.bucket_span)).with_outputs(TAG_STATS, TAG_REDIRECT_LISTS, main="qids")
         )
         file_rows = rows[TAG_BY_FILE] | "SplitFileRows" >> beam.Partition(lambda kv, n: 0 if kv[1][0] == "P" else 1, 2)
         images = (
             {"P": file_rows[0], "L": file_rows[1]}
-            | "GroupByFileName" >> beam.CoGroupByKey()
+            | "GroupByFileName" >> SpilledCoGroupByKey(temp, consume=self.consume)
             | "ResolvePageImages" >> beam.ParDo(_ResolveImagesFn(opts)).with_outputs(TAG_STATS, main="images")
         )
         extra_items, extra_stats = [images.images], [images[TAG_STATS]]
         if rest:
             # Keyed by the editor's user id: one shuffle of (user, page) pairs meets user_groups.
             editor_groups = (
-                {"U": rest[0], "G": rows[TAG_BY_USER]}
-                | "GroupByEditor" >> beam.CoGroupByKey()
+                {"U": sources(rest[0]), "G": rows[TAG_BY_USER]}
+                | "GroupByEditor" >> SpilledCoGroupByKey(temp, consume=self.consume)
                 | "JoinEditorGroups" >> beam.ParDo(_JoinEditorGroupsFn()).with_outputs(TAG_STATS, main="groups")
             )
             extra_items.append(editor_groups.groups)
             extra_stats.append(editor_groups[TAG_STATS])
-        articles = titles | "KeyArticlesById" >> beam.Map(lambda kv: ((kv[0][0], kv[1][2]), kv[1][1]))
-        page_items = (
-            rows[TAG_BY_PAGE],
-            categories.categories,
-            joined.qids,
-            *extra_items,
-        ) | "FlattenPageItems" >> beam.Flatten()
+        articles = map_each(titles, "KeyArticlesById", lambda kv: ((kv[0][0], kv[1][2]), kv[1][1]))
         enriched = (
-            {"A": articles, "E": page_items}
-            | "GroupByPage" >> beam.CoGroupByKey()
+            {"A": articles, "E": (rows[TAG_BY_PAGE], categories.categories, joined.qids, *extra_items)}
+            | "GroupByPage" >> SpilledCoGroupByKey(temp, consume=self.consume)
             | "BuildEnrichments" >> beam.ParDo(_GroupByPageFn(opts)).with_outputs(TAG_STATS, main=TAG_ENRICHMENTS)
         )
         stats = (
@@ -369,7 +368,7 @@ class EnrichFromSql(beam.PTransform):
             joined[TAG_STATS],
             enriched[TAG_STATS],
             *extra_stats,
-        ) | "FlattenEnrichCounts" >> beam.Flatten()
+        )
         return {
             TAG_ENRICHMENTS: enriched[TAG_ENRICHMENTS],
             TAG_REDIRECT_LISTS: joined[TAG_REDIRECT_LISTS],

@@ -19,7 +19,7 @@ The graph:
                     first; pages outside the snapshot's namespaces dropped)
     JoinHistories   (db, page_id): a page's summaries (one per file holding it) meet its article
 
-The rules (README, "Revision histories"):
+The rules (docs/records.md, "Revision histories"):
 - `date_created` = the smallest revision timestamp of the page in the history inputs, given when
   those hold the page's creation (a revision without `<parentid>`) or more than one revision —
   a `stub-meta-current` page (one revision) gives it only when its current revision created it.
@@ -35,6 +35,7 @@ from apache_beam.metrics import Metrics
 from wikisnap.transforms.formats.dumpfiles import describe_input
 from wikisnap.transforms.formats.dumpreader import PageFailure, PageHistory, ReadStats, iter_history
 from wikisnap.transforms.read import DeadLetter, WorkUnit, _Progress, check_digests, unit_report
+from wikisnap.transforms.spilljoin import SpilledCoGroupByKey, map_each
 
 TAG_STATS = "stats"
 TAG_UNITS = "units"
@@ -224,16 +225,18 @@ class _JoinHistoryFn(beam.DoFn):
 class JoinHistories(beam.PTransform):
     """(pages from ReadHistories, titles) → main enrichments, stats."""
 
-    def __init__(self, bucket_span: int):
+    def __init__(self, bucket_span: int, temp_dir: str, consume: bool = False):
         super().__init__()
         self.bucket_span = bucket_span
+        self.temp_dir = temp_dir
+        self.consume = consume  # remove the join's runs once merged (see SpilledCoGroupByKey)
 
     def expand(self, pcolls):
         pages, titles = pcolls
-        articles = titles | "KeyArticlesByPageId" >> beam.Map(lambda kv: ((kv[0][0], kv[1][2]), kv[1][1]))
+        articles = map_each(titles, "KeyArticlesByPageId", lambda kv: ((kv[0][0], kv[1][2]), kv[1][1]))
         return (
             {"A": articles, "H": pages}
-            | "GroupHistoriesByPage" >> beam.CoGroupByKey()
+            | "GroupHistoriesByPage" >> SpilledCoGroupByKey(self.temp_dir, consume=self.consume)
             | "JoinHistoriesToArticles"
             >> beam.ParDo(_JoinHistoryFn(self.bucket_span)).with_outputs(TAG_STATS, main=TAG_ENRICHMENTS)
         )

@@ -1,7 +1,8 @@
 """JoinRedirects: attach redirect pages to the articles they point to.
 
-Only titles and ids travel through this join (tens of bytes per page), never page bodies.
-In:  titles    `((db, title), ('A', ns, page_id))`
+Only titles and ids travel through this join (tens of bytes per page), never page bodies, and
+they travel through temp storage (`SpilledCoGroupByKey`): memory does not grow with pages.
+In:  titles    `((db, title), ('A', ns, page_id))` (one PCollection, or a tuple of them)
      redirects `((db, target), ('R', RedirectRef))`
 Out: `redirect_lists` `((db, ns, bucket), (page_id, [(name, url), …]))` for the bucket writers,
      `stats` `((db, counter), n)`.
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+
+from wikisnap.transforms.spilljoin import SpilledCoGroupByKey
 
 TAG_LISTS = "redirect_lists"
 TAG_STATS = "stats"
@@ -48,15 +51,17 @@ class _ResolveFn(beam.DoFn):
 class JoinRedirects(beam.PTransform):
     """(titles, redirects) → DoOutputsTuple(main=redirect lists keyed by bucket, stats)."""
 
-    def __init__(self, bucket_span: int):
+    def __init__(self, bucket_span: int, temp_dir: str, consume: bool = False):
         super().__init__()
         self.bucket_span = bucket_span
+        self.temp_dir = temp_dir
+        self.consume = consume  # remove the join's runs once merged (see SpilledCoGroupByKey)
 
     def expand(self, pcolls):
         titles, redirects = pcolls
         return (
             {"A": titles, "R": redirects}
-            | "GroupByTargetTitle" >> beam.CoGroupByKey()
+            | "GroupByTargetTitle" >> SpilledCoGroupByKey(self.temp_dir, consume=self.consume)
             | "ResolveTargets"
             >> beam.ParDo(_ResolveFn(self.bucket_span))
             .with_output_types(tuple[tuple[str, int, int], tuple[int, list]])

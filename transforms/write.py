@@ -29,7 +29,7 @@ from wikisnap import faults
 from wikisnap.schemas.arrow import ARTICLE_SCHEMA, TEXT_SCHEMA, records_to_table
 from wikisnap.schemas.serialize import to_wme_json_bytes
 from wikisnap.transforms.formats import layout
-from wikisnap.transforms.formats.fs import file_md5, join, move_once, open_write, write_bytes_atomic
+from wikisnap.transforms.formats.fs import file_md5, join, move_once, open_write, remove_files, write_bytes_atomic
 from wikisnap.transforms.formats.layout import count_attempts, mark_attempt, new_attempt, snapshot_id
 from wikisnap.transforms.formats.offload import Offload
 from wikisnap.transforms.formats.spill import merge_runs, release_freed_memory
@@ -39,6 +39,7 @@ from wikisnap.transforms.parse.plaintext import text_row
 from wikisnap.transforms.parse.sqlrows import editor_fields
 from wikisnap.transforms.read import DeadLetter
 from wikisnap.transforms.records import WME_LINE, HtmlJoin, take_wme_line, wme_line_if_unchanged
+from wikisnap.transforms.spilljoin import PageItems, SpillToBuckets, flatten, page_items, sources
 from wikisnap.transforms.write_structured import StructuredShard, add_page
 
 TAG_STATS = "stats"
@@ -70,6 +71,9 @@ class WriteOptions:
     # wikis' SiteInfos as ((db, SiteInfo), …) (namespace names for file and category links).
     text_namespaces: frozenset[int] = frozenset({0})
     sites: tuple = ()
+    # Remove a bucket's spill runs once its members are written: only where a failed bundle fails
+    # the run instead of being retried (the pinned local engine); keeps peak temp disk near the output's.
+    consume_runs: bool = False
 
     def wants_text(self, ns: int) -> bool:
         return "text" in self.formats and ns in self.text_namespaces
@@ -469,7 +473,8 @@ def write_bucket(
 
     In: the spill-run paths of one (db, ns, bucket), `(page_id, [(name, url)])` redirect lists
     (from the XML dump and redirect.sql; deduplicated by name) and `(page_id, enrichment)` items
-    from EnrichFromSql (see `merge_enrichment`); `sources` maps run paths to input files.
+    from EnrichFromSql (see `merge_enrichment`), both **in page-id order** (streams, merge-joined
+    with the records: nothing per page is held); `sources` maps run paths to input files.
     Out: the `MemberPart`s written, in order, and counts (`written/{ns}`, `duplicates_superseded`,
     `conflicts`, `redirects_written`, and `enrich/…` coverage when `opts.coverage` is set).
     Same-revision conflicts (see `pick_copy`) are appended to `deadletters` when given.
@@ -479,14 +484,8 @@ def write_bucket(
     """
     dbname, ns, bucket = key
     sources = sources or {}
-    redirects: dict[int, dict[str, str]] = {}
-    for page_id, pairs in redirect_lists:
-        by_name = redirects.setdefault(page_id, {})
-        for name, url in pairs:
-            by_name.setdefault(name, url)
-    extra: dict[int, dict] = {}
-    for page_id, enrichment in enrichments:
-        extra.setdefault(page_id, {}).update(enrichment)
+    redirect_items = PageItems(redirect_lists)
+    enrichment_items = PageItems(enrichments)
     parts: list[MemberPart] = []
     counts = {f"written/{ns}": 0, "duplicates_superseded": 0, "conflicts": 0, "redirects_written": 0}
     sink: MemberSink | None = None
@@ -507,13 +506,19 @@ def write_bucket(
         from_wme, wme_line, before = take_wme_line(record)
         if html is not None:
             html.attach(page_id, rev_id, record, from_wme)
-        pairs = redirects.get(page_id)
+        pairs: dict[str, str] = {}
+        for lists in redirect_items.take(page_id):
+            for name, url in lists:
+                pairs.setdefault(name, url)
         if pairs:
             record["redirects"] = [{"name": name, "url": url} for name, url in sorted(pairs.items())]
             counts["redirects_written"] += len(pairs)
-        if opts.coverage or page_id in extra:
-            merge_enrichment(record, extra.get(page_id), opts, counts)
-            merge_history(record, extra.get(page_id), opts.coverage, counts)
+        enrichment = None
+        for item in enrichment_items.take(page_id):
+            enrichment = {**(enrichment or {}), **item}
+        if opts.coverage or enrichment is not None:
+            merge_enrichment(record, enrichment, opts, counts)
+            merge_history(record, enrichment, opts.coverage, counts)
         # `--formats text` alone never serialises: members are then cut by wikitext size.
         line = (wme_line_if_unchanged(record, wme_line, before) or to_wme_json_bytes(record)) if json_needed else b""
         size = len(line) if json_needed else record_weight(record)
@@ -524,7 +529,7 @@ def write_bucket(
         sink.add(line, record, size)
         counts[f"written/{ns}"] += 1
         if sink.structured is not None:
-            add_page(sink.structured, record, ns, extra.get(page_id), counts, letters_out)
+            add_page(sink.structured, record, ns, enrichment, counts, letters_out)
     if sink is not None:
         parts.append(sink.close())
     if html is not None:
@@ -563,15 +568,22 @@ class _WriteBucketFn(beam.DoFn):
         parts, counts = write_bucket(
             key,
             [run.path for run in runs],
-            groups["redirects"],
+            page_items([run.path for run in groups["redirects"]]),
             self.opts,
-            groups.get("enrichments", ()),
+            page_items([run.path for run in groups.get("enrichments", ())]),
             sources={run.path: run.source for run in runs},
             deadletters=letters,
             html_paths=html_runs,
         )
         # after the parts are on disk: a test failing here leaves a whole superseded attempt behind
         faults.point(f"write-bucket:{name}")
+        if self.opts.consume_runs:
+            remove_files(
+                [run.path for run in runs]
+                + [run.path for run in groups["redirects"]]
+                + [run.path for run in groups.get("enrichments", ())]
+                + (html_runs or [])
+            )
         retries = count_attempts(self.opts.temp_dir, "write-bucket", name) - 1
         if retries > 0:  # attempts of this bucket the engine discarded (absent on a run without any)
             self.c_retries.inc(retries)
@@ -588,12 +600,14 @@ class _WriteBucketFn(beam.DoFn):
 
 
 class WriteBuckets(beam.PTransform):
-    """(runs, redirect_lists[, enrichments]) → DoOutputsTuple(main `((db, ns), MemberPart)`, stats,
-    deadletters — same-revision conflicts, see `pick_copy`).
+    """(runs, redirect_lists[, enrichments][, html runs]) → DoOutputsTuple(main `((db, ns), MemberPart)`,
+    stats, deadletters — same-revision conflicts, see `pick_copy`).
 
-    `enrichments` (optional): `((db, ns, bucket), (page_id, dict))` from EnrichFromSql.
-    `html=True`: the last PCollection holds HTML runs (transforms/records.py); only their paths
-    go through the shuffle. Orphaned HTML comes out as `deadletters`.
+    `redirect_lists`, `enrichments`: `((db, ns, bucket), (page_id, item))`, each one PCollection or a
+    tuple of them; they are spilled where they are made to page-sorted runs per bucket
+    (`SpillToBuckets`), so only run paths go through the shuffle, as for the records and the HTML.
+    `html=True`: the last PCollection holds HTML runs (transforms/records.py). Orphaned HTML comes
+    out as `deadletters`.
     """
 
     def __init__(self, opts: WriteOptions, html: bool = False):
@@ -603,14 +617,24 @@ class WriteBuckets(beam.PTransform):
 
     def expand(self, pcolls):
         runs, redirect_lists, *rest = pcolls
+        html = rest.pop() if self.html else None
+        temp = self.opts.temp_dir
         keyed_runs = runs | "KeyRunsByBucket" >> beam.Map(lambda run: ((run.dbname, run.ns, run.bucket), run))
-        groups = {"runs": keyed_runs, "redirects": redirect_lists}
-        if self.html:
-            groups["html"] = rest.pop() | "KeyHtmlRunsByBucket" >> beam.Map(
+        redirect_runs = tuple(
+            p | f"SpillRedirectLists{i or ''}" >> SpillToBuckets(temp, "redirects")
+            for i, p in enumerate(sources(redirect_lists))
+        )
+        groups = {"runs": keyed_runs, "redirects": flatten(redirect_runs, "FlattenRedirectRuns")}
+        if html is not None:
+            groups["html"] = html | "KeyHtmlRunsByBucket" >> beam.Map(
                 lambda run: ((run.dbname, run.ns, run.bucket), run)
             )
-        if rest:
-            groups["enrichments"] = rest[0]
+        if rest and sources(rest[0]):
+            enrichment_runs = tuple(
+                p | f"SpillEnrichments{i or ''}" >> SpillToBuckets(temp, "enrichments")
+                for i, p in enumerate(sources(rest[0]))
+            )
+            groups["enrichments"] = flatten(enrichment_runs, "FlattenEnrichmentRuns")
         return (
             groups
             | "GroupByBucket" >> beam.CoGroupByKey()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import fsspec
@@ -82,8 +83,16 @@ def parse_sums(text: str) -> dict[str, str]:
     return out
 
 
-def plan_dump_run(run: str, *, mirror: str = DEFAULT_MIRROR, force: bool = False, with_sql: bool = True) -> DumpRunPlan:
-    """Read a run's `dumpstatus.json` (and checksum files) and choose what to read."""
+def plan_dump_run(
+    run: str,
+    *,
+    mirror: str = DEFAULT_MIRROR,
+    force: bool = False,
+    with_sql: bool = True,
+    tables: Collection[str] | None = None,
+) -> DumpRunPlan:
+    """Read a run's `dumpstatus.json` (and checksum files) and choose what to read: the best XML
+    layout, and with `with_sql` the SQL tables of SQL_JOBS (only `tables`, by table name, if given)."""
     run_url = resolve_run(run, mirror)
     try:
         text = read_text(f"{run_url}/dumpstatus.json")
@@ -117,7 +126,9 @@ def plan_dump_run(run: str, *, mirror: str = DEFAULT_MIRROR, force: bool = False
     plan.indexes = {f"{run_url}/{n}": f"{run_url}/{i}" for n, i in indexes.items()}
     used_jobs = [job]
     if with_sql:
-        for sql_job in SQL_JOBS:
+        for sql_job, table in SQL_JOBS.items():
+            if tables is not None and table not in tables:
+                continue  # not asked for (--enrichment): neither read nor waited for
             files = (jobs.get(sql_job) or {}).get("files") or {}
             if files and (jobs[sql_job].get("status") == "done" or force):
                 plan.sql += [f"{run_url}/{n}" for n in sorted(files)]

@@ -112,6 +112,16 @@ def remove_tree(path: str) -> None:
         fs.rm(p, recursive=True)
 
 
+def remove_files(paths) -> None:
+    """Remove files that are no longer needed (temp runs a step consumed); absent ones are fine."""
+    for path in paths:
+        fs, p = fs_for(path)
+        try:
+            fs.rm_file(p)
+        except FileNotFoundError:
+            pass
+
+
 def remove_empty_dir(path: str) -> None:
     """Remove folder `path` if it exists and is empty (a shared temp root other runs may use)."""
     fs, p = fs_for(path)

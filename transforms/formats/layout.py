@@ -22,6 +22,8 @@ A run's temp folder (`--temp-location`, default `.wikisnap/tmp/{run}`):
 
     spill/{db}/{ns}/{bucket}/{prefix}-{seq}.run   sorted runs of parsed records
     html/...                                   the same for Parsoid HTML bodies
+    joins/{step}/{partition}/{prefix}-{seq}.run   a spilled join's sorted keyed runs
+    items/{kind}/{db}/{ns}/{bucket}/...        per-page join results sorted by page id
     parts/{sid}/{bucket}-{index}-{attempt}.*   member parts before assembly
     progress/{unit}.json                       readers' progress, for the overall ETA
     attempts/{step}/{name}/{attempt}           one marker per attempt of a unit of work
@@ -36,6 +38,8 @@ import re
 import uuid
 
 from wikisnap.transforms.formats.fs import fs_for, join, write_bytes
+
+join_path = join  # `join` is also a common parameter name below
 
 # -- the snapshot -------------------------------------------------------------------------
 
@@ -254,6 +258,16 @@ def spill_run_path(temp_dir: str, dbname: str, ns: int, bucket: int, prefix: str
     """One sorted spill run of one (db, ns, bucket), the `sequence`-th of a unit (`prefix`)."""
     path = join(temp_dir, "spill", check_dbname(dbname), str(int(ns)), f"{bucket:06d}", f"{prefix}-{sequence:05d}.run")
     return within(temp_dir, path)
+
+
+def join_run_path(temp_dir: str, join: str, partition: int, prefix: str, sequence: int) -> str:
+    """One sorted run of a spilled join (`join`: its step name) for one key partition."""
+    return join_path(temp_dir, "joins", join, f"{partition:04d}", f"{prefix}-{sequence:05d}.run")
+
+
+def bucket_items_dir(temp_dir: str, kind: str) -> str:
+    """The spill folder of per-page items (`kind`: redirects, enrichments) sorted by page id per bucket."""
+    return join_path(temp_dir, "items", kind)
 
 
 def part_base(temp_dir: str, sid: str, name: str) -> str:

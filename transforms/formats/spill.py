@@ -191,8 +191,12 @@ class SpillBuffer:
 
         The record waits pickled: the budget is then the memory it takes.
         """
-        key = (dbname, ns, page_id // self.bucket_span)
-        blob = pack_record(record)
+        return self.add_to((dbname, ns, page_id // self.bucket_span), page_id, rev_id, record)
+
+    def add_to(self, key: tuple[str, int, int], page_id: int, rev_id: int, record) -> list[SpillRun]:
+        """`add` with the (db, ns, bucket) given: items already keyed by bucket upstream (`record`
+        may come packed: bytes of a pickled value)."""
+        blob = record if isinstance(record, bytes) else pack_record(record)
         self.buffers.setdefault(key, []).append((page_id, rev_id, blob))
         self.buffered += len(blob) + 100
         if self.buffered >= self.budget:
@@ -224,3 +228,33 @@ class SpillBuffer:
         release_freed_memory()
         self.runs.extend(done)
         return done
+
+
+# -- keyed runs: the spilled shuffle of a join (transforms/spilljoin.py) ----------------------
+
+
+def write_keyed_run(path: str, items: list[tuple[bytes, int, bytes]]) -> int:
+    """Write `(key, tag, value)` items sorted by all three (bytes, int, bytes) as zstd frames.
+
+    Keys and values are already encoded (pickled); sorting the encoded bytes gives one order
+    whatever order the items came in, so a merge of runs is deterministic. Returns the items written.
+    """
+    items.sort()
+    with open_write(path) as out:
+        batch: list[tuple[bytes, int, bytes]] = []
+        size = 0
+        for item in items:
+            batch.append(item)
+            size += len(item[0]) + len(item[2]) + 16
+            if size >= _FRAME_TARGET:
+                _write_frame(out, pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
+                batch, size = [], 0
+        if batch:
+            _write_frame(out, pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
+    return len(items)
+
+
+def merge_keyed_runs(paths: Iterable[str]) -> Iterator[tuple[bytes, int, bytes]]:
+    """K-way merge of keyed runs → `(key, tag, value)` in (key, tag, value) order, one frame per run
+    in memory."""
+    return heapq.merge(*(_iter_packed(p) for p in sorted(paths)))
