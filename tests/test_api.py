@@ -178,8 +178,11 @@ def test_json_prints_the_result_alone_on_stdout_and_an_error_as_json_too(enwiki_
     assert code == 0, err
     document = json.loads(out)  # the dry run's listing went to stderr, stdout is one document
     assert document["outcome"] == "dry run" and "dumpstatus.json" in err
+    (tmp_path / "nothing").mkdir()
     code, out, err = cli("recover", str(tmp_path / "nothing"), "--json")
     assert code == 0 and json.loads(out)["outcome"] == "empty"
+    code, out, err = cli("recover", str(tmp_path / "missing"), "--json")  # issue 22: nothing to recover is exit 2
+    assert code == 2 and json.loads(out)["exit_code"] == 2 and "nothing to recover" in err
     code, out, err = cli("verify", str(tmp_path), "--json")
     assert code == 2 and json.loads(out) == {"command": "verify", "exit_code": 2, "error": json.loads(out)["error"]}
     assert "nothing to verify" in err
