@@ -377,7 +377,8 @@ def load(results: Path) -> dict[str, dict]:
 
 def key_of(r: dict) -> str:
     extra = " ".join(r.get("extra") or [])
-    return f"{r['pages']}|{r['mix']}|w{r['workers']}" + (f"|{extra}" if extra else "")
+    code = f"|{r['code']}" if r.get("code") else ""
+    return f"{r['pages']}|{r['mix']}|w{r['workers']}" + (f"|{extra}" if extra else "") + code
 
 
 def markdown(rows: dict[str, dict], corpora: dict[int, dict]) -> str:
@@ -406,16 +407,22 @@ def markdown(rows: dict[str, dict], corpora: dict[int, dict]) -> str:
         "",
         "## Results",
         "",
-        "| pages | mix | workers | wall s | CPU s | peak RSS MB | KB/page | peak temp MB | peak disk MB | output MB | others busy |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| code | pages | mix | workers | wall s | CPU s | peak RSS MB | KB/page | peak temp MB | temp / output | peak disk MB | output MB | others busy |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     ordered = sorted(
         rows.values(),
-        key=lambda r: (MIXES.index(r["mix"]) if r["mix"] in MIXES else 99, r["mix"], r["workers"], r["pages"]),
+        key=lambda r: (
+            r.get("code", ""),
+            MIXES.index(r["mix"]) if r["mix"] in MIXES else 99,
+            r["mix"],
+            r["workers"],
+            r["pages"],
+        ),
     )
     previous: dict[tuple, dict] = {}
     for r in ordered:
-        group = (r["mix"], r["workers"], tuple(r.get("extra") or []))
+        group = (r.get("code", ""), r["mix"], r["workers"], tuple(r.get("extra") or []))
         before = previous.get(group)
         slope = ""
         if before:
@@ -423,8 +430,9 @@ def markdown(rows: dict[str, dict], corpora: dict[int, dict]) -> str:
         previous[group] = r
         extra = f" {' '.join(r['extra'])}" if r.get("extra") else ""
         lines.append(
-            f"| {r['pages']:,} | {r['mix']}{extra} | {r['workers']} | {r['wall_s']} | {r['cpu_s']} | {r['peak_rss_mb']:,} | "
-            f"{slope} | {r['peak_temp_mb']:,} | {r['peak_disk_mb']:,} | {r['output_mb']:,} | {r['others_busy_pct']}% |"
+            f"| {r.get('code', '')} | {r['pages']:,} | {r['mix']}{extra} | {r['workers']} | {r['wall_s']} | {r['cpu_s']} | "
+            f"{r['peak_rss_mb']:,} | {slope} | {r['peak_temp_mb']:,} | {r['peak_temp_mb'] / max(r['output_mb'], 0.1):.2f} | "
+            f"{r['peak_disk_mb']:,} | {r['output_mb']:,} | {r['others_busy_pct']}% |"
         )
     return "\n".join(lines) + "\n"
 
@@ -439,13 +447,19 @@ def plot(rows: dict[str, dict], path: Path) -> None:
     groups: dict[str, list[dict]] = {}
     for r in rows.values():
         if not r.get("extra"):
-            groups.setdefault(f"{r['mix']} (w{r['workers']})", []).append(r)
+            code = f"{r['code']}: " if r.get("code") else ""
+            groups.setdefault(f"{code}{r['mix']} (w{r['workers']})", []).append(r)
     for label, rs in sorted(groups.items()):
         rs.sort(key=lambda r: r["pages"])
         xs = [r["pages"] for r in rs]
         ax1.plot(xs, [r["peak_rss_mb"] for r in rs], marker="o", label=label)
-        ax2.plot(xs, [r["peak_disk_mb"] for r in rs], marker="o", label=label)
-    for ax, title in ((ax1, "peak RSS of the process tree, MB"), (ax2, "peak temp + output disk, MB")):
+        style = "--" if label.startswith("before") else "-"
+        ax1.lines[-1].set_linestyle(style)
+        ax2.plot(
+            xs, [r["peak_temp_mb"] / max(r["output_mb"], 0.1) for r in rs], marker="o", linestyle=style, label=label
+        )
+    ax2.axhline(1.5, color="grey", linewidth=0.8)  # the goal: temp disk at most 1.5x the output
+    for ax, title in ((ax1, "peak RSS of the process tree, MB"), (ax2, "peak temp disk / output size")):
         ax.set_xscale("log")
         ax.set_xlabel("pages (40% articles, 60% redirects)")
         ax.set_title(title)
@@ -466,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/wikisnap-scale"))
     parser.add_argument("--results", type=Path, default=HERE / "scale.json")
     parser.add_argument("--generate-only", action="store_true")
+    parser.add_argument("--code", default="", help="a label for this code's rows (e.g. before/after a change)")
     parser.add_argument("--report-only", action="store_true", help="rewrite SCALE.md and scale.png from scale.json")
     args, extra = parser.parse_known_args(argv)  # anything else goes to `wikisnap build`
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -479,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
                 for mix in args.mixes.split(","):
                     for workers in (int(w) for w in args.workers.split(",")):
                         result = run_one(pages, mix, workers, args.corpus_dir, args.work, extra)
+                        if args.code:
+                            result["code"] = args.code
                         rows = load(args.results)  # re-read: several invocations may share it
                         rows[key_of(result)] = result
                         args.results.write_text(json.dumps(rows, indent=1))
@@ -497,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         kept = old[heads[0] :] if heads else ""
         notes.write_text(md + kept)
         plot(rows, HERE / "scale.png")
+        shutil.copyfile(HERE / "scale.png", HERE.parent / "docs" / "scale.png")  # the performance page shows it
         print(md)
     info = machine()
     print(
