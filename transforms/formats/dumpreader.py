@@ -376,7 +376,9 @@ def iter_pages(
             next_report = _page_done(stats, hasher.count, progress, next_report)
         if not finished:
             raise etree.XMLSyntaxError("no closing </mediawiki>", None, 0, 0)  # type: ignore[call-arg]
+        drain(stream)
     except (etree.XMLSyntaxError, EOFError, OSError, zlib.error) as exc:
+        exc = compressed_cause(stream, exc)
         stats.error = stream_error(path, stats, base + hasher.count, compression, exc)
     finally:
         stats.bytes_read = hasher.count if blocks is None else min(hasher.count, blocks_span(*blocks))
@@ -386,6 +388,28 @@ def iter_pages(
 
 
 PULL_CHUNK = 1 << 15  # bytes fed to the parser at a time (as iterparse reads)
+
+
+def compressed_cause(stream, exc: Exception) -> Exception:
+    """The error to report for a stream that stopped with `exc`: at an XML error, the decompression
+    error that the rest of the stream raises, if any. A corrupt block is decoded before its CRC is
+    checked, so its garbage can reach the parser first; the damaged block, not the XML, is the cause."""
+    if not isinstance(exc, etree.XMLSyntaxError):
+        return exc
+    try:
+        drain(stream)
+    except (EOFError, OSError, zlib.error, ValueError) as cause:
+        return cause
+    return exc
+
+
+def drain(stream) -> None:
+    """Read `stream` to its end once `</mediawiki>` was parsed: the compressed stream's last bytes
+    (a bz2 end marker and CRC, a gzip trailer) are then counted, hashed and checked, and the
+    input's size and digests are those of the whole file."""
+    read = getattr(stream, "read1", stream.read)
+    while read(1 << 20):
+        pass
 
 
 def pull_events(stream, **options):
@@ -716,7 +740,9 @@ def iter_history(
             next_report = _page_done(stats, hasher.count, progress, next_report)
         if not finished:
             raise etree.XMLSyntaxError("no closing </mediawiki>", None, 0, 0)  # type: ignore[call-arg]
+        drain(stream)
     except (etree.XMLSyntaxError, EOFError, OSError, zlib.error) as exc:
+        exc = compressed_cause(stream, exc)
         stats.error = stream_error(path, stats, base + hasher.count, compression, exc)
     finally:
         stats.bytes_read = hasher.count
