@@ -165,7 +165,7 @@ def source_section(manifest: dict) -> str:
         out.append("| file | wiki | bytes | pages |" + "".join(f" {k} |" for k in sums))
         out.append("|---|---|---:|---:|" + "---|" * len(sums))
         for i in inputs:
-            cells = [f"`{os.path.basename(i['path'])}`", i.get("dbname") or "?", f"{i.get('bytes', 0):,}"]
+            cells = [f"`{_file_name(i)}`", i.get("dbname") or "?", f"{i.get('bytes', 0):,}"]
             cells.append(f"{i.get('pages', 0):,}")
             # a range-split file without a published checksum has none to give
             cells += [f"`{i[k]}`" if i.get(k) else "not recorded" for k in sums]
@@ -173,16 +173,27 @@ def source_section(manifest: dict) -> str:
     sql = manifest.get("sql_inputs", [])
     if sql:
         out += ["", "SQL table dumps read:", ""]
-        out += [f"- `{os.path.basename(s['path'])}` ({s.get('table', '?')}, {s.get('dbname', '?')})" for s in sql]
+        out += [f"- `{_file_name(s)}` ({s.get('table', '?')}, {s.get('dbname', '?')})" for s in sql]
     history = manifest.get("history_inputs", [])
     if history:
-        out += ["", "History dumps read:", ""] + [f"- `{os.path.basename(h)}`" for h in history]
-    if manifest.get("base"):
-        out += ["", f"Updated from the snapshot `{os.path.basename(manifest['base'].rstrip('/'))}`."]
+        out += ["", "History dumps read:", ""] + [f"- `{os.path.basename(str(h))}`" for h in history]
+    base = manifest.get("base")
+    if base:
+        # `update` names its base folder; a sync's published manifest names the base snapshot's id
+        name = base.get("snapshot", "") if isinstance(base, dict) else os.path.basename(str(base).rstrip("/"))
+        out += ["", f"Updated from the snapshot `{name}`." if name else "Updated from an earlier snapshot."]
     diffs = manifest.get("diffs", [])
     if diffs:
-        out += ["", "Diffs applied:", ""] + [f"- `{os.path.basename(d['path'])}` ({d.get('kind', '?')})" for d in diffs]
+        out += ["", "Diffs applied:", ""]
+        for d in diffs:
+            md5 = f", md5 `{d['md5']}`" if d.get("md5") else ""
+            out.append(f"- `{_file_name(d)}` ({d.get('kind', 'diff')}{md5})")
     return "\n".join(out)
+
+
+def _file_name(entry: dict) -> str:
+    """The file name of a manifest input entry (a local path or, in a sync's manifest, a URL)."""
+    return os.path.basename(str(entry.get("path") or entry.get("url") or "?").rstrip("/"))
 
 
 def counts_lines(manifest: dict, rows: dict[str, int]) -> str:

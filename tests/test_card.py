@@ -209,3 +209,42 @@ def test_every_column_has_a_description():
 
     for schema in (ARTICLE_SCHEMA, TEXT_SCHEMA, STRUCTURED_SCHEMA):
         assert [name for name in schema.names if name not in FIELD_DESCRIPTIONS] == []
+
+
+def test_the_source_of_an_update_and_of_a_synced_update():
+    """An update's manifest names its base folder and diff paths; a sync publishes the base's
+    snapshot id and the diffs' URLs with their md5 (pipelines/sync.py published_manifest)."""
+    from wikisnap.pipelines.hfcard import counts_lines, source_section
+
+    update = {
+        "command": "update",
+        "base": "/data/enwiki/20240101/",
+        "diffs": [{"path": "/in/a-incr.xml.bz2", "kind": "xml"}],
+    }
+    text = source_section(update)
+    assert "Updated from the snapshot `20240101`." in text and "- `a-incr.xml.bz2` (xml)" in text
+    assert "Dump files read" not in text  # an update reads no dump files: no empty table
+    synced = {
+        "command": "update",
+        "base": {"snapshot": "20080201", "date": "20080201", "tarball_md5": {}},
+        "diffs": [
+            {"url": "http://m/other/incr/x-incr.xml.bz2", "md5": "6c7ba9c5a141421e1c03cb9807c97c74", "kind": "xml"}
+        ],
+    }
+    text = source_section(synced)
+    assert "Updated from the snapshot `20080201`." in text
+    assert "- `x-incr.xml.bz2` (xml, md5 `6c7ba9c5a141421e1c03cb9807c97c74`)" in text
+    # a wiki without record shards in the folder is counted from the manifest's written/{ns}
+    manifest = {"counts": {"enwiki": {"written/0": 16, "written/14": 1, "pages_read": 40}}}
+    assert counts_lines(manifest, {}) == "- enwiki: 16 articles, 1 category page"
+    # a checksum column no input has is left out; a split input without its checksum says so
+    inputs = [
+        {"path": "/d/enwiki-p1.xml.bz2", "dbname": "enwiki", "bytes": 10, "pages": 2, "md5": "a" * 32},
+        {"path": "/d/enwiki-p2.xml.bz2", "dbname": "enwiki", "bytes": 20, "pages": 3},
+    ]
+    rows = table_rows(source_section({"command": "build", "inputs": inputs}))
+    assert rows == [
+        ["file", "wiki", "bytes", "pages", "md5"],
+        ["`enwiki-p1.xml.bz2`", "enwiki", "10", "2", f"`{'a' * 32}`"],
+        ["`enwiki-p2.xml.bz2`", "enwiki", "20", "3", "not recorded"],
+    ]
