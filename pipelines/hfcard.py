@@ -165,7 +165,7 @@ def source_section(manifest: dict) -> str:
         out.append("| file | wiki | bytes | pages |" + "".join(f" {k} |" for k in sums))
         out.append("|---|---|---:|---:|" + "---|" * len(sums))
         for i in inputs:
-            cells = [f"`{_file_name(i)}`", i.get("dbname") or "?", f"{i.get('bytes', 0):,}"]
+            cells = [f"`{_file_name(i)}`", _cell(i.get("dbname") or "?"), f"{i.get('bytes', 0):,}"]
             cells.append(f"{i.get('pages', 0):,}")
             # a range-split file without a published checksum has none to give
             cells += [f"`{i[k]}`" if i.get(k) else "not recorded" for k in sums]
@@ -173,10 +173,10 @@ def source_section(manifest: dict) -> str:
     sql = manifest.get("sql_inputs", [])
     if sql:
         out += ["", "SQL table dumps read:", ""]
-        out += [f"- `{_file_name(s)}` ({s.get('table', '?')}, {s.get('dbname', '?')})" for s in sql]
+        out += [f"- `{_file_name(s)}` ({_cell(s.get('table', '?'))}, {_cell(s.get('dbname', '?'))})" for s in sql]
     history = manifest.get("history_inputs", [])
     if history:
-        out += ["", "History dumps read:", ""] + [f"- `{os.path.basename(str(h))}`" for h in history]
+        out += ["", "History dumps read:", ""] + [f"- `{_cell(os.path.basename(str(h)))}`" for h in history]
     base = manifest.get("base")
     if base:
         # `update` names its base folder; a sync's published manifest names the base snapshot's id
@@ -193,7 +193,12 @@ def source_section(manifest: dict) -> str:
 
 def _file_name(entry: dict) -> str:
     """The file name of a manifest input entry (a local path or, in a sync's manifest, a URL)."""
-    return os.path.basename(str(entry.get("path") or entry.get("url") or "?").rstrip("/"))
+    return _cell(os.path.basename(str(entry.get("path") or entry.get("url") or "?").rstrip("/")))
+
+
+def _cell(text: str) -> str:
+    """`text` safe inside a markdown table cell or list item: one line, no column bar, no backtick."""
+    return " ".join(str(text).split()).replace("|", "\\|").replace("`", "'")
 
 
 def counts_lines(manifest: dict, rows: dict[str, int]) -> str:

@@ -248,3 +248,6 @@ def test_the_source_of_an_update_and_of_a_synced_update():
         ["`enwiki-p1.xml.bz2`", "enwiki", "10", "2", f"`{'a' * 32}`"],
         ["`enwiki-p2.xml.bz2`", "enwiki", "20", "3", "not recorded"],
     ]
+    # a file name cannot break the table it sits in
+    odd = source_section({"inputs": [{"path": "/d/a|b`\nc.xml.bz2", "dbname": "enwiki", "bytes": 1, "pages": 1}]})
+    assert "| `a\\|b' c.xml.bz2` | enwiki | 1 | 1 |" in odd.splitlines()
