@@ -5,7 +5,6 @@
     FOLDER/text/{db}/train-{i:05d}-of-{n:05d}.parquet        id, url, title, text, … (from --formats text)
     FOLDER/structured/{db}/train-{i:05d}-of-{n:05d}.parquet  Structured Contents (from --formats structured)
     FOLDER/manifest.json                                     the commit record (pipelines/commit.py)
-
     FOLDER/.gitignore                                        `.wikisnap/`: the lock is never pushed
 
 One config per (wiki, namespace) (`enwiki_ns0`, the default, `enwiki_ns14`, …), per wiki's plain
