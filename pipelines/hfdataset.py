@@ -5,12 +5,12 @@
     FOLDER/text/{db}/train-{i:05d}-of-{n:05d}.parquet        id, url, title, text, … (from --formats text)
     FOLDER/structured/{db}/train-{i:05d}-of-{n:05d}.parquet  Structured Contents (from --formats structured)
     FOLDER/manifest.json                                     the commit record (pipelines/commit.py)
+    FOLDER/.gitignore                                        `.wikisnap/`: the lock is never pushed
 
-One config per wiki (`enwiki`: every namespace of its records) and one per wiki's plain text
-(`enwiki_text`) and its Structured Contents (`enwiki_structured`, the columns of WME's
-`wikimedia/structured-wikipedia`), each with `data_files` globs and typed `dataset_info` features, so that
-`datasets.load_dataset(FOLDER, "enwiki")` reads it offline. Shards are the snapshot's Parquet
-row groups copied as they are (no re-encoding of values) into files of at most `--shard-mb`.
+One config per (wiki, namespace) (`enwiki_ns0`, the default, `enwiki_ns14`, …), per wiki's plain
+text (`enwiki_text`) and its Structured Contents (`enwiki_structured`); the card and its configs
+are pipelines/hfcard.py. Shards are the snapshot's Parquet row groups copied as they are (no
+re-encoding of values) into files of at most `--shard-mb`.
 
 A local or fsspec destination is committed like a build output (staged, verified, manifest
 last); `hf://datasets/ORG/NAME` assembles the folder in a work folder and uploads it with
@@ -19,12 +19,12 @@ huggingface_hub (`HF_TOKEN`), which resumes an interrupted upload when run again
 
 from __future__ import annotations
 
-import json
 import os
 
 import pyarrow.parquet as pq
 
-from wikisnap.pipelines.commit import OutputFolder, scratch_dir
+from wikisnap.pipelines.commit import OutputFolder, local_path, scratch_dir
+from wikisnap.pipelines.hfcard import dataset_card, default_config, load_call
 from wikisnap.pipelines.snapshot import HF_PREFIX, PublishError, first_record, snapshot_date
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.fs import file_md5
@@ -81,8 +81,12 @@ def _group_shards(sources: list[str], dest_dir: str, prefix: str, shard_bytes: i
     return named
 
 
-def build_hf_folder(snapshot, folder: str, shard_mb: float, date: str) -> dict:
-    """Write the dataset folder's files under `folder`; returns {relative path: rows} of the shards."""
+def build_hf_folder(snapshot, folder: str, shard_mb: float, date: str, target: str) -> dict:
+    """Write the dataset folder's files under `folder`; returns {relative path: rows} of the shards.
+
+    `target` is where users load it from (the destination folder, absolute, or the Hub's ORG/NAME):
+    the card's load example names it.
+    """
 
     shard_bytes = int(shard_mb * 1_000_000)
     rows: dict[str, int] = {}
@@ -117,139 +121,13 @@ def build_hf_folder(snapshot, folder: str, shard_mb: float, date: str) -> dict:
         languages[tar.dbname] = record.get("in_language", {}).get("identifier", "")
         for entry in record.get("license", []):
             licenses.add(LICENSE_IDS.get(entry.get("identifier", ""), "other"))
-    card = dataset_card(snapshot, folder, rows, languages, sorted(licenses) or ["cc-by-sa-4.0"], date)
+    card = dataset_card(snapshot, folder, rows, languages, sorted(licenses) or ["cc-by-sa-4.0"], date, target)
     with open(os.path.join(folder, "README.md"), "w", encoding="utf-8") as f:
         f.write(card)
+    # the folder is a git-able dataset repository: its lock and staging must never be pushed
+    with open(os.path.join(folder, layout.HF_GITIGNORE), "w", encoding="utf-8") as f:
+        f.write(f"{layout.CONTROL}/\n")
     return rows
-
-
-def dataset_card(snapshot, folder: str, rows: dict[str, int], languages: dict, licenses: list[str], date: str) -> str:
-    """README.md of the dataset: YAML header (licence, languages, configs, features) and the story."""
-    import datasets
-    import yaml
-
-    configs, infos = [], []
-    wikis = sorted({rel.split("/")[1] for rel in rows if rel.startswith("data/")})
-    texts = sorted({rel.split("/")[1] for rel in rows if rel.startswith("text/")})
-    structured = sorted({rel.split("/")[1] for rel in rows if rel.startswith(layout.HF_STRUCTURED + "/")})
-
-    def info(name: str, prefix: str) -> dict:
-        shards = sorted(rel for rel in rows if rel.startswith(prefix))
-        schema = pq.read_schema(os.path.join(folder, shards[0]))
-        features = datasets.Features.from_arrow_schema(schema)
-        entry = datasets.DatasetInfo(features=features)._to_yaml_dict()
-        num_bytes = sum(os.path.getsize(os.path.join(folder, rel)) for rel in shards)
-        return {
-            "config_name": name,
-            "features": entry["features"],
-            "splits": [{"name": "train", "num_bytes": num_bytes, "num_examples": sum(rows[r] for r in shards)}],
-            "download_size": num_bytes,
-            "dataset_size": num_bytes,
-        }
-
-    for db in wikis:
-        configs.append({"config_name": db, "data_files": [{"split": "train", "path": f"data/{db}/*/train-*.parquet"}]})
-        infos.append(info(db, f"data/{db}/"))
-    for db in texts:
-        name = f"{db}_text"
-        configs.append(
-            {"config_name": name, "data_files": [{"split": "train", "path": f"{layout.TEXT}/{db}/train-*.parquet"}]}
-        )
-        infos.append(info(name, f"{layout.TEXT}/{db}/"))
-    for db in structured:
-        name = f"{db}_structured"
-        path = f"{layout.HF_STRUCTURED}/{db}/train-*.parquet"
-        configs.append({"config_name": name, "data_files": [{"split": "train", "path": path}]})
-        infos.append(info(name, f"{layout.HF_STRUCTURED}/{db}/"))
-    if configs:
-        configs[0]["default"] = True
-    header = {
-        "license": licenses[0] if len(licenses) == 1 else licenses,
-        "language": sorted({lang for lang in languages.values() if lang}) or ["multilingual"],
-        "pretty_name": f"wikisnap snapshot {', '.join(wikis or texts or structured)} {date}",
-        "task_categories": ["text-generation"],
-        "tags": ["wikipedia", "wikimedia", "wikimedia-enterprise"],
-        "configs": configs,
-        "dataset_info": infos,
-    }
-    manifest = snapshot.manifest
-    inputs = "\n".join(
-        f"| `{os.path.basename(i['path'])}` | {i.get('dbname', '')} | {i.get('bytes', 0):,} | `{i.get('md5', '')}` | `{i.get('sha1', '')}` |"
-        for i in manifest.get("inputs", [])
-    )
-    counts = "\n".join(
-        f"| {db} | " + ", ".join(f"{k} {v:,}" for k, v in c.items() if k.startswith("written/")) + " |"
-        for db, c in manifest.get("counts", {}).items()
-    )
-    config_rows = "\n".join(
-        f"| `{c['config_name']}` | `{c['data_files'][0]['path']}` | {i['splits'][0]['num_examples']:,} |"
-        for c, i in zip(configs, infos, strict=True)
-    )
-    tool = manifest.get("tool", {})
-    body = f"""
-# wikisnap snapshot: {", ".join(wikis or texts or structured)} ({date})
-
-Wikimedia Enterprise-format article records built with [wikisnap](https://github.com/) {tool.get("version", "")}
-(Apache Beam {tool.get("apache_beam", "")}) from Wikimedia's public dumps: one row per page, with its
-wikitext, Wikidata id, categories, templates, redirects, licence and revision metadata, typed as
-nested Parquet columns (structs and lists, never JSON strings). The `*_text` configs hold plain
-text (`id`, `url`, `title`, `text`, `qid`, `date_modified`, `license`) where the snapshot was built
-with `--formats text`.{STRUCTURED_CARD if structured else ""}
-
-| config | files | rows |
-|---|---|---:|
-{config_rows}
-
-```python
-from datasets import load_dataset
-ds = load_dataset("PATH_OR_REPO", "{configs[0]["config_name"] if configs else ""}", split="train")
-```
-
-## Source
-
-Built by `wikisnap {manifest.get("command", "build")}` with options
-`{json.dumps(manifest.get("options", {}), sort_keys=True)}` from these dump files:
-
-| file | wiki | bytes | md5 | sha1 |
-|---|---|---:|---|---|
-{inputs}
-
-Records written per namespace:
-
-| wiki | records |
-|---|---|
-{counts}
-
-The snapshot's own manifest, with every input, count and output checksum, is `manifest.json`.
-
-## Licence and attribution
-
-The text of Wikipedia and the other Wikimedia projects is written by their contributors and
-published under the Creative Commons Attribution-ShareAlike licence ({", ".join(licenses)}; older
-revisions also under the GFDL); Wikidata is CC0. Each record's `license` field names its licence.
-Reusers must attribute the authors — a link to the article (`url`) satisfies this — and share
-adaptations under the same licence. See https://foundation.wikimedia.org/wiki/Policy:Terms_of_Use.
-"""
-    return "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n" + body
-
-
-STRUCTURED_CARD = """
-
-The `*_structured` configs hold **Structured Contents** (`--formats structured`): each article's
-Parsoid HTML as typed parts, following Wikimedia Enterprise's public parser rules
-(`general/parser` of github wikimedia-enterprise/wikimedia-enterprise) — `infoboxes` and
-`sections` (the API's `article_sections`) as trees of `section` / `paragraph` / `list` /
-`list_item` / `field` parts with their `value`, `values`, `links` and `images`; `abstract`;
-`description` (the short description, from page_props.sql); and the page's WME metadata (`version`,
-`event`, `url`, dates, `main_entity`, `is_part_of`, `in_language`, `license`). Columns and order
-are those of WME's `wikimedia/structured-wikipedia` (its `20240916.en` is this `enwiki_structured`).
-How it differs from WME's: it is built for any wiki and dump run from public dumps and HTML;
-parts nest as typed columns down to 8 levels (deeper ones as JSON text in `has_parts`, as WME's
-own Avro schema stores every level); `references` and `tables` (WME's citation and table parsers)
-are not produced; `version.scores`, `editor` details and `event` are only what the inputs hold
-(WME adds its ML scores); pages without Parsoid HTML have no row (counted in the manifest as
-`structured/{ns}/without_html`) rather than parts guessed from wikitext. On WME's own parser test
-documents the sections and infoboxes equal WME's expected output on 59 of 59 pages."""
 
 
 def file_list(folder: str) -> list[tuple[str, int, str]]:
@@ -308,7 +186,7 @@ def publish_hf(snapshot, config) -> str:
         repo_id = config.to[len(HF_PREFIX) :].strip("/")
         work = config.work_dir or scratch_dir("hf")
         folder = os.path.join(work, repo_id.replace("/", "__"))
-        commit_folder(snapshot, folder, config.shard_mb, date)
+        rows = commit_folder(snapshot, folder, config.shard_mb, date, repo_id)
         plan = upload_plan(repo_id, folder)
         if config.dry_run:
             lines = [
@@ -317,21 +195,26 @@ def publish_hf(snapshot, config) -> str:
             lines += [f"  {rel}  {size:,} bytes" for rel, size in plan["files"]]
             return "\n".join(lines)
         upload(repo_id, folder)
-        return f"uploaded {len(plan['files'])} files ({plan['bytes']:,} bytes) to https://huggingface.co/datasets/{repo_id}"
+        return (
+            f"uploaded {len(plan['files'])} files ({plan['bytes']:,} bytes) to https://huggingface.co/datasets/{repo_id}"
+            f"\nload it: {load_call(repo_id, default_config(rows))}"
+        )
     if "://" in config.to and not config.to.startswith("file://"):
         raise PublishError(f"--layout hf writes a local folder or uploads to hf://datasets/ORG/NAME, not {config.to}")
     if config.dry_run:
         return f"would write a dataset folder at {config.to}"
-    commit_folder(snapshot, config.to, config.shard_mb, date)
-    return f"dataset folder {config.to} written and committed"
+    target = os.path.abspath(local_path(config.to))
+    rows = commit_folder(snapshot, config.to, config.shard_mb, date, target)
+    return f"dataset folder {config.to} written and committed\nload it: {load_call(target, default_config(rows))}"
 
 
-def commit_folder(snapshot, dest: str, shard_mb: float, date: str) -> None:
-    """Assemble the dataset folder in `dest`'s staging area and publish it with its manifest last."""
+def commit_folder(snapshot, dest: str, shard_mb: float, date: str, target: str) -> dict:
+    """Assemble the dataset folder in `dest`'s staging area and publish it with its manifest last;
+    returns {relative path: rows} of its shards. `target`: where the card says to load it from."""
     folder = OutputFolder.open(dest, "publish")
     try:
         staging = folder.staging
-        rows = build_hf_folder(snapshot, staging, shard_mb, date)
+        rows = build_hf_folder(snapshot, staging, shard_mb, date, target)
         files = [
             {"path": rel, "bytes": size, "md5": md5, "records": rows.get(rel, 0)}
             for rel, size, md5 in file_list(staging)
@@ -345,6 +228,7 @@ def commit_folder(snapshot, dest: str, shard_mb: float, date: str) -> None:
             "outputs": [{"kind": "hf", **f} for f in files],
         }
         folder.publish(manifest, files)
+        return rows
     except BaseException:
         folder.discard()
         raise

@@ -568,7 +568,7 @@ class WikiSync:
             else:
                 from wikisnap.pipelines.hfdataset import publish_hf
 
-                step.detail = publish_hf(snapshot, config)
+                step.detail = publish_hf(snapshot, config).replace("\n", "; ")  # one line in the log and report
                 done[entry["id"]] = {
                     "dataset": target.url(self.db),
                     "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -197,9 +197,15 @@ def test_hf_folder_loads_with_datasets_and_its_card_parses(snapshots, tmp_path):
     card = DatasetCard.load(folder / "README.md")
     assert card.data.license == "cc-by-sa-4.0" and card.data.language == ["en"]
     configs = card.data.to_dict()["configs"]
-    assert [c["config_name"] for c in configs] == ["enwiki"]
+    assert configs == [
+        {
+            "config_name": "enwiki_ns0",
+            "data_files": [{"split": "train", "path": "data/enwiki/namespace_0/train-*.parquet"}],
+            "default": True,
+        }
+    ]
     assert "Licence and attribution" in card.text and "enwiki-latest-pages-articles1" in card.text
-    loaded = load_offline(folder, "enwiki", tmp_path)
+    loaded = load_offline(folder, "enwiki_ns0", tmp_path)
     assert loaded["rows"] == 106
     snapshot_ids = []
     import pyarrow.parquet as pq

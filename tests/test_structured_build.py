@@ -230,7 +230,7 @@ def test_hf_folder_has_a_structured_config_that_datasets_loads_offline(tmp_path,
     assert code == 0, err
     card = DatasetCard.load(folder / "README.md")
     names = [c["config_name"] for c in card.data.to_dict()["configs"]]
-    assert names == ["dewiki", "enwiki", "dewiki_structured", "enwiki_structured"]
+    assert names == ["dewiki_ns0", "enwiki_ns0", "dewiki_structured", "enwiki_structured"]
     assert "Structured Contents" in card.text and "How it differs from WME's" in card.text
     script = (
         "import datasets, json\n"

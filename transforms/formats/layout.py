@@ -52,6 +52,7 @@ BATCHES = "batches"
 STRUCTURED = "structured-snapshots"
 STRUCTURED_PARQUET = STRUCTURED + "/" + PARQUET
 HF_STRUCTURED = "structured"  # `publish --layout hf`: structured/{db}/train-*.parquet
+HF_GITIGNORE = ".gitignore"  # `publish --layout hf`: keeps the control folder out of a `git push`
 # folders and files of OUT that wikisnap writes and may replace or remove (all but the control)
 OWNED_FOLDERS = (PARQUET, DEADLETTER, BATCHES, TEXT, STRUCTURED)
 OWNED_FILE = re.compile(r"^[a-z0-9_]+_namespace_-?\d+\.(tar\.gz|json)$")
