@@ -6,6 +6,7 @@ import bz2
 import gzip
 import json
 import os
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -57,6 +58,17 @@ def pytest_collection_modifyitems(config, items):
     if len(chosen) != len(items):
         config.hook.pytest_deselected(items=[item for item in items if "airflow" in item.keywords])
         items[:] = chosen
+
+
+def wikisnap(*args, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the program in its own process: (exit code, stdout, stderr) in a CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, "-m", "wikisnap.pipelines.cli", *[str(a) for a in args]],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 def read_xml_bytes(path: Path) -> bytes:

@@ -18,18 +18,8 @@ from pathlib import Path
 import pytest
 from test_strict import enwiki_parts
 
-from conftest import ENWIKI, read_snapshot, read_xml_bytes
+from conftest import ENWIKI, read_snapshot, read_xml_bytes, wikisnap
 from wikisnap.transforms.formats import layout
-
-
-def wikisnap(*args, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "wikisnap.pipelines.cli", *[str(a) for a in args]],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-    )
 
 
 def enwiki_pages() -> tuple[str, list[str], str]:

@@ -10,27 +10,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ENWIKI
+from conftest import ENWIKI, wikisnap
 from wikisnap.pipelines.argv import beam_flags, split_args
 from wikisnap.pipelines.cli import make_parser
 
 SMALL = Path(__file__).parent / "data" / "xml" / "operations-dumps" / "pages-articles-sample1.xml-p1p1500.bz2"
-
-
-def wikisnap(*args, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the program in its own process: (exit code, stdout, stderr) in a CompletedProcess."""
-    return subprocess.run(
-        [sys.executable, "-m", "wikisnap.pipelines.cli", *[str(a) for a in args]],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-    )
 
 
 def refused(done: subprocess.CompletedProcess, *needles: str) -> None:
