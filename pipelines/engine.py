@@ -20,6 +20,7 @@ from apache_beam.options.pipeline_options import (
     TypeOptions,
 )
 
+from wikisnap.pipelines import forkworkers
 from wikisnap.pipelines.errors import UsageError
 from wikisnap.pipelines.options import RunOptions, flag_value
 from wikisnap.transforms.formats.codecs import default_bz2_threads
@@ -134,6 +135,7 @@ def pipeline_options(config: RunOptions) -> tuple[PipelineOptions, object, str]:
             engine = "Beam FnApiRunner, in-process (1 worker)"
             prompt_state_sampler()
         return options, worker_runner()(provision_info=_worker_provision_info()), engine
+    forkworkers.note_grpc()  # every other runner talks to its workers over gRPC
     options = without_type_check(PipelineOptions(args), args)
     if runner.lower() == "prismrunner" and flag_value(args, "--prism_log_level") is None:
         options.view_as(PrismRunnerOptions).prism_log_level = "warn"  # Prism's INFO lines drown the progress lines
@@ -258,10 +260,18 @@ def worker_runner():
             if direct.direct_running_mode != "multi_processing":
                 return super().run_pipeline(pipeline, options)
             level = logging.getLevelName(logging.getLogger("wikisnap").getEffectiveLevel())
-            verbose = " --verbose" if level == "DEBUG" else ""
-            self._default_environment = SubprocessSDKEnvironment.from_command_string(
-                f"{sys.executable} -m wikisnap.pipelines.worker --log-level {level}{verbose}"
-            )
+            verbose = level == "DEBUG"
+            pool = None
+            fork = forkworkers.available()
+            forkworkers.note_grpc()  # this run starts gRPC: no later run of this process may fork
+            if fork:
+                # forked from this process before the runner starts any gRPC: no second start-up
+                pool = forkworkers.ForkPool.start(direct.direct_num_workers, level, verbose)
+                self._default_environment = forkworkers.forked_environment(level, verbose)
+            else:
+                self._default_environment = SubprocessSDKEnvironment.from_command_string(
+                    f"{sys.executable} -m wikisnap.pipelines.worker --log-level {level}{' --verbose' * verbose}"
+                )
             # FnApiRunner replaces the environment of a multi_processing run with Beam's entry
             # point; so the run is declared in_memory (its one effect: that choice, and a warning
             # the launcher's log filter drops), with direct_num_workers processes all the same.
@@ -270,6 +280,8 @@ def worker_runner():
                 return super().run_pipeline(pipeline, options)
             finally:
                 direct.direct_running_mode = "multi_processing"
+                if pool is not None:
+                    pool.close()
 
     return WorkerFnApiRunner
 

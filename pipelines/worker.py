@@ -35,16 +35,27 @@ class BeamQuiet(logging.Filter):
         return self.verbose or record.levelno >= logging.ERROR
 
 
+def install_logging(level: str, verbose: bool, replace: bool = False) -> None:
+    """One stderr handler in wikisnap's format: wikisnap's records at `level`, Beam's from ERROR up
+    (all with `verbose`). `replace`: drop the handlers and levels a forked worker inherited."""
+    root = logging.getLogger()
+    if replace:
+        for old in list(root.handlers):
+            root.removeHandler(old)
+        logging.getLogger("apache_beam").setLevel(logging.NOTSET)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
+    handler.addFilter(BeamQuiet(verbose))
+    root.addHandler(handler)
+    logging.getLogger("wikisnap").setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="wikisnap-worker")
     parser.add_argument("--log-level", default="INFO", help="wikisnap's log level in this worker")
     parser.add_argument("--verbose", action="store_true", help="Beam's own records too")
     args = parser.parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
-    handler.addFilter(BeamQuiet(args.verbose))
-    logging.getLogger().addHandler(handler)  # before Beam's imports: no default handler gets installed
-    logging.getLogger("wikisnap").setLevel(args.log_level)
+    install_logging(args.log_level, args.verbose)  # before Beam's imports: no default handler gets installed
     from apache_beam.runners.worker import sdk_worker_main
 
     sdk_worker_main.main(sys.argv[:1])
