@@ -63,7 +63,7 @@ class Output:
     """One file a command wrote, as its manifest lists it (`path` relative to `Result.folder`)."""
 
     path: str
-    kind: str  # tarball, metadata, parquet, text, deadletter, batch, hf …
+    kind: str  # tarball, metadata, parquet, text, deadletter, batch, schema, hf …
     bytes: int
     md5: str
     records: int = 0

@@ -52,6 +52,7 @@ from wikisnap.pipelines.launch import (
     CollectReport,
     manifest_outputs,
     run_temp_dir,
+    ship_schemas,
     write_options,
 )
 from wikisnap.pipelines.options import (
@@ -625,7 +626,7 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
         "inputs": summarize_inputs(unit_reports),
         "sql_inputs": [{"path": i.path, "table": i.table, "dbname": i.dbname} for i in sql_inputs],
         "counts": counts,
-        "outputs": manifest_outputs(outputs, folder.staging),
+        "outputs": manifest_outputs(outputs, folder.staging) + ship_schemas(outputs, folder.staging),
         "timing": {
             "seconds": round(elapsed, 3),
             "pages_per_second": round(pages / elapsed, 1) if elapsed else None,

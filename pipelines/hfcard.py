@@ -65,12 +65,14 @@ FIELD_DESCRIPTIONS = {
     "infoboxes": "infoboxes as trees of typed parts (name, value, links, images)",
     "sections": "sections as trees of typed parts: paragraphs, lists, fields",
     # the plain-text configs
-    "id": "page id in its wiki",
+    "id": "page id in its wiki, as a string (as in wikimedia/wikipedia)",
     "title": "page title",
     "text": "the page's plain text",
     "qid": "the page's Wikidata item",
 }
-TEXT_DESCRIPTIONS = {"date_modified": "time of the revision, RFC 3339 text", "license": "licence of the text"}
+TEXT_DESCRIPTIONS = {"license": "licence of the text"}
+# which configs' rows each shipped JSON Schema describes (schemas/files.py)
+SCHEMA_CONFIGS = {"article": "`{db}_ns{n}`", "text": "`*_text`", "structured": "`*_structured`"}
 
 
 def count_words(ns: int, n: int) -> str:
@@ -327,6 +329,8 @@ This snapshot holds:
 
 {fields}
 
+{types_section(folder)}
+
 ## Source
 
 {source_section(manifest)}
@@ -342,6 +346,26 @@ Reusers must attribute the authors — a link to the article (`url`) satisfies t
 adaptations under the same licence. See https://foundation.wikimedia.org/wiki/Policy:Terms_of_Use.
 """
     return "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n" + body
+
+
+def types_section(folder: str) -> str:
+    """The card's `Types and JSON Schemas` section: the time units, and the schema files in `folder`."""
+    files = []
+    for name, configs in SCHEMA_CONFIGS.items():
+        path = layout.schema_path(folder, name)
+        if os.path.isfile(path):
+            files.append(f"- `{os.path.relpath(path, folder)}`: one row of the {configs} configs")
+    listing = "\n".join(files)
+    return f"""## Types and JSON Schemas
+
+Every time column is `timestamp[ms, tz=UTC]` (MediaWiki stores times to the second), except the
+times Wikimedia Enterprise's services stamp — `event.date_created`, `event.date_published` (also
+the `event` of nested objects) and `is_part_of.date_modified` — which are `timestamp[ns, tz=UTC]`:
+WME writes them with up to 7 fractional digits (`2024-08-06T08:45:21.6690873Z`), which only
+nanoseconds keep. The text configs' `id` is a string, as in `wikimedia/wikipedia`. The JSON Schema
+(draft 2020-12) of each kind of row, as JSON with times as RFC 3339 text, ships with the data:
+
+{listing}"""
 
 
 TEXT_CARD = """ The `*_text` configs hold plain text (`id`, `url`, `title`, `text`, `qid`,

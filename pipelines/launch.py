@@ -5,6 +5,7 @@ collection, manifest outputs, writer options, `recover`, and the one line that n
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import pickle
 import re
@@ -20,7 +21,9 @@ from wikisnap.pipelines.commit import (
 )
 from wikisnap.pipelines.errors import RunFailed, UsageError
 from wikisnap.pipelines.options import flag_value
-from wikisnap.transforms.formats.fs import fs_for, join, write_bytes_atomic
+from wikisnap.schemas.files import schema_bytes
+from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.fs import fs_for, join, write_bytes, write_bytes_atomic
 from wikisnap.transforms.write import WriteOptions
 
 log = logging.getLogger("wikisnap")
@@ -123,6 +126,36 @@ def manifest_outputs(outputs: list, staging: str) -> list[dict]:
     ]
 
 
+# The JSON Schema each output kind's records follow (schemas/files.py), shipped beside them.
+SCHEMA_OF_KIND = {
+    "tarball": "article",
+    "parquet": "article",
+    "batch": "article",
+    "text": "text",
+    "structured-tarball": "structured",
+    "structured-parquet": "structured",
+}
+
+
+def ship_schemas(outputs: list, root: str) -> list[dict]:
+    """Write the JSON Schema of every record kind among `outputs` (OutputFiles or manifest entries)
+    under `root` (`layout.schema_path`); returns their manifest entries (kind `schema`, no wiki).
+
+    The files are the package's own bytes (schemas/*.schema.json), so the same wikisnap writes the
+    same schema files; the manifest lists them, so publish and `wikisnap verify` check them."""
+    kinds = {o["kind"] if isinstance(o, dict) else o.kind for o in outputs}
+    entries = []
+    for name in sorted({SCHEMA_OF_KIND[k] for k in kinds if k in SCHEMA_OF_KIND}):
+        data = schema_bytes(name)
+        path = layout.schema_path(root, name)
+        write_bytes(path, data)
+        rel = relative_path(path, root)
+        entries.append(
+            {"kind": "schema", "path": rel, "bytes": len(data), "md5": hashlib.md5(data).hexdigest(), "records": 0}
+        )
+    return entries
+
+
 # output kinds in the order the summary lists them, with a name for people
 OUTPUT_KINDS = {
     "tarball": "NDJSON tarballs",
@@ -131,6 +164,7 @@ OUTPUT_KINDS = {
     "text": "plain-text Parquet",
     "batch": "hourly batches",
     "deadletter": "dead letters",
+    "schema": "JSON Schemas",
 }
 
 
@@ -144,7 +178,7 @@ def outputs_summary(outputs: list[dict]) -> list[str]:
         files = [o for o in outputs if o["kind"] == kind]
         size = sum(o["bytes"] for o in files)
         records = sum(o.get("records", 0) for o in files)
-        count = f", {records:,} records" if kind != "metadata" else ""
+        count = f", {records:,} records" if kind not in ("metadata", "schema") else ""
         lines.append(f"  {OUTPUT_KINDS.get(kind, kind)}: {len(files)} file(s){count}, {size / 1e6:,.3f} MB")
     return lines
 

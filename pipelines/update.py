@@ -38,6 +38,7 @@ from wikisnap.pipelines.launch import (
     outputs_summary,
     relative_path,
     run_temp_dir,
+    ship_schemas,
     write_options,
 )
 from wikisnap.pipelines.options import (
@@ -557,7 +558,7 @@ def _run_locked(config: UpdateConfig, folder: OutputFolder) -> dict:
         "base": config.base,
         "diffs": describe_diffs(units, [e for kind, e in report if kind == "input_error" and not isinstance(e, str)]),
         "counts": counts,
-        "outputs": manifest_outputs(outputs, folder.staging),
+        "outputs": manifest_outputs(outputs, folder.staging) + ship_schemas(outputs, folder.staging),
         "timing": {"seconds": round(elapsed, 3)},
     }
     try:

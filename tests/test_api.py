@@ -72,7 +72,7 @@ def test_build_options_as_python_values_equal_the_same_flags(tmp_path):
         gzip_level=6,
     )
     assert manifest_files(tmp_path / "api") == manifest_files(tmp_path / "cli")
-    assert {o.kind for o in result.outputs} == {"tarball", "metadata", "text"}
+    assert {o.kind for o in result.outputs} == {"tarball", "metadata", "text", "schema"}
 
 
 def test_update_writes_the_bytes_of_the_cli(enwiki_build, tmp_path):

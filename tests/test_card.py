@@ -91,7 +91,8 @@ def test_card_has_no_placeholder_and_names_real_sources_and_counts(snapshot, pub
     assert fields["`date_modified`"] == ["timestamp (UTC)", "time of the revision this row holds"]
     fields = {cells[0]: cells[1:] for cells in table_rows(text.split("## Source")[0])}
     assert fields["`text`"] == ["string", "the page's plain text"]
-    assert fields["`date_modified`"] == ["string", "time of the revision, RFC 3339 text"]
+    assert fields["`date_modified`"] == ["timestamp (UTC)", "time of the revision this row holds"]
+    assert fields["`id`"] == ["string", "page id in its wiki, as a string (as in wikimedia/wikipedia)"]
 
 
 def test_one_config_per_namespace_with_the_articles_the_default(published, tmp_path):

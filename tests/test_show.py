@@ -91,6 +91,7 @@ def test_a_text_only_snapshot_shows_its_text_rows(build, tmp_path):
     assert code == 0, err
     (row,) = wikisnap.show(tmp_path / "text", id=12).details["records"]
     assert row["title"] == "Anarchism" and row["text"].startswith("Anarchism is a political philosophy")
+    assert row["id"] == "12" and row["date_modified"] == "2016-04-22T10:19:33Z"  # JSON, as the records
     assert "text" in wikisnap.show(tmp_path / "text", schema=True).details["schemas"]
 
 

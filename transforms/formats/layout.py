@@ -15,6 +15,7 @@ An output folder (`--out`):
                                                WME's own store: structured-snapshots/{identifier}.tar.gz)
     structured-snapshots/parquet/{sid}/{sid}_{n}.parquet   typed Structured Contents (`shard_path`)
     batches/{YYYY-MM-DD}/{HH}/{sid}.tar.gz     an update's hourly batches (`batch_paths`)
+    schemas/{name}.schema.json                 JSON Schema of each record kind written (`schema_path`)
     manifest.json                              the commit record, written last (`MANIFEST`)
     .wikisnap/                                 control: lock, commit journal, staging/{run}, tmp/{run}
 
@@ -51,10 +52,14 @@ BATCHES = "batches"
 # `--formats structured`: the folder WME's API serves structured snapshots from, and its shards' kind
 STRUCTURED = "structured-snapshots"
 STRUCTURED_PARQUET = STRUCTURED + "/" + PARQUET
+HF_DATA = "data"  # `publish --layout hf`: data/{db}/namespace_{ns}/train-*.parquet
 HF_STRUCTURED = "structured"  # `publish --layout hf`: structured/{db}/train-*.parquet
 HF_GITIGNORE = ".gitignore"  # `publish --layout hf`: keeps the control folder out of a `git push`
+# the JSON Schema of each record kind written (article, text, structured), in a snapshot and an HF folder
+SCHEMAS = "schemas"
+_SCHEMA_SUFFIX = ".schema.json"
 # folders and files of OUT that wikisnap writes and may replace or remove (all but the control)
-OWNED_FOLDERS = (PARQUET, DEADLETTER, BATCHES, TEXT, STRUCTURED)
+OWNED_FOLDERS = (PARQUET, DEADLETTER, BATCHES, TEXT, STRUCTURED, SCHEMAS)
 OWNED_FILE = re.compile(r"^[a-z0-9_]+_namespace_-?\d+\.(tar\.gz|json)$")
 # how people are told the names (help texts and messages)
 SNAPSHOT_PATTERN = "{db}_namespace_{ns}"
@@ -184,6 +189,13 @@ def structured_paths(root: str, dbname: str, ns: int) -> tuple[str, str]:
         within(root, join(root, STRUCTURED, tarball_name(dbname, ns))),
         within(root, join(root, STRUCTURED, metadata_name(dbname, ns))),
     )
+
+
+def schema_path(root: str, name: str) -> str:
+    """`{root}/schemas/{name}.schema.json`: the JSON Schema of one record kind (`name`: a-z only)."""
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z]+", name):
+        raise UnsafeName(f"{name!r} is not a schema name (a-z)")
+    return within(root, join(root, SCHEMAS, name + _SCHEMA_SUFFIX))
 
 
 def deadletter_path(root: str, dbname: str) -> str:

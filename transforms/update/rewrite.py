@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
 from wikisnap import faults
-from wikisnap.schemas.arrow import ARTICLE_SCHEMA, records_to_table
+from wikisnap.schemas.arrow import ARTICLE_SCHEMA, TEXT_SCHEMA, conform, records_to_table
 from wikisnap.schemas.serialize import format_time, to_wme_json_bytes
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.fs import (
@@ -68,6 +68,8 @@ from wikisnap.transforms.write import PARQUET_SETTINGS, MemberSink, OutputFile, 
 
 TAG_PARTS = "parts"
 TAG_COPIED = "copied"
+# the schema each kind of copied base shard must have in the output (an earlier wikisnap's is converted)
+SHARD_SCHEMAS = {"parquet": ARTICLE_SCHEMA, "text": TEXT_SCHEMA}
 
 
 # -- rewriting a snapshot --------------------------------------------------------------------
@@ -210,16 +212,8 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
         # whether the line count is vouched for (then the read-back only hashes the copy)
         vouched = member.raw_crc is not None
         if parquet:
-            digest = hashlib.md5()
-            with open_read(task.shard) as f, open_write(pq_path) as g:
-                while chunk := f.read(READ_SIZE):
-                    digest.update(chunk)
-                    g.write(chunk)
             published = snapshot.published_md5(task.shard)
-            if published and digest.hexdigest() != published:
-                raise base_error(
-                    task.shard, f"has md5 {digest.hexdigest()} but the base's manifest says {published}: it is damaged"
-                )
+            copy_shard(task.shard, pq_path, ARTICLE_SCHEMA, published)
             vouched = vouched and bool(published)  # its row count is the member's line count
             records, max_date = _shard_rows_and_max_date(pq_path)
         elif member.records >= 0 and member.max_date is not None:
@@ -253,6 +247,43 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
             shard.result()  # its error, if any, is this task's
     counts[f"written/{ns}"] += records
     return (part if records else None), counts
+
+
+def shard_has_schema(path: str, schema: pa.Schema) -> bool:
+    """Whether the Parquet shard at `path` is in `schema` (types and wikisnap's schema tag), from its footer."""
+    with open_read_arrow(path) as f:
+        return pq.read_schema(f).equals(schema, check_metadata=True)
+
+
+def copy_shard(src: str, dst: str, schema: pa.Schema, published: str | None) -> None:
+    """A base snapshot's Parquet shard copied to `dst` in `schema`, checked against its `published` md5.
+
+    A shard in `schema` is copied as bytes (hashed on the way). One written by an earlier wikisnap
+    (other column types: text `id` int64 and `date_modified` text before 0.1.0's consistent
+    types) is rewritten in `schema` row group by row group (`conform`: same values and row
+    groups), so the output never mixes schemas across shards. BaseError naming `src` when its md5
+    is not the published one or a column cannot be converted.
+    """
+    if shard_has_schema(src, schema):
+        digest = hashlib.md5()
+        with open_read(src) as f, open_write(dst) as g:
+            while chunk := f.read(READ_SIZE):
+                digest.update(chunk)
+                g.write(chunk)
+        if published and digest.hexdigest() != published:
+            raise base_error(
+                src, f"has md5 {digest.hexdigest()} but the base's manifest says {published}: it is damaged"
+            )
+        return
+    check_base_md5(src, published)
+    with open_read_arrow(src) as f, open_write(dst) as sink, pq.ParquetWriter(sink, schema, **PARQUET_SETTINGS) as out:
+        shard = pq.ParquetFile(f)
+        for i in range(shard.num_row_groups):
+            try:
+                rows = conform(shard.read_row_group(i), schema)
+            except ValueError as exc:
+                raise base_error(src, f"is not in a schema this wikisnap can convert ({exc})") from None
+            out.write_table(rows, row_group_size=max(1, rows.num_rows))
 
 
 def check_base_md5(path: str, published: str | None) -> None:
@@ -436,16 +467,7 @@ def member_text(task: MemberTask, opts: WriteOptions, path: str, inserts: dict[i
     if not opts.wants_text(task.snapshot.ns):
         return None
     if not task.touched and task.text_shard:
-        digest = hashlib.md5()
-        with open_read(task.text_shard) as f, open_write(path) as g:
-            while chunk := f.read(READ_SIZE):
-                digest.update(chunk)
-                g.write(chunk)
-        published = task.snapshot.published_md5(task.text_shard)
-        if published and digest.hexdigest() != published:
-            raise base_error(
-                task.text_shard, f"has md5 {digest.hexdigest()} but the base's manifest says {published}: it is damaged"
-            )
+        copy_shard(task.text_shard, path, TEXT_SCHEMA, task.snapshot.published_md5(task.text_shard))
         return path
     shard = TextShard(path, dict(opts.sites).get(task.snapshot.dbname), opts)
     pending = sorted(inserts.items())
@@ -495,11 +517,16 @@ def copy_snapshot(snapshot: BaseSnapshot, out_dir: str) -> list[OutputFile]:
     if snapshot.metadata:
         expected = json.loads(read_bytes(snapshot.metadata)).get("version")
     for kind, src, dst in files:
+        published = snapshot.published_md5(src)
+        if kind in SHARD_SCHEMAS and not shard_has_schema(src, SHARD_SCHEMAS[kind]):
+            copy_shard(src, dst, SHARD_SCHEMAS[kind], published)  # an earlier wikisnap's types: converted
+            md5, size = file_md5(dst)
+            outputs.append(OutputFile(kind, snapshot.dbname, snapshot.ns, dst, size, md5, 0))
+            continue
         with open_read(src) as f, open_write(dst) as g:
             while chunk := f.read(READ_SIZE):
                 g.write(chunk)
         md5, size = file_md5(dst)  # the copy hashed once: for the new manifest and against the base's
-        published = snapshot.published_md5(src)
         if published and md5 != published:
             remove_tree(dst)
             raise base_error(src, f"has md5 {md5} but the base's manifest says {published}: it is damaged")
