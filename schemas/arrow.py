@@ -291,6 +291,7 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
             try:
                 column = column.cast(f.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise ValueError(f"column {f.name!r} ({column.type}) cannot become {f.type}: {exc}") from None
+                why = str(exc).split(". ", 1)[0]  # Arrow's first sentence says which value
+                raise ValueError(f"column {f.name!r} ({column.type}) cannot become {f.type}: {why}") from None
         columns.append(column)
     return pa.Table.from_arrays(columns, schema=schema)

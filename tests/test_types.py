@@ -273,7 +273,7 @@ def test_an_old_shard_that_cannot_be_converted_fails_the_update_in_one_line(type
 
     base = make_old_base(typed[0], tmp_path / "old-base", text=garbled)
     code, _o, err = update(base, [RECENTCHANGE], tmp_path / "out")
-    assert code != 0
+    assert code == 2, err
     line = next(x for x in err.splitlines() if "not in a schema this wikisnap can convert" in x)
     assert "enwiki_namespace_0_0.parquet" in line and "date_modified" in line
     assert not (tmp_path / "out" / "manifest.json").exists()
@@ -289,3 +289,23 @@ def test_text_dates_are_the_records_dates(typed):
         str(r["identifier"]): datetime.strptime(r["date_modified"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         for r in records
     }
+
+
+def test_conform_casts_old_columns_and_names_the_one_it_cannot():
+    from wikisnap.schemas.arrow import conform
+
+    old = pa.table({"id": pa.array([12], pa.int64()), "date_modified": ["2016-04-22T10:19:33Z"]})
+    old = old.append_column("title", pa.array(["Anarchism"]))
+    new = conform(old, TEXT_SCHEMA)
+    assert new.schema.equals(TEXT_SCHEMA, check_metadata=True)
+    row = new.to_pylist()[0]
+    assert row["id"] == "12" and row["text"] is None  # a column the old shard lacks is nulls
+    assert format_time(row["date_modified"]) == "2016-04-22T10:19:33Z"
+    assert conform(new, TEXT_SCHEMA) is new
+    with pytest.raises(ValueError, match="column 'date_modified' \\(string\\) cannot become timestamp"):
+        conform(old.set_column(1, "date_modified", pa.array(["yesterday"])), TEXT_SCHEMA)
+    with pytest.raises(ValueError, match="column 'extra' is not in wikisnap's schema"):
+        conform(old.append_column("extra", pa.array([1])), TEXT_SCHEMA)
+    # records: times an older writer left without a time zone get UTC, nested ones too
+    naive_table = pa.Table.from_pylist([], schema=naive_schema())
+    assert conform(naive_table, ARTICLE_SCHEMA).schema.equals(ARTICLE_SCHEMA, check_metadata=True)
