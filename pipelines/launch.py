@@ -126,7 +126,7 @@ def manifest_outputs(outputs: list, staging: str) -> list[dict]:
     ]
 
 
-# The JSON Schema each output kind's records follow (schemas/files.py), shipped beside them.
+# The JSON Schema each output kind's lines, rows or objects follow (schemas/files.py), shipped beside them.
 SCHEMA_OF_KIND = {
     "tarball": "article",
     "parquet": "article",
@@ -134,11 +134,15 @@ SCHEMA_OF_KIND = {
     "text": "text",
     "structured-tarball": "structured",
     "structured-parquet": "structured",
+    "metadata": "metadata",
+    "batch-metadata": "metadata",
+    "structured-metadata": "metadata",
+    "deadletter": "deadletter",
 }
 
 
 def ship_schemas(outputs: list, root: str) -> list[dict]:
-    """Write the JSON Schema of every record kind among `outputs` (OutputFiles or manifest entries)
+    """Write the JSON Schema of every output kind among `outputs` (OutputFiles or manifest entries)
     under `root` (`layout.schema_path`); returns their manifest entries (kind `schema`, no wiki).
 
     The files are the package's own bytes (schemas/*.schema.json), so the same wikisnap writes the

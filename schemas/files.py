@@ -5,6 +5,9 @@
     text        one row of the plain-text Parquet (`--formats text`; arrow.py TEXT_SCHEMA)
     structured  one Structured Contents record: a line of its tarballs, a row of its Parquet
                 (structured.py)
+    metadata    a snapshot's (or hourly batch's, or structured snapshot's) metadata file: WME's
+                Snapshot object (transforms/write.py `snapshot_metadata`)
+    deadletter  one line of a dead-letter file (transforms/write.py `deadletter_line`)
 
 The files sit beside this module (package data, `setup.py`); `python -m wikisnap.schemas.files`
 regenerates them all (tests/test_schema.py fails when a file and its generator disagree). A run
@@ -29,7 +32,7 @@ from wikisnap.schemas import article
 
 __all__ = ["NAMES", "json_schemas", "json_schema_text", "package_file", "schema_bytes"]
 
-NAMES = ("article", "text", "structured")
+NAMES = ("article", "text", "structured", "metadata", "deadletter")
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 _TIME_MS = {"type": "string", "format": "date-time", "pattern": article.TIME_PATTERN["time[ms]"]}
 
@@ -128,9 +131,67 @@ def structured_json_schema() -> dict:
     }
 
 
+def metadata_json_schema() -> dict:
+    """The JSON Schema of a snapshot metadata file (WME's Snapshot object: `{db}_namespace_{ns}.json`,
+    a batch's and a structured snapshot's `.json`)."""
+    ident = {"type": "string", "minLength": 1}
+    return {
+        "$schema": _DRAFT,
+        "$id": "urn:wikisnap:schema:metadata",
+        "title": "Wikimedia Enterprise snapshot metadata as wikisnap writes it (one JSON object)",
+        "description": (
+            "Generated from wikisnap/schemas/files.py. `version` is the md5 of the tarball it describes, "
+            "`date_modified` the newest record (or change) time, or --date; `size.value` the tarball's MB."
+        ),
+        "type": "object",
+        "properties": {
+            # the snapshot's name, db and namespace (its form is transforms/formats/layout.py's to spell)
+            "identifier": ident,
+            "version": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+            "date_modified": {"type": "string", "format": "date-time", "pattern": article.TIME_PATTERN["time[ns]"]},
+            "is_part_of": {**_object({"identifier": ident}), "required": ["identifier"]},
+            "in_language": {**_object({"identifier": {"type": "string"}}), "required": ["identifier"]},
+            "namespace": {**_object({"identifier": {"type": "integer"}}), "required": ["identifier"]},
+            "size": {
+                **_object({"value": {"type": "number", "minimum": 0}, "unit_text": {"const": "MB"}}),
+                "required": ["value", "unit_text"],
+            },
+        },
+        "required": ["identifier", "version", "date_modified", "is_part_of", "in_language", "namespace", "size"],
+        "additionalProperties": False,
+    }
+
+
+def deadletter_json_schema() -> dict:
+    """The JSON Schema of one dead letter (a line of `deadletter/{db}_deadletters.ndjson`)."""
+    return {
+        "$schema": _DRAFT,
+        "$id": "urn:wikisnap:schema:deadletter",
+        "title": "One dead letter: an input that did not become a record, why, and its raw input",
+        "description": "Generated from wikisnap/schemas/files.py.",
+        "type": "object",
+        "properties": {
+            "dbname": {"type": "string"},
+            "source": {"type": "string"},
+            "page_id": {"type": ["integer", "null"]},
+            "title": {"type": ["string", "null"]},
+            "reason": {"type": "string"},
+            "raw": {"type": "string"},
+        },
+        "required": ["dbname", "source", "page_id", "title", "reason", "raw"],
+        "additionalProperties": False,
+    }
+
+
 def json_schemas() -> dict[str, dict]:
     """Name → the JSON Schema it ships as (generated now, from the tables)."""
-    return {"article": article.json_schema(), "text": text_json_schema(), "structured": structured_json_schema()}
+    return {
+        "article": article.json_schema(),
+        "text": text_json_schema(),
+        "structured": structured_json_schema(),
+        "metadata": metadata_json_schema(),
+        "deadletter": deadletter_json_schema(),
+    }
 
 
 def json_schema_text(schema: dict) -> str:

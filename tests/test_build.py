@@ -138,7 +138,7 @@ def test_manifest_reconciles_and_lists_checksums(enwiki_build):
     [inp] = manifest["inputs"]
     assert inp["md5"] == md5(ENWIKI) and inp["pages"] == 206 and inp["compression"] == "bz2"
     kinds = Counter(o["kind"] for o in manifest["outputs"])
-    assert kinds == {"tarball": 1, "metadata": 1, "parquet": 1, "schema": 1}  # schemas/article.schema.json
+    assert kinds == {"tarball": 1, "metadata": 1, "parquet": 1, "schema": 2}  # schemas/{article,metadata}.schema.json
     for o in manifest["outputs"]:
         assert o["md5"] == md5(enwiki_build / o["path"])
     # no temp or staging left behind: the control folder holds only the (released) lock

@@ -10,6 +10,7 @@ as in HuggingFace `wikimedia/wikipedia`.
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import hashlib
 import io
@@ -25,7 +26,7 @@ import pytest
 from test_structured_build import ndjson, wme_record
 from test_update import RECENTCHANGE, enwiki_events, records_by_id, write_lines
 
-from conftest import ENWIKI, read_snapshot
+from conftest import ENWIKI, read_snapshot, read_xml_bytes
 from wikisnap.schemas.arrow import ARTICLE_SCHEMA, TEXT_SCHEMA, table_to_records
 from wikisnap.schemas.files import NAMES, schema_bytes
 from wikisnap.schemas.serialize import format_time, to_wme_json
@@ -78,13 +79,20 @@ def parquet_outputs(folder: Path) -> list[tuple[str, Path]]:
 
 @pytest.fixture(scope="module")
 def typed(build, tmp_path_factory):
-    """(enwiki build with records, text and small members; a structured build of WME records).
+    """(enwiki build with records, text, small members and one dead letter (page 12 without its
+    id); a structured build of WME records).
 
     (Not text beside structured: `--formats text` of WME record inputs fails, "no SiteInfo for the
     text", a bug of its own.)"""
     root = tmp_path_factory.mktemp("typed")
     enwiki = root / "enwiki"
-    code, _o, err = build([ENWIKI], enwiki, "--formats", "ndjson,parquet,text", "--member-size-mb", "0.5")
+    xml = read_xml_bytes(ENWIKI).decode("utf-8")
+    broken = xml.replace(
+        "<title>Anarchism</title>\n    <ns>0</ns>\n    <id>12</id>", "<title>Anarchism</title>\n    <ns>0</ns>"
+    )
+    dump = root / "enwiki-broken.xml.bz2"
+    dump.write_bytes(bz2.compress(broken.encode()))
+    code, _o, err = build([dump], enwiki, "--formats", "ndjson,parquet,text", "--member-size-mb", "0.5")
     assert code == 0, err
     src = ndjson(root / "records.ndjson", [wme_record(t) for t in ("Coset", "Kyoto", "Malta")])
     structured = root / "structured"
@@ -125,13 +133,21 @@ def validators(folder: Path) -> dict[str, jsonschema.Draft202012Validator]:
 
 def test_json_schemas_ship_in_the_snapshot_listed_verified_and_validating(typed):
     enwiki, structured = typed
-    for folder, names in ((enwiki, {"article", "text"}), (structured, {"article", "structured"})):
+    both = {"article", "metadata"}
+    for folder, names in ((enwiki, both | {"text", "deadletter"}), (structured, both | {"structured"})):
         manifest = json.loads((folder / "manifest.json").read_text())
         listed = {o["path"] for o in manifest["outputs"] if o["kind"] == "schema"}
         assert listed == {f"schemas/{n}.schema.json" for n in names}
         assert set(validators(folder)) == names
         assert cli("verify", folder)[0] == 0
-    check = validators(structured)
+    check = validators(structured) | validators(enwiki)
+    # metadata files (records' and structured snapshots') and dead letters validate too
+    for folder in typed:
+        for meta in [*folder.glob("*_namespace_*.json"), *(folder / "structured-snapshots").glob("*.json")]:
+            check["metadata"].validate(json.loads(meta.read_text()))
+    letters = (enwiki / "deadletter" / "enwiki_deadletters.ndjson").read_text().splitlines()
+    assert len(letters) == 1
+    check["deadletter"].validate(json.loads(letters[0]))
     # NDJSON lines and Parquet rows (read back as records) of each kind validate
     _n, records, _l = read_snapshot(enwiki / "enwiki_namespace_0.tar.gz")
     for record in records:
@@ -262,7 +278,7 @@ def test_update_of_an_old_schema_base_converts_its_copied_shards(typed, update, 
         # one schema across every shard, and the values of an update of the same base in the new types
         assert pq.read_schema(path).equals(PARQUET_KINDS[kind], check_metadata=True), path
         assert pq.read_table(path).equals(pq.read_table(reference)), path
-    assert set(validators(outs["old"])) == {"article", "text"}
+    assert set(validators(outs["old"])) == {"article", "text", "metadata"}
     assert cli("verify", outs["old"])[0] == 0
 
 

@@ -15,7 +15,7 @@ An output folder (`--out`):
                                                WME's own store: structured-snapshots/{identifier}.tar.gz)
     structured-snapshots/parquet/{sid}/{sid}_{n}.parquet   typed Structured Contents (`shard_path`)
     batches/{YYYY-MM-DD}/{HH}/{sid}.tar.gz     an update's hourly batches (`batch_paths`)
-    schemas/{name}.schema.json                 JSON Schema of each record kind written (`schema_path`)
+    schemas/{name}.schema.json                 JSON Schema of each kind of file written (`schema_path`)
     manifest.json                              the commit record, written last (`MANIFEST`)
     .wikisnap/                                 control: lock, commit journal, staging/{run}, tmp/{run}
 
@@ -55,7 +55,7 @@ STRUCTURED_PARQUET = STRUCTURED + "/" + PARQUET
 HF_DATA = "data"  # `publish --layout hf`: data/{db}/namespace_{ns}/train-*.parquet
 HF_STRUCTURED = "structured"  # `publish --layout hf`: structured/{db}/train-*.parquet
 HF_GITIGNORE = ".gitignore"  # `publish --layout hf`: keeps the control folder out of a `git push`
-# the JSON Schema of each record kind written (article, text, structured), in a snapshot and an HF folder
+# the JSON Schema of each kind of file written (schemas/files.py NAMES), in a snapshot and an HF folder
 SCHEMAS = "schemas"
 _SCHEMA_SUFFIX = ".schema.json"
 # folders and files of OUT that wikisnap writes and may replace or remove (all but the control)
@@ -192,7 +192,7 @@ def structured_paths(root: str, dbname: str, ns: int) -> tuple[str, str]:
 
 
 def schema_path(root: str, name: str) -> str:
-    """`{root}/schemas/{name}.schema.json`: the JSON Schema of one record kind (`name`: a-z only)."""
+    """`{root}/schemas/{name}.schema.json`: the JSON Schema of one kind of file (`name`: a-z only)."""
     if not isinstance(name, str) or not re.fullmatch(r"[a-z]+", name):
         raise UnsafeName(f"{name!r} is not a schema name (a-z)")
     return within(root, join(root, SCHEMAS, name + _SCHEMA_SUFFIX))

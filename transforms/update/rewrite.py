@@ -3,7 +3,8 @@
 A snapshot no diff touches is copied as files. Otherwise an untouched member is copied as gzip bytes
 with its Parquet shard (never decompressed; the copy's CRC-32 must be the scan's), a touched one is
 re-gzipped with the changes merged in page-id order while its shard is merged row group by row
-group beside it. Tarballs of another layout are rewritten line by line.
+group beside it. A copied shard an earlier wikisnap wrote in other column types is rewritten in
+today's (`copy_shard`), so an output never mixes schemas. Tarballs of another layout are rewritten line by line.
 """
 
 from __future__ import annotations
@@ -259,7 +260,7 @@ def copy_shard(src: str, dst: str, schema: pa.Schema, published: str | None) -> 
     """A base snapshot's Parquet shard copied to `dst` in `schema`, checked against its `published` md5.
 
     A shard in `schema` is copied as bytes (hashed on the way). One written by an earlier wikisnap
-    (other column types: text `id` int64 and `date_modified` text before 0.1.0's consistent
+    (other column types: text `id` int64 and `date_modified` text before issue 23's consistent
     types) is rewritten in `schema` row group by row group (`conform`: same values and row
     groups), so the output never mixes schemas across shards. BaseError naming `src` when its md5
     is not the published one or a column cannot be converted.
