@@ -277,17 +277,6 @@ def test_update_counts_the_pages_whose_html_fields_it_drops() -> None:
     assert fold_page(base, [], site, frozenset({0})).counts == {}
 
 
-def test_update_of_a_structured_base_is_refused_with_a_reason(tmp_path, build, update) -> None:
-    src = ndjson(tmp_path / "records.ndjson", [wme_record("Coset")])
-    base = tmp_path / "base"
-    code, _o, stderr = build([src], base, "--date", "20240101", "--formats", "ndjson,structured")
-    assert code == 0, stderr
-    code, _o, stderr = update(base, [src], tmp_path / "out")
-    assert code == 2
-    assert "Structured Contents (--formats structured) cannot be updated yet" in stderr
-    assert len(stderr.strip().splitlines()) == 1
-
-
 def test_update_with_parsoid_html_of_the_new_revision_keeps_the_html_fields(tmp_path, build, update) -> None:
     """A base built from XML + Parsoid HTML (tests/data/html, William Clark), updated with a newer
     revision of the page: with that revision's HTML the record keeps `article_body.html` and the

@@ -19,7 +19,11 @@ from wikisnap.schemas.structured import STRUCTURED_SCHEMA, structured_line, stru
 from wikisnap.transforms.formats.tarball import GzipMemberWriter, MemberPart, tar_padding
 from wikisnap.transforms.read import DeadLetter
 
-__all__ = ["StructuredShard", "add_page"]
+__all__ = ["GZ_SUFFIX", "PARQUET_SUFFIX", "StructuredShard", "add_page"]
+
+# what a structured member's files add to their member's part stem (layout.part_base)
+GZ_SUFFIX = ".structured.ndjson.gz"
+PARQUET_SUFFIX = ".structured.parquet"
 
 
 class StructuredShard:
@@ -31,8 +35,8 @@ class StructuredShard:
     """
 
     def __init__(self, base: str, gzip_level: int, parquet_writer, group_rows: int, group_bytes: int):
-        self.gz = GzipMemberWriter(base + ".structured.ndjson.gz", gzip_level)
-        self.parquet_path = base + ".structured.parquet"
+        self.gz = GzipMemberWriter(base + GZ_SUFFIX, gzip_level)
+        self.parquet_path = base + PARQUET_SUFFIX
         self._parquet = parquet_writer(self.parquet_path, STRUCTURED_SCHEMA)
         self._group_rows, self._group_bytes = group_rows, group_bytes
         self.size = 0
@@ -40,8 +44,11 @@ class StructuredShard:
         self._rows: list[dict] = []
         self._bytes = 0
 
-    def add(self, record: dict) -> None:
-        line = structured_line(record)
+    def add(self, record: dict, line: bytes | None = None) -> None:
+        """Add one Structured record; `line`: its NDJSON line when already serialised (an
+        update copies a base line as it is)."""
+        if line is None:
+            line = structured_line(record)
         self.gz.write(line)
         self.size += len(line)
         self.records += 1
