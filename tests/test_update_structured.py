@@ -232,3 +232,96 @@ def test_a_base_without_structured_cannot_gain_it_by_an_update(tmp_path, build, 
     assert code == 2
     assert "was built without Structured Contents, so an update cannot add them" in stderr
     assert len(stderr.strip().splitlines()) == 1
+
+
+def verify(out: Path) -> tuple[int, str]:
+    """`wikisnap verify OUT` in-process: (exit code, stderr)."""
+    import contextlib
+    import io
+
+    from wikisnap.pipelines.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["-q", "verify", str(out)])
+    return code, stderr.getvalue()
+
+
+def coset_kyoto_base(tmp_path: Path, build) -> tuple[Path, list[dict]]:
+    records = [wme_record(t) for t in ("Coset", "Kyoto")]
+    src = tmp_path / "records.ndjson"
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    base = tmp_path / "base"
+    code, _o, stderr = build([src], base, "--date", "20240101", "--formats", "ndjson,structured")
+    assert code == 0, stderr
+    return base, records
+
+
+def delete_event(tmp_path: Path, record: dict) -> Path:
+    event = page_change(
+        "delete",
+        "2024-02-01T01:00:00Z",
+        {"page_id": record["identifier"], "page_title": record["name"], "namespace_id": 0, "is_redirect": False},
+        {"rev_id": record["version"]["identifier"], "rev_dt": record["date_modified"]},
+    )
+    return write_lines(tmp_path / "page-change.ndjson", [event])
+
+
+def test_an_updated_structured_snapshot_passes_verify_and_a_damaged_base_fails(tmp_path, build, update) -> None:
+    """`wikisnap verify` of the update's output recomputes the structured files' md5s; a base
+    whose structured tarball changed after it was published (one byte, same size) fails the
+    update naming the file, and nothing is published."""
+    base, records = coset_kyoto_base(tmp_path, build)
+    events = delete_event(tmp_path, records[0])
+    out = tmp_path / "out"
+    code, _o, stderr = update(base, [events], out)
+    assert code == 0, stderr
+    code, stderr = verify(out)
+    assert code == 0, stderr
+    # the update's output is a base too: the same delete again touches nothing, the files are copied
+    again = tmp_path / "again"
+    code, _o, stderr = update(out, [events], again)
+    assert code == 0, stderr
+    assert structured_files(again) == structured_files(out) and verify(again)[0] == 0
+    tar = base / "structured-snapshots" / f"{SID}.tar.gz"
+    data = bytearray(tar.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tar.write_bytes(bytes(data))
+    code, _o, stderr = update(base, [events], tmp_path / "out2")
+    assert code == 2
+    assert f"structured-snapshots/{SID}.tar.gz" in stderr and "damaged" in stderr
+    assert not (tmp_path / "out2" / "manifest.json").exists()
+
+
+def test_a_changed_page_whose_parts_fail_is_a_dead_letter_without_its_old_parts(tmp_path, build, monkeypatch) -> None:
+    """The rewrite of a touched member (in one process): a new revision whose Structured Contents
+    cannot be extracted is a dead letter with its HTML, counted `structured/0/failed`, and the old
+    revision's line is not kept; the untouched page's line is."""
+    import gzip
+
+    from wikisnap.pipelines.update import discover_base
+    from wikisnap.transforms.parse import structured_record
+    from wikisnap.transforms.update.rewrite import plan_members, rewrite_member
+    from wikisnap.transforms.write import WriteOptions
+
+    base, _records = coset_kyoto_base(tmp_path, build)
+    (snapshot,) = [s for s in discover_base(str(base)).snapshots if s.dbname == "enwiki"]
+    before = {r["identifier"]: r for r in read_snapshot(base / f"{SID}.tar.gz")[1]}
+    coset = json.loads(json.dumps(before[COSET]))
+    coset["version"]["identifier"] += 1
+    opts = WriteOptions(str(tmp_path / "o"), str(tmp_path / "t"), 100 << 20, frozenset({"ndjson", "structured"}), None)
+
+    def fails(article, description=None):
+        raise ValueError("no parts today")
+
+    monkeypatch.setattr(structured_record, "structured_record", fails)
+    letters, counts, lines = [], {}, []
+    for task in plan_members(snapshot, {COSET: coset}, opts):
+        part, task_counts = rewrite_member(task, opts, letters)
+        for name, n in task_counts.items():
+            counts[name] = counts.get(name, 0) + n
+        lines += gzip.decompress(Path(part.structured.gz_path).read_bytes()).rstrip(b"\0").splitlines()
+    assert sorted(json.loads(line)["identifier"] for line in lines) == [KYOTO]
+    (letter,) = letters
+    assert letter.page_id == COSET and "no parts today" in letter.reason and letter.raw == coset["article_body"]["html"]
+    assert counts["structured/0/failed"] == 1 and counts["structured/0/copied"] == 1
