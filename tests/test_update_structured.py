@@ -274,7 +274,8 @@ def test_an_updated_structured_snapshot_passes_verify_and_a_damaged_base_fails(t
     base, records = coset_kyoto_base(tmp_path, build)
     events = delete_event(tmp_path, records[0])
     out = tmp_path / "out"
-    code, _o, stderr = update(base, [events], out)
+    # with Beam's construction-time type check and the dead-letter gates of the rewrite in the graph
+    code, _o, stderr = update(base, [events], out, "--pipeline_type_check", "--fail-on-dead-letters")
     assert code == 0, stderr
     code, stderr = verify(out)
     assert code == 0, stderr
