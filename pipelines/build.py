@@ -591,6 +591,8 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
         ", ".join(sorted({u.site.dbname for u in units})),
     )
     log.info("engine: %s", engine)
+    workers, why = parallelism(config)
+    log.info("%d parallel worker(s) (%s): spilled joins merge in %d partitions", workers, why, partitions_for(workers))
     started = time.time()
     readers = sum(1 for u in units if u.kind != "verify")
     watcher = OverallProgress(layout.progress_dir(temp_dir), total, config.progress_seconds, readers)

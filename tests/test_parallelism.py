@@ -135,7 +135,7 @@ def test_the_partitions_of_the_joins_do_not_change_the_bytes(build, tmp_path, mo
         )
         code, _, err = build(inputs, tmp_path / f"p{partitions}")
         assert code == 0, err
-        assert used == [partitions]
+        assert used and set(used) == {partitions}
         assert outputs(tmp_path / f"p{partitions}") == outputs(tmp_path / "p16"), partitions
     counts = next(iter(json.loads((tmp_path / "p64" / "manifest.json").read_text())["counts"].values()))
     key = "enrich/categorylinks/rows_used" if joined == "sql-tables" else "history/pages_joined"
