@@ -36,6 +36,7 @@ from wikisnap.pipelines.engine import (
     check_cluster_run,
     local_workers,
     never_retries,
+    parallelism,
     pipeline_options,
 )
 from wikisnap.pipelines.errors import RunFailed, UsageError
@@ -88,6 +89,7 @@ from wikisnap.transforms.records import (
     RecordOptions,
 )
 from wikisnap.transforms.redirects import JoinRedirects
+from wikisnap.transforms.spilljoin import partitions_for
 from wikisnap.transforms.verify import VerifyOutputs
 from wikisnap.transforms.write import (
     TAG_DEADLETTERS,
@@ -179,7 +181,8 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         default=64.0,
         metavar="MB",
         help="largest byte range of a split multistream or .bz2 dump given to one worker (default 64); smaller "
-        "files are cut into about 4 ranges per worker",
+        "files are cut into about 4 ranges per parallel worker of the runner (--workers, --parallelism, "
+        "Dataflow's --max_num_workers: see docs/cluster.md), none under 8 MB or an eighth of --unit-mb",
     )
     parser.add_argument(
         "--checksums",
@@ -423,6 +426,8 @@ def build_pipeline(
         consume_runs=consume,
     )
     languages = {unit.site.dbname: unit.site.lang for unit in units}
+    # each spilled join merges in partitions enough for the run's workers (the bytes do not depend on it)
+    partitions = partitions_for(parallelism(config)[0])
 
     for r in config.record_inputs:
         if r.dbname and r.lang:
@@ -456,7 +461,9 @@ def build_pipeline(
         html_runs, record_stats = [recs[TAG_HTML]], [recs[TAG_STATS]]
         letters_in.append(recs[TAG_DEADLETTERS])
     write_buckets = WriteBuckets(write_opts, html=bool(html_runs))
-    joined = (titles, read.redirects) | "JoinRedirects" >> JoinRedirects(config.bucket_span, temp_dir, consume)
+    joined = (titles, read.redirects) | "JoinRedirects" >> JoinRedirects(
+        config.bucket_span, temp_dir, consume, partitions
+    )
     extra_stats, sql_errors, enrichments = [], [], []
     redirect_lists = (joined.redirect_lists,)
     if sql_inputs:
@@ -476,6 +483,7 @@ def build_pipeline(
             ),
             temp_dir,
             consume,
+            partitions,
         )
         redirect_lists = (joined.redirect_lists, enriched["redirect_lists"])
         enrichments.append(enriched["enrichments"])
@@ -487,7 +495,9 @@ def build_pipeline(
             | "CreateHistoryUnits" >> beam.Create(history_units)
             | "ReadHistories" >> ReadHistories(read_opts.namespaces, config.progress_seconds)
         )
-        dated = (histories.pages, titles) | "JoinHistories" >> JoinHistories(config.bucket_span, temp_dir, consume)
+        dated = (histories.pages, titles) | "JoinHistories" >> JoinHistories(
+            config.bucket_span, temp_dir, consume, partitions
+        )
         enrichments.append(dated.enrichments)
         extra_stats += [histories.stats, dated.stats]
         units_read = (units_read, histories.units) | "FlattenHistoryUnits" >> beam.Flatten()
@@ -581,6 +591,8 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
         ", ".join(sorted({u.site.dbname for u in units})),
     )
     log.info("engine: %s", engine)
+    workers, why = parallelism(config)
+    log.info("%d parallel worker(s) (%s): spilled joins merge in %d partitions", workers, why, partitions_for(workers))
     started = time.time()
     readers = sum(1 for u in units if u.kind != "verify")
     watcher = OverallProgress(layout.progress_dir(temp_dir), total, config.progress_seconds, readers)
