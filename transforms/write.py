@@ -574,7 +574,8 @@ class _WriteBucketFn(beam.DoFn):
         # A bucket has runs, or only HTML runs (all orphans): redirect lists name spilled pages.
         html_runs = [run.path for run in groups["html"]] if "html" in groups else None
         letters: list[DeadLetter] = []
-        progress = WriteProgress(layout.write_progress_path(self.opts.temp_dir, name), self.opts.progress_seconds)
+        # twice per launcher tick: its line then lags the writers by half a tick, not a whole one
+        progress = WriteProgress(layout.write_progress_path(self.opts.temp_dir, name), self.opts.progress_seconds / 2)
         parts, counts = write_bucket(
             key,
             [run.path for run in runs],
