@@ -68,7 +68,11 @@ def test_a_build_leaves_every_buckets_final_progress(tmp_path, build):
     assert sum(s["records"] for s in states) == 106 and sum(s["members"] for s in states) > 1
 
 
-def test_a_build_prints_progress_lines_while_it_writes(tmp_path):
+def test_a_build_prints_progress_lines_while_it_writes(tmp_path, monkeypatch):
+    # the bucket writer holds 3 s after its last record (wikisnap/faults.py): on an idle machine
+    # this sample is written faster than one tick of the launcher
+    monkeypatch.setenv("WIKISNAP_FAULTS", "hold:write-bucket:*_0-000000")  # namespace 0, bucket 0
+    monkeypatch.setenv("WIKISNAP_FAULTS_DIR", str(tmp_path / "faults"))
     done = wikisnap("build", ENWIKTIONARY, "--out", tmp_path / "out", "--workers", "1", "--progress-seconds", "0.5")
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
