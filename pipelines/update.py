@@ -48,6 +48,7 @@ from wikisnap.pipelines.options import (
     add_shared_flags,
 )
 from wikisnap.schemas.siteinfo import SiteInfo
+from wikisnap.transforms.deadletters import DeadLetterGate, WriteDeadLetters
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.dumpfiles import DumpError
 from wikisnap.transforms.formats.dumpreader import is_stub_dump, read_siteinfo
@@ -63,7 +64,7 @@ from wikisnap.transforms.update.html import JoinHtml
 from wikisnap.transforms.update.rewrite import TAG_COPIED, TAG_PARTS, RewriteSnapshots
 from wikisnap.transforms.update.rewrite import TAG_DEADLETTERS as TAG_REWRITE_LETTERS
 from wikisnap.transforms.verify import VerifyOutputs
-from wikisnap.transforms.write import AssembleSnapshots, DeadLetterGate, WriteDeadLetters
+from wikisnap.transforms.write import AssembleSnapshots
 
 log = logging.getLogger("wikisnap")
 

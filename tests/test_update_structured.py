@@ -150,9 +150,9 @@ def test_update_of_a_structured_base_equals_a_fresh_build_of_the_new_state(
 
     manifest = json.loads((out / "manifest.json").read_text())
     counts = manifest["counts"]["enwiki"]
-    assert counts["structured/0/written"] == len(want_ids)
-    assert counts["structured/0/copied"] == 2  # Caryophyllales and William Clark
-    assert counts["structured/0/without_html"] == 1  # Kyoto's new revision
+    assert counts["structured/ns0/written"] == len(want_ids)
+    assert counts["structured/ns0/copied"] == 2  # Caryophyllales and William Clark
+    assert counts["structured/ns0/without_html"] == 1  # Kyoto's new revision
     assert counts["html/fields_dropped"] == 1 and counts["structured/with_description"] == 1
     listed = {o["path"]: o for o in manifest["outputs"] if o["kind"].startswith("structured")}
     assert sorted(listed) == sorted(structured_files(out))
@@ -170,7 +170,7 @@ def test_update_of_a_structured_base_equals_a_fresh_build_of_the_new_state(
         if ids and ids in base_shards and not ids & touched:
             assert (out / rel).read_bytes() == base_shards[ids].read_bytes(), rel
             copied += 1
-    assert copied == 2 and counts["members_copied/0"] >= copied  # Caryophyllales, William Clark
+    assert copied == 2 and counts["members/ns0/copied"] >= copied  # Caryophyllales, William Clark
     # the records agree with the build too (their own update equivalence is test_update's)
     want = {r["identifier"]: r for r in read_snapshot(expected / f"{SID}.tar.gz")[1]}
     have = {r["identifier"]: r for r in read_snapshot(out / f"{SID}.tar.gz")[1]}
@@ -217,7 +217,7 @@ def test_untouched_snapshots_keep_their_structured_files_and_a_format_change_rew
     else:
         assert list((out / "parquet").glob("*/*.parquet"))
     counts = manifest["counts"]
-    assert counts["enwiki"]["structured/0/written"] == 1 and counts["enwiki"]["structured/0/copied"] == 1
+    assert counts["enwiki"]["structured/ns0/written"] == 1 and counts["enwiki"]["structured/ns0/copied"] == 1
 
 
 def test_a_base_without_structured_cannot_gain_it_by_an_update(tmp_path, build, update) -> None:
@@ -325,4 +325,4 @@ def test_a_changed_page_whose_parts_fail_is_a_dead_letter_without_its_old_parts(
     assert sorted(json.loads(line)["identifier"] for line in lines) == [KYOTO]
     (letter,) = letters
     assert letter.page_id == COSET and "no parts today" in letter.reason and letter.raw == coset["article_body"]["html"]
-    assert counts["structured/0/failed"] == 1 and counts["structured/0/copied"] == 1
+    assert counts["structured/ns0/failed"] == 1 and counts["structured/ns0/copied"] == 1

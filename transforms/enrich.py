@@ -247,6 +247,7 @@ _KIND_SOURCE = {
     "E": "entities",
     "F": "flagged",
     "G": "editor_groups",
+    "D": "description",  # page_props' short descriptions (--formats structured)
 }
 
 

@@ -6,8 +6,8 @@ where the member is cut, so structured member n follows member n. `add_page` bui
 record from its Article (after the HTML join and enrichment) at the moment the writer holds it:
 memory is one page and one row group, whatever the number of pages.
 
-Counts (per wiki, in the manifest): `structured/{ns}/written`, `structured/{ns}/without_html`
-(pages without Parsoid HTML: no parts are guessed from wikitext), `structured/{ns}/failed` (an
+Counts (per wiki, in the manifest): `structured/ns{ns}/written`, `structured/ns{ns}/without_html`
+(pages without Parsoid HTML: no parts are guessed from wikitext), `structured/ns{ns}/failed` (an
 extraction error: the page is a dead letter, its HTML kept), `structured/with_description`.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from wikisnap.schemas.structured import STRUCTURED_SCHEMA, structured_line, structured_to_table
+from wikisnap.transforms.formats.counters import counter
 from wikisnap.transforms.formats.tarball import GzipMemberWriter, MemberPart, tar_padding
 from wikisnap.transforms.read import DeadLetter
 
@@ -98,16 +99,16 @@ def add_page(
     try:
         structured = structured_record(record, description)
     except Exception as exc:  # noqa: BLE001 - one page's HTML must not stop the bucket: a dead letter
-        add(f"structured/{ns}/failed")
+        add(counter("structured", ns, "failed"))
         html = (record.get("article_body") or {}).get("html") or ""
         db = (record.get("is_part_of") or {}).get("identifier", "")
         reason = f"Structured Contents not extracted: {type(exc).__name__}: {exc}"
         letters.append(DeadLetter(db, "structured", reason, record.get("identifier"), record.get("name"), html))
         return
     if structured is None:
-        add(f"structured/{ns}/without_html")
+        add(counter("structured", ns, "without_html"))
         return
     if description:
         add("structured/with_description")
     shard.add(structured)
-    add(f"structured/{ns}/written")
+    add(counter("structured", ns, "written"))

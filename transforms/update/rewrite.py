@@ -30,6 +30,7 @@ from wikisnap import faults
 from wikisnap.schemas.arrow import ARTICLE_SCHEMA, records_to_table
 from wikisnap.schemas.serialize import format_time, to_wme_json_bytes
 from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.counters import counter
 from wikisnap.transforms.formats.fs import (
     file_md5,
     fs_for,
@@ -93,7 +94,7 @@ def rewrite_snapshot(
     """Merge base lines (page-id order) with the changed records of one (db, ns) into members.
 
     Untouched lines are written as they are; changed records are serialised; `None` removes.
-    Out: MemberParts for AssembleSnapshots and counts (`written/{ns}`, `copied/{ns}`).
+    Out: MemberParts for AssembleSnapshots and counts (`records/ns{ns}/written`, `records/ns{ns}/copied`).
     `--formats structured`: each member's structured part is merged from the base's structured
     lines (`snapshot`, the base snapshot of `tarball`) beside it (transforms/update/structured.py);
     pages whose Structured Contents fail are appended to `letters`.
@@ -102,7 +103,8 @@ def rewrite_snapshot(
     parquet = "parquet" in opts.formats or opts.wants_text(ns)
     inserts = sorted((pid, rec) for pid, rec in changed.items() if rec is not None)
     parts: list[MemberPart] = []
-    counts = {f"written/{ns}": 0, f"copied/{ns}": 0}
+    written, copied = counter("records", ns, "written"), counter("records", ns, "copied")
+    counts = {written: 0, copied: 0}
     sink: MemberSink | None = None
     structured = None
     if opts.wants_structured(ns):
@@ -116,7 +118,7 @@ def rewrite_snapshot(
                 parts.append(sink.close())
             sink = MemberSink(opts, dbname, ns, 0, len(parts))
         sink.add(line, record)
-        counts[f"written/{ns}"] += 1
+        counts[written] += 1
         if structured is not None:
             structured.page(sink.structured, page_id, record if touched else None)
 
@@ -136,7 +138,7 @@ def rewrite_snapshot(
         if page_id in changed:
             continue  # replaced (by an insert at this id) or removed
         add(line, light(line), page_id, False)
-        counts[f"copied/{ns}"] += 1
+        counts[copied] += 1
     for pid, rec in inserts[i:]:
         add(to_wme_json_bytes(rec), rec, pid, True)
     if sink is not None:
@@ -241,7 +243,8 @@ def rewrite_member(
     snapshot, member, touched = task.snapshot, task.member, task.touched
     dbname, ns = snapshot.dbname, snapshot.ns
     parquet = "parquet" in opts.formats
-    counts = {f"written/{ns}": 0, f"copied/{ns}": 0, f"members_copied/{ns}": 0, f"members_rewritten/{ns}": 0}
+    names = [counter("records", ns, "written"), counter("records", ns, "copied")]
+    counts = dict.fromkeys([*names, counter("members", ns, "copied"), counter("members", ns, "rewritten")], 0)
     # a fresh attempt id per call: a retried task never writes into another attempt's files
     base = layout.part_base(opts.temp_dir, snapshot_id(dbname, ns), f"{0:06d}-{member.index:04d}-{new_attempt()}")
     gz_path, pq_path = base + ".ndjson.gz", (base + ".parquet" if parquet else None)
@@ -279,9 +282,9 @@ def rewrite_member(
                 records += 1
                 match = _DATE_KEY.search(line)
                 max_date = max(max_date, match.group(1).decode() if match else "")
-        counts[f"copied/{ns}"] += records
-        counts[f"written/{ns}"] += records
-        counts[f"members_copied/{ns}"] += 1
+        counts[counter("records", ns, "copied")] += records
+        counts[counter("records", ns, "written")] += records
+        counts[counter("members", ns, "copied")] += 1
         text_path = member_text(task, opts, base + ".text.parquet", {})
         part = MemberPart(dbname, ns, 0, member.index, member.data_size, records, gz_path, pq_path, max_date)
         part = replace(part, text_path=text_path, copied=vouched)
@@ -289,7 +292,7 @@ def rewrite_member(
             structured = copy_structured_member(snapshot, task.structured, task.structured_shard, base, part, counts)
             part = replace(part, structured=structured)
         return part, counts
-    counts[f"members_rewritten/{ns}"] += 1
+    counts[counter("members", ns, "rewritten")] += 1
     inserts = sorted((pid, rec) for pid, rec in touched.items() if rec is not None)
     with ThreadPoolExecutor(1, thread_name_prefix="wikisnap-shard") as beside:
         # The Parquet shard needs nothing from the line pass: it is merged in a thread beside it
@@ -304,7 +307,7 @@ def rewrite_member(
         part, records = _rewrite_lines(task, opts, gz_path, base, inserts, counts, letters)
         if shard is not None:
             shard.result()  # its error, if any, is this task's
-    counts[f"written/{ns}"] += records
+    counts[counter("records", ns, "written")] += records
     return (part if records else None), counts
 
 
@@ -408,6 +411,7 @@ def _rewrite_lines(
         lines = base_structured_lines(snapshot, task.structured)
         merge = StructuredMerge(lines, ns, counts, letters if letters is not None else [])
     records, max_date, i = 0, "", 0
+    copied = counter("records", ns, "copied")
 
     def put(line: bytes, date: str, record: dict | None, page_id: int) -> None:
         nonlocal records, max_date
@@ -428,7 +432,7 @@ def _rewrite_lines(
             continue
         match = _DATE_KEY.search(line)
         put(line, match.group(1).decode() if match else "", None, page_id)
-        counts[f"copied/{ns}"] += 1
+        counts[copied] += 1
     for pid, rec in inserts[i:]:
         put(to_wme_json_bytes(rec), rec.get("date_modified", ""), rec, pid)
     text_path = text.close() if text is not None else None

@@ -12,15 +12,15 @@ writes:
   Structured record is made again from its new record (`write_structured.add_page`, as the
   build's bucket writer makes it): a new revision without Parsoid HTML gets none — the old
   revision's parts are never kept, nothing is guessed from wikitext — and is counted
-  `structured/{ns}/without_html`; a removed page's line is dropped.
+  `structured/ns{ns}/without_html`; a removed page's line is dropped.
 
 The short description comes from page_props, which only `build` reads: a changed page keeps the
 `description` of its base Structured record; a page without one there (new in the diffs, or
 without HTML in the base) gets none.
 
-Counts (per wiki): `structured/{ns}/written` (every line of the new snapshot),
-`structured/{ns}/copied` (of them, carried from the base unchanged), and for the pages the diffs
-touched `structured/{ns}/without_html`, `structured/{ns}/failed` (a dead letter, as in build) and
+Counts (per wiki): `structured/ns{ns}/written` (every line of the new snapshot),
+`structured/ns{ns}/copied` (of them, carried from the base unchanged), and for the pages the diffs
+touched `structured/ns{ns}/without_html`, `structured/ns{ns}/failed` (a dead letter, as in build) and
 `structured/with_description`.
 """
 
@@ -33,6 +33,7 @@ from collections.abc import Iterable
 
 import pyarrow.parquet as pq
 
+from wikisnap.transforms.formats.counters import counter
 from wikisnap.transforms.formats.fs import open_read, open_read_arrow, open_write
 from wikisnap.transforms.formats.layout import snapshot_id
 from wikisnap.transforms.formats.tarball import (
@@ -121,8 +122,8 @@ def copy_structured_member(
         raise base_error(shard, f"has md5 {digest.hexdigest()} but the base's manifest says {published}: it is damaged")
     with open_read_arrow(pq_path) as f:
         records = pq.read_metadata(f).num_rows
-    _add(counts, f"structured/{snapshot.ns}/written", records)
-    _add(counts, f"structured/{snapshot.ns}/copied", records)
+    _add(counts, counter("structured", snapshot.ns, "written"), records)
+    _add(counts, counter("structured", snapshot.ns, "copied"), records)
     return MemberPart(
         like.dbname, like.ns, like.bucket, like.index, member.data_size, records, gz_path, pq_path, like.max_date
     )
@@ -164,8 +165,8 @@ class StructuredMerge:
         if record is None:
             if base is not None:
                 shard.add(json.loads(base), base)
-                _add(self.counts, f"structured/{self.ns}/written")
-                _add(self.counts, f"structured/{self.ns}/copied")
+                _add(self.counts, counter("structured", self.ns, "written"))
+                _add(self.counts, counter("structured", self.ns, "copied"))
             return
         description = json.loads(base).get("description") if base is not None else None
         enrichment = {"description": description} if description else None
