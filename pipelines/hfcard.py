@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.counters import per_namespace
 
 NAMESPACE_WORDS = {
     # what a page of a namespace is called in a sentence: (one, many)
@@ -205,7 +206,8 @@ def _cell(text: str) -> str:
 
 def counts_lines(manifest: dict, rows: dict[str, int]) -> str:
     """One line per wiki of what the dataset holds in words: the rows of its record shards per
-    namespace, else (a wiki published without record shards) the manifest's `written/{ns}` counts."""
+    namespace, else (a wiki published without record shards) the manifest's `records/ns{ns}/written`
+    counts (or, in a manifest of an earlier version, `written/{ns}`)."""
     per_wiki: dict[str, dict[int, int]] = {}
     for rel, n in rows.items():
         parts = rel.split("/")
@@ -215,7 +217,7 @@ def counts_lines(manifest: dict, rows: dict[str, int]) -> str:
             per_wiki[parts[1]][ns] += n
     for db, counts in manifest.get("counts", {}).items():
         if db not in per_wiki and isinstance(counts, dict):
-            written = {int(k.split("/")[1]): v for k, v in counts.items() if re.fullmatch(r"written/-?\d+", k)}
+            written = per_namespace(counts, "records", "written")
             if written:
                 per_wiki[db] = written
     return "\n".join(
@@ -386,5 +388,5 @@ parts nest as typed columns down to 8 levels (deeper ones as JSON text in `has_p
 own Avro schema stores every level); `references` and `tables` (WME's citation and table parsers)
 are not produced; `version.scores`, `editor` details and `event` are only what the inputs hold
 (WME adds its ML scores); pages without Parsoid HTML have no row (counted in the manifest as
-`structured/{ns}/without_html`) rather than parts guessed from wikitext. On WME's own parser test
+`structured/ns{ns}/without_html`) rather than parts guessed from wikitext. On WME's own parser test
 documents the sections and infoboxes equal WME's expected output on 59 of 59 pages."""

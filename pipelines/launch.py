@@ -166,14 +166,27 @@ OUTPUT_KINDS = {
     "metadata": "snapshot metadata",
     "parquet": "Parquet shards",
     "text": "plain-text Parquet",
+    "structured-tarball": "Structured Contents tarballs",
+    "structured-parquet": "Structured Contents Parquet",
+    "structured-metadata": "Structured Contents metadata",
     "batch": "hourly batches",
+    "batch-metadata": "hourly batch metadata",
     "deadletter": "dead letters",
     "schema": "JSON Schemas",
 }
 
 
+def human_size(n: int) -> str:
+    """`2.394 MB`, `46.590 kB`, `260 bytes`: three decimals of the largest unit under `n` (SI)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:,.3f} {unit}"
+    return f"{n:,} bytes"
+
+
 def outputs_summary(outputs: list[dict]) -> list[str]:
-    """One line per output kind of a manifest's `outputs`: files, records and bytes."""
+    """One line per output kind of a manifest's `outputs`: files, records (not of metadata, which
+    describe a snapshot) and bytes."""
     lines = []
     kinds = sorted(
         {o["kind"] for o in outputs}, key=lambda k: (list(OUTPUT_KINDS).index(k) if k in OUTPUT_KINDS else 99, k)
@@ -182,8 +195,8 @@ def outputs_summary(outputs: list[dict]) -> list[str]:
         files = [o for o in outputs if o["kind"] == kind]
         size = sum(o["bytes"] for o in files)
         records = sum(o.get("records", 0) for o in files)
-        count = f", {records:,} records" if kind not in ("metadata", "schema") else ""
-        lines.append(f"  {OUTPUT_KINDS.get(kind, kind)}: {len(files)} file(s){count}, {size / 1e6:,.3f} MB")
+        count = f", {records:,} records" if not kind.endswith("metadata") and kind != "schema" else ""
+        lines.append(f"  {OUTPUT_KINDS.get(kind, kind)}: {len(files)} file(s){count}, {human_size(size)}")
     return lines
 
 

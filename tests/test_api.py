@@ -52,7 +52,7 @@ def test_build_writes_the_bytes_of_the_cli_and_returns_its_manifest(enwiki_build
     assert isinstance(result, wikisnap.Result) and result.exit_code == 0 and result.command == "build"
     assert result.manifest_path == str(tmp_path / "api" / "manifest.json")
     assert {o.path: o.md5 for o in result.outputs} == manifest_files(enwiki_build)
-    assert result.counts == manifest["counts"] and result.counts["enwiki"]["written/0"] == 106
+    assert result.counts == manifest["counts"] and result.counts["enwiki"]["records/ns0/written"] == 106
     assert result.timing == manifest["timing"] and result.seconds >= result.timing["seconds"]
     assert result.dead_letters == 0
     # a result travels as JSON (XCom, --json) and comes back equal

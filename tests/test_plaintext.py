@@ -236,7 +236,9 @@ def test_text_rows_match_the_ndjson_records(enwiki_all):
     assert sorted(p.name for p in (enwiki_all / "text").iterdir()) == ["enwiki_namespace_0"]
     manifest = json.loads((enwiki_all / "manifest.json").read_text())
     listed = [o for o in manifest["outputs"] if o["kind"] == "text"]
-    assert listed and sum(o["records"] for o in listed) == len(rows) == manifest["counts"]["enwiki"]["written/0"]
+    assert (
+        listed and sum(o["records"] for o in listed) == len(rows) == manifest["counts"]["enwiki"]["records/ns0/written"]
+    )
     assert all(o["path"].startswith("text/enwiki_namespace_0/enwiki_namespace_0_") for o in listed)
 
 
@@ -267,7 +269,7 @@ def test_text_alone_writes_only_text_and_the_same_rows(enwiki_all, enwiki_text_o
     manifest = json.loads((enwiki_text_only / "manifest.json").read_text())
     counts = manifest["counts"]["enwiki"]
     # every page read is still accounted for: other namespaces are counted as skipped
-    assert counts["written/0"] == 106 and counts["pages_read"] == 206
+    assert counts["records/ns0/written"] == 106 and counts["pages_read"] == 206
     assert manifest["options"]["text_namespaces"] == [0]
 
 
@@ -334,8 +336,8 @@ def test_text_namespaces(build, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     counts = manifest["counts"]["elwikivoyage"]
     rows = read_text(out, "elwikivoyage_namespace_14").to_pylist()
-    assert rows and counts["written/14"] == len(rows) and "written/0" not in counts
-    assert counts["skipped_namespace/0"] > 0
+    assert rows and counts["records/ns14/written"] == len(rows) and "records/ns0/written" not in counts
+    assert counts["pages/ns0/skipped"] > 0
     assert all(r["title"].startswith("Κατηγορία:") for r in rows)
     assert sorted(p.name for p in (out / "text").iterdir()) == ["elwikivoyage_namespace_14"]
     with pytest.raises(SystemExit) as exc:  # argparse's usage error

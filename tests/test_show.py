@@ -67,7 +67,11 @@ def test_counts_and_sizes_per_wiki_and_namespace_come_from_the_manifest(enwiki_b
     manifest = json.loads((enwiki_build / "manifest.json").read_text())
     result = wikisnap.show(without_tarballs)
     (row,) = result.details["counts"]
-    assert (row["dbname"], row["ns"], row["records"]) == ("enwiki", 0, manifest["counts"]["enwiki"]["written/0"])
+    assert (row["dbname"], row["ns"], row["records"]) == (
+        "enwiki",
+        0,
+        manifest["counts"]["enwiki"]["records/ns0/written"],
+    )
     for kind in ("tarball", "parquet", "metadata"):
         assert row[kind]["bytes"] == sum(o["bytes"] for o in manifest["outputs"] if o["kind"] == kind)
     code, out, err = cli("show", str(without_tarballs), "--counts")

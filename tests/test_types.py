@@ -227,7 +227,8 @@ def old_text_table(table: pa.Table) -> pa.Table:
 
 def make_old_base(source: Path, dest: Path, text=old_text_table) -> Path:
     """A copy of `source` whose shards have the previous version's types (text: id int64,
-    date_modified RFC 3339 strings; records: naive timestamps), its manifest fixed to match."""
+    date_modified RFC 3339 strings; records and Structured Contents: naive timestamps, as an
+    older writer could have left them), its manifest fixed to match."""
     shutil.copytree(source, dest)
     manifest = json.loads((dest / "manifest.json").read_text())
     for entry in manifest["outputs"]:
@@ -235,13 +236,14 @@ def make_old_base(source: Path, dest: Path, text=old_text_table) -> Path:
         if entry["kind"] == "schema":
             path.unlink()  # the old version shipped none
             continue
-        if entry["kind"] not in ("parquet", "text"):
+        if entry["kind"] not in PARQUET_KINDS:
             continue
         shard = pq.ParquetFile(path)
-        with pq.ParquetWriter(path.with_suffix(".old"), OLD_TEXT if entry["kind"] == "text" else naive_schema()) as w:
+        old = OLD_TEXT if entry["kind"] == "text" else naive_schema(PARQUET_KINDS[entry["kind"]])
+        with pq.ParquetWriter(path.with_suffix(".old"), old) as w:
             for g in range(shard.num_row_groups):
                 group = shard.read_row_group(g)
-                w.write_table(text(group) if entry["kind"] == "text" else group.cast(naive_schema()))
+                w.write_table(text(group) if entry["kind"] == "text" else group.cast(old))
         path.with_suffix(".old").replace(path)
         data = path.read_bytes()
         entry["bytes"], entry["md5"] = len(data), hashlib.md5(data).hexdigest()
@@ -250,8 +252,8 @@ def make_old_base(source: Path, dest: Path, text=old_text_table) -> Path:
     return dest
 
 
-def naive_schema() -> pa.Schema:
-    return pa.schema([pa.field(f.name, naive(f.type)) for f in ARTICLE_SCHEMA])
+def naive_schema(schema: pa.Schema = ARTICLE_SCHEMA) -> pa.Schema:
+    return pa.schema([pa.field(f.name, naive(f.type)) for f in schema])
 
 
 @pytest.mark.parametrize("diffs", ["events", "nothing"])
@@ -271,7 +273,7 @@ def test_update_of_an_old_schema_base_converts_its_copied_shards(typed, update, 
         outs[name] = tmp_path / f"out-{name}"
     counts = json.loads((outs["old"] / "manifest.json").read_text())["counts"]["enwiki"]
     if diffs == "events":
-        assert counts["members_copied/0"] and counts["members_rewritten/0"]
+        assert counts["members/ns0/copied"] and counts["members/ns0/rewritten"]
     got, want = parquet_outputs(outs["old"]), parquet_outputs(outs["new"])
     assert [(k, p.relative_to(outs["old"])) for k, p in got] == [(k, p.relative_to(outs["new"])) for k, p in want]
     for (kind, path), (_kind, reference) in zip(got, want, strict=True):
@@ -325,3 +327,35 @@ def test_conform_casts_old_columns_and_names_the_one_it_cannot():
     # records: times an older writer left without a time zone get UTC, nested ones too
     naive_table = pa.Table.from_pylist([], schema=naive_schema())
     assert conform(naive_table, ARTICLE_SCHEMA).schema.equals(ARTICLE_SCHEMA, check_metadata=True)
+
+
+def test_update_of_an_old_schema_structured_base_converts_its_copied_structured_shards(build, update, tmp_path):
+    """Structured Contents shards of an older base: an untouched member's shard of a touched
+    snapshot (Kyoto's, one page per member), and every shard of an untouched snapshot (dewiki)."""
+    from test_update_structured import delete_event
+
+    records = [wme_record(t) for t in ("Coset", "Kyoto", "Malta")]
+    src = ndjson(tmp_path / "records.ndjson", records)
+    new_base = tmp_path / "base"
+    flags = ("--date", "20240101", "--formats", "ndjson,parquet,structured", "--member-size-mb", "0.05")
+    code, _o, err = build([src], new_base, *flags)
+    assert code == 0, err
+    old_base = make_old_base(new_base, tmp_path / "old-base")
+    old_shard = next((old_base / "structured-snapshots" / "parquet").rglob("*.parquet"))
+    assert pq.read_schema(old_shard).field("event").type.field("date_published").type == pa.timestamp("ns")
+    given = [delete_event(tmp_path, records[0])]
+    outs = {}
+    for name, base in (("old", old_base), ("new", new_base)):
+        code, _o, err = update(base, given, tmp_path / f"out-{name}")
+        assert code == 0, err
+        outs[name] = tmp_path / f"out-{name}"
+    counts = json.loads((outs["old"] / "manifest.json").read_text())["counts"]["enwiki"]
+    assert counts["members/ns0/copied"] == 1 and counts["members/ns0/rewritten"] == 1, counts
+    got, want = parquet_outputs(outs["old"]), parquet_outputs(outs["new"])
+    assert {k for k, _p in got} == {"parquet", "structured-parquet"}
+    assert len(got) == len(want) >= 4  # Kyoto's and Malta's member, each with its two shards
+    for (kind, path), (_kind, reference) in zip(got, want, strict=True):
+        assert pq.read_schema(path).equals(PARQUET_KINDS[kind], check_metadata=True), path
+        assert pq.read_table(path).equals(pq.read_table(reference)), path
+    assert set(validators(outs["old"])) == {"article", "structured", "metadata"}
+    assert cli("verify", outs["old"])[0] == 0

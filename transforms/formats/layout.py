@@ -27,6 +27,7 @@ A run's temp folder (`--temp-location`, default `.wikisnap/tmp/{run}`):
     items/{kind}/{db}/{ns}/{bucket}/...        per-page join results sorted by page id
     parts/{sid}/{bucket}-{index}-{attempt}.*   member parts before assembly
     progress/{unit}.json                       readers' progress, for the overall ETA
+    progress/write/{sid}-{bucket}.json         bucket writers' progress, for the write phase's ETA
     attempts/{step}/{name}/{attempt}           one marker per attempt of a unit of work
     report.pickle                              the run's counters and reports, for the manifest
 """
@@ -260,6 +261,17 @@ def progress_dir(temp_dir: str) -> str:
 
 def progress_path(temp_dir: str, unit: str) -> str:
     return join(progress_dir(temp_dir), f"{unit}.json")
+
+
+def write_progress_dir(temp_dir: str) -> str:
+    """Where bucket writers leave their progress files (`write_progress_path`) for the write ETA.
+
+    A folder below the readers' files: `progress/*.json` stays the readers' alone."""
+    return join(progress_dir(temp_dir), "write")
+
+
+def write_progress_path(temp_dir: str, bucket: str) -> str:
+    return join(write_progress_dir(temp_dir), f"{bucket}.json")
 
 
 def html_spill_dir(temp_dir: str) -> str:
