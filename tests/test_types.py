@@ -359,3 +359,17 @@ def test_update_of_an_old_schema_structured_base_converts_its_copied_structured_
         assert pq.read_table(path).equals(pq.read_table(reference)), path
     assert set(validators(outs["old"])) == {"article", "structured", "metadata"}
     assert cli("verify", outs["old"])[0] == 0
+
+
+def test_hf_publish_of_an_old_schema_snapshot_converts_its_shards(typed, tmp_path):
+    old = make_old_base(typed[0], tmp_path / "old")
+    folders = {}
+    for name, snapshot in (("old", old), ("new", typed[0])):
+        folders[name] = tmp_path / f"hf-{name}"
+        code, err = cli("publish", snapshot, "--to", folders[name], "--layout", "hf")
+        assert code == 0, err
+    shards = sorted(p.relative_to(folders["new"]) for p in folders["new"].rglob("train-*.parquet"))
+    assert shards and shards == sorted(p.relative_to(folders["old"]) for p in folders["old"].rglob("train-*.parquet"))
+    for rel in shards:
+        check_types(pq.read_schema(folders["old"] / rel))
+        assert (folders["old"] / rel).read_bytes() == (folders["new"] / rel).read_bytes(), rel
