@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ours, theirs = wikisnap_pages(ws_out), wikiextractor_pages(we_out)
     manifest = json.loads((ws_out / "manifest.json").read_text())
-    articles = manifest["counts"]["enwiki"]["written/0"]
+    articles = manifest["counts"]["enwiki"]["records/ns0/written"]
     if len(ours) != articles:
         raise SystemExit(f"wikisnap wrote {len(ours)} text rows for {articles} articles")
     residue, common, (ws_counts, ws_chars), (we_counts, we_chars) = residue_table(ours, theirs)

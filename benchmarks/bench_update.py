@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "pages": len(pages),
                 "changed_pages": len(pages[::every]),
-                "records": counts.get("written/0"),
+                "records": counts.get("records/ns0/written"),
                 "base_tarball_mb": round((work / "base" / tar).stat().st_size / 1e6, 2),
                 "build_base_s": round(t_base, 2),
                 "update_runs_wall_cpu_s": [[round(w, 2), round(c, 2)] for w, c in updates],

@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [py, "-m", "wikisnap.pipelines.cli", "build", *inputs, "--out", str(out), "--workers", str(workers)]
         run = measure(label, cmd, logs / f"{name}.log")
         manifest = json.loads((out / "manifest.json").read_text())
-        written = manifest["counts"]["enwiki"].get("written/0", 0)
+        written = manifest["counts"]["enwiki"].get("records/ns0/written", 0)
         if name != "wikisnap-large" and written != articles:
             raise SystemExit(f"{label} wrote {written} articles, the corpus holds {articles}")
         return run, manifest
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         large_run, large_manifest = wikisnap(
             f"wikisnap build --workers 1 ({args.large_factor}x corpus)", [str(large)], 1, "wikisnap-large"
         )
-        large_articles = large_manifest["counts"]["enwiki"].get("written/0", 0)
+        large_articles = large_manifest["counts"]["enwiki"].get("records/ns0/written", 0)
         large_run.articles, large_run.compressed_mb = large_articles, large.stat().st_size / 1e6
 
     # -- ratios against the targets of issue 6

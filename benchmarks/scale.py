@@ -344,8 +344,10 @@ def run_one(pages: int, mix: str, workers: int, corpus: Path, work: Path, extra:
     result = measure_build(cmd, work / name / "build.log", {"temp": temp, "out": out})
     manifest = json.loads((out / "manifest.json").read_text())
     counts = manifest["counts"][DB]
-    if counts.get("written/0") != info["articles"]:
-        raise SystemExit(f"{name}: wrote {counts.get('written/0')} articles, the corpus has {info['articles']}")
+    if counts.get("records/ns0/written") != info["articles"]:
+        raise SystemExit(
+            f"{name}: wrote {counts.get('records/ns0/written')} articles, the corpus has {info['articles']}"
+        )
     outputs = manifest["outputs"]
     result |= {
         "pages": pages,

@@ -3,7 +3,7 @@
     import wikisnap
 
     result = wikisnap.build(["enwiki-20241101-pages-articles.xml.bz2"], out="/data/enwiki", workers=4)
-    result.outputs[0].md5, result.counts["enwiki"]["written/0"], result.manifest_path
+    result.outputs[0].md5, result.counts["enwiki"]["records/ns0/written"], result.manifest_path
     wikisnap.publish(result.folder, to="/srv/mirror/enterprise", keep=3)
 
 Every function takes the flags of its command as keyword arguments (the same names, `_` for
@@ -63,7 +63,7 @@ class Output:
     """One file a command wrote, as its manifest lists it (`path` relative to `Result.folder`)."""
 
     path: str
-    kind: str  # tarball, metadata, parquet, text, deadletter, batch, hf …
+    kind: str  # tarball, metadata, parquet, text, deadletter, batch, schema, hf …
     bytes: int
     md5: str
     records: int = 0

@@ -17,10 +17,8 @@ engine, runs, then reconciles the counts and writes `manifest.json`.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import pickle
-import threading
 import time
 from dataclasses import replace
 
@@ -36,6 +34,7 @@ from wikisnap.pipelines.engine import (
     check_cluster_run,
     local_workers,
     never_retries,
+    parallelism,
     pipeline_options,
 )
 from wikisnap.pipelines.errors import RunFailed, UsageError
@@ -52,6 +51,7 @@ from wikisnap.pipelines.launch import (
     CollectReport,
     manifest_outputs,
     run_temp_dir,
+    ship_schemas,
     write_options,
 )
 from wikisnap.pipelines.options import (
@@ -63,11 +63,13 @@ from wikisnap.pipelines.options import (
     parse_namespaces,
     positive_int,
 )
+from wikisnap.pipelines.progress import OverallProgress
+from wikisnap.transforms.deadletters import DeadLetterGate, WriteDeadLetters
 from wikisnap.transforms.enrich import CATEGORY_MODES, SQL_TABLE_COVERAGE, EnrichFromSql
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.codecs import bz2_codec, gzip_codec
 from wikisnap.transforms.formats.dumprun import DEFAULT_MIRROR
-from wikisnap.transforms.formats.fs import fs_for, read_bytes, remove_tree
+from wikisnap.transforms.formats.fs import read_bytes, remove_tree
 from wikisnap.transforms.history import HISTORY_COVERAGE, JoinHistories, ReadHistories
 from wikisnap.transforms.parse.sqlrows import QID_MAP_TABLE, EnrichOptions, SqlInput
 from wikisnap.transforms.read import (
@@ -79,7 +81,6 @@ from wikisnap.transforms.read import (
     ReadDumps,
     ReadOptions,
     WorkUnit,
-    format_progress,
     unit_span,
 )
 from wikisnap.transforms.records import (
@@ -88,13 +89,12 @@ from wikisnap.transforms.records import (
     RecordOptions,
 )
 from wikisnap.transforms.redirects import JoinRedirects
+from wikisnap.transforms.spilljoin import partitions_for
 from wikisnap.transforms.verify import VerifyOutputs
 from wikisnap.transforms.write import (
     TAG_DEADLETTERS,
     AssembleSnapshots,
-    DeadLetterGate,
     WriteBuckets,
-    WriteDeadLetters,
 )
 
 log = logging.getLogger("wikisnap")
@@ -179,7 +179,8 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         default=64.0,
         metavar="MB",
         help="largest byte range of a split multistream or .bz2 dump given to one worker (default 64); smaller "
-        "files are cut into about 4 ranges per worker",
+        "files are cut into about 4 ranges per parallel worker of the runner (--workers, --parallelism, "
+        "Dataflow's --max_num_workers: see docs/cluster.md), none under 8 MB or an eighth of --unit-mb",
     )
     parser.add_argument(
         "--checksums",
@@ -242,7 +243,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=10.0,
         metavar="S",
-        help="seconds between progress lines per input (default 10)",
+        help="seconds between progress lines: per input while reading, over all writers while writing (default 10)",
     )
 
 
@@ -309,57 +310,6 @@ def one_siteinfo(paths: list[str] | None) -> str | None:
 # -- inputs --------------------------------------------------------------------------------
 
 
-class OverallProgress:
-    """Sums the units' progress files every few seconds into one line: all inputs, pages, MB/s, ETA.
-
-    Workers write the files (see transforms/read.py), so this works on any runner whose temp
-    folder the launcher can read.
-    """
-
-    def __init__(self, folder: str, total_bytes: int, every: float, units: int):
-        self.folder = folder
-        self.total = total_bytes
-        self.units = units
-        self.every = max(every, 0.5)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="wikisnap-progress", daemon=True)
-        self.started = time.monotonic()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def snapshot(self) -> tuple[int, int, int]:
-        """(pages, bytes read, units finished) over all progress files so far."""
-        pages = done = finished = 0
-        try:
-            fs, path = fs_for(self.folder)
-            names = fs.ls(path, detail=False) if fs.exists(path) else []
-            # only whole files: `.partial` siblings are progress files being replaced
-            for name in (n for n in names if n.endswith(".json")):
-                with fs.open(name, "rb") as f:
-                    state = json.loads(f.read() or b"{}")
-                pages += state.get("pages", 0)
-                done += state.get("bytes", 0)
-                finished += bool(state.get("final"))
-        except (OSError, ValueError):
-            pass  # a file being rewritten: the next tick reads it
-        return pages, done, finished
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every):
-            pages, done, finished = self.snapshot()
-            if done:
-                line = format_progress("overall", pages, done, self.total or None, time.monotonic() - self.started)
-                log.info("%s (%d of %d units finished)", line, finished, self.units)
-            if finished >= self.units:
-                log.info("all input read; writing snapshots")
-                return
-
-
 def build_pipeline(
     pipeline: beam.Pipeline,
     config: BuildConfig,
@@ -421,8 +371,11 @@ def build_pipeline(
         categories=config.categories or ("both" if "categorylinks" in tables else "wikitext"),
         coverage=frozenset(coverage),
         consume_runs=consume,
+        progress_seconds=config.progress_seconds,
     )
     languages = {unit.site.dbname: unit.site.lang for unit in units}
+    # each spilled join merges in partitions enough for the run's workers (the bytes do not depend on it)
+    partitions = partitions_for(parallelism(config)[0])
 
     for r in config.record_inputs:
         if r.dbname and r.lang:
@@ -456,7 +409,9 @@ def build_pipeline(
         html_runs, record_stats = [recs[TAG_HTML]], [recs[TAG_STATS]]
         letters_in.append(recs[TAG_DEADLETTERS])
     write_buckets = WriteBuckets(write_opts, html=bool(html_runs))
-    joined = (titles, read.redirects) | "JoinRedirects" >> JoinRedirects(config.bucket_span, temp_dir, consume)
+    joined = (titles, read.redirects) | "JoinRedirects" >> JoinRedirects(
+        config.bucket_span, temp_dir, consume, partitions
+    )
     extra_stats, sql_errors, enrichments = [], [], []
     redirect_lists = (joined.redirect_lists,)
     if sql_inputs:
@@ -476,6 +431,7 @@ def build_pipeline(
             ),
             temp_dir,
             consume,
+            partitions,
         )
         redirect_lists = (joined.redirect_lists, enriched["redirect_lists"])
         enrichments.append(enriched["enrichments"])
@@ -487,7 +443,9 @@ def build_pipeline(
             | "CreateHistoryUnits" >> beam.Create(history_units)
             | "ReadHistories" >> ReadHistories(read_opts.namespaces, config.progress_seconds)
         )
-        dated = (histories.pages, titles) | "JoinHistories" >> JoinHistories(config.bucket_span, temp_dir, consume)
+        dated = (histories.pages, titles) | "JoinHistories" >> JoinHistories(
+            config.bucket_span, temp_dir, consume, partitions
+        )
         enrichments.append(dated.enrichments)
         extra_stats += [histories.stats, dated.stats]
         units_read = (units_read, histories.units) | "FlattenHistoryUnits" >> beam.Flatten()
@@ -581,9 +539,13 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
         ", ".join(sorted({u.site.dbname for u in units})),
     )
     log.info("engine: %s", engine)
+    workers, why = parallelism(config)
+    log.info("%d parallel worker(s) (%s): spilled joins merge in %d partitions", workers, why, partitions_for(workers))
     started = time.time()
     readers = sum(1 for u in units if u.kind != "verify")
-    watcher = OverallProgress(layout.progress_dir(temp_dir), total, config.progress_seconds, readers)
+    watcher = OverallProgress(
+        layout.progress_dir(temp_dir), total, config.progress_seconds, readers, layout.write_progress_dir(temp_dir)
+    )
     try:
         watcher.start()
         pipeline = beam.Pipeline(runner=runner, options=options)
@@ -625,7 +587,7 @@ def _run_locked(config: BuildConfig, folder: OutputFolder) -> dict:
         "inputs": summarize_inputs(unit_reports),
         "sql_inputs": [{"path": i.path, "table": i.table, "dbname": i.dbname} for i in sql_inputs],
         "counts": counts,
-        "outputs": manifest_outputs(outputs, folder.staging),
+        "outputs": manifest_outputs(outputs, folder.staging) + ship_schemas(outputs, folder.staging),
         "timing": {
             "seconds": round(elapsed, 3),
             "pages_per_second": round(pages / elapsed, 1) if elapsed else None,

@@ -15,6 +15,7 @@ from wikisnap.pipelines.launch import (
 from wikisnap.pipelines.options import (
     BuildConfig,
 )
+from wikisnap.transforms.formats.counters import counter, per_namespace
 from wikisnap.transforms.records import (
     reconcile_html,
 )
@@ -26,9 +27,9 @@ def reconcile(counts: dict[str, dict[str, int]]) -> list[str]:
     """Problems with the per-wiki counts; [] when every page read is accounted for once."""
     problems = []
     for db, c in sorted(counts.items()):
-        written = sum(v for k, v in c.items() if k.startswith("written/"))
-        parsed = sum(v for k, v in c.items() if k.startswith("parsed/"))
-        skipped = sum(v for k, v in c.items() if k.startswith("skipped_namespace/"))
+        written = sum(per_namespace(c, "records", "written").values())
+        parsed = sum(per_namespace(c, "records", "parsed").values())
+        skipped = sum(per_namespace(c, "pages", "skipped").values())
         accounted = (
             written
             + c.get("duplicates_superseded", 0)
@@ -49,11 +50,10 @@ def reconcile(counts: dict[str, dict[str, int]]) -> list[str]:
         if html_problem:
             problems.append(f"{db}: {html_problem}")
         # --formats structured: every record written is a Structured record, a page without HTML or a failure
-        for key in sorted(k for k in c if k.startswith("written/")):
-            ns = key.split("/", 1)[1]
-            parts = [c.get(f"structured/{ns}/{end}") for end in ("written", "without_html", "failed")]
-            if any(n is not None for n in parts) and sum(n or 0 for n in parts) != c[key]:
-                problems.append(f"{db}: {c[key]:,} records written in namespace {ns} but {parts} structured")
+        for ns, n in per_namespace(c, "records", "written").items():
+            parts = [c.get(counter("structured", ns, end)) for end in ("written", "without_html", "failed")]
+            if any(p is not None for p in parts) and sum(p or 0 for p in parts) != n:
+                problems.append(f"{db}: {n:,} records written in namespace {ns} but {parts} structured")
     return problems
 
 
@@ -95,7 +95,7 @@ def check_build_report(config: BuildConfig, report: list, counts: dict, unit_rep
 
 
 def output_count_problems(counts: dict[str, dict[str, int]], outputs: list) -> list[str]:
-    """Records per (db, ns) in tarballs and Parquet shards against the run's `written/{ns}` counts."""
+    """Records per (db, ns) in tarballs and Parquet shards against the run's `records/ns{ns}/written`."""
     found: dict[tuple[str, str, int], int] = {}
     for o in outputs:
         if o.kind in ("tarball", "parquet", "text", "structured-tarball", "structured-parquet"):
@@ -103,8 +103,8 @@ def output_count_problems(counts: dict[str, dict[str, int]], outputs: list) -> l
             found[key] = found.get(key, 0) + o.records
     problems = []
     for (kind, db, ns), records in sorted(found.items()):
-        # Structured Contents: only the pages with Parsoid HTML (structured/{ns}/written)
-        written = f"structured/{ns}/written" if kind.startswith("structured") else f"written/{ns}"
+        # Structured Contents: only the pages with Parsoid HTML (structured/ns{ns}/written)
+        written = counter("structured" if kind.startswith("structured") else "records", ns, "written")
         expected = counts.get(db, {}).get(written, 0)
         if records != expected:
             problems.append(f"{db} namespace {ns}: {records:,} records in the {kind} output, {expected:,} written")
@@ -195,12 +195,12 @@ def summary(manifest: dict) -> str:
         if "error" in i
     ]
     for db, c in manifest["counts"].items():
-        written = ", ".join(f"ns {k.split('/')[1]}: {v:,}" for k, v in c.items() if k.startswith("written/"))
+        written = ", ".join(f"ns {ns}: {n:,}" for ns, n in per_namespace(c, "records", "written").items())
         conflicts = c.get("conflicts", 0)
         lines.append(
             f"{db}: written {written or 'nothing'}; redirects attached {c.get('redirects_attached', 0):,}, "
             f"dangling {c.get('redirects_dangling', 0):,}; skipped by namespace "
-            f"{sum(v for k, v in c.items() if k.startswith('skipped_namespace/')):,}; "
+            f"{sum(per_namespace(c, 'pages', 'skipped').values()):,}; "
             f"dead-lettered {dead_letters(manifest, db):,}"
             + (f" (of which {conflicts:,} same-revision conflict(s))" if conflicts else "")
         )

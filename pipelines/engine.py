@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 import apache_beam as beam
 import fsspec
@@ -91,7 +92,7 @@ def local_workers(config: RunOptions, units: int | None = None, say: bool = True
     """
     if not runs_on_this_machine(config):
         return config.workers
-    cores = os.cpu_count() or 1
+    cores = machine_cores()
     bound = WORKERS_PER_CORE * cores
     why = f"{WORKERS_PER_CORE} × {cores} core(s)"
     if units is not None and max(units, cores) < bound:
@@ -102,6 +103,80 @@ def local_workers(config: RunOptions, units: int | None = None, say: bool = True
     if say:
         log.warning("--workers %d capped to %d: more processes than %s only cost memory", config.workers, bound, why)
     return bound
+
+
+def machine_cores() -> int:
+    """This machine's cores (one place, so tests can pretend another machine)."""
+    return os.cpu_count() or 1
+
+
+def _machine_type_cores(machine_type: str | None) -> int | None:
+    """vCPUs of a Compute Engine machine type: `custom-8-32768` → 8, `n2-standard-4` → 4,
+    `c3-standard-22-lssd` → 22; None when its name holds no number (`e2-medium`) or none is given."""
+    if not machine_type:
+        return None
+    match = re.search(r"custom-(\d+)-\d+", machine_type) or re.search(r"-(\d+)(?:-[a-z]+)?$", machine_type)
+    return int(match.group(1)) if match else None
+
+
+def _spark_local_cores(master: str | None) -> int | None:
+    """Spark's `local` master → 1, `local[N]`/`local[N,F]` → N, `local[*]` → this machine's cores; None else."""
+    match = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\d+)?\])?", (master or "").strip())
+    if match is None:
+        return None
+    count = match.group(1)
+    return 1 if count is None else machine_cores() if count == "*" else max(1, int(count))
+
+
+def parallelism(config) -> tuple[int, str]:
+    """How many bundles the run's engine works on side by side, and where that number comes from.
+
+    In: a build or update config (`workers`, `beam_args`). Out: `(workers ≥ 1, why)`, `why` a
+    phrase for the log ("--workers 4", "--parallelism 16", …). Work units and join partitions are
+    sized by it. The rule, first match wins:
+
+    - the local engine (FnApiRunner/DirectRunner): `--workers`, capped as `local_workers` caps it
+      (Beam's `--direct_num_workers` is refused there: `--workers` sets it);
+    - `--parallelism N` (Flink's option; any other runner given it takes it as the user's word): N;
+    - PrismRunner: this machine's cores (Prism runs a stage's bundles side by side);
+    - DataflowRunner: `--max_num_workers` (else `--num_workers`) × the vCPUs of
+      `--machine_type`/`--worker_machine_type` (Dataflow runs one Python SDK process per vCPU;
+      1 when the type is not given or its name holds no number);
+    - SparkRunner with `--spark_master_url local[N]`: N (`local[*]`: this machine's cores);
+    - anything else (a Flink or Spark cluster, a job service, whose size the flags do not tell): 1,
+      said as unknown; pass `--parallelism N` to size the work for N workers.
+    """
+    args = config.beam_args
+    runner = (flag_value(args, "--runner") or "").lower()
+    if runner in LOCAL_RUNNERS:
+        workers = local_workers(config, say=False)
+        return workers, f"--workers {workers}"
+    given = _positive(flag_value(args, "--parallelism"))
+    if given:
+        return given, f"--parallelism {given}"
+    if runner == "prismrunner":
+        cores = machine_cores()
+        return cores, f"Prism on {cores} core(s)"
+    if runner == "dataflowrunner":
+        for flag in ("--max_num_workers", "--num_workers"):
+            machines = _positive(flag_value(args, flag))
+            if machines:
+                machine_type = flag_value(args, "--machine_type") or flag_value(args, "--worker_machine_type")
+                cores = _machine_type_cores(machine_type) or 1
+                return machines * cores, f"{flag} {machines} × {cores} vCPU(s)"
+    if runner == "sparkrunner":
+        cores = _spark_local_cores(flag_value(args, "--spark_master_url"))
+        if cores:
+            return cores, f"--spark_master_url {flag_value(args, '--spark_master_url')}"
+    return 1, f"unknown for --runner {flag_value(args, '--runner')} (pass --parallelism N)"
+
+
+def _positive(text: str | None) -> int | None:
+    try:
+        value = int(text) if text is not None else 0
+    except ValueError:
+        return None
+    return value if value > 0 else None
 
 
 def pipeline_options(config: RunOptions) -> tuple[PipelineOptions, object, str]:
@@ -121,6 +196,11 @@ def pipeline_options(config: RunOptions) -> tuple[PipelineOptions, object, str]:
         )
     runner = flag_value(args, "--runner")
     if runner is None or runner.lower() in LOCAL_RUNNERS:
+        if flag_value(args, "--direct_num_workers") is not None:
+            raise UsageError(
+                "--direct_num_workers is refused with the local engine: wikisnap sets it from --workers, "
+                "which also sizes the work units; use --workers N"
+            )
         workers = local_workers(config)
         args = [a for a in args if not (a.startswith("--runner") or a in ("DirectRunner", "FnApiRunner"))]
         options = without_type_check(PipelineOptions(args), args)
@@ -156,8 +236,10 @@ def never_retries(config) -> bool:
 
 
 def bz2_threads_for(config) -> int:
-    """`--bz2-threads`, or by default the cores this machine leaves each local worker (1 elsewhere:
-    a cluster runs one SDK worker per core already)."""
+    """`--bz2-threads`, or by default the cores this machine leaves each local worker (1 elsewhere,
+    on purpose: a cluster runs one SDK worker per core already, each with bundles of its own, so
+    helper threads would compete with them; and the threads read local files only, so inputs on
+    https/gs/s3 are decoded in the reading thread whatever this says). See docs/cluster.md."""
     if config.bz2_threads:
         return config.bz2_threads
     return default_bz2_threads(config.workers) if runs_on_this_machine(config) else 1

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.counters import per_namespace
 
 NAMESPACE_WORDS = {
     # what a page of a namespace is called in a sentence: (one, many)
@@ -65,12 +66,14 @@ FIELD_DESCRIPTIONS = {
     "infoboxes": "infoboxes as trees of typed parts (name, value, links, images)",
     "sections": "sections as trees of typed parts: paragraphs, lists, fields",
     # the plain-text configs
-    "id": "page id in its wiki",
+    "id": "page id in its wiki, as a string (as in wikimedia/wikipedia)",
     "title": "page title",
     "text": "the page's plain text",
     "qid": "the page's Wikidata item",
 }
-TEXT_DESCRIPTIONS = {"date_modified": "time of the revision, RFC 3339 text", "license": "licence of the text"}
+TEXT_DESCRIPTIONS = {"license": "licence of the text"}
+# which configs' rows each shipped JSON Schema describes (schemas/files.py)
+SCHEMA_CONFIGS = {"article": "`{db}_ns{n}`", "text": "`*_text`", "structured": "`*_structured`"}
 
 
 def count_words(ns: int, n: int) -> str:
@@ -203,7 +206,8 @@ def _cell(text: str) -> str:
 
 def counts_lines(manifest: dict, rows: dict[str, int]) -> str:
     """One line per wiki of what the dataset holds in words: the rows of its record shards per
-    namespace, else (a wiki published without record shards) the manifest's `written/{ns}` counts."""
+    namespace, else (a wiki published without record shards) the manifest's `records/ns{ns}/written`
+    counts (or, in a manifest of an earlier version, `written/{ns}`)."""
     per_wiki: dict[str, dict[int, int]] = {}
     for rel, n in rows.items():
         parts = rel.split("/")
@@ -213,7 +217,7 @@ def counts_lines(manifest: dict, rows: dict[str, int]) -> str:
             per_wiki[parts[1]][ns] += n
     for db, counts in manifest.get("counts", {}).items():
         if db not in per_wiki and isinstance(counts, dict):
-            written = {int(k.split("/")[1]): v for k, v in counts.items() if re.fullmatch(r"written/-?\d+", k)}
+            written = per_namespace(counts, "records", "written")
             if written:
                 per_wiki[db] = written
     return "\n".join(
@@ -327,6 +331,8 @@ This snapshot holds:
 
 {fields}
 
+{types_section(folder)}
+
 ## Source
 
 {source_section(manifest)}
@@ -342,6 +348,26 @@ Reusers must attribute the authors — a link to the article (`url`) satisfies t
 adaptations under the same licence. See https://foundation.wikimedia.org/wiki/Policy:Terms_of_Use.
 """
     return "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n" + body
+
+
+def types_section(folder: str) -> str:
+    """The card's `Types and JSON Schemas` section: the time units, and the schema files in `folder`."""
+    files = []
+    for name, configs in SCHEMA_CONFIGS.items():
+        path = layout.schema_path(folder, name)
+        if os.path.isfile(path):
+            files.append(f"- `{os.path.relpath(path, folder)}`: one row of the {configs} configs")
+    listing = "\n".join(files)
+    return f"""## Types and JSON Schemas
+
+Every time column is `timestamp[ms, tz=UTC]` (MediaWiki stores times to the second), except the
+times Wikimedia Enterprise's services stamp — `event.date_created`, `event.date_published` (also
+the `event` of nested objects) and `is_part_of.date_modified` — which are `timestamp[ns, tz=UTC]`:
+WME writes them with up to 7 fractional digits (`2024-08-06T08:45:21.6690873Z`), which only
+nanoseconds keep. The text configs' `id` is a string, as in `wikimedia/wikipedia`. The JSON Schema
+(draft 2020-12) of each kind of row, as JSON with times as RFC 3339 text, ships with the data:
+
+{listing}"""
 
 
 TEXT_CARD = """ The `*_text` configs hold plain text (`id`, `url`, `title`, `text`, `qid`,
@@ -362,5 +388,5 @@ parts nest as typed columns down to 8 levels (deeper ones as JSON text in `has_p
 own Avro schema stores every level); `references` and `tables` (WME's citation and table parsers)
 are not produced; `version.scores`, `editor` details and `event` are only what the inputs hold
 (WME adds its ML scores); pages without Parsoid HTML have no row (counted in the manifest as
-`structured/{ns}/without_html`) rather than parts guessed from wikitext. On WME's own parser test
+`structured/ns{ns}/without_html`) rather than parts guessed from wikitext. On WME's own parser test
 documents the sections and infoboxes equal WME's expected output on 59 of 59 pages."""

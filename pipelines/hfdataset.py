@@ -4,6 +4,7 @@
     FOLDER/data/{db}/namespace_{ns}/train-{i:05d}-of-{n:05d}.parquet    full WME records, typed
     FOLDER/text/{db}/train-{i:05d}-of-{n:05d}.parquet        id, url, title, text, … (from --formats text)
     FOLDER/structured/{db}/train-{i:05d}-of-{n:05d}.parquet  Structured Contents (from --formats structured)
+    FOLDER/schemas/{article,text,structured}.schema.json    JSON Schema of each config's rows
     FOLDER/manifest.json                                     the commit record (pipelines/commit.py)
     FOLDER/.gitignore                                        `.wikisnap/`: the lock is never pushed
 
@@ -21,15 +22,21 @@ from __future__ import annotations
 
 import os
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wikisnap.pipelines.commit import OutputFolder, local_path, scratch_dir
 from wikisnap.pipelines.hfcard import dataset_card, default_config, load_call
 from wikisnap.pipelines.snapshot import HF_PREFIX, PublishError, first_record, snapshot_date
+from wikisnap.schemas.arrow import ARTICLE_SCHEMA, TEXT_SCHEMA, conform
+from wikisnap.schemas.files import schema_bytes
+from wikisnap.schemas.structured import STRUCTURED_SCHEMA
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.fs import file_md5
 from wikisnap.transforms.write import PARQUET_SETTINGS
 
+# the top folder of a config's shards → the JSON Schema of its rows (schemas/files.py)
+HF_SCHEMAS = {layout.HF_DATA: "article", layout.TEXT: "text", layout.HF_STRUCTURED: "structured"}
 LICENSE_IDS = {
     # WME licence identifiers (configs/licenses.toml) → the Hub's licence ids
     "CC-BY-SA-4.0": "cc-by-sa-4.0",
@@ -40,12 +47,16 @@ LICENSE_IDS = {
 }
 
 
-def _group_shards(sources: list[str], dest_dir: str, prefix: str, shard_bytes: int) -> list[tuple[str, int]]:
+def _group_shards(
+    sources: list[str], dest_dir: str, prefix: str, shard_bytes: int, schema: pa.Schema
+) -> list[tuple[str, int]]:
     """Copy the row groups of `sources` (in order) into `{prefix}-{i:05d}-of-{n:05d}.parquet` files.
 
     A shard closes once it passes `shard_bytes`; names get their total only at the end. Returns
-    (relative name, rows) per shard. Row groups are copied as Arrow tables: the values and schema
-    are the snapshot's, the bytes are deterministic for the same inputs.
+    (relative name, rows) per shard. Row groups are copied as Arrow tables in `schema`, this
+    wikisnap's schema of their kind: the values are the snapshot's, and a snapshot written by an
+    earlier wikisnap (other column types) is converted (`conform`), so every shard of the folder
+    has the same types. The bytes are deterministic for the same inputs.
     """
     os.makedirs(dest_dir, exist_ok=True)
     shards: list[tuple[str, int]] = []
@@ -66,8 +77,11 @@ def _group_shards(sources: list[str], dest_dir: str, prefix: str, shard_bytes: i
         for i in range(parquet.num_row_groups):
             if writer is None:
                 sink = open(os.path.join(dest_dir, f"{prefix}-{len(shards):05d}.partial"), "wb")
-                writer = pq.ParquetWriter(sink, parquet.schema_arrow, **PARQUET_SETTINGS)
-            table = parquet.read_row_group(i)
+                writer = pq.ParquetWriter(sink, schema, **PARQUET_SETTINGS)
+            try:
+                table = conform(parquet.read_row_group(i), schema)
+            except ValueError as exc:
+                raise PublishError(f"{source}: not in a schema this wikisnap can publish ({exc})") from None
             writer.write_table(table, row_group_size=table.num_rows)
             rows += table.num_rows
             if sink.tell() >= shard_bytes:
@@ -99,19 +113,32 @@ def build_hf_folder(snapshot, folder: str, shard_mb: float, date: str, target: s
     for (db, ns), files in sorted(by_snapshot.items()):
         files.sort(key=lambda f: int(f.rel.rsplit("_", 1)[-1].split(".")[0]))
         for path, n in _group_shards(
-            [f.path for f in files], os.path.join(folder, "data", db, f"namespace_{ns}"), "train", shard_bytes
+            [f.path for f in files],
+            os.path.join(folder, layout.HF_DATA, db, f"namespace_{ns}"),
+            "train",
+            shard_bytes,
+            ARTICLE_SCHEMA,
         ):
             rows[os.path.relpath(path, folder)] = n
     structured_by_wiki: dict[str, list] = {}
     for f in snapshot.of_kind("structured-parquet"):
         structured_by_wiki.setdefault(f.dbname, []).append(f)
-    for kind, by_wiki in ((layout.TEXT, text_by_wiki), (layout.HF_STRUCTURED, structured_by_wiki)):
+    kinds = ((layout.TEXT, text_by_wiki, TEXT_SCHEMA), (layout.HF_STRUCTURED, structured_by_wiki, STRUCTURED_SCHEMA))
+    for kind, by_wiki, schema in kinds:
         for db, files in sorted(by_wiki.items()):
             files.sort(key=lambda f: (f.ns or 0, int(f.rel.rsplit("_", 1)[-1].split(".")[0])))
-            for path, n in _group_shards([f.path for f in files], os.path.join(folder, kind, db), "train", shard_bytes):
+            dest = os.path.join(folder, kind, db)
+            for path, n in _group_shards([f.path for f in files], dest, "train", shard_bytes, schema):
                 rows[os.path.relpath(path, folder)] = n
     if not rows:
         raise PublishError(f"{snapshot.folder}: no Parquet output to publish as a dataset (built without parquet?)")
+    # the JSON Schema of each config's rows, as the snapshot ships them (schemas/files.py)
+    top = {os.path.normpath(rel).split(os.sep)[0] for rel in rows}
+    for name in sorted({HF_SCHEMAS[t] for t in top if t in HF_SCHEMAS}):
+        path = layout.schema_path(folder, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(schema_bytes(name))
     languages, licenses = {}, set()
     for tar in snapshot.of_kind("tarball") + snapshot.of_kind("structured-tarball"):
         try:

@@ -12,9 +12,9 @@ import re
 from dataclasses import replace
 
 from wikisnap.pipelines.commit import EnvironmentFailure
-from wikisnap.pipelines.engine import LOCAL_RUNNERS
+from wikisnap.pipelines.engine import parallelism, runs_on_this_machine
 from wikisnap.pipelines.errors import UsageError
-from wikisnap.pipelines.options import BuildConfig, flag_value
+from wikisnap.pipelines.options import BuildConfig
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.formats.bz2blocks import plan_blocks
 from wikisnap.transforms.formats.dumpfiles import (
@@ -146,9 +146,15 @@ def split_unit(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
             f"{index}: offset {offsets[-1]:,} lies beyond the end of {describe_input(unit.path)} "
             f"({unit.size:,} bytes): the file is truncated or the index does not belong to it"
         )
-    ranges = plan_ranges(offsets, counts, unit.size, range_target(unit.size, config))
+    workers, why = parallelism(config)
+    ranges = plan_ranges(offsets, counts, unit.size, range_target(unit.size, config, workers))
     log.info(
-        "%s: %d ranges of whole bz2 streams from %s", describe_input(unit.path), len(ranges), describe_input(index)
+        "%s: %d ranges of whole bz2 streams from %s, for %d parallel worker(s) (%s)",
+        describe_input(unit.path),
+        len(ranges),
+        describe_input(index),
+        workers,
+        why,
     )
     units = [
         replace(unit, kind="range", name=f"{unit.name}-r{i:05d}", start=r.start, end=r.end, index_pages=r.pages)
@@ -159,9 +165,27 @@ def split_unit(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
     return units
 
 
-def range_target(size: int, config: BuildConfig) -> int:
-    """Bytes per range: about four ranges per worker balance the load; --unit-mb caps a range on big files."""
-    return max(1, min(int(config.unit_mb * 1e6), size // (4 * max(config.workers, 1))))
+# Ranges per parallel worker: a worker that draws short ranges (fast pages, a cheap stretch of the
+# file) takes another, so the last one to finish is not left with a quarter of the input.
+RANGES_PER_WORKER = 4
+# The smallest range worth its start-up: each range opens the file (an HTTP connection, a seek),
+# re-reads the siteinfo, starts a bz2 decoder, a bundle and a progress file, tens of ms to a few
+# seconds on a cluster; 8 MB of bz2 is several CPU-seconds of decompressing and parsing, so
+# start-up stays a few percent.
+MIN_UNIT_BYTES = 8_000_000
+# ... unless --unit-mb is below 8 × that: the floor is then an eighth of it (small inputs, tests).
+FLOOR_SHARE_OF_CAP = 8
+
+
+def range_target(size: int, config: BuildConfig, workers: int) -> int:
+    """Bytes per range of a file of `size` bytes for a run of `workers` parallel workers.
+
+    About RANGES_PER_WORKER ranges per worker, but none above --unit-mb (the cap: a unit's
+    memory and retry cost) and none below min(MIN_UNIT_BYTES, --unit-mb / 8) (the floor: start-up).
+    """
+    cap = int(config.unit_mb * 1e6)
+    floor = min(MIN_UNIT_BYTES, cap // FLOOR_SHARE_OF_CAP)
+    return max(1, min(cap, max(floor, size // (RANGES_PER_WORKER * max(workers, 1)))))
 
 
 def split_blocks(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
@@ -172,13 +196,12 @@ def split_blocks(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
     own), and, with one local worker, files within --unit-mb (ranges would only add work).
     """
     name = describe_input(unit.path)
-    one_local_worker = config.workers <= 1 and (flag_value(config.beam_args, "--runner") or "").lower() in (
-        LOCAL_RUNNERS
-    )
+    workers, why = parallelism(config)
+    one_local_worker = workers <= 1 and runs_on_this_machine(config)
     cap = int(config.unit_mb * 1e6)
     if unit.size is None or (one_local_worker and unit.size <= cap):
         return [unit]
-    target = range_target(unit.size, config)
+    target = range_target(unit.size, config, workers)
     if unit.size <= target or not _is_bz2(unit.path):
         return [unit]
     if not supports_ranges(unit.path):
@@ -198,7 +221,7 @@ def split_blocks(unit: WorkUnit, config: BuildConfig) -> list[WorkUnit]:
         return [unit]
     if "multistream" in name:
         log.info("%s: no multistream index found beside it; splitting it at bz2 blocks instead", name)
-    log.info("%s: %d ranges of whole bz2 blocks", name, len(plan.ranges))
+    log.info("%s: %d ranges of whole bz2 blocks, for %d parallel worker(s) (%s)", name, len(plan.ranges), workers, why)
     units = [
         replace(unit, kind="blocks", name=f"{unit.name}-b{i:05d}", start=start, end=end)
         for i, (start, end) in enumerate(plan.ranges)

@@ -5,6 +5,7 @@ collection, manifest outputs, writer options, `recover`, and the one line that n
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import pickle
 import re
@@ -20,7 +21,9 @@ from wikisnap.pipelines.commit import (
 )
 from wikisnap.pipelines.errors import RunFailed, UsageError
 from wikisnap.pipelines.options import flag_value
-from wikisnap.transforms.formats.fs import fs_for, join, write_bytes_atomic
+from wikisnap.schemas.files import schema_bytes
+from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.fs import fs_for, join, write_bytes, write_bytes_atomic
 from wikisnap.transforms.write import WriteOptions
 
 log = logging.getLogger("wikisnap")
@@ -123,19 +126,67 @@ def manifest_outputs(outputs: list, staging: str) -> list[dict]:
     ]
 
 
+# The JSON Schema each output kind's lines, rows or objects follow (schemas/files.py), shipped beside them.
+SCHEMA_OF_KIND = {
+    "tarball": "article",
+    "parquet": "article",
+    "batch": "article",
+    "text": "text",
+    "structured-tarball": "structured",
+    "structured-parquet": "structured",
+    "metadata": "metadata",
+    "batch-metadata": "metadata",
+    "structured-metadata": "metadata",
+    "deadletter": "deadletter",
+}
+
+
+def ship_schemas(outputs: list, root: str) -> list[dict]:
+    """Write the JSON Schema of every output kind among `outputs` (OutputFiles or manifest entries)
+    under `root` (`layout.schema_path`); returns their manifest entries (kind `schema`, no wiki).
+
+    The files are the package's own bytes (schemas/*.schema.json), so the same wikisnap writes the
+    same schema files; the manifest lists them, so publish and `wikisnap verify` check them."""
+    kinds = {o["kind"] if isinstance(o, dict) else o.kind for o in outputs}
+    entries = []
+    for name in sorted({SCHEMA_OF_KIND[k] for k in kinds if k in SCHEMA_OF_KIND}):
+        data = schema_bytes(name)
+        path = layout.schema_path(root, name)
+        write_bytes(path, data)
+        rel = relative_path(path, root)
+        entries.append(
+            {"kind": "schema", "path": rel, "bytes": len(data), "md5": hashlib.md5(data).hexdigest(), "records": 0}
+        )
+    return entries
+
+
 # output kinds in the order the summary lists them, with a name for people
 OUTPUT_KINDS = {
     "tarball": "NDJSON tarballs",
     "metadata": "snapshot metadata",
     "parquet": "Parquet shards",
     "text": "plain-text Parquet",
+    "structured-tarball": "Structured Contents tarballs",
+    "structured-parquet": "Structured Contents Parquet",
+    "structured-metadata": "Structured Contents metadata",
     "batch": "hourly batches",
+    "batch-metadata": "hourly batch metadata",
     "deadletter": "dead letters",
+    "schema": "JSON Schemas",
 }
 
 
+def human_size(n: int) -> str:
+    """`2.394 MB`, `46.590 kB`, `260 bytes`: three decimals of the largest unit under `n` (SI)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:,.3f} {unit}"
+    return f"{n:,} bytes"
+
+
 def outputs_summary(outputs: list[dict]) -> list[str]:
-    """One line per output kind of a manifest's `outputs`: files, records and bytes."""
+    """One line per output kind of a manifest's `outputs`: files, records (not of metadata, which
+    describe a snapshot) and bytes."""
     lines = []
     kinds = sorted(
         {o["kind"] for o in outputs}, key=lambda k: (list(OUTPUT_KINDS).index(k) if k in OUTPUT_KINDS else 99, k)
@@ -144,8 +195,8 @@ def outputs_summary(outputs: list[dict]) -> list[str]:
         files = [o for o in outputs if o["kind"] == kind]
         size = sum(o["bytes"] for o in files)
         records = sum(o.get("records", 0) for o in files)
-        count = f", {records:,} records" if kind != "metadata" else ""
-        lines.append(f"  {OUTPUT_KINDS.get(kind, kind)}: {len(files)} file(s){count}, {size / 1e6:,.3f} MB")
+        count = f", {records:,} records" if not kind.endswith("metadata") and kind != "schema" else ""
+        lines.append(f"  {OUTPUT_KINDS.get(kind, kind)}: {len(files)} file(s){count}, {human_size(size)}")
     return lines
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 
 from wikisnap.pipelines.errors import UsageError
 from wikisnap.transforms.formats import layout
@@ -61,6 +62,8 @@ def counts(manifest: dict) -> list[dict]:
     """Per (wiki, namespace): records and, per output kind, files and bytes (dead letters per wiki)."""
     rows: dict[tuple[str, int | None], dict] = {}
     for o in manifest.get("outputs", []):
+        if "dbname" not in o:
+            continue  # a file of the whole snapshot (its JSON Schemas), of no wiki
         row = rows.setdefault((o["dbname"], o.get("ns")), {"dbname": o["dbname"], "ns": o.get("ns"), "records": 0})
         kind = row.setdefault(o["kind"], {"files": 0, "bytes": 0, "records": 0})
         kind["files"] += 1
@@ -120,6 +123,7 @@ def find_records(snapshot: str, manifest: dict, page_id: int | None, title: str 
     import pyarrow.dataset as ds
 
     from wikisnap.schemas.arrow import table_to_records
+    from wikisnap.schemas.serialize import format_time
 
     for kind, (id_column, title_column) in KEYS.items():
         shards = _shards(snapshot, manifest, kind, wiki)
@@ -127,9 +131,15 @@ def find_records(snapshot: str, manifest: dict, page_id: int | None, title: str 
             continue
         fs, _ = fs_for(shards[0])
         dataset = ds.dataset([fs_for(s)[1] for s in shards], format="parquet", filesystem=fs)
-        where = ds.field(id_column) == page_id if page_id is not None else ds.field(title_column) == title
+        if page_id is not None:  # the text layout's id is the page id as a string (as wikimedia/wikipedia's)
+            where = ds.field(id_column) == (page_id if kind == "parquet" else str(page_id))
+        else:
+            where = ds.field(title_column) == title
         table = dataset.to_table(filter=where)
-        return table_to_records(table) if kind == "parquet" else table.to_pylist()
+        if kind == "parquet":
+            return table_to_records(table)
+        # times as the records print them (Go's RFC 3339), so the rows are JSON like the records
+        return [{k: format_time(v) if isinstance(v, datetime) else v for k, v in r.items()} for r in table.to_pylist()]
     raise UsageError(
         f"{snapshot}: no Parquet output to look records up in (built with --formats ndjson alone?); "
         "rebuild with --formats ndjson,parquet"

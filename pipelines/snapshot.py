@@ -30,7 +30,7 @@ class SnapshotFile:
     """One file of a committed snapshot, checked against its manifest."""
 
     kind: str
-    dbname: str
+    dbname: str | None  # None: a file of the whole snapshot (its JSON Schemas)
     ns: int | None
     path: str  # local path
     rel: str  # path in the snapshot folder
@@ -92,7 +92,7 @@ def load_snapshot(folder: str) -> Snapshot:
         snapshot.files.append(
             SnapshotFile(
                 kind=entry["kind"],
-                dbname=entry["dbname"],
+                dbname=entry.get("dbname"),  # None: a file of the whole snapshot (its JSON Schemas)
                 ns=entry.get("ns"),
                 path=path,
                 rel=entry["path"],

@@ -53,6 +53,7 @@ from wikisnap.pipelines.errors import WikisnapError
 from wikisnap.pipelines.inputs import InputUnreachable
 from wikisnap.pipelines.syncconfig import SyncConfig, Target
 from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.counters import modern_counts
 from wikisnap.transforms.formats.dumpfiles import connection_failure
 from wikisnap.transforms.formats.dumprun import SQL_JOBS, DumpRunError, parse_sums, plan_dump_run, read_text
 from wikisnap.transforms.formats.fs import file_md5
@@ -328,7 +329,13 @@ def ledger_entry(
         "inputs": inputs,
         "manifest_md5": manifest_md5,
         "namespaces": namespaces,
-        "counts": {k: v for k, v in counts.items() if "/" not in k or k.startswith(("written/", "skipped/"))},
+        # the plain counters, records written per namespace and the skipped changes (an earlier
+        # version's manifest read in today's names)
+        "counts": {
+            k: v
+            for k, v in modern_counts(counts).items()
+            if "/" not in k or k.startswith("skipped/") or (k.startswith("records/") and k.endswith("/written"))
+        },
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

@@ -38,6 +38,7 @@ from wikisnap.pipelines.launch import (
     outputs_summary,
     relative_path,
     run_temp_dir,
+    ship_schemas,
     write_options,
 )
 from wikisnap.pipelines.options import (
@@ -48,6 +49,7 @@ from wikisnap.pipelines.options import (
     add_shared_flags,
 )
 from wikisnap.schemas.siteinfo import SiteInfo
+from wikisnap.transforms.deadletters import DeadLetterGate, WriteDeadLetters
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.dumpfiles import DumpError
 from wikisnap.transforms.formats.dumpreader import is_stub_dump, read_siteinfo
@@ -61,8 +63,9 @@ from wikisnap.transforms.update.find import TAG_ERRORS, TAG_HITS, TAG_LAYOUT, TA
 from wikisnap.transforms.update.fold import TAG_BATCH, ResolveChanges
 from wikisnap.transforms.update.html import JoinHtml
 from wikisnap.transforms.update.rewrite import TAG_COPIED, TAG_PARTS, RewriteSnapshots
+from wikisnap.transforms.update.rewrite import TAG_DEADLETTERS as TAG_REWRITE_LETTERS
 from wikisnap.transforms.verify import VerifyOutputs
-from wikisnap.transforms.write import AssembleSnapshots, DeadLetterGate, WriteDeadLetters
+from wikisnap.transforms.write import AssembleSnapshots
 
 log = logging.getLogger("wikisnap")
 
@@ -211,7 +214,13 @@ def discover_base(path: str) -> Base:
         parquet = tuple(protocol + p for p in shards)
         texts = sorted(fs.glob(layout.shard_dir(root, layout.TEXT, sid) + "/*.parquet"))
         text = tuple(protocol + p for p in texts)
-        for rel in [name, *([meta_name] if meta else []), *(relative_path(p, root) for p in shards + texts)]:
+        structured = base_structured(path, db, ns, md5s)
+        for rel in [
+            name,
+            *([meta_name] if meta else []),
+            *(relative_path(p, root) for p in shards + texts),
+            *(rel for rel, _p in structured),
+        ]:
             if not md5s.get(rel):
                 raise UsageError(
                     f"--base {join(path, rel)}: not listed with its md5 in the base's manifest, so it cannot be "
@@ -229,6 +238,10 @@ def discover_base(path: str) -> Base:
                 tuple(md5s.get(relative_path(p, root)) for p in shards),
                 tuple(md5s.get(relative_path(p, root)) for p in texts),
                 md5s.get(meta_name) if meta else None,
+                structured=structured[0][1] if structured else None,
+                structured_metadata=structured[1][1] if structured else None,
+                structured_parquet=tuple(p for _rel, p in structured[2:]),
+                structured_md5=tuple((p, md5s.get(rel)) for rel, p in structured),
             )
         )
         if db not in urls:
@@ -253,6 +266,24 @@ def discover_base(path: str) -> Base:
         project_urls=urls,
         text_namespaces=tuple(options["text_namespaces"]) if options.get("text_namespaces") else None,
     )
+
+
+def base_structured(path: str, db: str, ns: int, md5s: dict) -> list[tuple[str, str]]:
+    """`(name in the base, full path)` of one snapshot's Structured Contents files: tarball,
+    metadata, then its Parquet shards; [] when the base has no structured tarball for it.
+    UsageError when the tarball is there without its metadata."""
+    fs, root = fs_for(path)
+    tar, meta = layout.structured_paths(path, db, ns)
+    tar_rel, meta_rel = (relative_path(fs_for(p)[1], root) for p in (tar, meta))
+    if not fs.exists(fs_for(tar)[1]):
+        return []
+    if not fs.exists(fs_for(meta)[1]):
+        raise UsageError(f"--base {meta}: missing beside its structured snapshot; restore the base or rebuild it")
+    protocol = path.split("://", 1)[0] + "://" if "://" in path else ""
+    shards = sorted(
+        fs.glob(layout.shard_dir(root, layout.STRUCTURED_PARQUET, layout.snapshot_id(db, ns)) + "/*.parquet")
+    )
+    return [(tar_rel, tar), (meta_rel, meta), *((relative_path(p, root), protocol + p) for p in shards)]
 
 
 def first_record(tarball: str) -> dict:
@@ -401,7 +432,12 @@ def build_update_pipeline(
         layouts=found[TAG_LAYOUT],
     )
     input_errors = (early_errors, rewritten[TAG_ERRORS]) | "FlattenInputErrors" >> beam.Flatten()
-    blocking = (input_errors, *gate) | "FlattenBlocking" >> beam.Flatten()
+    # Structured Contents that failed to extract (in the rewrite): dead letters like the others
+    rewrite_letters = rewritten[TAG_REWRITE_LETTERS]
+    late_gate = (
+        [rewrite_letters | "GateOnRewriteDeadLetters" >> DeadLetterGate()] if config.fail_on_dead_letters else []
+    )
+    blocking = (input_errors, *gate, *late_gate) | "FlattenBlocking" >> beam.Flatten()
     assembled = rewritten[TAG_PARTS] | "AssembleSnapshots" >> AssembleSnapshots(
         write_opts, dict(base.languages), blocking, config.allow_truncated
     )
@@ -411,7 +447,11 @@ def build_update_pipeline(
     batches = batch_entries | "WriteBatches" >> WriteBatches(
         out_dir, dict(base.languages), write_opts.member_bytes, base.gzip_level
     )
-    letters = dead | "WriteDeadLetters" >> WriteDeadLetters(out_dir)
+    letters = (
+        (dead, rewrite_letters)
+        | "FlattenAllDeadLetters" >> beam.Flatten()
+        | "WriteDeadLetters" >> WriteDeadLetters(out_dir)
+    )
     stats = (
         (diffs.stats, resolved.stats, rewritten[TAG_STATS], *html_stats)
         | "FlattenCounts" >> beam.Flatten()
@@ -505,15 +545,29 @@ def run(config: UpdateConfig) -> dict:
         folder.close()
 
 
+def check_structured(config: UpdateConfig, base: Base) -> None:
+    """UsageError when `--formats structured` asks for what the base cannot give.
+
+    A base built without structured lacks the short descriptions of its page_props (they are
+    only in a structured snapshot), so it cannot gain one by an update; a base built with it
+    must have the structured snapshot of each of its namespace-0 snapshots.
+    """
+    if "structured" not in (config.formats or base.formats):
+        return
+    if "structured" not in base.formats:
+        raise UsageError(
+            f"--base {config.base}: was built without Structured Contents, so an update cannot add them "
+            "(the base keeps no page_props descriptions); build again with --formats ...,structured"
+        )
+    for snapshot in base.snapshots:
+        if snapshot.ns == 0 and snapshot.structured is None:
+            tar, _meta = layout.structured_paths(config.base, snapshot.dbname, 0)
+            raise UsageError(f"--base {tar}: missing, though the base was built with --formats structured")
+
+
 def _run_locked(config: UpdateConfig, folder: OutputFolder) -> dict:
     base = discover_base(config.base)
-    if "structured" in (config.formats or base.formats):
-        # its snapshot would need a rewrite of its own beside the records' (RewriteSnapshots)
-        raise UsageError(
-            f"--base {config.base}: Structured Contents (--formats structured) cannot be updated yet "
-            "(update does not rewrite structured-snapshots/); give --formats without structured to "
-            "update the records alone, or build again with the new HTML"
-        )
+    check_structured(config, base)
     html_inputs = discover_html(config)
     units, sites = discover_diffs(config, base, frozenset(i.path for i in html_inputs))
     options, runner, engine = pipeline_options(config)  # type: ignore[arg-type]
@@ -557,7 +611,7 @@ def _run_locked(config: UpdateConfig, folder: OutputFolder) -> dict:
         "base": config.base,
         "diffs": describe_diffs(units, [e for kind, e in report if kind == "input_error" and not isinstance(e, str)]),
         "counts": counts,
-        "outputs": manifest_outputs(outputs, folder.staging),
+        "outputs": manifest_outputs(outputs, folder.staging) + ship_schemas(outputs, folder.staging),
         "timing": {"seconds": round(elapsed, 3)},
     }
     try:
@@ -608,6 +662,12 @@ def summary(manifest: dict) -> str:
                 f"WARNING: {db}: {c['html/fields_dropped']:,} page(s) lost their Parsoid HTML fields "
                 "(the diffs' new revisions come without HTML; counted as html/fields_dropped)"
             )
+        for name, n in c.items():
+            if name.startswith("structured/") and name.endswith("/without_html") and n:
+                lines.append(
+                    f"WARNING: {db}: {n:,} changed page(s) have no Structured Contents: their new revisions "
+                    f"come without Parsoid HTML (counted as {name}; nothing is kept from the old revision)"
+                )
     lines.append("outputs:")
     lines += outputs_summary(manifest["outputs"])
     for o in manifest["outputs"]:

@@ -37,7 +37,15 @@ import pyarrow as pa
 from wikisnap.schemas.article import LARGE_STRINGS, ROOT, STRUCTS, TIME_UNITS, Field, is_list, struct_of
 from wikisnap.schemas.serialize import format_time, format_time_ns, parse_time_ns
 
-__all__ = ["ARTICLE_SCHEMA", "TEXT_SCHEMA", "arrow_type", "record_from_arrow", "records_to_table", "table_to_records"]
+__all__ = [
+    "ARTICLE_SCHEMA",
+    "TEXT_SCHEMA",
+    "arrow_type",
+    "conform",
+    "record_from_arrow",
+    "records_to_table",
+    "table_to_records",
+]
 
 
 def _element(t: pa.DataType) -> pa.DataType:
@@ -240,19 +248,50 @@ def table_to_records(table: pa.Table) -> list[dict]:
 
 
 # The plain-text output (`--formats text`): the columns of HuggingFace's wikimedia/wikipedia
-# (id, url, title, text) plus qid, date_modified and license. `date_modified` is the RFC 3339
-# string of the WME record (`2021-10-27T18:20:34Z`): `datasets` loads it as a plain string feature
-# on every version (no timezone-aware timestamp handling to trip over), it sorts as time does, and
-# it is byte for byte the value of the NDJSON records. `text` is a plain string, as in
-# wikimedia/wikipedia: the writer closes a row group before 64 MB of text, far below Arrow's 2 GiB.
+# (id, url, title, text) plus qid, date_modified and license. `id` is the page id as a string, as
+# wikimedia/wikipedia has it (its rows join on `id` without a cast). `date_modified` is the WME
+# record's time in the unit of every MediaWiki time wikisnap writes (`timestamp[ms, tz=UTC]`, as
+# `date_modified` of the record Parquet). `text` is a plain string, as in wikimedia/wikipedia: the
+# writer closes a row group before 64 MB of text, far below Arrow's 2 GiB.
 TEXT_SCHEMA = pa.schema(
     [
-        pa.field("id", pa.int64(), nullable=False),
+        pa.field("id", pa.string(), nullable=False),
         pa.field("url", pa.string()),
         pa.field("title", pa.string()),
         pa.field("text", pa.string()),
         pa.field("qid", pa.string()),
-        pa.field("date_modified", pa.string()),
+        pa.field("date_modified", pa.timestamp("ms", tz="UTC")),
         pa.field("license", pa.string()),
-    ]
+    ],
+    metadata={"wikisnap.schema": "wikisnap-text", "wikisnap.schema.source": "wikisnap/schemas/arrow.py"},
 )
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` (rows of a shard written by this or an earlier wikisnap) with exactly `schema`.
+
+    Columns are matched by name and cast: older shards hold the same values in other types (text
+    `id` int64, text `date_modified` RFC 3339 strings, timestamps without a time zone or in another
+    unit). A column `schema` has and the table lacks is nulls; a column the table has and `schema`
+    lacks is an error. Raises ValueError saying which column cannot be cast. A table already in
+    `schema` is returned as it is.
+    """
+    if table.schema.equals(schema, check_metadata=True):
+        return table
+    extra = [name for name in table.schema.names if name not in schema.names]
+    if extra:
+        raise ValueError(f"column {extra[0]!r} is not in wikisnap's schema")
+    columns = []
+    for f in schema:
+        if f.name not in table.schema.names:
+            columns.append(pa.nulls(table.num_rows, f.type))
+            continue
+        column = table[f.name]
+        if column.type != f.type:
+            try:
+                column = column.cast(f.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                why = str(exc).split(". ", 1)[0]  # Arrow's first sentence says which value
+                raise ValueError(f"column {f.name!r} ({column.type}) cannot become {f.type}: {why}") from None
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)

@@ -52,7 +52,7 @@ def test_build_writes_the_bytes_of_the_cli_and_returns_its_manifest(enwiki_build
     assert isinstance(result, wikisnap.Result) and result.exit_code == 0 and result.command == "build"
     assert result.manifest_path == str(tmp_path / "api" / "manifest.json")
     assert {o.path: o.md5 for o in result.outputs} == manifest_files(enwiki_build)
-    assert result.counts == manifest["counts"] and result.counts["enwiki"]["written/0"] == 106
+    assert result.counts == manifest["counts"] and result.counts["enwiki"]["records/ns0/written"] == 106
     assert result.timing == manifest["timing"] and result.seconds >= result.timing["seconds"]
     assert result.dead_letters == 0
     # a result travels as JSON (XCom, --json) and comes back equal
@@ -72,7 +72,7 @@ def test_build_options_as_python_values_equal_the_same_flags(tmp_path):
         gzip_level=6,
     )
     assert manifest_files(tmp_path / "api") == manifest_files(tmp_path / "cli")
-    assert {o.kind for o in result.outputs} == {"tarball", "metadata", "text"}
+    assert {o.kind for o in result.outputs} == {"tarball", "metadata", "text", "schema"}
 
 
 def test_update_writes_the_bytes_of_the_cli(enwiki_build, tmp_path):

@@ -100,7 +100,7 @@ def test_enwiki_redirects_attached_to_their_targets(enwiki_build):
     counts = manifest["counts"]["enwiki"]
     assert counts["redirects_attached"] == sum(map(len, expected.values()))
     assert counts["redirects_dangling"] == dangling
-    assert counts["pages_read"] == 206 and counts["written/0"] == 106
+    assert counts["pages_read"] == 206 and counts["records/ns0/written"] == 106
     some = next(r for r in records if r.get("redirects"))
     assert all(x["url"].startswith("https://en.wikipedia.org/wiki/") for x in some["redirects"])
 
@@ -138,7 +138,7 @@ def test_manifest_reconciles_and_lists_checksums(enwiki_build):
     [inp] = manifest["inputs"]
     assert inp["md5"] == md5(ENWIKI) and inp["pages"] == 206 and inp["compression"] == "bz2"
     kinds = Counter(o["kind"] for o in manifest["outputs"])
-    assert kinds == {"tarball": 1, "metadata": 1, "parquet": 1}
+    assert kinds == {"tarball": 1, "metadata": 1, "parquet": 1, "schema": 2}  # schemas/{article,metadata}.schema.json
     for o in manifest["outputs"]:
         assert o["md5"] == md5(enwiki_build / o["path"])
     # no temp or staging left behind: the control folder holds only the (released) lock
@@ -197,7 +197,7 @@ def test_elwikivoyage_namespaces_content_models_and_localised_names(build, tmp_p
     assert all(t.startswith(("Πρότυπο:", "Βικιταξίδια:")) for t in tpls)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     c = manifest["counts"]["elwikivoyage"]
-    assert c["skipped_namespace/4"] == sum(1 for p in pages if p[1] == 4 and p[3] is None)
+    assert c["pages/ns4/skipped"] == sum(1 for p in pages if p[1] == 4 and p[3] is None)
     assert c["pages_read"] == 2040
 
 
@@ -324,7 +324,7 @@ def test_broken_page_is_dead_lettered_with_raw_input(build, tmp_path):
     assert len(letters) == 1 and "no <id>" in letters[0]["reason"] and "<title>Anarchism</title>" in letters[0]["raw"]
     manifest = json.loads((tmp_path / "out/manifest.json").read_text())
     c = manifest["counts"]["enwiki"]
-    assert c["dead_lettered"] == 1 and c["written/0"] == 105 and c["pages_read"] == 206
+    assert c["dead_lettered"] == 1 and c["records/ns0/written"] == 105 and c["pages_read"] == 206
 
 
 def test_multi_threading_is_refused(build, tmp_path):
@@ -376,4 +376,4 @@ def test_oversized_and_revisionless_pages_are_dead_lettered(build, tmp_path):
     assert big and all("exceeds --max-page-bytes" in reasons[t] for t in big)
     assert all(len(d["raw"]) > 150000 for d in letters if d["title"] in big)  # raw text kept
     c = json.loads((tmp_path / "out/manifest.json").read_text())["counts"]["enwiki"]
-    assert c["dead_lettered"] == 1 + len(big) and c["written/0"] == 106 - 1 - len(big)
+    assert c["dead_lettered"] == 1 + len(big) and c["records/ns0/written"] == 106 - 1 - len(big)

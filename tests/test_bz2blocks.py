@@ -322,7 +322,9 @@ def test_files_that_are_not_split(tmp_path):
     assert kinds(VIWIKI_TRUNCATED, unit_mb=0.01) == ["file"]  # plain XML
     assert kinds(BGWIKI_UTF16, unit_mb=0.001) == ["file"]  # UTF-16 XML
     assert kinds(ENWIKI, workers=1, unit_mb=64) == ["file"]  # one local worker, within --unit-mb
-    assert kinds(ENWIKI, workers=2, unit_mb=64) == ["blocks"] * 7  # ~4 ranges per worker, whole blocks
+    # 2 workers, but 1.7 MB is below the 8 MB floor (MIN_UNIT_BYTES): a range would cost more than it gains
+    assert kinds(ENWIKI, workers=2, unit_mb=64) == ["file"]
+    assert kinds(ENWIKI, workers=2, unit_mb=1.6) == ["blocks"] * 7  # ~4 ranges per worker, whole blocks
     assert kinds(ENWIKI, workers=1, unit_mb=0.5) == ["blocks"] * 4  # --unit-mb caps a unit
 
 

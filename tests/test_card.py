@@ -82,7 +82,7 @@ def test_card_has_no_placeholder_and_names_real_sources_and_counts(snapshot, pub
     # counts in words, per wiki
     assert "- elwikivoyage: 1,310 articles, 7 file pages, 229 templates, 147 category pages\n" in card
     assert "- enwiki: 106 articles\n" in card
-    assert "written/" not in card
+    assert "written/" not in card and "records/ns" not in card
     # one line per field, with its type
     records, text = card.split("### Fields of the `{db}_ns{n}` configs")[1].split("### Fields of the `*_text` configs")
     fields = {cells[0]: cells[1:] for cells in table_rows(records.split("## Source")[0])}
@@ -91,7 +91,8 @@ def test_card_has_no_placeholder_and_names_real_sources_and_counts(snapshot, pub
     assert fields["`date_modified`"] == ["timestamp (UTC)", "time of the revision this row holds"]
     fields = {cells[0]: cells[1:] for cells in table_rows(text.split("## Source")[0])}
     assert fields["`text`"] == ["string", "the page's plain text"]
-    assert fields["`date_modified`"] == ["string", "time of the revision, RFC 3339 text"]
+    assert fields["`date_modified`"] == ["timestamp (UTC)", "time of the revision this row holds"]
+    assert fields["`id`"] == ["string", "page id in its wiki, as a string (as in wikimedia/wikipedia)"]
 
 
 def test_one_config_per_namespace_with_the_articles_the_default(published, tmp_path):
@@ -234,8 +235,11 @@ def test_the_source_of_an_update_and_of_a_synced_update():
     text = source_section(synced)
     assert "Updated from the snapshot `20080201`." in text
     assert "- `x-incr.xml.bz2` (xml, md5 `6c7ba9c5a141421e1c03cb9807c97c74`)" in text
-    # a wiki without record shards in the folder is counted from the manifest's written/{ns}
-    manifest = {"counts": {"enwiki": {"written/0": 16, "written/14": 1, "pages_read": 40}}}
+    # a wiki without record shards in the folder is counted from the manifest's records/ns{ns}/written
+    manifest = {"counts": {"enwiki": {"records/ns0/written": 16, "records/ns14/written": 1, "pages_read": 40}}}
+    assert counts_lines(manifest, {}) == "- enwiki: 16 articles, 1 category page"
+    # ... and from an earlier version's manifest, whose counters were named written/{ns}
+    manifest = {"counts": {"enwiki": {"written/0": 16, "written/14": 1, "parsed/0": 16, "pages_read": 40}}}
     assert counts_lines(manifest, {}) == "- enwiki: 16 articles, 1 category page"
     # a checksum column no input has is left out; a split input without its checksum says so
     inputs = [

@@ -172,7 +172,7 @@ def test_flink_and_spark_runs_need_a_local_job_server_jar(tmp_path):
 
 
 def test_overall_progress_reads_whole_progress_files_only(tmp_path):
-    from wikisnap.pipelines.build import OverallProgress
+    from wikisnap.pipelines.progress import OverallProgress
     from wikisnap.transforms.formats.fs import write_bytes_atomic
 
     folder = tmp_path / "progress"

@@ -405,3 +405,19 @@ def test_enrich_from_sql_transform_keys_by_bucket_and_reports_bad_files(tmp_path
             equal_to([f"{bad}: line {line}"]),
             label="Errors",
         )
+
+
+def test_every_kind_of_sql_row_is_counted_when_it_matches_no_page():
+    """A page_props short description of a page that is no record of the run (a redirect, another
+    namespace) is counted as unmatched like the other kinds; it once crashed the run (KeyError 'D')."""
+    from wikisnap.transforms.enrich import _GroupByPageFn
+    from wikisnap.transforms.parse.sqlrows import EnrichOptions
+
+    fn = _GroupByPageFn(EnrichOptions(1_000_000, (), descriptions=True))
+    fn.setup()
+    items = [("D", "a short description"), ("Q", "Q42")]
+    out = [o.value for o in fn.process((("enwiki", 10), {"E": items, "A": []}))]
+    assert sorted(out) == [
+        (("enwiki", "enrich/description/unmatched_page"), 1),
+        (("enwiki", "enrich/main_entity/unmatched_page"), 1),
+    ]

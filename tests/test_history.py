@@ -287,7 +287,7 @@ def test_build_counts_history_coverage_and_lists_the_input(elwikivoyage_builds):
     plain, dated = elwikivoyage_builds
     manifest = json.loads((dated / "manifest.json").read_text())
     c = manifest["counts"]["elwikivoyage"]
-    written = sum(v for k, v in c.items() if k.startswith("written/"))
+    written = sum(v for k, v in c.items() if k.startswith("records/") and k.endswith("/written"))
     assert c["history/pages_read"] == 20 and c["history/revisions_read"] == 118
     # 5 user (talk) pages and 1 project page are outside the default namespaces (0, 6, 10, 14):
     # dropped at read time; of the other 14, 12 are redirects (not records)

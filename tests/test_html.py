@@ -398,7 +398,7 @@ def test_bad_lines_and_documents_become_dead_letters(tmp_path, build) -> None:
     counts = json.loads((out / "manifest.json").read_text())["counts"]["frwiki"]
     assert counts["dead_lettered"] == 3 and counts["html/dead_lettered"] == 1
     assert counts["pages_read"] == 4  # every line accounted for: 1 written + 3 dead letters
-    assert counts["written/0"] == 1
+    assert counts["records/ns0/written"] == 1
 
 
 def test_newer_revision_wins_between_xml_and_wme(tmp_path, build) -> None:
@@ -422,7 +422,7 @@ def test_newer_revision_wins_between_xml_and_wme(tmp_path, build) -> None:
         assert got["version"]["identifier"] == winner["version"]["identifier"]
         assert (line == go_line(record)) is expect_wme
         counts = json.loads((out / "manifest.json").read_text())["counts"]["frwiki"]
-        assert counts["duplicates_superseded"] == 1 and counts["written/0"] == 1
+        assert counts["duplicates_superseded"] == 1 and counts["records/ns0/written"] == 1
 
 
 def test_html_as_ndjson_lines_in_a_tar(tmp_path, build) -> None:

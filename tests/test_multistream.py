@@ -76,7 +76,8 @@ def test_a_range_reads_exactly_its_bytes_and_pages():
 def test_single_and_multistream_give_identical_snapshots(build, tmp_path, workers):
     a, b = tmp_path / "single", tmp_path / "multi"
     assert build([SINGLE], a, "--workers", workers)[0] == 0
-    code, _, err = build([MULTI], b, "--workers", workers)  # index found beside it
+    # index found beside it; --unit-mb below the 8 MB floor's lowers it, so 15 KB is cut
+    code, _, err = build([MULTI], b, "--workers", workers, "--unit-mb", "0.005")
     assert code == 0, err
     assert outputs(a) == outputs(b) and outputs(a)
     manifest = json.loads((b / "manifest.json").read_text())
@@ -87,13 +88,13 @@ def test_single_and_multistream_give_identical_snapshots(build, tmp_path, worker
 def test_repacked_real_dump_gives_the_same_bytes_with_two_workers(build, tmp_path, repacked):
     a, b = tmp_path / "original", tmp_path / "repacked"
     assert build([ELWIKIVOYAGE], a)[0] == 0
-    code, _, err = build([repacked], b, "--workers", "2")
+    code, _, err = build([repacked], b, "--workers", "2", "--unit-mb", "1")
     assert code == 0, err
     assert outputs(a) == outputs(b)
     manifest = json.loads((b / "manifest.json").read_text())
     [entry] = manifest["inputs"]
     assert entry["units"] >= 4 and entry["pages"] == 2040
-    config = BuildConfig(inputs=[str(repacked)], out=str(tmp_path / "x"), workers=2)
+    config = BuildConfig(inputs=[str(repacked)], out=str(tmp_path / "x"), workers=2, unit_mb=1)
     units = discover_units(config)
     assert [u.kind for u in units] == ["range"] * len(units)
     # ranges tile the file from the first page stream to the end, in whole streams
@@ -141,7 +142,8 @@ def test_right_checksums_are_verified(build, tmp_path):
     sums = write_sums(tmp_path / "md5sums.txt", [(md5(ENWIKI), ENWIKI.name), (md5(MULTI), MULTI.name)])
     sha = hashlib.sha1(MULTI.read_bytes()).hexdigest()
     sha_sums = write_sums(tmp_path / "sha1sums.txt", [(sha, MULTI.name)])
-    code, _, err = build([ENWIKI, MULTI], tmp_path / "o", "--checksums", str(sums), "--checksums", str(sha_sums))
+    flags = ("--checksums", str(sums), "--checksums", str(sha_sums), "--unit-mb", "0.005")  # MULTI in ranges
+    code, _, err = build([ENWIKI, MULTI], tmp_path / "o", *flags)
     assert code == 0, err
     manifest = json.loads((tmp_path / "o/manifest.json").read_text())
     assert all(i["verified"] for i in manifest["inputs"])
@@ -178,9 +180,10 @@ def test_truncated_multistream_names_file_and_offset(build, tmp_path):
 
 def test_reading_over_http_from_loopback_gives_the_same_bytes(build, tmp_path):
     a, b, c = tmp_path / "local", tmp_path / "http", tmp_path / "http-single"
-    assert build([MULTI], a, "--workers", "2")[0] == 0
+    split = ("--workers", "2", "--unit-mb", "0.005")  # ranges of size // 8: 4 per worker, above the floor
+    assert build([MULTI], a, *split)[0] == 0
     with LoopbackServer(MULTISTREAM) as server:
-        code, _, err = build([server.url(MULTI.name)], b, "--workers", "2")
+        code, _, err = build([server.url(MULTI.name)], b, *split)
         assert code == 0, err
         assert build([server.url(SINGLE.name)], c)[0] == 0
         requests = list(server.requests)
@@ -232,7 +235,7 @@ def make_run(folder, repacked, *, status="done", md5_of=None):
 
 def test_dump_run_picks_multistream_and_verifies(build, tmp_path, repacked):
     run = make_run(tmp_path / "elwikivoyage" / "20200101", repacked)
-    code, _, err = build([], tmp_path / "o", "--dump-run", str(run), "--workers", "2")
+    code, _, err = build([], tmp_path / "o", "--dump-run", str(run), "--workers", "2", "--unit-mb", "1")
     assert code == 0, err
     assert build([ELWIKIVOYAGE], tmp_path / "ref")[0] == 0
     assert outputs(tmp_path / "o") == outputs(tmp_path / "ref")

@@ -14,6 +14,7 @@ import pytest
 from benchmarks.bench_text import RESIDUE, residue_counts
 from conftest import DATA, ELWIKIVOYAGE, ENWIKI, ENWIKTIONARY, read_snapshot
 from wikisnap.schemas.arrow import TEXT_SCHEMA
+from wikisnap.schemas.serialize import format_time, parse_time_ns
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.formats.dumpreader import ReadStats, iter_pages, read_siteinfo
 from wikisnap.transforms.parse.plaintext import record_text, text_from_html, text_from_wikitext, text_row
@@ -186,7 +187,8 @@ def test_records_with_html_use_it():
         assert text == text_from_html(record["article_body"]["html"])
         assert text and "<" not in text and "{{" not in text
         row = text_row(record, EN)
-        assert row["id"] == record["identifier"] and row["title"] == record["name"]
+        assert row["id"] == str(record["identifier"]) and row["title"] == record["name"]
+        assert row["date_modified"] == parse_time_ns(record["date_modified"]) // 1_000_000  # the column's ms
         assert row["license"] == record["license"][0]["identifier"]
 
 
@@ -219,10 +221,10 @@ def test_text_rows_match_the_ndjson_records(enwiki_all):
     _names, records, _lines = read_snapshot(enwiki_all / "enwiki_namespace_0.tar.gz")
     table = read_text(enwiki_all)
     rows = table.to_pylist()
-    assert [r["id"] for r in rows] == [r["identifier"] for r in records]  # one row per article, id order
+    assert [r["id"] for r in rows] == [str(r["identifier"]) for r in records]  # one row per article, id order
     assert [r["url"] for r in rows] == [r["url"] for r in records]
     assert [r["title"] for r in rows] == [r["name"] for r in records]
-    assert [r["date_modified"] for r in rows] == [r["date_modified"] for r in records]
+    assert [format_time(r["date_modified"]) for r in rows] == [r["date_modified"] for r in records]
     assert {r["license"] for r in rows} == {"CC-BY-SA-4.0"}
     assert all(r["qid"] is None for r in rows)  # no enrichment given
     for row, record in zip(rows, records, strict=True):
@@ -234,7 +236,9 @@ def test_text_rows_match_the_ndjson_records(enwiki_all):
     assert sorted(p.name for p in (enwiki_all / "text").iterdir()) == ["enwiki_namespace_0"]
     manifest = json.loads((enwiki_all / "manifest.json").read_text())
     listed = [o for o in manifest["outputs"] if o["kind"] == "text"]
-    assert listed and sum(o["records"] for o in listed) == len(rows) == manifest["counts"]["enwiki"]["written/0"]
+    assert (
+        listed and sum(o["records"] for o in listed) == len(rows) == manifest["counts"]["enwiki"]["records/ns0/written"]
+    )
     assert all(o["path"].startswith("text/enwiki_namespace_0/enwiki_namespace_0_") for o in listed)
 
 
@@ -256,12 +260,16 @@ def test_text_shards_are_read_back_like_parquet(enwiki_all):
 def test_text_alone_writes_only_text_and_the_same_rows(enwiki_all, enwiki_text_only):
     files = sorted(str(p.relative_to(enwiki_text_only)) for p in enwiki_text_only.rglob("*") if p.is_file())
     files = [f for f in files if not f.startswith(".wikisnap")]
-    assert files == ["manifest.json", "text/enwiki_namespace_0/enwiki_namespace_0_0.parquet"]
+    assert files == [
+        "manifest.json",
+        "schemas/text.schema.json",
+        "text/enwiki_namespace_0/enwiki_namespace_0_0.parquet",
+    ]
     assert read_text(enwiki_text_only).equals(read_text(enwiki_all))
     manifest = json.loads((enwiki_text_only / "manifest.json").read_text())
     counts = manifest["counts"]["enwiki"]
     # every page read is still accounted for: other namespaces are counted as skipped
-    assert counts["written/0"] == 106 and counts["pages_read"] == 206
+    assert counts["records/ns0/written"] == 106 and counts["pages_read"] == 206
     assert manifest["options"]["text_namespaces"] == [0]
 
 
@@ -273,7 +281,7 @@ def test_other_wikis_one_row_per_article(build, tmp_path, dump, db):
     _names, records, _lines = read_snapshot(out / f"{db}_namespace_0.tar.gz")
     rows = read_text(out, f"{db}_namespace_0").to_pylist()
     assert records and [(r["id"], r["url"], r["title"]) for r in rows] == [
-        (r["identifier"], r["url"], r["name"]) for r in records
+        (str(r["identifier"]), r["url"], r["name"]) for r in records
     ]
     site = read_siteinfo(str(dump))
     for row, record in zip(rows, records, strict=True):
@@ -297,7 +305,7 @@ def test_qid_from_the_qid_map(build, tmp_path):
     code, _stdout, stderr = build([ENWIKI], out, "--formats", "text", "--qid-map", str(qid_map))
     assert code == 0, stderr
     rows = read_text(out).to_pylist()
-    assert {r["id"]: r["qid"] for r in rows if r["qid"]} == qids
+    assert {int(r["id"]): r["qid"] for r in rows if r["qid"]} == qids
     assert sum(r["qid"] is None for r in rows) == len(rows) - 4
 
 
@@ -328,8 +336,8 @@ def test_text_namespaces(build, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     counts = manifest["counts"]["elwikivoyage"]
     rows = read_text(out, "elwikivoyage_namespace_14").to_pylist()
-    assert rows and counts["written/14"] == len(rows) and "written/0" not in counts
-    assert counts["skipped_namespace/0"] > 0
+    assert rows and counts["records/ns14/written"] == len(rows) and "records/ns0/written" not in counts
+    assert counts["pages/ns0/skipped"] > 0
     assert all(r["title"].startswith("Κατηγορία:") for r in rows)
     assert sorted(p.name for p in (out / "text").iterdir()) == ["elwikivoyage_namespace_14"]
     with pytest.raises(SystemExit) as exc:  # argparse's usage error
@@ -354,7 +362,7 @@ def test_update_gives_the_text_of_the_updated_revision(build, update, tmp_path):
     assert [r["date_modified"] for r in after] == [r["date_modified"] for r in want]
     assert [r["text"] for r in after] != [r["text"] for r in before]  # the diff changed the text
     _names, records, _lines = read_snapshot(out / "enwiki_namespace_0.tar.gz")
-    assert [r["id"] for r in after] == [r["identifier"] for r in records]
+    assert [r["id"] for r in after] == [str(r["identifier"]) for r in records]
     # an update that asks for text on a base without it makes text for every record
     base2, out2 = tmp_path / "base2", tmp_path / "out2"
     assert build(older, base2)[0] == 0

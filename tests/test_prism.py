@@ -53,6 +53,14 @@ def prism_flags() -> list[str]:
     return ["--runner", "PrismRunner", "--prism_location", str(PRISM)]
 
 
+@pytest.fixture(autouse=True)
+def two_cores(monkeypatch):
+    """Prism's parallelism is this machine's cores: 2 in these tests, so the ranges planned are too."""
+    from wikisnap.pipelines import engine
+
+    monkeypatch.setattr(engine, "machine_cores", lambda: 2)
+
+
 def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
@@ -83,20 +91,26 @@ def test_enwiki_sample_on_prism_gives_the_local_bytes(build, tmp_path, prism_fla
     local, prism = tmp_path / "local", tmp_path / "prism"
     code, _, err = build([ENWIKI], local, "--member-size-mb", "0.5")
     assert code == 0, err
-    code, _, err = build([ENWIKI], prism, "--member-size-mb", "0.5", *prism_flags)
+    # 1.7 MB is below the 8 MB floor of a range; with --unit-mb 1.6 (floor 0.2 MB) it is cut for Prism's 2 cores
+    code, _, err = build([ENWIKI], prism, "--member-size-mb", "0.5", "--unit-mb", "1.6", *prism_flags)
     assert code == 0, err
     manifest = assert_same_bytes(local, prism)
-    # Prism is no local runner: the single-stream .bz2 is read as ranges of bz2 blocks, side by side
-    assert manifest["inputs"][0]["units"] > 1
+    # the single-stream .bz2 is read whole locally, and as ranges of bz2 blocks side by side on Prism
+    assert manifest["inputs"][0]["units"] == 7
     assert len([o for o in manifest["outputs"] if o["kind"] == "tarball"]) == 1
 
 
 @pytest.mark.parametrize(
-    ("flags", "ranges"),
-    [([], 3), (["--unit-mb", "0.001"], 4), (["--unit-mb", "0.001", "--member-size-mb", "0.005"], 4)],
-    ids=["3-ranges", "4-ranges", "4-ranges-small-members"],
+    ("flags", "local_ranges", "ranges"),
+    [
+        ([], 1, 1),
+        (["--unit-mb", "0.005"], 3, 4),  # 4 ranges a worker: 1 worker locally, 2 cores on Prism
+        (["--unit-mb", "0.001"], 4, 4),
+        (["--unit-mb", "0.001", "--member-size-mb", "0.005"], 4, 4),
+    ],
+    ids=["1-range", "3-and-4-ranges", "4-ranges", "4-ranges-small-members"],
 )
-def test_multistream_ranges_on_prism_give_the_local_bytes(build, tmp_path, prism_flags, flags, ranges):
+def test_multistream_ranges_on_prism_give_the_local_bytes(build, tmp_path, prism_flags, flags, local_ranges, ranges):
     local, prism = tmp_path / "local", tmp_path / "prism"
     code, _, err = build([MULTI], local, *flags)  # the index beside it is found
     assert code == 0, err
@@ -105,6 +119,7 @@ def test_multistream_ranges_on_prism_give_the_local_bytes(build, tmp_path, prism
     manifest = assert_same_bytes(local, prism)
     [entry] = manifest["inputs"]
     assert entry["units"] == ranges and entry["pages"] == 17
+    assert json.loads((local / "manifest.json").read_text())["inputs"][0]["units"] == local_ranges
 
 
 def enwiki_sql_dumps(folder: Path) -> list[Path]:

@@ -291,3 +291,33 @@ def test_time_patterns_agree_with_parser():
     ms, ns = (re.compile(article.TIME_PATTERN[k]) for k in ("time[ms]", "time[ns]"))
     assert ms.match("2018-09-20T12:17:53.123Z") and not ms.match("2018-09-20T12:17:53.1234Z")
     assert ns.match("2024-08-06T08:45:21.6690873Z") and not ns.match("2024-08-06T08:45:21.6690870Z")
+
+
+def test_every_shipped_json_schema_file_is_generated():
+    from wikisnap.schemas.files import NAMES, json_schema_text, json_schemas, package_file
+
+    schemas = json_schemas()
+    assert tuple(schemas) == NAMES
+    for name, schema in schemas.items():
+        jsonschema.Draft202012Validator.check_schema(schema)
+        assert package_file(name).read_text(encoding="utf-8") == json_schema_text(schema), (
+            "regenerate: python -m wikisnap.schemas.files"
+        )
+    assert "*.json" in dict_of_package_data()["wikisnap.schemas"]  # shipped as package data
+
+
+def dict_of_package_data() -> dict:
+    import ast
+
+    setup = (Path(__file__).resolve().parents[1] / "setup.py").read_text()
+    call = next(
+        n for n in ast.walk(ast.parse(setup)) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "setup"
+    )
+    return ast.literal_eval(next(k.value for k in call.keywords if k.arg == "package_data"))
+
+
+def test_text_schema_follows_wikimedia_wikipedia_and_the_time_rule():
+    from wikisnap.schemas.arrow import TEXT_SCHEMA
+
+    assert TEXT_SCHEMA.field("id").type == pa.string()  # wikimedia/wikipedia's `id` is a string
+    assert TEXT_SCHEMA.field("date_modified").type == pa.timestamp("ms", tz="UTC")

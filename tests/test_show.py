@@ -67,7 +67,11 @@ def test_counts_and_sizes_per_wiki_and_namespace_come_from_the_manifest(enwiki_b
     manifest = json.loads((enwiki_build / "manifest.json").read_text())
     result = wikisnap.show(without_tarballs)
     (row,) = result.details["counts"]
-    assert (row["dbname"], row["ns"], row["records"]) == ("enwiki", 0, manifest["counts"]["enwiki"]["written/0"])
+    assert (row["dbname"], row["ns"], row["records"]) == (
+        "enwiki",
+        0,
+        manifest["counts"]["enwiki"]["records/ns0/written"],
+    )
     for kind in ("tarball", "parquet", "metadata"):
         assert row[kind]["bytes"] == sum(o["bytes"] for o in manifest["outputs"] if o["kind"] == kind)
     code, out, err = cli("show", str(without_tarballs), "--counts")
@@ -91,6 +95,7 @@ def test_a_text_only_snapshot_shows_its_text_rows(build, tmp_path):
     assert code == 0, err
     (row,) = wikisnap.show(tmp_path / "text", id=12).details["records"]
     assert row["title"] == "Anarchism" and row["text"].startswith("Anarchism is a political philosophy")
+    assert row["id"] == "12" and row["date_modified"] == "2016-04-22T10:19:33Z"  # JSON, as the records
     assert "text" in wikisnap.show(tmp_path / "text", schema=True).details["schemas"]
 
 

@@ -299,8 +299,8 @@ def test_same_revision_with_other_text_has_one_winner_whatever_the_order(build, 
     # 20 pages in both parts: articles among them are duplicates, but one is a conflict
     assert counts["conflicts"] == 1
     assert counts.get("dead_lettered", 0) == 0  # a conflict is counted once, as a conflict
-    parsed = sum(v for k, v in counts.items() if k.startswith("parsed/"))
-    assert parsed == counts["written/0"] + counts["duplicates_superseded"] + 1
+    parsed = sum(v for k, v in counts.items() if k.startswith("records/") and k.endswith("/parsed"))
+    assert parsed == counts["records/ns0/written"] + counts["duplicates_superseded"] + 1
 
 
 # -- reading over HTTP ----------------------------------------------------------------------------------------

@@ -125,7 +125,7 @@ def test_structured_build_from_wme_records(tmp_path, build) -> None:
         ):
             assert rel in listed, rel
         assert listed[f"structured-snapshots/{sid}.tar.gz"]["records"] == 1
-        assert manifest["counts"][db]["structured/0/written"] == 1
+        assert manifest["counts"][db]["structured/ns0/written"] == 1
     # Malta (dewiki) has an infobox, Coset (enwiki) none: both shapes were compared above
     assert json.loads(structured_outputs(out, "dewiki_namespace_0")[0][0])["infoboxes"]
 
@@ -153,8 +153,8 @@ def test_description_from_page_props_and_pages_without_html_counted(tmp_path, bu
     keys = list(got[coset["identifier"]])
     assert keys.index("in_language") < keys.index("description") < keys.index("sections")
     counts = json.loads((out / "manifest.json").read_text())["counts"]["enwiki"]
-    assert counts["structured/0/written"] == 3
-    assert counts["structured/0/without_html"] == 1
+    assert counts["structured/ns0/written"] == 3
+    assert counts["structured/ns0/without_html"] == 1
     assert counts["structured/with_description"] == 2
     assert not list(out.glob("*.tar.gz"))  # only the structured outputs were asked for
 
@@ -187,8 +187,8 @@ def test_structured_from_xml_joined_with_parsoid_html(tmp_path, build) -> None:
     assert got["abstract"] and got["date_modified"] == clark["date_modified"]
     assert meta["date_modified"] == clark["date_modified"]
     counts = json.loads((out / "manifest.json").read_text())["counts"]["enwiki"]
-    assert (counts["structured/0/written"], counts["structured/0/without_html"]) == (1, 1)
-    assert counts["written/0"] == 2
+    assert (counts["structured/ns0/written"], counts["structured/ns0/without_html"]) == (1, 1)
+    assert counts["records/ns0/written"] == 2
 
 
 def test_parts_deeper_than_the_typed_levels_survive_parquet() -> None:
@@ -277,17 +277,6 @@ def test_update_counts_the_pages_whose_html_fields_it_drops() -> None:
     assert fold_page(base, [], site, frozenset({0})).counts == {}
 
 
-def test_update_of_a_structured_base_is_refused_with_a_reason(tmp_path, build, update) -> None:
-    src = ndjson(tmp_path / "records.ndjson", [wme_record("Coset")])
-    base = tmp_path / "base"
-    code, _o, stderr = build([src], base, "--date", "20240101", "--formats", "ndjson,structured")
-    assert code == 0, stderr
-    code, _o, stderr = update(base, [src], tmp_path / "out")
-    assert code == 2
-    assert "Structured Contents (--formats structured) cannot be updated yet" in stderr
-    assert len(stderr.strip().splitlines()) == 1
-
-
 def test_update_with_parsoid_html_of_the_new_revision_keeps_the_html_fields(tmp_path, build, update) -> None:
     """A base built from XML + Parsoid HTML (tests/data/html, William Clark), updated with a newer
     revision of the page: with that revision's HTML the record keeps `article_body.html` and the
@@ -368,8 +357,8 @@ def test_xml_alone_gives_counted_pages_and_an_empty_verified_structured_snapshot
     assert code == 0, stderr
     manifest = json.loads((out / "manifest.json").read_text())
     counts = manifest["counts"]["enwiki"]
-    assert counts["structured/0/without_html"] == counts["written/0"] > 0
-    assert "structured/0/written" not in counts
+    assert counts["structured/ns0/without_html"] == counts["records/ns0/written"] > 0
+    assert "structured/ns0/written" not in counts
     lines, rows, meta = structured_outputs(out, "enwiki_namespace_0")
     assert lines == rows == [] and meta["identifier"] == "enwiki_namespace_0"
     structured = sorted(o["path"] for o in manifest["outputs"] if o["kind"].startswith("structured"))

@@ -320,7 +320,7 @@ def test_delete_move_visibility_give_exactly_the_expected_records(enwiki_events_
     assert a["event"]["type"] == "visibility-change"
     counts = json.loads((out / "manifest.json").read_text())["counts"]["enwiki"]
     assert (counts["deleted"], counts["moved"], counts["updated"]) == (1, 1, 1)
-    assert counts["copied/0"] == len(before) - 3 and counts["written/0"] == len(before) - 1
+    assert counts["records/ns0/copied"] == len(before) - 3 and counts["records/ns0/written"] == len(before) - 1
 
 
 def test_hourly_batches_hold_the_changes(enwiki_events_update):
@@ -495,14 +495,14 @@ def test_small_members_untouched_are_copied_and_parquet_follows(build, update, e
     out = tmp_path / "out"
     counts = json.loads((out / "manifest.json").read_text())["counts"]["enwiki"]
     # pages 25 and 39 share the first member, 290 is in another: two rewritten, the rest copied
-    assert counts["members_rewritten/0"] == 2 and counts["members_copied/0"] > 5
+    assert counts["members/ns0/rewritten"] == 2 and counts["members/ns0/copied"] > 5
     # same records as the update of the one-member base, member by member in page-id order
     names, records, lines = read_snapshot(out / "enwiki_namespace_0.tar.gz")
     assert lines == read_snapshot(reference / "enwiki_namespace_0.tar.gz")[2]
     assert names == [f"enwiki_namespace_0_{n}.ndjson" for n in range(len(names))]
     # untouched members are the base's bytes; Parquet shard n holds member n's records
     base_names, _base_records, _ = read_snapshot(base / "enwiki_namespace_0.tar.gz")
-    assert len(base_names) == counts["members_rewritten/0"] + counts["members_copied/0"]
+    assert len(base_names) == counts["members/ns0/rewritten"] + counts["members/ns0/copied"]
     # Autism (25) filled a member of its own: deleted, its member is gone and the rest renumbered
     assert len(names) == len(base_names) - 1
     shards = sorted(
@@ -532,7 +532,7 @@ def test_line_by_line_rewrite_equals_member_rewrite(enwiki_build, tmp_path):
     opts2 = WriteOptions(str(tmp_path / "out2"), str(tmp_path / "tmp2"), 100_000_000, frozenset({"ndjson"}), None)
     slow_parts, slow_counts = rewrite_snapshot("enwiki", 0, snapshot.tarball, changed, opts2)
     assert [p.records for p in fast_parts] == [p.records for p in slow_parts] == [len(records) + 1 - 1]
-    assert fast_counts["copied/0"] == slow_counts["copied/0"] == len(records) - 2
+    assert fast_counts["records/ns0/copied"] == slow_counts["records/ns0/copied"] == len(records) - 2
     fast = Path(fast_parts[0].gz_path).read_bytes()
     slow = Path(slow_parts[0].gz_path).read_bytes()
     assert fast == slow

@@ -235,8 +235,8 @@ def test_update_output_is_the_base_member_by_member_or_a_plain_recompression(sma
         writer.close()
         assert (tmp_path / "member.gz").read_bytes() == member
     counts = json.loads((out / "manifest.json").read_text())["counts"]["enwiki"]
-    assert copied == counts["members_copied/0"]
-    assert rewritten + emptied == counts["members_rewritten/0"] and rewritten >= 1
+    assert copied == counts["members/ns0/copied"]
+    assert rewritten + emptied == counts["members/ns0/rewritten"] and rewritten >= 1
     # the tar headers and end blocks are the ones a build writes (same names, sizes, mtime)
     names, _records, _lines = read_snapshot(out / TAR)
     assert names == [f"enwiki_namespace_0_{n}.ndjson" for n in range(len(names))]
@@ -608,7 +608,7 @@ def test_the_copied_hint_stays_out_of_the_manifest(small_base, update, tmp_path)
     code, _stdout, stderr = update(small_base, [events], tmp_path / "out")
     assert code == 0, stderr
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert manifest["counts"]["enwiki"]["members_copied/0"] > 0
+    assert manifest["counts"]["enwiki"]["members/ns0/copied"] > 0
     assert all("copied" not in entry for entry in manifest["outputs"])
 
 

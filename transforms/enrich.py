@@ -50,7 +50,7 @@ from wikisnap.transforms.parse.sqlrows import (
     raw_values,
     upload_dir,
 )
-from wikisnap.transforms.spilljoin import SpilledCoGroupByKey, map_each, sources
+from wikisnap.transforms.spilljoin import PARTITIONS, SpilledCoGroupByKey, map_each, sources
 
 TAG_STATS = "stats"
 TAG_ERRORS = "errors"
@@ -247,6 +247,7 @@ _KIND_SOURCE = {
     "E": "entities",
     "F": "flagged",
     "G": "editor_groups",
+    "D": "description",  # page_props' short descriptions (--formats structured)
 }
 
 
@@ -288,11 +289,12 @@ class EnrichFromSql(beam.PTransform):
     `stats` is a tuple of PCollections of `((db, counter), n)`.
     """
 
-    def __init__(self, options: EnrichOptions, temp_dir: str, consume: bool = False):
+    def __init__(self, options: EnrichOptions, temp_dir: str, consume: bool = False, partitions: int = PARTITIONS):
         super().__init__()
         self.options = options
         self.temp_dir = temp_dir
         self.consume = consume  # remove each join's runs once merged (see SpilledCoGroupByKey)
+        self.partitions = partitions  # each join's merge tasks (`partitions_for`)
 
     def expand(self, pcolls):
         # (sql_inputs, titles, redirects[, editors]): editors only when user_groups.sql is given.
@@ -319,7 +321,7 @@ class EnrichFromSql(beam.PTransform):
         )
         categories = (
             {"L": link_rows[0], "T": link_rows[1]}
-            | "GroupByLinkTarget" >> SpilledCoGroupByKey(temp, consume=self.consume)
+            | "GroupByLinkTarget" >> SpilledCoGroupByKey(temp, self.partitions, consume=self.consume)
             | "ResolveCategoryTargets" >> beam.ParDo(_ResolveTargetsFn()).with_outputs(TAG_STATS, main="categories")
         )
         redirect_rows = rows[TAG_BY_REDIRECT] | "SplitRedirectRows" >> beam.Partition(
@@ -330,19 +332,19 @@ class EnrichFromSql(beam.PTransform):
         )
         named = (
             {"D": redirect_rows[0], "N": (redirect_rows[1], *xml_names)}
-            | "GroupByRedirectPage" >> SpilledCoGroupByKey(temp, consume=self.consume)
+            | "GroupByRedirectPage" >> SpilledCoGroupByKey(temp, self.partitions, consume=self.consume)
             | "NameRedirectPages" >> beam.ParDo(_NameRedirectsFn(opts)).with_outputs(TAG_STATS, main="named")
         )
         joined = (
             {"A": sources(titles), "S": named.named, "Q": rows[TAG_BY_TITLE]}
-            | "GroupByTitle" >> SpilledCoGroupByKey(temp, consume=self.consume)
+            | "GroupByTitle" >> SpilledCoGroupByKey(temp, self.partitions, consume=self.consume)
             | "JoinTitles"
             >> beam.ParDo(_JoinTitlesFn(opts.bucket_span)).with_outputs(TAG_STATS, TAG_REDIRECT_LISTS, main="qids")
         )
         file_rows = rows[TAG_BY_FILE] | "SplitFileRows" >> beam.Partition(lambda kv, n: 0 if kv[1][0] == "P" else 1, 2)
         images = (
             {"P": file_rows[0], "L": file_rows[1]}
-            | "GroupByFileName" >> SpilledCoGroupByKey(temp, consume=self.consume)
+            | "GroupByFileName" >> SpilledCoGroupByKey(temp, self.partitions, consume=self.consume)
             | "ResolvePageImages" >> beam.ParDo(_ResolveImagesFn(opts)).with_outputs(TAG_STATS, main="images")
         )
         extra_items, extra_stats = [images.images], [images[TAG_STATS]]
@@ -350,7 +352,7 @@ class EnrichFromSql(beam.PTransform):
             # Keyed by the editor's user id: one shuffle of (user, page) pairs meets user_groups.
             editor_groups = (
                 {"U": sources(rest[0]), "G": rows[TAG_BY_USER]}
-                | "GroupByEditor" >> SpilledCoGroupByKey(temp, consume=self.consume)
+                | "GroupByEditor" >> SpilledCoGroupByKey(temp, self.partitions, consume=self.consume)
                 | "JoinEditorGroups" >> beam.ParDo(_JoinEditorGroupsFn()).with_outputs(TAG_STATS, main="groups")
             )
             extra_items.append(editor_groups.groups)
@@ -358,7 +360,7 @@ class EnrichFromSql(beam.PTransform):
         articles = map_each(titles, "KeyArticlesById", lambda kv: ((kv[0][0], kv[1][2]), kv[1][1]))
         enriched = (
             {"A": articles, "E": (rows[TAG_BY_PAGE], categories.categories, joined.qids, *extra_items)}
-            | "GroupByPage" >> SpilledCoGroupByKey(temp, consume=self.consume)
+            | "GroupByPage" >> SpilledCoGroupByKey(temp, self.partitions, consume=self.consume)
             | "BuildEnrichments" >> beam.ParDo(_GroupByPageFn(opts)).with_outputs(TAG_STATS, main=TAG_ENRICHMENTS)
         )
         stats = (

@@ -35,7 +35,7 @@ from apache_beam.metrics import Metrics
 from wikisnap.transforms.formats.dumpfiles import describe_input
 from wikisnap.transforms.formats.dumpreader import PageFailure, PageHistory, ReadStats, iter_history
 from wikisnap.transforms.read import DeadLetter, WorkUnit, _Progress, check_digests, unit_report
-from wikisnap.transforms.spilljoin import SpilledCoGroupByKey, map_each
+from wikisnap.transforms.spilljoin import PARTITIONS, SpilledCoGroupByKey, map_each
 
 TAG_STATS = "stats"
 TAG_UNITS = "units"
@@ -225,18 +225,19 @@ class _JoinHistoryFn(beam.DoFn):
 class JoinHistories(beam.PTransform):
     """(pages from ReadHistories, titles) → main enrichments, stats."""
 
-    def __init__(self, bucket_span: int, temp_dir: str, consume: bool = False):
+    def __init__(self, bucket_span: int, temp_dir: str, consume: bool = False, partitions: int = PARTITIONS):
         super().__init__()
         self.bucket_span = bucket_span
         self.temp_dir = temp_dir
         self.consume = consume  # remove the join's runs once merged (see SpilledCoGroupByKey)
+        self.partitions = partitions  # the join's merge tasks (`partitions_for`)
 
     def expand(self, pcolls):
         pages, titles = pcolls
         articles = map_each(titles, "KeyArticlesByPageId", lambda kv: ((kv[0][0], kv[1][2]), kv[1][1]))
         return (
             {"A": articles, "H": pages}
-            | "GroupHistoriesByPage" >> SpilledCoGroupByKey(self.temp_dir, consume=self.consume)
+            | "GroupHistoriesByPage" >> SpilledCoGroupByKey(self.temp_dir, self.partitions, consume=self.consume)
             | "JoinHistoriesToArticles"
             >> beam.ParDo(_JoinHistoryFn(self.bucket_span)).with_outputs(TAG_STATS, main=TAG_ENRICHMENTS)
         )

@@ -30,6 +30,7 @@ from wikisnap import faults
 from wikisnap.configs import license_for
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.counters import counter
 from wikisnap.transforms.formats.dumpfiles import DumpError, describe_input, open_raw
 from wikisnap.transforms.formats.dumpreader import PageFailure, ReadStats, blocks_span, iter_pages
 from wikisnap.transforms.formats.fs import write_bytes_atomic
@@ -138,7 +139,7 @@ class ReadOptions:
     editors: bool = False  # emit `editors` keys (only when user_groups.sql is among the inputs)
 
 
-def _fmt_eta(seconds: float) -> str:
+def fmt_eta(seconds: float) -> str:
     seconds = int(seconds)
     if seconds >= 3600:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
@@ -154,7 +155,7 @@ def format_progress(name: str, pages: int, done: int, size: int | None, elapsed:
     if size:
         line += f", {done / size:.0%}"
         if rate > 0:
-            line += f", ETA {_fmt_eta(max(size - done, 0) / rate)}"
+            line += f", ETA {fmt_eta(max(size - done, 0) / rate)}"
     return line
 
 
@@ -169,6 +170,7 @@ class _Progress:
         self.path = path
         self.start = time.monotonic()
         self.last = self.start
+        self.records = 0  # records parsed so far (set by the reader): what the writers will write
 
     def __call__(self, stats: ReadStats, *, final: bool = False) -> None:
         now = time.monotonic()
@@ -178,7 +180,13 @@ class _Progress:
         if not final:
             log.info("%s", format_progress(self.name, stats.pages, stats.bytes_read, self.size, now - self.start))
         if self.path:
-            state = {"pages": stats.pages, "bytes": stats.bytes_read, "size": self.size, "final": final}
+            state = {
+                "pages": stats.pages,
+                "bytes": stats.bytes_read,
+                "size": self.size,
+                "records": self.records,
+                "final": final,
+            }
             try:  # whole files only: the launcher may read while a worker (or a retry) rewrites
                 write_bytes_atomic(self.path, json.dumps(state).encode())
             except OSError:  # progress is best effort: never fail a unit over it
@@ -265,7 +273,7 @@ class ReadParseSpillFn(beam.DoFn):
                 continue
             if page.ns not in opts.namespaces:
                 self.c_skipped.inc()
-                count(f"skipped_namespace/{page.ns}")
+                count(counter("pages", page.ns, "skipped"))
                 continue
             text = page.revision.text if page.revision is not None else None
             if text is not None and len(text) > opts.max_page_bytes:
@@ -284,7 +292,8 @@ class ReadParseSpillFn(beam.DoFn):
                 yield dead_letter(reason, page.id, page.title, text or "")
                 continue
             self.c_articles.inc()
-            count(f"parsed/{page.ns}")
+            count(counter("records", page.ns, "parsed"))
+            progress.records += 1
             rev_id = page.revision.id if page.revision is not None else 0
             for run in spill.add(db, page.ns, page.id, rev_id, record):
                 yield beam.pvalue.TaggedOutput(TAG_RUNS, run)

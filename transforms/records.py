@@ -36,6 +36,7 @@ from apache_beam.metrics import Metrics
 from wikisnap.schemas.serialize import to_wme_json_bytes
 from wikisnap.schemas.siteinfo import SiteInfo, dbname_from_base
 from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.counters import counter, per_namespace
 from wikisnap.transforms.formats.dumpfiles import describe_input, open_head, open_raw
 from wikisnap.transforms.formats.spill import SpillBuffer, merge_runs
 from wikisnap.transforms.parse.html import HtmlError, derive, identify, looks_like_html
@@ -411,7 +412,7 @@ class ReadRecordsFn(beam.DoFn):
         name = record.get("name") if isinstance(record.get("name"), str) else None
         if ns not in opts.namespaces:
             count(db, "pages_read")
-            count(db, f"skipped_namespace/{ns}")
+            count(db, counter("pages", ns, "skipped"))
             return
         added, problem = complete_record(record, ns) if opts.derive_missing else ([], None)
         if problem:
@@ -424,7 +425,7 @@ class ReadRecordsFn(beam.DoFn):
             return
         count(db, "pages_read")
         count(db, "wme_records")
-        count(db, f"parsed/{ns}")
+        count(db, counter("records", ns, "parsed"))
         for f in HTML_FIELDS:
             if f in added:
                 count(db, f"fields/{f}/html")
@@ -455,7 +456,7 @@ class ReadRecordsFn(beam.DoFn):
             return
         count(db, "html/read")
         if ns not in self.options.namespaces:
-            count(db, f"html/skipped_namespace/{ns}")
+            count(db, counter("html", ns, "skipped"))
             return
         for run in spill.add(db, ns, page_id, rev, item):
             yield beam.pvalue.TaggedOutput(TAG_HTML, run)
@@ -567,7 +568,7 @@ def reconcile_html(counts: dict[str, int]) -> str | None:
     """A problem when the HTML documents of a wiki are not each used, stale, orphaned or skipped."""
     read = counts.get("html/read", 0)
     accounted = counts.get("html/used", 0) + counts.get("html/stale", 0) + counts.get("html/orphan", 0)
-    accounted += sum(v for k, v in counts.items() if k.startswith("html/skipped_namespace/"))
+    accounted += sum(per_namespace(counts, "html", "skipped").values())
     if read != accounted:
         return f"{read:,} HTML documents read but {accounted:,} used, stale, orphaned or skipped"
     return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from wikisnap.transforms.spilljoin import SpilledCoGroupByKey
+from wikisnap.transforms.spilljoin import PARTITIONS, SpilledCoGroupByKey
 
 TAG_LISTS = "redirect_lists"
 TAG_STATS = "stats"
@@ -51,17 +51,18 @@ class _ResolveFn(beam.DoFn):
 class JoinRedirects(beam.PTransform):
     """(titles, redirects) → DoOutputsTuple(main=redirect lists keyed by bucket, stats)."""
 
-    def __init__(self, bucket_span: int, temp_dir: str, consume: bool = False):
+    def __init__(self, bucket_span: int, temp_dir: str, consume: bool = False, partitions: int = PARTITIONS):
         super().__init__()
         self.bucket_span = bucket_span
         self.temp_dir = temp_dir
         self.consume = consume  # remove the join's runs once merged (see SpilledCoGroupByKey)
+        self.partitions = partitions  # the join's merge tasks (`partitions_for`)
 
     def expand(self, pcolls):
         titles, redirects = pcolls
         return (
             {"A": titles, "R": redirects}
-            | "GroupByTargetTitle" >> SpilledCoGroupByKey(self.temp_dir, consume=self.consume)
+            | "GroupByTargetTitle" >> SpilledCoGroupByKey(self.temp_dir, self.partitions, consume=self.consume)
             | "ResolveTargets"
             >> beam.ParDo(_ResolveFn(self.bucket_span))
             .with_output_types(tuple[tuple[str, int, int], tuple[int, list]])

@@ -34,9 +34,21 @@ from wikisnap.transforms.formats.fs import remove_files
 from wikisnap.transforms.formats.layout import new_attempt
 from wikisnap.transforms.formats.spill import SpillBuffer, merge_keyed_runs, merge_runs, write_keyed_run
 
-PARTITIONS = 16  # key partitions of a spilled join: the merges a cluster can run side by side
+PARTITIONS = 16  # key partitions of a spilled join at least: the merges a cluster can run side by side
+# ... and at most: each spilling bundle writes one run per partition it has keys for, so more
+# partitions are more, smaller temp files (and open files per merge), for no more parallelism.
+MAX_PARTITIONS = 256
 SPILL_BYTES = 4 << 20  # what one spilling step buffers before it writes its runs
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+def partitions_for(workers: int) -> int:
+    """Key partitions of a spilled join for a run of `workers` parallel workers: two per worker
+    (a worker whose merge ends first takes another), at least PARTITIONS, rounded up to a power
+    of two, at most MAX_PARTITIONS. The outputs do not depend on it: every merged group is keyed
+    and sorted again by page before it is written (tests/test_spill.py builds with 16 and 64)."""
+    wanted = max(PARTITIONS, 2 * max(1, workers))
+    return min(MAX_PARTITIONS, 1 << (wanted - 1).bit_length())
 
 
 def encode_key(key) -> bytes:

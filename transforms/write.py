@@ -8,7 +8,8 @@ WriteBuckets   ((db, ns, bucket) → spill runs + redirect lists) → `MemberPar
 AssembleSnapshots  (db, ns) → numbers the members in page-id order, concatenates their gzip
                members into `{db}_namespace_{ns}.tar.gz` (copy only), writes the metadata JSON and
                moves the Parquet shards into place. Withholds everything when an input was bad.
-WriteDeadLetters   db → `deadletter/{db}_deadletters.ndjson`, sorted, raw input kept.
+(Dead letters are written by transforms/deadletters.py; the writers' progress files by
+transforms/writeprogress.py.)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from wikisnap import faults
 from wikisnap.schemas.arrow import ARTICLE_SCHEMA, TEXT_SCHEMA, records_to_table
 from wikisnap.schemas.serialize import to_wme_json_bytes
 from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.counters import counter
 from wikisnap.transforms.formats.fs import file_md5, join, move_once, open_write, remove_files, write_bytes_atomic
 from wikisnap.transforms.formats.layout import count_attempts, mark_attempt, new_attempt, snapshot_id
 from wikisnap.transforms.formats.offload import Offload
@@ -41,6 +43,7 @@ from wikisnap.transforms.read import DeadLetter
 from wikisnap.transforms.records import WME_LINE, HtmlJoin, take_wme_line, wme_line_if_unchanged
 from wikisnap.transforms.spilljoin import PageItems, SpillToBuckets, flatten, page_items, sources
 from wikisnap.transforms.write_structured import StructuredShard, add_page
+from wikisnap.transforms.writeprogress import WriteProgress
 
 TAG_STATS = "stats"
 TAG_PARTS = "parts"
@@ -74,6 +77,7 @@ class WriteOptions:
     # Remove a bucket's spill runs once its members are written: only where a failed bundle fails
     # the run instead of being retried (the pinned local engine); keeps peak temp disk near the output's.
     consume_runs: bool = False
+    progress_seconds: float = 10.0  # between a bucket writer's progress files (transforms/writeprogress.py)
 
     def wants_text(self, ns: int) -> bool:
         return "text" in self.formats and ns in self.text_namespaces
@@ -468,6 +472,7 @@ def write_bucket(
     sources: dict[str, str] | None = None,
     deadletters: list | None = None,
     html_paths: list[str] | None = None,
+    progress=None,
 ):
     """Pure-ish core of one bucket: returns `(parts, counts)`.
 
@@ -475,19 +480,21 @@ def write_bucket(
     (from the XML dump and redirect.sql; deduplicated by name) and `(page_id, enrichment)` items
     from EnrichFromSql (see `merge_enrichment`), both **in page-id order** (streams, merge-joined
     with the records: nothing per page is held); `sources` maps run paths to input files.
-    Out: the `MemberPart`s written, in order, and counts (`written/{ns}`, `duplicates_superseded`,
+    Out: the `MemberPart`s written, in order, and counts (`records/ns{ns}/written`, `duplicates_superseded`,
     `conflicts`, `redirects_written`, and `enrich/…` coverage when `opts.coverage` is set).
     Same-revision conflicts (see `pick_copy`) are appended to `deadletters` when given.
     `html_paths`: HTML runs of the bucket (transforms/records.py; [] when the run has HTML inputs
     but none fell in this bucket, None without HTML inputs), merge-joined by page id
-    (`HtmlJoin`); HTML without a record is appended to `deadletters` too.
+    (`HtmlJoin`); HTML without a record is appended to `deadletters` too. `progress(records,
+    members)` after each record when given (a `WriteProgress`).
     """
     dbname, ns, bucket = key
     sources = sources or {}
     redirect_items = PageItems(redirect_lists)
     enrichment_items = PageItems(enrichments)
     parts: list[MemberPart] = []
-    counts = {f"written/{ns}": 0, "duplicates_superseded": 0, "conflicts": 0, "redirects_written": 0}
+    written = counter("records", ns, "written")
+    counts = {written: 0, "duplicates_superseded": 0, "conflicts": 0, "redirects_written": 0}
     sink: MemberSink | None = None
     json_needed = opts.needs_json
     letters_out = deadletters if deadletters is not None else []
@@ -527,9 +534,11 @@ def write_bucket(
                 parts.append(sink.close())
             sink = MemberSink(opts, dbname, ns, bucket, len(parts))
         sink.add(line, record, size)
-        counts[f"written/{ns}"] += 1
+        counts[written] += 1
         if sink.structured is not None:
             add_page(sink.structured, record, ns, enrichment, counts, letters_out)
+        if progress is not None:
+            progress(counts[written], len(parts))
     if sink is not None:
         parts.append(sink.close())
     if html is not None:
@@ -565,6 +574,8 @@ class _WriteBucketFn(beam.DoFn):
         # A bucket has runs, or only HTML runs (all orphans): redirect lists name spilled pages.
         html_runs = [run.path for run in groups["html"]] if "html" in groups else None
         letters: list[DeadLetter] = []
+        # twice per launcher tick: its line then lags the writers by half a tick, not a whole one
+        progress = WriteProgress(layout.write_progress_path(self.opts.temp_dir, name), self.opts.progress_seconds / 2)
         parts, counts = write_bucket(
             key,
             [run.path for run in runs],
@@ -574,7 +585,10 @@ class _WriteBucketFn(beam.DoFn):
             sources={run.path: run.source for run in runs},
             deadletters=letters,
             html_paths=html_runs,
+            progress=progress,
         )
+        written = counts[counter("records", ns, "written")]
+        progress(written, len(parts), final=True)
         # after the parts are on disk: a test failing here leaves a whole superseded attempt behind
         faults.point(f"write-bucket:{name}")
         if self.opts.consume_runs:
@@ -588,7 +602,7 @@ class _WriteBucketFn(beam.DoFn):
         if retries > 0:  # attempts of this bucket the engine discarded (absent on a run without any)
             self.c_retries.inc(retries)
             counts["retries/write_bucket_attempts"] = retries
-        self.c_written.inc(counts[f"written/{key[1]}"])
+        self.c_written.inc(written)
         self.c_dupes.inc(counts["duplicates_superseded"])
         self.c_conflicts.inc(counts["conflicts"])
         for part in parts:
@@ -761,63 +775,4 @@ class AssembleSnapshots(beam.PTransform):
                 _AssembleFn(self.opts, self.languages, self.allow_errors),
                 input_errors=beam.pvalue.AsList(self.input_errors),
             )
-        )
-
-
-# -- dead letters --------------------------------------------------------------------------
-
-
-class DeadLetterGate(beam.PTransform):
-    """DeadLetter → at most one blocking error (a str) when there is any: with
-    --fail-on-dead-letters, AssembleSnapshots (and update's batch writer) then publish nothing.
-    Counted first, so the side input stays one element whatever the number of dead letters."""
-
-    def expand(self, letters):
-        return (
-            letters
-            | "CountDeadLetters" >> beam.combiners.Count.Globally()
-            | "BlockIfAny" >> beam.FlatMap(lambda n: [f"{n:,} dead letter(s) and --fail-on-dead-letters"] if n else [])
-        )
-
-
-def deadletter_line(letter) -> bytes:
-    obj = {
-        "dbname": letter.dbname,
-        "source": letter.source,
-        "page_id": letter.page_id,
-        "title": letter.title,
-        "reason": letter.reason,
-        "raw": letter.raw,
-    }
-    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-
-
-class _WriteDeadLettersFn(beam.DoFn):
-    def __init__(self, out_dir: str):
-        self.out_dir = out_dir
-
-    def process(self, element):
-        dbname, letters = element
-        ordered = sorted(letters, key=lambda d: (d.source, d.page_id or -1, d.title or "", d.reason))
-        data = b"".join(deadletter_line(d) for d in ordered)
-        path = layout.deadletter_path(self.out_dir, dbname)
-        write_bytes_atomic(path, data)
-        import hashlib
-
-        yield OutputFile("deadletter", dbname, None, path, len(data), hashlib.md5(data).hexdigest(), len(ordered))
-
-
-class WriteDeadLetters(beam.PTransform):
-    """DeadLetter → one sorted NDJSON file per wiki (raw input kept) → OutputFile."""
-
-    def __init__(self, out_dir: str):
-        super().__init__()
-        self.out_dir = out_dir
-
-    def expand(self, letters):
-        return (
-            letters
-            | "KeyByWiki" >> beam.Map(lambda d: (d.dbname, d))
-            | "GroupByWiki" >> beam.GroupByKey()
-            | "WriteDeadLetterFiles" >> beam.ParDo(_WriteDeadLettersFn(self.out_dir))
         )

@@ -6,8 +6,8 @@ where the member is cut, so structured member n follows member n. `add_page` bui
 record from its Article (after the HTML join and enrichment) at the moment the writer holds it:
 memory is one page and one row group, whatever the number of pages.
 
-Counts (per wiki, in the manifest): `structured/{ns}/written`, `structured/{ns}/without_html`
-(pages without Parsoid HTML: no parts are guessed from wikitext), `structured/{ns}/failed` (an
+Counts (per wiki, in the manifest): `structured/ns{ns}/written`, `structured/ns{ns}/without_html`
+(pages without Parsoid HTML: no parts are guessed from wikitext), `structured/ns{ns}/failed` (an
 extraction error: the page is a dead letter, its HTML kept), `structured/with_description`.
 """
 
@@ -16,10 +16,15 @@ from __future__ import annotations
 import pyarrow as pa
 
 from wikisnap.schemas.structured import STRUCTURED_SCHEMA, structured_line, structured_to_table
+from wikisnap.transforms.formats.counters import counter
 from wikisnap.transforms.formats.tarball import GzipMemberWriter, MemberPart, tar_padding
 from wikisnap.transforms.read import DeadLetter
 
-__all__ = ["StructuredShard", "add_page"]
+__all__ = ["GZ_SUFFIX", "PARQUET_SUFFIX", "StructuredShard", "add_page"]
+
+# what a structured member's files add to their member's part stem (layout.part_base)
+GZ_SUFFIX = ".structured.ndjson.gz"
+PARQUET_SUFFIX = ".structured.parquet"
 
 
 class StructuredShard:
@@ -31,8 +36,8 @@ class StructuredShard:
     """
 
     def __init__(self, base: str, gzip_level: int, parquet_writer, group_rows: int, group_bytes: int):
-        self.gz = GzipMemberWriter(base + ".structured.ndjson.gz", gzip_level)
-        self.parquet_path = base + ".structured.parquet"
+        self.gz = GzipMemberWriter(base + GZ_SUFFIX, gzip_level)
+        self.parquet_path = base + PARQUET_SUFFIX
         self._parquet = parquet_writer(self.parquet_path, STRUCTURED_SCHEMA)
         self._group_rows, self._group_bytes = group_rows, group_bytes
         self.size = 0
@@ -40,8 +45,11 @@ class StructuredShard:
         self._rows: list[dict] = []
         self._bytes = 0
 
-    def add(self, record: dict) -> None:
-        line = structured_line(record)
+    def add(self, record: dict, line: bytes | None = None) -> None:
+        """Add one Structured record; `line`: its NDJSON line when already serialised (an
+        update copies a base line as it is)."""
+        if line is None:
+            line = structured_line(record)
         self.gz.write(line)
         self.size += len(line)
         self.records += 1
@@ -91,16 +99,16 @@ def add_page(
     try:
         structured = structured_record(record, description)
     except Exception as exc:  # noqa: BLE001 - one page's HTML must not stop the bucket: a dead letter
-        add(f"structured/{ns}/failed")
+        add(counter("structured", ns, "failed"))
         html = (record.get("article_body") or {}).get("html") or ""
         db = (record.get("is_part_of") or {}).get("identifier", "")
         reason = f"Structured Contents not extracted: {type(exc).__name__}: {exc}"
         letters.append(DeadLetter(db, "structured", reason, record.get("identifier"), record.get("name"), html))
         return
     if structured is None:
-        add(f"structured/{ns}/without_html")
+        add(counter("structured", ns, "without_html"))
         return
     if description:
         add("structured/with_description")
     shard.add(structured)
-    add(f"structured/{ns}/written")
+    add(counter("structured", ns, "written"))

@@ -15,6 +15,7 @@ An output folder (`--out`):
                                                WME's own store: structured-snapshots/{identifier}.tar.gz)
     structured-snapshots/parquet/{sid}/{sid}_{n}.parquet   typed Structured Contents (`shard_path`)
     batches/{YYYY-MM-DD}/{HH}/{sid}.tar.gz     an update's hourly batches (`batch_paths`)
+    schemas/{name}.schema.json                 JSON Schema of each kind of file written (`schema_path`)
     manifest.json                              the commit record, written last (`MANIFEST`)
     .wikisnap/                                 control: lock, commit journal, staging/{run}, tmp/{run}
 
@@ -26,6 +27,7 @@ A run's temp folder (`--temp-location`, default `.wikisnap/tmp/{run}`):
     items/{kind}/{db}/{ns}/{bucket}/...        per-page join results sorted by page id
     parts/{sid}/{bucket}-{index}-{attempt}.*   member parts before assembly
     progress/{unit}.json                       readers' progress, for the overall ETA
+    progress/write/{sid}-{bucket}.json         bucket writers' progress, for the write phase's ETA
     attempts/{step}/{name}/{attempt}           one marker per attempt of a unit of work
     report.pickle                              the run's counters and reports, for the manifest
 """
@@ -51,10 +53,14 @@ BATCHES = "batches"
 # `--formats structured`: the folder WME's API serves structured snapshots from, and its shards' kind
 STRUCTURED = "structured-snapshots"
 STRUCTURED_PARQUET = STRUCTURED + "/" + PARQUET
+HF_DATA = "data"  # `publish --layout hf`: data/{db}/namespace_{ns}/train-*.parquet
 HF_STRUCTURED = "structured"  # `publish --layout hf`: structured/{db}/train-*.parquet
 HF_GITIGNORE = ".gitignore"  # `publish --layout hf`: keeps the control folder out of a `git push`
+# the JSON Schema of each kind of file written (schemas/files.py NAMES), in a snapshot and an HF folder
+SCHEMAS = "schemas"
+_SCHEMA_SUFFIX = ".schema.json"
 # folders and files of OUT that wikisnap writes and may replace or remove (all but the control)
-OWNED_FOLDERS = (PARQUET, DEADLETTER, BATCHES, TEXT, STRUCTURED)
+OWNED_FOLDERS = (PARQUET, DEADLETTER, BATCHES, TEXT, STRUCTURED, SCHEMAS)
 OWNED_FILE = re.compile(r"^[a-z0-9_]+_namespace_-?\d+\.(tar\.gz|json)$")
 # how people are told the names (help texts and messages)
 SNAPSHOT_PATTERN = "{db}_namespace_{ns}"
@@ -186,6 +192,13 @@ def structured_paths(root: str, dbname: str, ns: int) -> tuple[str, str]:
     )
 
 
+def schema_path(root: str, name: str) -> str:
+    """`{root}/schemas/{name}.schema.json`: the JSON Schema of one kind of file (`name`: a-z only)."""
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z]+", name):
+        raise UnsafeName(f"{name!r} is not a schema name (a-z)")
+    return within(root, join(root, SCHEMAS, name + _SCHEMA_SUFFIX))
+
+
 def deadletter_path(root: str, dbname: str) -> str:
     return within(root, join(root, DEADLETTER, f"{check_dbname(dbname)}_deadletters.ndjson"))
 
@@ -248,6 +261,17 @@ def progress_dir(temp_dir: str) -> str:
 
 def progress_path(temp_dir: str, unit: str) -> str:
     return join(progress_dir(temp_dir), f"{unit}.json")
+
+
+def write_progress_dir(temp_dir: str) -> str:
+    """Where bucket writers leave their progress files (`write_progress_path`) for the write ETA.
+
+    A folder below the readers' files: `progress/*.json` stays the readers' alone."""
+    return join(progress_dir(temp_dir), "write")
+
+
+def write_progress_path(temp_dir: str, bucket: str) -> str:
+    return join(write_progress_dir(temp_dir), f"{bucket}.json")
 
 
 def html_spill_dir(temp_dir: str) -> str:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import html
 import re
 
+from wikisnap.schemas.serialize import parse_time_ns
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.parse.abstract import (
     _EXT_LINK,
@@ -398,14 +399,17 @@ def record_text(record: dict, site: SiteInfo) -> str:
 
 
 def text_row(record: dict, site: SiteInfo) -> dict:
-    """A WME record → one row of the text Parquet: id, url, title, text, qid, date_modified, license."""
+    """A WME record → one row of the text Parquet (schemas/arrow.py TEXT_SCHEMA): id (the page id
+    as a string), url, title, text, qid, date_modified (ms since the epoch, the column's unit), license."""
     entity = record.get("main_entity") or {}
+    modified = record.get("date_modified")
     return {
-        "id": record["identifier"],
+        "id": str(record["identifier"]),
         "url": record.get("url", ""),
         "title": record.get("name", ""),
         "text": record_text(record, site),
         "qid": entity.get("identifier") or None,
-        "date_modified": record.get("date_modified") or None,
+        # ms, the column's unit; MediaWiki times are whole seconds (the record Parquet refuses finer)
+        "date_modified": parse_time_ns(modified) // 1_000_000 if modified else None,
         "license": license_id(record),
     }

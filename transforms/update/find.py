@@ -70,6 +70,13 @@ class BaseSnapshot:
     parquet_md5: tuple[str | None, ...] = ()  # the published md5 of each of `parquet`, when known
     text_md5: tuple[str | None, ...] = ()  # the published md5 of each of `text`, when known
     metadata_md5: str | None = None  # the published md5 of `metadata`, when known
+    # `--formats structured`: the Structured Contents tarball, metadata and Parquet shards of this
+    # snapshot (shard n beside member n; None/empty: the base has none) and the published md5s of
+    # those files as (path, md5) pairs
+    structured: str | None = None
+    structured_metadata: str | None = None
+    structured_parquet: tuple[str, ...] = ()
+    structured_md5: tuple[tuple[str, str | None], ...] = ()
 
     def published_md5(self, path: str) -> str | None:
         """The md5 the base's manifest gives one of this snapshot's files (None: not known)."""
@@ -78,7 +85,7 @@ class BaseSnapshot:
         if path == self.metadata:
             return self.metadata_md5
         pairs = zip(self.parquet + self.text, self.parquet_md5 + self.text_md5, strict=False)
-        return dict(pairs).get(path)
+        return dict(pairs).get(path) or dict(self.structured_md5).get(path)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ Parquet row keep them, as a build's would.
 Counts (per wiki): `html/read`, `html/used`, `html/duplicate` (the same revision's HTML twice:
 the smallest document is kept, so reruns agree), `html/unmatched` (HTML of a revision no diff
 brings: a dead letter with the HTML kept), `html/dead_lettered` (not Parsoid HTML, not UTF-8, a
-wiki the base does not hold), `html/skipped_namespace/{ns}`. Memory: the HTML of the diffs'
+wiki the base does not hold), `html/ns{ns}/skipped`. Memory: the HTML of the diffs'
 revisions goes through one shuffle, diff-sized like the Changes themselves.
 """
 
@@ -24,6 +24,7 @@ import json
 import apache_beam as beam
 
 from wikisnap.schemas.siteinfo import dbname_from_base
+from wikisnap.transforms.formats.counters import counter
 from wikisnap.transforms.parse.html import HtmlError, looks_like_html
 from wikisnap.transforms.read import DeadLetter
 from wikisnap.transforms.records import RecordInput, attach_html, html_item, iter_pieces
@@ -79,7 +80,7 @@ class _ReadHtmlFn(beam.DoFn):
                 continue
             count(db, "html/read")
             if ns not in self.namespaces:
-                count(db, f"html/skipped_namespace/{ns}")
+                count(db, counter("html", ns, "skipped"))
                 continue
             yield ((db, page_id, rev), (source, item))
         for key, n in sorted(counts.items()):

@@ -3,14 +3,14 @@
 A snapshot no diff touches is copied as files. Otherwise an untouched member is copied as gzip bytes
 with its Parquet shard (never decompressed; the copy's CRC-32 must be the scan's), a touched one is
 re-gzipped with the changes merged in page-id order while its shard is merged row group by row
-group beside it. Tarballs of another layout are rewritten line by line.
+group beside it. A copied shard an earlier wikisnap wrote in other column types is rewritten in
+today's (`copy_shard`), so an output never mixes schemas. Tarballs of another layout are rewritten line by line.
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
-import hashlib
 import itertools
 import json
 import zlib
@@ -27,9 +27,10 @@ import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
 from wikisnap import faults
-from wikisnap.schemas.arrow import ARTICLE_SCHEMA, records_to_table
+from wikisnap.schemas.arrow import ARTICLE_SCHEMA, TEXT_SCHEMA, records_to_table
 from wikisnap.schemas.serialize import format_time, to_wme_json_bytes
 from wikisnap.transforms.formats import layout
+from wikisnap.transforms.formats.counters import counter
 from wikisnap.transforms.formats.fs import (
     file_md5,
     fs_for,
@@ -64,38 +65,63 @@ from wikisnap.transforms.update.find import (
     _parquet_shards,
     base_line_head,
 )
+from wikisnap.transforms.update.shards import SHARD_SCHEMAS, check_base_md5, copy_shard, shard_has_schema
+from wikisnap.transforms.update.structured import (
+    StructuredMerge,
+    base_structured_lines,
+    copy_structured_member,
+    new_structured_shard,
+    structured_members,
+)
 from wikisnap.transforms.write import PARQUET_SETTINGS, MemberSink, OutputFile, TextShard, WriteOptions
 
 TAG_PARTS = "parts"
 TAG_COPIED = "copied"
+TAG_DEADLETTERS = "deadletters"  # pages whose Structured Contents could not be extracted
 
 
 # -- rewriting a snapshot --------------------------------------------------------------------
 
 
 def rewrite_snapshot(
-    dbname: str, ns: int, tarball: str | None, changed: dict[int, dict | None], opts: WriteOptions
+    dbname: str,
+    ns: int,
+    tarball: str | None,
+    changed: dict[int, dict | None],
+    opts: WriteOptions,
+    snapshot: BaseSnapshot | None = None,
+    letters: list | None = None,
 ) -> tuple[list[MemberPart], dict[str, int]]:
     """Merge base lines (page-id order) with the changed records of one (db, ns) into members.
 
     Untouched lines are written as they are; changed records are serialised; `None` removes.
-    Out: MemberParts for AssembleSnapshots and counts (`written/{ns}`, `copied/{ns}`).
+    Out: MemberParts for AssembleSnapshots and counts (`records/ns{ns}/written`, `records/ns{ns}/copied`).
+    `--formats structured`: each member's structured part is merged from the base's structured
+    lines (`snapshot`, the base snapshot of `tarball`) beside it (transforms/update/structured.py);
+    pages whose Structured Contents fail are appended to `letters`.
     """
     # Parquet and text need whole records; the tarball alone only the date of an untouched line.
     parquet = "parquet" in opts.formats or opts.wants_text(ns)
     inserts = sorted((pid, rec) for pid, rec in changed.items() if rec is not None)
     parts: list[MemberPart] = []
-    counts = {f"written/{ns}": 0, f"copied/{ns}": 0}
+    written, copied = counter("records", ns, "written"), counter("records", ns, "copied")
+    counts = {written: 0, copied: 0}
     sink: MemberSink | None = None
+    structured = None
+    if opts.wants_structured(ns):
+        lines = iter_snapshot_lines(require_structured(snapshot).structured) if tarball else ()
+        structured = StructuredMerge(lines, ns, counts, letters if letters is not None else [])
 
-    def add(line: bytes, record: dict) -> None:
+    def add(line: bytes, record: dict, page_id: int, touched: bool) -> None:
         nonlocal sink
         if sink is None or (sink.size and sink.size + len(line) > opts.member_bytes):
             if sink is not None:
                 parts.append(sink.close())
             sink = MemberSink(opts, dbname, ns, 0, len(parts))
         sink.add(line, record)
-        counts[f"written/{ns}"] += 1
+        counts[written] += 1
+        if structured is not None:
+            structured.page(sink.structured, page_id, record if touched else None)
 
     def light(line: bytes) -> dict:
         # Without Parquet the sink only needs the date: no JSON parse of an untouched line.
@@ -108,17 +134,30 @@ def rewrite_snapshot(
     for number, line in enumerate(iter_snapshot_lines(tarball) if tarball else (), 1):
         _name, page_id = base_line_head(tarball, line, number)
         while i < len(inserts) and inserts[i][0] < page_id:
-            add(to_wme_json_bytes(inserts[i][1]), inserts[i][1])
+            add(to_wme_json_bytes(inserts[i][1]), inserts[i][1], inserts[i][0], True)
             i += 1
         if page_id in changed:
             continue  # replaced (by an insert at this id) or removed
-        add(line, light(line))
-        counts[f"copied/{ns}"] += 1
-    for _pid, rec in inserts[i:]:
-        add(to_wme_json_bytes(rec), rec)
+        add(line, light(line), page_id, False)
+        counts[copied] += 1
+    for pid, rec in inserts[i:]:
+        add(to_wme_json_bytes(rec), rec, pid, True)
     if sink is not None:
         parts.append(sink.close())
+    if structured is not None:
+        structured.finish()
     return parts, counts
+
+
+def require_structured(snapshot: BaseSnapshot | None) -> BaseSnapshot:
+    """The base snapshot, when it has the structured snapshot `--formats structured` rewrites;
+    BaseError naming its tarball otherwise (the update would lose the pages it does not touch)."""
+    if snapshot is None or snapshot.structured is None:
+        raise base_error(
+            snapshot.tarball if snapshot else "(no base snapshot)",
+            "has no structured snapshot beside it, so its Structured Contents cannot be updated",
+        )
+    return snapshot
 
 
 def _shard_rows_and_max_date(path: str) -> tuple[int, str]:
@@ -146,6 +185,9 @@ class MemberTask:
     shard: str | None  # the base's Parquet shard of this member
     touched: dict  # page id → record | None (remove); empty: copy the member as bytes
     text_shard: str | None = None  # the base's plain-text shard of this member, when it has one
+    # `--formats structured`: the base's structured member beside this one, and its shard
+    structured: BaseMember | None = None
+    structured_shard: str | None = None
 
 
 def plan_members(
@@ -174,12 +216,20 @@ def plan_members(
         index = max(0, bisect.bisect_right(firsts, page_id) - 1)
         by_member.setdefault(index, {})[page_id] = rec
     texts = _parquet_shards(snapshot, snapshot.text) if len(snapshot.text) == len(members) else {}
+    structured: list = [(None, None)] * len(members)
+    if opts.wants_structured(snapshot.ns):
+        structured = structured_members(require_structured(snapshot), len(members)) or structured
     return [
-        MemberTask(snapshot, m, shards.get(m.index), by_member.get(m.index, {}), texts.get(m.index)) for m in members
+        MemberTask(
+            snapshot, m, shards.get(m.index), by_member.get(m.index, {}), texts.get(m.index), *structured[m.index]
+        )
+        for m in members
     ]
 
 
-def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | None, dict[str, int]]:
+def rewrite_member(
+    task: MemberTask, opts: WriteOptions, letters: list | None = None
+) -> tuple[MemberPart | None, dict[str, int]]:
     """Copy (untouched) or rewrite (touched) one member; returns its part (None if emptied) and counts.
 
     Keeps the base's member layout (member n of the base → member n of the output, so Parquet
@@ -188,11 +238,14 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
     vouch for it); a touched member is re-gzipped from its lines with the changes merged in
     (untouched lines byte for byte), and its Parquet shard — made in a thread beside that pass —
     is the base shard filtered by page id plus the new rows (Arrow compute, no JSON).
+    `--formats structured`: the structured member beside it is copied or merged the same way
+    (transforms/update/structured.py); pages whose Structured Contents fail go to `letters`.
     """
     snapshot, member, touched = task.snapshot, task.member, task.touched
     dbname, ns = snapshot.dbname, snapshot.ns
     parquet = "parquet" in opts.formats
-    counts = {f"written/{ns}": 0, f"copied/{ns}": 0, f"members_copied/{ns}": 0, f"members_rewritten/{ns}": 0}
+    names = [counter("records", ns, "written"), counter("records", ns, "copied")]
+    counts = dict.fromkeys([*names, counter("members", ns, "copied"), counter("members", ns, "rewritten")], 0)
     # a fresh attempt id per call: a retried task never writes into another attempt's files
     base = layout.part_base(opts.temp_dir, snapshot_id(dbname, ns), f"{0:06d}-{member.index:04d}-{new_attempt()}")
     gz_path, pq_path = base + ".ndjson.gz", (base + ".parquet" if parquet else None)
@@ -210,16 +263,8 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
         # whether the line count is vouched for (then the read-back only hashes the copy)
         vouched = member.raw_crc is not None
         if parquet:
-            digest = hashlib.md5()
-            with open_read(task.shard) as f, open_write(pq_path) as g:
-                while chunk := f.read(READ_SIZE):
-                    digest.update(chunk)
-                    g.write(chunk)
             published = snapshot.published_md5(task.shard)
-            if published and digest.hexdigest() != published:
-                raise base_error(
-                    task.shard, f"has md5 {digest.hexdigest()} but the base's manifest says {published}: it is damaged"
-                )
+            copy_shard(task.shard, pq_path, ARTICLE_SCHEMA, published)
             vouched = vouched and bool(published)  # its row count is the member's line count
             records, max_date = _shard_rows_and_max_date(pq_path)
         elif member.records >= 0 and member.max_date is not None:
@@ -230,13 +275,17 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
                 records += 1
                 match = _DATE_KEY.search(line)
                 max_date = max(max_date, match.group(1).decode() if match else "")
-        counts[f"copied/{ns}"] += records
-        counts[f"written/{ns}"] += records
-        counts[f"members_copied/{ns}"] += 1
+        counts[counter("records", ns, "copied")] += records
+        counts[counter("records", ns, "written")] += records
+        counts[counter("members", ns, "copied")] += 1
         text_path = member_text(task, opts, base + ".text.parquet", {})
         part = MemberPart(dbname, ns, 0, member.index, member.data_size, records, gz_path, pq_path, max_date)
-        return replace(part, text_path=text_path, copied=vouched), counts
-    counts[f"members_rewritten/{ns}"] += 1
+        part = replace(part, text_path=text_path, copied=vouched)
+        if opts.wants_structured(ns):
+            structured = copy_structured_member(snapshot, task.structured, task.structured_shard, base, part, counts)
+            part = replace(part, structured=structured)
+        return part, counts
+    counts[counter("members", ns, "rewritten")] += 1
     inserts = sorted((pid, rec) for pid, rec in touched.items() if rec is not None)
     with ThreadPoolExecutor(1, thread_name_prefix="wikisnap-shard") as beside:
         # The Parquet shard needs nothing from the line pass: it is merged in a thread beside it
@@ -248,24 +297,11 @@ def rewrite_member(task: MemberTask, opts: WriteOptions) -> tuple[MemberPart | N
             if parquet
             else None
         )
-        part, records = _rewrite_lines(task, opts, gz_path, base, inserts, counts)
+        part, records = _rewrite_lines(task, opts, gz_path, base, inserts, counts, letters)
         if shard is not None:
             shard.result()  # its error, if any, is this task's
-    counts[f"written/{ns}"] += records
+    counts[counter("records", ns, "written")] += records
     return (part if records else None), counts
-
-
-def check_base_md5(path: str, published: str | None) -> None:
-    """BaseError naming `path` when its md5 is not the one the base's manifest published (None: unknown).
-
-    For a base file read in pieces (Arrow reads a shard's footer and row groups by range), so its
-    bytes cannot be hashed as they are used: one sequential pass first, which leaves the file in
-    the page cache for the reads after it."""
-    if published is None:
-        return
-    md5 = file_md5(path)[0]
-    if md5 != published:
-        raise base_error(path, f"has md5 {md5} but the base's manifest says {published}: it is damaged")
 
 
 def _merge_shard_file(
@@ -332,43 +368,62 @@ def inserts_by_group(lasts: list[int], inserts: list[tuple[int, dict]]) -> list[
 
 
 def _rewrite_lines(
-    task: MemberTask, opts: WriteOptions, gz_path: str, base: str, inserts: list[tuple[int, dict]], counts: dict
+    task: MemberTask,
+    opts: WriteOptions,
+    gz_path: str,
+    base: str,
+    inserts: list[tuple[int, dict]],
+    counts: dict,
+    letters: list | None = None,
 ) -> tuple[MemberPart, int]:
     """The line pass of a touched member: its lines re-gzipped with the changes merged in (and its
-    text shard fed); returns its part and line count."""
+    text shard and structured member fed); returns its part and line count."""
     snapshot, member, touched = task.snapshot, task.member, task.touched
     dbname, ns = snapshot.dbname, snapshot.ns
     pq_path = base + ".parquet" if "parquet" in opts.formats else None
     writer = GzipMemberWriter(gz_path, opts.gzip_level)
     # The plain-text shard is fed in the same pass (the member is decompressed once).
     text = TextShard(base + ".text.parquet", dict(opts.sites).get(dbname), opts) if opts.wants_text(ns) else None
+    # the structured member is fed in the same pass too, from its own base member beside this one
+    shard = new_structured_shard(base, opts) if opts.wants_structured(ns) else None
+    merge = None
+    if shard is not None:
+        lines = base_structured_lines(snapshot, task.structured)
+        merge = StructuredMerge(lines, ns, counts, letters if letters is not None else [])
     records, max_date, i = 0, "", 0
+    copied = counter("records", ns, "copied")
 
-    def put(line: bytes, date: str, record: dict | None) -> None:
+    def put(line: bytes, date: str, record: dict | None, page_id: int) -> None:
         nonlocal records, max_date
         writer.write(line)
         records += 1
         max_date = max(max_date, date)
         if text is not None:
             text.add(record if record is not None else json.loads(line))
+        if merge is not None:
+            merge.page(shard, page_id, record)
 
     for line in _span_lines(snapshot.tarball, member):
         _name, page_id = line_head(line)
         while i < len(inserts) and inserts[i][0] < page_id:
-            put(to_wme_json_bytes(inserts[i][1]), inserts[i][1].get("date_modified", ""), inserts[i][1])
+            put(to_wme_json_bytes(inserts[i][1]), inserts[i][1].get("date_modified", ""), inserts[i][1], inserts[i][0])
             i += 1
         if page_id in touched:
             continue
         match = _DATE_KEY.search(line)
-        put(line, match.group(1).decode() if match else "", None)
-        counts[f"copied/{ns}"] += 1
-    for _pid, rec in inserts[i:]:
-        put(to_wme_json_bytes(rec), rec.get("date_modified", ""), rec)
+        put(line, match.group(1).decode() if match else "", None, page_id)
+        counts[copied] += 1
+    for pid, rec in inserts[i:]:
+        put(to_wme_json_bytes(rec), rec.get("date_modified", ""), rec, pid)
     text_path = text.close() if text is not None else None
     size = writer.size
     writer.write(tar_padding(size))
     writer.close()
-    return MemberPart(dbname, ns, 0, member.index, size, records, gz_path, pq_path, max_date, text_path), records
+    part = MemberPart(dbname, ns, 0, member.index, size, records, gz_path, pq_path, max_date, text_path)
+    if shard is not None:
+        merge.finish()
+        part = replace(part, structured=shard.close(part))
+    return part, records
 
 
 @contextlib.contextmanager
@@ -436,16 +491,7 @@ def member_text(task: MemberTask, opts: WriteOptions, path: str, inserts: dict[i
     if not opts.wants_text(task.snapshot.ns):
         return None
     if not task.touched and task.text_shard:
-        digest = hashlib.md5()
-        with open_read(task.text_shard) as f, open_write(path) as g:
-            while chunk := f.read(READ_SIZE):
-                digest.update(chunk)
-                g.write(chunk)
-        published = task.snapshot.published_md5(task.text_shard)
-        if published and digest.hexdigest() != published:
-            raise base_error(
-                task.text_shard, f"has md5 {digest.hexdigest()} but the base's manifest says {published}: it is damaged"
-            )
+        copy_shard(task.text_shard, path, TEXT_SCHEMA, task.snapshot.published_md5(task.text_shard))
         return path
     shard = TextShard(path, dict(opts.sites).get(task.snapshot.dbname), opts)
     pending = sorted(inserts.items())
@@ -480,8 +526,9 @@ def rewrite_members(
     return parts, counts
 
 
-def copy_snapshot(snapshot: BaseSnapshot, out_dir: str) -> list[OutputFile]:
-    """A snapshot no diff touches: its tarball, metadata and Parquet shards copied as bytes."""
+def copy_snapshot(snapshot: BaseSnapshot, out_dir: str, structured: bool = False) -> list[OutputFile]:
+    """A snapshot no diff touches: its tarball, metadata and Parquet shards copied as bytes
+    (`structured`: its Structured Contents tarball, metadata and shards too)."""
     outputs = []
     sid = snapshot_id(snapshot.dbname, snapshot.ns)
     files = [("tarball", snapshot.tarball, join(out_dir, layout.tarball_name(snapshot.dbname, snapshot.ns)))]
@@ -491,15 +538,26 @@ def copy_snapshot(snapshot: BaseSnapshot, out_dir: str) -> list[OutputFile]:
         files.append(("parquet", path, join(layout.shard_dir(out_dir, layout.PARQUET, sid), path.rsplit("/", 1)[-1])))
     for path in snapshot.text:
         files.append(("text", path, join(layout.shard_dir(out_dir, layout.TEXT, sid), path.rsplit("/", 1)[-1])))
+    if structured:
+        tar, meta = layout.structured_paths(out_dir, snapshot.dbname, snapshot.ns)
+        files.append(("structured-tarball", require_structured(snapshot).structured, tar))
+        files.append(("structured-metadata", snapshot.structured_metadata, meta))
+        shards = layout.shard_dir(out_dir, layout.STRUCTURED_PARQUET, sid)
+        files += [("structured-parquet", p, join(shards, p.rsplit("/", 1)[-1])) for p in snapshot.structured_parquet]
     expected = None
     if snapshot.metadata:
         expected = json.loads(read_bytes(snapshot.metadata)).get("version")
     for kind, src, dst in files:
+        published = snapshot.published_md5(src)
+        if kind in SHARD_SCHEMAS and not shard_has_schema(src, SHARD_SCHEMAS[kind]):
+            copy_shard(src, dst, SHARD_SCHEMAS[kind], published)  # an earlier wikisnap's types: converted
+            md5, size = file_md5(dst)
+            outputs.append(OutputFile(kind, snapshot.dbname, snapshot.ns, dst, size, md5, 0))
+            continue
         with open_read(src) as f, open_write(dst) as g:
             while chunk := f.read(READ_SIZE):
                 g.write(chunk)
         md5, size = file_md5(dst)  # the copy hashed once: for the new manifest and against the base's
-        published = snapshot.published_md5(src)
         if published and md5 != published:
             remove_tree(dst)
             raise base_error(src, f"has md5 {md5} but the base's manifest says {published}: it is damaged")
@@ -543,7 +601,8 @@ class _PlanRewriteFn(beam.DoFn):
             # (With --date the metadata changes, so the members are copied and reassembled.)
             if snapshot is not None and not blocked:  # a failed run copies nothing into --out
                 self.c_files.inc()
-                for out in copy_snapshot(snapshot, self.opts.out_dir):
+                structured = self.opts.wants_structured(ns)
+                for out in copy_snapshot(snapshot, self.opts.out_dir, structured):
                     yield beam.pvalue.TaggedOutput(TAG_COPIED, out)
             return
         members = layouts[0] if layouts else None  # FindInBase's map; None: read the tarball for one
@@ -554,7 +613,11 @@ class _PlanRewriteFn(beam.DoFn):
             return
         # No base, or not wikisnap's layout: one line-by-line pass, cut by size like build.
         self.c_slow.inc()
-        parts, counts = rewrite_snapshot(db, ns, snapshot.tarball if snapshot else None, changed, self.opts)
+        letters: list = []
+        tarball = snapshot.tarball if snapshot else None
+        parts, counts = rewrite_snapshot(db, ns, tarball, changed, self.opts, snapshot, letters)
+        for letter in letters:
+            yield beam.pvalue.TaggedOutput(TAG_DEADLETTERS, letter)
         for part in parts:
             yield beam.pvalue.TaggedOutput(TAG_PARTS, ((db, ns), part))
         for name, n in counts.items():
@@ -572,12 +635,15 @@ class _RewriteMemberFn(beam.DoFn):
 
     def process(self, task: MemberTask):
         (self.c_rewritten if task.touched else self.c_copied).inc()
+        letters: list = []
         try:
-            part, counts = rewrite_member(task, self.opts)
+            part, counts = rewrite_member(task, self.opts, letters)
         except BaseError as exc:
             self.c_errors.inc()
             yield beam.pvalue.TaggedOutput(TAG_ERRORS, str(exc))
             return
+        for letter in letters:
+            yield beam.pvalue.TaggedOutput(TAG_DEADLETTERS, letter)
         # after the member's files are written: a retry must write its own, and assembly take one copy
         faults.point(f"rewrite-member:{snapshot_id(task.snapshot.dbname, task.snapshot.ns)}-{task.member.index}")
         if part is not None:
@@ -587,11 +653,11 @@ class _RewriteMemberFn(beam.DoFn):
 
 
 class RewriteSnapshots(beam.PTransform):
-    """(BaseSnapshot, `((db, ns), (page_id, record|None))`) → dict(parts, copied, stats, errors).
+    """(BaseSnapshot, `((db, ns), (page_id, record|None))`) → dict(parts, copied, stats, errors, deadletters).
 
     parts: `((db, ns), MemberPart)` for AssembleSnapshots; copied: OutputFiles of untouched
     snapshots; stats: `((db, counter), n)`; errors: one message (str) per unreadable base
-    tarball. Members are rewritten in parallel (Reshuffle first). `blocked` (optional, small):
+    tarball; deadletters: pages whose Structured Contents could not be extracted. Members are rewritten in parallel (Reshuffle first). `blocked` (optional, small):
     errors known before the rewrite; when it holds any, untouched snapshots are not copied.
     `layouts` (optional): FindInBase's member maps, one small element per scanned snapshot;
     a snapshot without one is read for its map here.
@@ -616,7 +682,7 @@ class RewriteSnapshots(beam.PTransform):
             >> beam.ParDo(
                 _PlanRewriteFn(self.opts),
                 **({"blocked": beam.pvalue.AsList(self.blocked)} if self.blocked is not None else {}),
-            ).with_outputs(TAG_COPIED, TAG_STATS, TAG_PARTS, TAG_ERRORS, main="tasks")
+            ).with_outputs(TAG_COPIED, TAG_STATS, TAG_PARTS, TAG_ERRORS, TAG_DEADLETTERS, main="tasks")
         )
         rewritten = (
             planned.tasks
@@ -624,7 +690,7 @@ class RewriteSnapshots(beam.PTransform):
             | "CopyOrRewriteMembers"
             >> beam.ParDo(_RewriteMemberFn(self.opts))
             .with_output_types(tuple[tuple[str, int], MemberPart])
-            .with_outputs(TAG_STATS, TAG_ERRORS, main=TAG_PARTS)
+            .with_outputs(TAG_STATS, TAG_ERRORS, TAG_DEADLETTERS, main=TAG_PARTS)
         )
         parts = (
             (planned[TAG_PARTS], rewritten[TAG_PARTS])
@@ -633,4 +699,11 @@ class RewriteSnapshots(beam.PTransform):
         )
         stats = (planned[TAG_STATS], rewritten[TAG_STATS]) | "FlattenRewriteCounts" >> beam.Flatten()
         errors = (planned[TAG_ERRORS], rewritten[TAG_ERRORS]) | "FlattenBaseErrors" >> beam.Flatten()
-        return {TAG_PARTS: parts, TAG_COPIED: planned[TAG_COPIED], TAG_STATS: stats, TAG_ERRORS: errors}
+        letters = (planned[TAG_DEADLETTERS], rewritten[TAG_DEADLETTERS]) | "FlattenRewriteLetters" >> beam.Flatten()
+        return {
+            TAG_PARTS: parts,
+            TAG_COPIED: planned[TAG_COPIED],
+            TAG_STATS: stats,
+            TAG_ERRORS: errors,
+            TAG_DEADLETTERS: letters,
+        }
