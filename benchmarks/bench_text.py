@@ -75,7 +75,8 @@ def wikisnap_pages(folder: Path) -> dict[int, str]:
     pages = {}
     for path in sorted((folder / "text").rglob("*.parquet")):
         table = pq.read_table(path, columns=["id", "text"])
-        pages.update(zip(table["id"].to_pylist(), table["text"].to_pylist(), strict=True))
+        # ids are strings in the text Parquet (as in wikimedia/wikipedia), numbers in wikiextractor's JSON
+        pages.update(zip(map(int, table["id"].to_pylist()), table["text"].to_pylist(), strict=True))
     return pages
 
 
