@@ -66,7 +66,7 @@ def test_the_summary_lists_every_output_kind_with_its_size():
     from wikisnap.pipelines.launch import OUTPUT_KINDS, human_size, outputs_summary
 
     kinds = ["deadletter", "structured-parquet", "tarball", "metadata", "parquet", "text", "structured-tarball",
-             "structured-metadata", "batch", "batch-metadata"]  # fmt: skip
+             "structured-metadata", "batch", "batch-metadata", "schema"]  # fmt: skip
     outputs = [{"kind": k, "bytes": 1_500 * (i + 1), "records": 2} for i, k in enumerate(kinds)]
     lines = outputs_summary(outputs)
     # one line each, in the table's order, by its name for people, with a size in a unit that shows it
@@ -74,6 +74,7 @@ def test_the_summary_lists_every_output_kind_with_its_size():
     assert "  NDJSON tarballs: 1 file(s), 2 records, 4.500 kB" in lines
     assert "  dead letters: 1 file(s), 2 records, 1.500 kB" in lines
     assert "  Structured Contents metadata: 1 file(s), 12.000 kB" in lines  # metadata: no records
+    assert "  JSON Schemas: 1 file(s), 16.500 kB" in lines  # nor the schema files
     assert [human_size(n) for n in (260, 46_590, 2_393_551, 12 * 10**9)] == [
         "260 bytes", "46.590 kB", "2.394 MB", "12.000 GB"
     ]  # fmt: skip
