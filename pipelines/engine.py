@@ -329,8 +329,10 @@ def check_cluster_run(config, temp_root: str) -> None:
 
 
 def worker_runner():
-    """The FnApiRunner whose `--workers N` processes run pipelines/worker.py (Beam's SDK harness in
-    wikisnap's log format, Beam's own lines quiet unless -v) instead of Beam's bare entry point."""
+    """The FnApiRunner whose `--workers N` processes are forked from the launcher
+    (pipelines/forkworkers.py), or started as pipelines/worker.py where they cannot be: Beam's SDK
+    harness in wikisnap's log format, Beam's own lines quiet unless -v, instead of Beam's bare entry
+    point."""
     import sys
 
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner

@@ -16,8 +16,9 @@ The launcher has imported all of it already, so it forks its workers instead:
   among them), like a new process started with `close_fds`.
 
 In: the worker count and wikisnap's log level. Out: worker processes that run Beam's SDK
-harness, log as `pipelines/worker.py` does, and exit with its status. Linux and macOS (fork);
-elsewhere `available()` is False and the launcher starts workers as new processes.
+harness, log as `pipelines/worker.py` does, and exit with its status. Linux only, and only
+before gRPC has started in the process; elsewhere `available()` is False and the launcher starts
+workers as new processes.
 """
 
 from __future__ import annotations

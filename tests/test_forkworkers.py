@@ -52,7 +52,6 @@ def alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2 :][:1] != "Z"  # a zombie has exited (its reaper is init)
 
 
-
 def test_forked_workers_write_the_bytes_of_workers_started_afresh(tmp_path, build):
     done = wikisnap("-v", "build", ELWIKIVOYAGE, "--out", tmp_path / "forked", "--workers", "2", "--unit-mb", "0.1")
     assert done.returncode == 0, done.stderr
