@@ -397,6 +397,21 @@ def test_text_of_a_wme_record_without_html(build, tmp_path):
     assert row["text"].startswith("Albert Einstein") and "Category:" not in row["text"]
 
 
+def test_a_wiki_without_siteinfo_gets_canonical_names_only_when_records_may_name_it(tmp_path):
+    """XML wikis are all listed by the launcher (one left out is a bug, refused); a wiki named only
+    by WME records gets a SiteInfo of canonical namespace names."""
+    from dataclasses import replace
+
+    from wikisnap.transforms.write import TextShard, WriteOptions
+
+    opts = WriteOptions(str(tmp_path), str(tmp_path), 1, frozenset({"text"}), None, sites=(("enwiki", EN),))
+    assert opts.site("enwiki") is EN and opts.site("frwiki") is None
+    with pytest.raises(ValueError, match="no SiteInfo for the text of"):
+        TextShard(str(tmp_path / "x.parquet"), opts.site("frwiki"), opts)
+    records = replace(opts, record_wikis=True)
+    assert records.site("enwiki") is EN and records.site("frwiki") == SiteInfo(dbname="frwiki")
+
+
 # -- update --------------------------------------------------------------------------------------
 
 
