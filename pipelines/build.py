@@ -359,6 +359,8 @@ def build_pipeline(
     # On the pinned local engine a failed bundle fails the run (no retry needs a consumed run again):
     # temp runs are removed as soon as they are merged, so peak temp disk stays near the output's.
     consume = never_retries(config)
+    # Every wiki's SiteInfo: an XML dump's own, else one from the first WME record of an input.
+    sites = {**record_sites(config.record_inputs), **{unit.site.dbname: unit.site for unit in units}}
     write_opts = write_options(
         out_dir,
         temp_dir,
@@ -367,7 +369,8 @@ def build_pipeline(
         config.formats,
         config.gzip_level,
         config.text_namespaces,
-        {unit.site.dbname: unit.site for unit in units},
+        sites,
+        record_wikis=bool(config.record_inputs),
         categories=config.categories or ("both" if "categorylinks" in tables else "wikitext"),
         coverage=frozenset(coverage),
         consume_runs=consume,
@@ -415,7 +418,6 @@ def build_pipeline(
     extra_stats, sql_errors, enrichments = [], [], []
     redirect_lists = (joined.redirect_lists,)
     if sql_inputs:
-        sites = {**record_sites(config.record_inputs), **{unit.site.dbname: unit.site for unit in units}}
         enriched = (
             pipeline | "CreateSqlInputs" >> beam.Create(sql_inputs),
             titles,

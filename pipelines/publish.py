@@ -14,6 +14,7 @@ Mirror layout (what Wikimedia's mirrors publish under other/enterprise_html/runs
     DEST/runs/{YYYYMMDD}/{db}-NS{ns}-{YYYYMMDD}-WIKISNAP-WIKITEXT.json.tar.gz   wikitext only
     DEST/runs/{YYYYMMDD}/{db}-NS{ns}-{YYYYMMDD}-WIKISNAP-STRUCTURED.json.tar.gz Structured Contents
     DEST/runs/{YYYYMMDD}/{tarball name minus .json.tar.gz, last word STATS}.json  {"wiki","md5sum","date_modified"}
+    DEST/runs/{YYYYMMDD}/schemas/{article,structured}.schema.json  JSON Schema of a tarball's lines (the snapshot's)
     DEST/runs/{YYYYMMDD}/md5sums.txt, sha1sums.txt     coreutils format, as WMF's dumps
     DEST/runs/{YYYYMMDD}/wikisnap-manifest.json        the snapshot's manifest (inputs, counts)
     DEST/runs/{YYYYMMDD}/index.html                    a plain listing
@@ -89,6 +90,26 @@ def stats_name(tarball_name: str) -> str:
     return stem.rsplit("-", 1)[0] + "-STATS.json"
 
 
+# The JSON Schema of the lines of each kind of tarball a mirror run holds (pipelines/launch.py
+# SCHEMA_OF_KIND, not imported: it would bring Beam into publish). STATS files are not metadata files.
+MIRROR_SCHEMAS = {"tarball": "article", "structured-tarball": "structured"}
+
+
+def mirror_schemas(snapshot: Snapshot) -> list[MirrorFile]:
+    """The snapshot's own JSON Schema files (listed in its manifest, checked by `load_snapshot`) of
+    the tarballs a mirror run holds, each at its snapshot path inside the run; none from a snapshot
+    built before wikisnap shipped them."""
+    shipped = {os.path.normpath(f.path): f for f in snapshot.of_kind("schema")}
+    files = []
+    for name in sorted({MIRROR_SCHEMAS[k] for k in MIRROR_SCHEMAS if snapshot.of_kind(k)}):
+        path = os.path.normpath(layout.schema_path(snapshot.folder, name))
+        found = shipped.get(path)
+        if found is not None:
+            rel = os.path.relpath(path, os.path.normpath(snapshot.folder)).replace(os.sep, "/")
+            files.append(MirrorFile(rel, found.path, found.bytes, found.md5, found.sha1))
+    return files
+
+
 def plan_mirror_run(snapshot: Snapshot, date: str, scratch: str) -> list[MirrorFile]:
     """Every file of a mirror run, in publishing order (status last); small files written to `scratch`."""
     files: list[MirrorFile] = []
@@ -125,6 +146,7 @@ def plan_mirror_run(snapshot: Snapshot, date: str, scratch: str) -> list[MirrorF
         raise PublishError(
             f"{snapshot.folder}: no snapshot tarball to publish in the mirror layout (built without ndjson?)"
         )
+    files += mirror_schemas(snapshot)
     for rel, obj in stats:
         small(rel, (json.dumps(obj, separators=(",", ":")) + "\n").encode("utf-8"))
     small("wikisnap-manifest.json", json.dumps(snapshot.manifest, ensure_ascii=False, indent=1).encode("utf-8") + b"\n")

@@ -92,10 +92,10 @@ def test_publish_and_verify_write_and_check_the_tree_of_the_cli(enwiki_build, tm
     result = wikisnap.publish(enwiki_build, to=str(tmp_path / "api"), run_date="20240101")
     assert published(tmp_path / "api") == published(tmp_path / "cli")
     assert result.details["run"] == "runs/20240101" and result.details["layout"] == "mirror"
-    assert sorted(result.details["copied"]) == sorted(
-        p.name for p in (tmp_path / "api" / "runs" / "20240101").iterdir() if p.name != "dumpstatus.json"
-    )
     run = tmp_path / "api" / "runs" / "20240101"
+    assert sorted(result.details["copied"]) == sorted(
+        p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file() and p.name != "dumpstatus.json"
+    )
     assert wikisnap.verify(run).outcome == "verified"
     # a damaged file: VerifyFailed names it, with the exit code the command line returns
     tarball = next(run.glob("*.tar.gz"))

@@ -345,6 +345,73 @@ def test_text_namespaces(build, tmp_path):
     assert exc.value.code == 2
 
 
+# WME record inputs with no XML dump: three files, seven wikis, several wikis in one file (only a
+# file's first record names a wiki at launch; the others are met as the records are read).
+WME_INPUTS = (
+    HTML / "wme-repo__articles-3records.ndjson",
+    DATA / "wme" / "sdk-articles-3lines-2023.ndjson",
+    HTML / "mwparserfromhtml__enwiki-enterprise-html-2records.ndjson",
+)
+
+
+@pytest.mark.parametrize("formats", ["ndjson,text", "text"])
+def test_text_of_wme_records_alone(build, tmp_path, formats):
+    """WME records (no XML, no siteinfo) → one text row per record, its HTML's text; verify passes."""
+    from test_api import cli
+
+    out = tmp_path / "out"
+    code, _stdout, stderr = build(list(WME_INPUTS), out, "--formats", formats)
+    assert code == 0, stderr
+    wikis: dict[str, list[dict]] = {}
+    for path in WME_INPUTS:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            wikis.setdefault(record["is_part_of"]["identifier"], []).append(record)
+    assert sorted(wikis) == ["dewiki", "enwiki", "enwikiversity", "frwiki", "ruwiki", "simplewiki"]
+    for db, records in wikis.items():
+        rows = read_text(out, f"{db}_namespace_0").to_pylist()
+        assert [(r["id"], r["url"], r["title"], r["text"]) for r in rows] == [
+            (str(r["identifier"]), r["url"], r["name"], text_from_html(r["article_body"]["html"]))
+            for r in sorted(records, key=lambda r: r["identifier"])
+        ]
+        assert all(r["text"] for r in rows)
+    assert sorted(p.name for p in (out / "text").iterdir()) == sorted(f"{db}_namespace_0" for db in wikis)
+    code, _stdout, stderr = cli("verify", str(out))
+    assert code == 0, stderr
+
+
+def test_text_of_a_wme_record_without_html(build, tmp_path):
+    """A record with only wikitext: its text is stripped with the canonical namespace names (all a
+    record tells of its wiki), so its `[[Category:…]]` links leave nothing."""
+    record = json.loads((HTML / "wme-repo__simplewiki-Albert_Einstein.json").read_text(encoding="utf-8"))
+    del record["article_body"]["html"]
+    wikitext = record["article_body"]["wikitext"]
+    assert "[[Category:" in wikitext
+    src = tmp_path / "records.ndjson"
+    src.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    code, _stdout, stderr = build([src], out, "--formats", "text")
+    assert code == 0, stderr
+    (row,) = read_text(out, "simplewiki_namespace_0").to_pylist()
+    assert row["text"] == text_from_wikitext(wikitext, SiteInfo(dbname="simplewiki"))
+    assert row["text"].startswith("Albert Einstein") and "Category:" not in row["text"]
+
+
+def test_a_wiki_without_siteinfo_gets_canonical_names_only_when_records_may_name_it(tmp_path):
+    """XML wikis are all listed by the launcher (one left out is a bug, refused); a wiki named only
+    by WME records gets a SiteInfo of canonical namespace names."""
+    from dataclasses import replace
+
+    from wikisnap.transforms.write import TextShard, WriteOptions
+
+    opts = WriteOptions(str(tmp_path), str(tmp_path), 1, frozenset({"text"}), None, sites=(("enwiki", EN),))
+    assert opts.site("enwiki") is EN and opts.site("frwiki") is None
+    with pytest.raises(ValueError, match="no SiteInfo for the text of"):
+        TextShard(str(tmp_path / "x.parquet"), opts.site("frwiki"), opts)
+    records = replace(opts, record_wikis=True)
+    assert records.site("enwiki") is EN and records.site("frwiki") == SiteInfo(dbname="frwiki")
+
+
 # -- update --------------------------------------------------------------------------------------
 
 

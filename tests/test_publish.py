@@ -20,6 +20,7 @@ import pytest
 from test_outputs import run_cli, start
 
 from conftest import ENWIKI, published
+from wikisnap.schemas.files import schema_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +83,7 @@ def test_folder_rsync_and_fsspec_give_the_same_run(snapshots, tmp_path, rsync_da
     assert published(tmp_path / "via-fsspec") == tree
     run = "runs/20240101"
     assert tree["latest"] == f"-> {run}" and tree["latest.txt"] == f"{run}\n".encode()
-    names = {k.split("/")[-1] for k in tree if k.startswith(run)}
+    names = {k.removeprefix(f"{run}/") for k in tree if k.startswith(f"{run}/")}
     assert "enwiki-NS0-20240101-WIKISNAP-WIKITEXT.json.tar.gz" in names
     assert "enwiki-NS0-20240101-WIKISNAP-STATS.json" in names
     # The tarball is the snapshot's, unchanged; the stats and checksum files say so.
@@ -93,9 +94,22 @@ def test_folder_rsync_and_fsspec_give_the_same_run(snapshots, tmp_path, rsync_da
     md5 = next(o["md5"] for o in manifest["outputs"] if o["kind"] == "tarball")
     assert stats == {"wiki": "enwiki", "md5sum": md5, "date_modified": "2024-01-01T00:00:00Z"}
     assert f"{md5}  enwiki-NS0-20240101-WIKISNAP-WIKITEXT.json.tar.gz\n" in tree[f"{run}/md5sums.txt"].decode()
+    # The JSON Schema of the tarball's lines: the snapshot's own file (listed in its manifest), at
+    # its snapshot path, checksummed like every file; not the schemas of files a run does not hold.
+    schema = "schemas/article.schema.json"
+    assert {n for n in names if n.endswith(".schema.json")} == {schema}
+    shipped = {o["path"] for o in manifest["outputs"] if o["kind"] == "schema"}
+    assert schema in shipped and len(shipped) > 1  # its metadata schema stays: STATS files are not metadata
+    assert tree[f"{run}/{schema}"] == (snapshots["20240101"] / schema).read_bytes() == schema_bytes("article")
+    schema_md5 = next(o["md5"] for o in manifest["outputs"] if o["path"] == schema)
+    assert f"{schema_md5}  {schema}\n" in tree[f"{run}/md5sums.txt"].decode()
+    assert f'href="{schema}"' in tree[f"{run}/index.html"].decode()
     status = json.loads(tree[f"{run}/dumpstatus.json"])
     assert status["jobs"]["wikisnap"]["status"] == "done"
     assert set(status["jobs"]["wikisnap"]["files"]) == names - {"dumpstatus.json"}
+    assert status["jobs"]["wikisnap"]["files"][schema]["md5"] == schema_md5
+    code, _o, err = run_cli(["verify", folder / run])
+    assert code == 0, err
     # Publishing again copies nothing.
     code, stdout, err = run_cli(["publish", snapshots["20240101"], "--to", f"{url}/enterprise"])
     assert code == 0, err
@@ -147,7 +161,7 @@ def test_killed_publish_resumes_and_latest_never_points_at_a_partial_run(snapsho
     # The re-run copies only what is missing and then moves latest.
     code, stdout, err = run_cli(["publish", snapshots["20240201"], "--to", dest, "--keep", "1"])
     assert code == 0, err
-    assert "5 file(s) copied, 1 already there" in stdout
+    assert "6 file(s) copied, 1 already there" in stdout
     assert os.readlink(dest / "latest") == "runs/20240201"
     assert sorted(p.name for p in (dest / "runs").iterdir()) == ["20240201"]  # --keep 1
     code, _o, err = run_cli(["verify", partial])

@@ -403,6 +403,12 @@ def test_mirror_run_publishes_the_structured_tarballs(tmp_path, build) -> None:
     assert stats["md5sum"] == hashlib.md5(tar.read_bytes()).hexdigest()
     assert (run / "enwiki-NS0-20240101-WIKISNAP-STATS.json").is_file()  # the records' own, not replaced
     assert f"{stats['md5sum']}  {tar.name}" in (run / "md5sums.txt").read_text()
+    # the JSON Schemas of both tarballs' lines, the snapshot's own files
+    shipped = sorted(p.relative_to(run).as_posix() for p in run.rglob("*.schema.json"))
+    assert shipped == ["schemas/article.schema.json", "schemas/structured.schema.json"]
+    for rel in shipped:
+        assert (run / rel).read_bytes() == (out / rel).read_bytes()
+        assert f"{hashlib.md5((out / rel).read_bytes()).hexdigest()}  {rel}" in (run / "md5sums.txt").read_text()
 
 
 def test_real_enterprise_records_kept_as_is_get_their_html_abstract(tmp_path, build) -> None:

@@ -80,10 +80,7 @@ def parquet_outputs(folder: Path) -> list[tuple[str, Path]]:
 @pytest.fixture(scope="module")
 def typed(build, tmp_path_factory):
     """(enwiki build with records, text, small members and one dead letter (page 12 without its
-    id); a structured build of WME records).
-
-    (Not text beside structured: `--formats text` of WME record inputs fails, "no SiteInfo for the
-    text", a bug of its own.)"""
+    id); a structured build of WME records). (Text of WME records: tests/test_plaintext.py.)"""
     root = tmp_path_factory.mktemp("typed")
     enwiki = root / "enwiki"
     xml = read_xml_bytes(ENWIKI).decode("utf-8")

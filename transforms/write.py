@@ -29,6 +29,7 @@ from apache_beam.metrics import Metrics
 from wikisnap import faults
 from wikisnap.schemas.arrow import ARTICLE_SCHEMA, TEXT_SCHEMA, records_to_table
 from wikisnap.schemas.serialize import to_wme_json_bytes
+from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.counters import counter
 from wikisnap.transforms.formats.fs import file_md5, join, move_once, open_write, remove_files, write_bytes_atomic
@@ -74,10 +75,19 @@ class WriteOptions:
     # wikis' SiteInfos as ((db, SiteInfo), …) (namespace names for file and category links).
     text_namespaces: frozenset[int] = frozenset({0})
     sites: tuple = ()
+    # WME record inputs name their wikis record by record (a file may hold several): a wiki met only
+    # there gets canonical namespace names, all a record tells of its wiki (see `site`).
+    record_wikis: bool = False
     # Remove a bucket's spill runs once its members are written: only where a failed bundle fails
     # the run instead of being retried (the pinned local engine); keeps peak temp disk near the output's.
     consume_runs: bool = False
     progress_seconds: float = 10.0  # between a bucket writer's progress files (transforms/writeprogress.py)
+
+    def site(self, dbname: str) -> SiteInfo | None:
+        """The SiteInfo the text of `dbname` is made with: the listed one, else (`record_wikis`) one
+        of canonical namespace names, else None (an XML wiki left out: TextShard refuses it)."""
+        listed = dict(self.sites).get(dbname)
+        return SiteInfo(dbname=dbname) if listed is None and self.record_wikis else listed
 
     def wants_text(self, ns: int) -> bool:
         return "text" in self.formats and ns in self.text_namespaces
@@ -183,9 +193,7 @@ class MemberSink:
         self.key = (dbname, ns, bucket, index)
         self.gz = GzipMemberWriter(base + ".ndjson.gz", opts.gzip_level) if "ndjson" in opts.formats else None
         self.parquet_path = base + ".parquet" if "parquet" in opts.formats else None
-        self.text = (
-            TextShard(base + ".text.parquet", dict(opts.sites).get(dbname), opts) if opts.wants_text(ns) else None
-        )
+        self.text = TextShard(base + ".text.parquet", opts.site(dbname), opts) if opts.wants_text(ns) else None
         self.structured = (
             StructuredShard(
                 base, opts.gzip_level, ParquetFileWriter, opts.parquet_row_group_rows, opts.parquet_row_group_bytes

@@ -383,7 +383,7 @@ def _rewrite_lines(
     pq_path = base + ".parquet" if "parquet" in opts.formats else None
     writer = GzipMemberWriter(gz_path, opts.gzip_level)
     # The plain-text shard is fed in the same pass (the member is decompressed once).
-    text = TextShard(base + ".text.parquet", dict(opts.sites).get(dbname), opts) if opts.wants_text(ns) else None
+    text = TextShard(base + ".text.parquet", opts.site(dbname), opts) if opts.wants_text(ns) else None
     # the structured member is fed in the same pass too, from its own base member beside this one
     shard = new_structured_shard(base, opts) if opts.wants_structured(ns) else None
     merge = None
@@ -493,7 +493,7 @@ def member_text(task: MemberTask, opts: WriteOptions, path: str, inserts: dict[i
     if not task.touched and task.text_shard:
         copy_shard(task.text_shard, path, TEXT_SCHEMA, task.snapshot.published_md5(task.text_shard))
         return path
-    shard = TextShard(path, dict(opts.sites).get(task.snapshot.dbname), opts)
+    shard = TextShard(path, opts.site(task.snapshot.dbname), opts)
     pending = sorted(inserts.items())
     i = 0
     for line in _span_lines(task.snapshot.tarball, task.member):
