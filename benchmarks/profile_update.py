@@ -26,6 +26,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
         "base scan: members mapped, shards' index, hits inflated",
         ("scan_base", "_scan_", "_indexed_hits", "find_in_base"),
     ),
+    ("touched member: base shard's md5 (beside the merge)", ("check_base_md5",)),
     ("touched member: Parquet shard read, sliced, written", ("_merge_shard_file", "merge_shard")),
     ("touched member: lines inflated and re-gzipped", ("_rewrite_lines", "_span_lines")),
     ("untouched member: bytes and shard copied", ("rewrite_member",)),
