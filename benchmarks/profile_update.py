@@ -28,9 +28,10 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("touched member: base shard's md5 (beside the merge)", ("check_base_md5",)),
     ("touched member: Parquet shard read, sliced, written", ("_merge_shard_file", "merge_shard")),
-    ("touched member: lines inflated and re-gzipped", ("_rewrite_lines", "_span_lines")),
+    # (the gzip and read-back md5 run on Offload threads, whose stacks do not show who started them)
+    ("touched member: lines inflated and re-gzipped", ("_rewrite_lines", "_span_lines", "GzipMemberWriter")),
     ("untouched member: bytes and shard copied", ("rewrite_member",)),
-    ("read-back verification", ("transforms/verify.py",)),
+    ("read-back verification", ("transforms/verify.py", "HashingReader")),
     ("tarball assembly + md5", ("assemble_tarball", "file_md5", "assemble_snapshot")),
     ("diffs read and folded, batches", ("update/diffs.py", "dumpreader", "resolve_wiki", "update/batches.py")),
     ("wikisnap other (plan, manifest, commit)", ("transforms/", "pipelines/", "schemas/")),
