@@ -114,8 +114,12 @@ _WORKER_ECHOES = "Worker: "
 _IN_MEMORY_WARNING = "If direct_num_workers is not equal to 1"
 
 
+_BSON_LEFT_OUT = "Could not find a compatible bson package"
+
+
 class _DropNoise(logging.Filter):
-    """Beam's GCP client warns at import time when apitools is absent; wikisnap does not use it.
+    """Beam's GCP client warns at import time when apitools is absent, its MongoDB connector when
+    bson is (left out: `LEFT_OUT`); wikisnap uses neither.
 
     Without -v, Beam's own ERROR records of a failed bundle (a traceback each) are dropped too:
     wikisnap prints one line that says what failed.
@@ -128,6 +132,8 @@ class _DropNoise(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if str(record.msg).startswith("apitools not found"):
             return False
+        if record.name.startswith("apache_beam") and str(record.msg).startswith(_BSON_LEFT_OUT):
+            return False  # its MongoDB connector, when build and update leave pymongo out (`LEFT_OUT`)
         if record.name.startswith("apache_beam") and str(record.msg).startswith(_WORKER_ECHOES):
             return False  # local workers print their own lines (pipelines/worker.py); these are copies
         if record.name.startswith("apache_beam") and str(record.msg).startswith(_IN_MEMORY_WARNING):
@@ -152,11 +158,17 @@ def configure_logging(quiet: bool, verbose: bool = False) -> None:
 NO_PANDAS_COMMANDS = ("build", "update")
 
 
+# Left out with pandas: MongoDB's driver and its bson, which `import apache_beam.io` loads for
+# its MongoDB connector whenever they are installed (a Beam dependency): 0.05 s of every run.
+# The connector catches the ImportError, and nothing wikisnap runs uses it.
+LEFT_OUT = ("pandas", "pymongo", "bson")
+
+
 class _PandasLeftOut:
-    """An import finder that answers `import pandas` with ModuleNotFoundError (see below)."""
+    """An import finder that answers `import pandas` (and `LEFT_OUT`'s others) with ModuleNotFoundError."""
 
     def find_spec(self, name, path=None, target=None):
-        if name == "pandas" or name.startswith("pandas."):
+        if name.split(".", 1)[0] in LEFT_OUT:
             raise ModuleNotFoundError(f"No module named {name!r} (left out: wikisnap's command does not use it)")
         return None
 
@@ -169,7 +181,8 @@ def run_without_pandas(raw: list[str]) -> bool:
     the `hf` extra brings it), only to recognise DataFrames these commands never make: 0.26 s and
     43 MB of every run here. A finder ahead of the others makes `import pandas` fail as if it
     were absent, which both handle. Only for the program's own process (`main()` without
-    arguments): a caller importing wikisnap keeps its pandas. True when pandas was left out.
+    arguments): a caller importing wikisnap keeps its pandas. True when pandas was left out
+    (pymongo and bson with it: `LEFT_OUT`).
     """
     command = next((arg for arg in raw if not arg.startswith("-")), None)
     if command not in NO_PANDAS_COMMANDS or "pandas" in sys.modules:

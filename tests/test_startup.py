@@ -47,6 +47,9 @@ def test_pandas_is_kept_for_callers_and_for_other_commands(monkeypatch):
     assert cli.run_without_pandas(["-v", "update", "--base", "b"]) is True
     with pytest.raises(ModuleNotFoundError, match="left out"):
         import pandas  # noqa: F401, F811
+    monkeypatch.delitem(sys.modules, "pymongo", raising=False)
+    with pytest.raises(ModuleNotFoundError, match="left out"):
+        import pymongo  # noqa: F401 - Beam's MongoDB connector's driver, left out with pandas
 
 
 def _config(beam_args):

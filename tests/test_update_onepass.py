@@ -603,6 +603,28 @@ def test_a_base_shard_changed_after_it_was_published_fails_the_copy(small_base, 
     assert str(caught.value).startswith(f"{shard}: base snapshot has md5") and "restore the base" in str(caught.value)
 
 
+@pytest.mark.parametrize("where", [0.5, 0.999])
+def test_a_touched_base_shard_that_changed_fails_on_its_md5_beside_the_merge(small_base, tmp_path, where):
+    # The md5 is taken beside the merge: whether the damaged bytes break the merge (a data page)
+    # or not (the footer's end is left alone here), the error is the md5's, naming the shard.
+    from wikisnap.pipelines.update import discover_base
+
+    base = tmp_path / "base"
+    shutil.copytree(small_base, base)
+    [snapshot] = discover_base(str(base)).snapshots
+    scan = scan_base(snapshot, Wanted(frozenset(), frozenset(), frozenset()))
+    opts = write_options(tmp_path, {"ndjson", "parquet"})
+    first = plan_members(snapshot, {}, opts, scan.members)[3].member.first_id
+    [task] = [t for t in plan_members(snapshot, {first: None}, opts, scan.members) if t.touched]
+    shard = Path(task.shard)
+    data = bytearray(shard.read_bytes())
+    data[int(len(data) * where) - 16] ^= 0xFF  # same size: only its md5 tells for sure
+    shard.write_bytes(bytes(data))
+    with pytest.raises(BaseError) as caught:
+        rewrite_member(task, opts)
+    assert str(caught.value).startswith(f"{shard}: base snapshot has md5") and "restore the base" in str(caught.value)
+
+
 def test_the_copied_hint_stays_out_of_the_manifest(small_base, update, tmp_path):
     events = write_lines(tmp_path / "events.ndjson", enwiki_events(records_by_id(small_base / TAR)))
     code, _stdout, stderr = update(small_base, [events], tmp_path / "out")

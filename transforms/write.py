@@ -32,7 +32,15 @@ from wikisnap.schemas.serialize import to_wme_json_bytes
 from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.counters import counter
-from wikisnap.transforms.formats.fs import file_md5, join, move_once, open_write, remove_files, write_bytes_atomic
+from wikisnap.transforms.formats.fs import (
+    file_md5,
+    file_size,
+    join,
+    move_once,
+    open_write,
+    remove_files,
+    write_bytes_atomic,
+)
 from wikisnap.transforms.formats.layout import count_attempts, mark_attempt, new_attempt, snapshot_id
 from wikisnap.transforms.formats.offload import Offload
 from wikisnap.transforms.formats.spill import merge_runs, release_freed_memory
@@ -709,7 +717,8 @@ def assemble_snapshot(key: tuple[str, int], parts: list[MemberPart], lang: str, 
         for n, part in enumerate(parts):
             dest = layout.shard_path(opts.out_dir, layout.PARQUET, sid, n)
             move_once(part.parquet_path, dest)  # a retried assembly finds the shards it moved
-            md5, size = file_md5(dest)
+            # an update's byte copy of a base shard was hashed as it was written: not read again
+            md5, size = (part.parquet_md5, file_size(dest)) if part.parquet_md5 else file_md5(dest)
             outputs.append(OutputFile("parquet", dbname, ns, dest, size, md5, part.records))
     if opts.wants_structured(ns):
         outputs += assemble_structured(dbname, ns, [p.structured for p in parts], lang, date, opts)

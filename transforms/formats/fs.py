@@ -248,6 +248,12 @@ def file_digests(path: str, sha1: bool = False) -> tuple[str, str | None, int]:
     return reader.md5.hexdigest(), reader.sha1.hexdigest() if sha1 else None, reader.count
 
 
+def file_size(path: str) -> int:
+    """The bytes of the file at `path` on its storage."""
+    fs, p = fs_for(path)
+    return fs.size(p)
+
+
 def file_md5(path: str) -> tuple[str, int]:
     md5, _sha1, size = file_digests(path)
     return md5, size

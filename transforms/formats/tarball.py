@@ -50,6 +50,9 @@ class MemberPart:
     # `update`: the gzip part is a byte copy of a base member whose bytes (md5) and line count
     # (its shard's, md5 too) the base's manifest vouches for — read back without inflating it
     copied: bool = False
+    # `update`: the md5 of `parquet_path` when taken as it was written (a byte copy of a base
+    # shard, hashed on the way), so assembly does not read it again; None: assembly hashes it
+    parquet_md5: str | None = None
     # `--formats structured`: the Structured Contents member beside it (its own gz part, size,
     # records and Parquet shard; the same number in its tarball)
     structured: MemberPart | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import hashlib
 import itertools
 import json
 import zlib
@@ -37,7 +38,6 @@ from wikisnap.transforms.formats.fs import (
     join,
     local_path,
     open_read,
-    open_read_arrow,
     open_write,
     read_bytes,
     remove_tree,
@@ -160,20 +160,18 @@ def require_structured(snapshot: BaseSnapshot | None) -> BaseSnapshot:
     return snapshot
 
 
-def _shard_rows_and_max_date(path: str) -> tuple[int, str]:
-    """Rows and newest `date_modified` of a Parquet shard, from one read of its footer (row count
-    and statistics; no data read)."""
-    with open_read_arrow(path) as f:
-        meta = pq.read_metadata(f)
-    column = meta.schema.names.index("date_modified")
+def _shard_rows_and_max_date(footer: pq.FileMetaData) -> tuple[int, str]:
+    """Rows and newest `date_modified` of a Parquet shard, from its footer (row count and
+    statistics; no data read)."""
+    column = footer.schema.names.index("date_modified")
     best = None
-    for g in range(meta.num_row_groups):
-        stats = meta.row_group(g).column(column).statistics
+    for g in range(footer.num_row_groups):
+        stats = footer.row_group(g).column(column).statistics
         if stats is not None and stats.has_min_max and (best is None or stats.max > best):
             best = stats.max
     if best is None:
-        return meta.num_rows, ""
-    return meta.num_rows, format_time(best if best.tzinfo else best.replace(tzinfo=UTC))
+        return footer.num_rows, ""
+    return footer.num_rows, format_time(best if best.tzinfo else best.replace(tzinfo=UTC))
 
 
 @dataclass(frozen=True)
@@ -262,11 +260,13 @@ def rewrite_member(
             )
         # whether the line count is vouched for (then the read-back only hashes the copy)
         vouched = member.raw_crc is not None
+        shard_md5 = None  # the copied shard's md5, taken on the way (assembly lists it unread)
         if parquet:
             published = snapshot.published_md5(task.shard)
-            copy_shard(task.shard, pq_path, ARTICLE_SCHEMA, published)
+            # the copy's footer, read once for the schema check: its rows and newest date too
+            footer, shard_md5 = copy_shard(task.shard, pq_path, ARTICLE_SCHEMA, published)
             vouched = vouched and bool(published)  # its row count is the member's line count
-            records, max_date = _shard_rows_and_max_date(pq_path)
+            records, max_date = _shard_rows_and_max_date(footer)
         elif member.records >= 0 and member.max_date is not None:
             records, max_date = member.records, member.max_date  # counted by scan_base
         else:
@@ -280,7 +280,7 @@ def rewrite_member(
         counts[counter("members", ns, "copied")] += 1
         text_path = member_text(task, opts, base + ".text.parquet", {})
         part = MemberPart(dbname, ns, 0, member.index, member.data_size, records, gz_path, pq_path, max_date)
-        part = replace(part, text_path=text_path, copied=vouched)
+        part = replace(part, text_path=text_path, copied=vouched, parquet_md5=shard_md5)
         if opts.wants_structured(ns):
             structured = copy_structured_member(snapshot, task.structured, task.structured_shard, base, part, counts)
             part = replace(part, structured=structured)
@@ -319,8 +319,23 @@ def _merge_shard_file(
     the build's cuts (groups bounded in rows and bytes) and memory holds one group, not the
     member's shard (the whole-shard copy was a quarter of an update's page faults). A shard whose
     ids are not ascending (not wikisnap's), or an empty one, is read whole and written as one group.
+    BaseError naming `shard` when its md5 is not the `published` one, whatever else went wrong.
     """
-    check_base_md5(shard, published)
+    # The md5 is taken in a thread beside the merge (hashlib works without the GIL): before it,
+    # it held up the member's longest thread by its whole pass over the shard. Nothing of the
+    # merge is used unless the md5 holds: the part is handed on only when this returns.
+    with ThreadPoolExecutor(1, thread_name_prefix="wikisnap-md5") as beside:
+        checked = beside.submit(check_base_md5, shard, published)
+        try:
+            _merge_shard_groups(shard, path, touched, inserts)
+        except Exception:
+            checked.result()  # a damaged shard fails on its md5 first, naming what is wrong
+            raise
+        checked.result()
+
+
+def _merge_shard_groups(shard: str, path: str, touched: dict, inserts: list[tuple[int, dict]]) -> None:
+    """`_merge_shard_file` but the md5 check: the merged shard written to `path`."""
     with _retaining_pool():
         source = _shard_fragment(shard)
         ids = source.to_table(columns=["identifier"])["identifier"].to_pylist()
@@ -554,10 +569,13 @@ def copy_snapshot(snapshot: BaseSnapshot, out_dir: str, structured: bool = False
             md5, size = file_md5(dst)
             outputs.append(OutputFile(kind, snapshot.dbname, snapshot.ns, dst, size, md5, 0))
             continue
+        digest, size = hashlib.md5(), 0
         with open_read(src) as f, open_write(dst) as g:
             while chunk := f.read(READ_SIZE):
+                digest.update(chunk)  # hashed on the way: for the new manifest and against the base's
+                size += len(chunk)
                 g.write(chunk)
-        md5, size = file_md5(dst)  # the copy hashed once: for the new manifest and against the base's
+        md5 = digest.hexdigest()  # (the read-back then checks the copy on storage has these bytes)
         if published and md5 != published:
             remove_tree(dst)
             raise base_error(src, f"has md5 {md5} but the base's manifest says {published}: it is damaged")
