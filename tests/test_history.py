@@ -373,7 +373,10 @@ def test_malformed_stub_page_is_a_dead_letter_and_the_rest_is_dated(build, tmp_p
     assert "date_created" not in records(out, 10)[DOUBLE_IMAGE]  # its history is the dead letter
     assert records(out, 0)[AGIO_OROS]["date_created"] == "2013-03-26T15:19:25Z"
     letters = [
-        json.loads(line) for p in out.rglob("*_deadletters.ndjson") if p.is_file() for line in p.read_text().splitlines()
+        json.loads(line)
+        for p in out.rglob("*_deadletters.ndjson")
+        if p.is_file()
+        for line in p.read_text().splitlines()
     ]
     assert [(d["page_id"], d["source"]) for d in letters] == [(DOUBLE_IMAGE, bad.name)]
     assert "has no <timestamp>" in letters[0]["reason"]
