@@ -109,7 +109,9 @@ def others_busy(exclude: int, seconds: float = 1.0) -> float:
     return 100.0 * used / (seconds * (os.cpu_count() or 1))
 
 
-def measure(tool: str, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Run:
+def measure(
+    tool: str, cmd: list[str], log: Path, env: dict[str, str] | None = None, on_poll=None, polls_pss: bool = True
+) -> Run:
     """Run `cmd` to completion; wall, CPU of the tree and peak tree RSS.
 
     CPU comes from wait4's rusage (the process plus every descendant it waited for, which is how
@@ -117,6 +119,8 @@ def measure(tool: str, cmd: list[str], log: Path, env: dict[str, str] | None = N
     reparented before it was reaped), the polled figure is used. Peak RSS is the largest *sum* of
     the tree's resident sets seen by polling, since one worker's maxrss understates N workers (and
     a child's maxrss starts at its parent's RSS when it was forked), or wait4's maxrss if larger.
+    `on_poll(rss_bytes, seconds)`, if given, is called at every poll with the tree's RSS (scale.py
+    samples disk there); `polls_pss=False` leaves PSS out (reading it walks every page table).
     """
     busy = others_busy(os.getpid())
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -130,10 +134,14 @@ def measure(tool: str, cmd: list[str], log: Path, env: dict[str, str] | None = N
                 break
             table = _proc_table()
             tree = [p for p in _tree(table, proc.pid) if p in table]
-            peak_rss = max(peak_rss, sum(table[p][1] for p in tree))
-            peak_pss = max(peak_pss, sum(_pss(p) for p in tree))
+            rss = sum(table[p][1] for p in tree)
+            peak_rss = max(peak_rss, rss)
+            if polls_pss:
+                peak_pss = max(peak_pss, sum(_pss(p) for p in tree))
             for p in tree:
                 cpu_seen[p] = table[p][2]
+            if on_poll is not None:
+                on_poll(rss, time.perf_counter() - started)
             time.sleep(POLL_SECONDS)
         wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)

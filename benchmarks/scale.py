@@ -36,7 +36,6 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -56,7 +55,7 @@ from sqlfiles import (  # noqa: E402
 )
 
 from benchmarks.bench_sqltables import ASPECTS, GROUPS, PAGE_PROPS_HEAD, _entity  # noqa: E402
-from benchmarks.run import POLL_SECONDS, SAMPLE, _proc_table, _tree, compile_like_pip, machine, others_busy  # noqa: E402
+from benchmarks.run import POLL_SECONDS, SAMPLE, compile_like_pip, machine, measure  # noqa: E402
 
 DB, DATE = "enwiki", "20250101"
 TABLES = ("page_props", "redirect", "categorylinks", "wbc_entity_usage", "user_groups")
@@ -284,45 +283,27 @@ def tree_bytes(path: Path) -> int:
 
 
 def measure_build(cmd: list[str], log: Path, watch: dict[str, Path]) -> dict:
-    """Run `cmd`; wall, CPU and peak RSS as benchmarks/run.py `measure`, plus peak bytes under `watch`."""
-    busy = others_busy(os.getpid())
+    """Run `cmd`; wall, CPU and peak RSS by benchmarks/run.py `measure`, plus peak bytes under `watch`."""
     peaks = {name: 0 for name in watch} | {"disk": 0}
-    with open(log, "wb") as out:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        peak_rss, cpu_seen, polls = 0, {}, 0
-        rss_trace = []
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            table = _proc_table()
-            tree = [p for p in _tree(table, proc.pid) if p in table]
-            rss = sum(table[p][1] for p in tree)
-            peak_rss = max(peak_rss, rss)
-            for p in tree:
-                cpu_seen[p] = table[p][2]
-            polls += 1
-            if polls % 3 == 0:  # a folder walk costs more than /proc: every third poll
-                sizes = {name: tree_bytes(path) for name, path in watch.items()}
-                for name, size in sizes.items():
-                    peaks[name] = max(peaks[name], size)
-                peaks["disk"] = max(peaks["disk"], sum(sizes.values()))
-            rss_trace.append((round(time.perf_counter() - started, 1), round(rss / 1e6)))
-            time.sleep(POLL_SECONDS)
-        wall = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
-    if code:
-        raise SystemExit(f"build failed ({code}); see {log}:\n{log.read_text(errors='replace')[-3000:]}")
-    cpu = max(usage.ru_utime + usage.ru_stime, sum(cpu_seen.values()))
+    rss_trace = []
+
+    def poll(rss: int, seconds: float) -> None:
+        if len(rss_trace) % 3 == 0:  # a folder walk costs more than /proc: every third poll
+            sizes = {name: tree_bytes(path) for name, path in watch.items()}
+            for name, size in sizes.items():
+                peaks[name] = max(peaks[name], size)
+            peaks["disk"] = max(peaks["disk"], sum(sizes.values()))
+        rss_trace.append((round(seconds, 1), round(rss / 1e6)))
+
+    run = measure("build", cmd, log, on_poll=poll, polls_pss=False)
     return {
-        "wall_s": round(wall, 1),
-        "cpu_s": round(cpu, 1),
-        "peak_rss_mb": round(max(peak_rss, usage.ru_maxrss * 1024) / 1e6),
+        "wall_s": round(run.wall_s, 1),
+        "cpu_s": round(run.cpu_s, 1),
+        "peak_rss_mb": round(run.peak_rss_mb),
         "peak_temp_mb": round(peaks.get("temp", 0) / 1e6, 1),
         "peak_out_mb": round(peaks.get("out", 0) / 1e6, 1),
         "peak_disk_mb": round(peaks["disk"] / 1e6, 1),
-        "others_busy_pct": round(busy),
+        "others_busy_pct": round(run.others_busy_pct),
         # RSS over time, one point a second (where in the run the peak is)
         "rss_trace": rss_trace[:: max(1, int(1 / POLL_SECONDS))],
     }

@@ -14,6 +14,7 @@ import sys
 
 import wikisnap
 from wikisnap.pipelines.argv import split_args
+from wikisnap.pipelines.worker import is_import_noise
 
 EPILOG = """\
 Apache Beam's pipeline options are passed through (any other flag is refused, exit 2), e.g.
@@ -114,9 +115,6 @@ _WORKER_ECHOES = "Worker: "
 _IN_MEMORY_WARNING = "If direct_num_workers is not equal to 1"
 
 
-_BSON_LEFT_OUT = "Could not find a compatible bson package"
-
-
 class _DropNoise(logging.Filter):
     """Beam's GCP client warns at import time when apitools is absent, its MongoDB connector when
     bson is (left out: `LEFT_OUT`); wikisnap uses neither.
@@ -130,10 +128,8 @@ class _DropNoise(logging.Filter):
         self.verbose = verbose
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if str(record.msg).startswith("apitools not found"):
+        if is_import_noise(record):
             return False
-        if record.name.startswith("apache_beam") and str(record.msg).startswith(_BSON_LEFT_OUT):
-            return False  # its MongoDB connector, when build and update leave pymongo out (`LEFT_OUT`)
         if record.name.startswith("apache_beam") and str(record.msg).startswith(_WORKER_ECHOES):
             return False  # local workers print their own lines (pipelines/worker.py); these are copies
         if record.name.startswith("apache_beam") and str(record.msg).startswith(_IN_MEMORY_WARNING):

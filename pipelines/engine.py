@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from dataclasses import dataclass
 
 import apache_beam as beam
 import fsspec
@@ -269,63 +270,65 @@ def check_shared_temp(config, temp_root: str) -> None:
     )
 
 
-# Beam's job-server runners and the option that names their jar; without a jar (or a running job
-# service at --job_endpoint) Beam would try to download one from Maven Central at run time.
-JOB_SERVER_JARS = {"flinkrunner": "--flink_job_server_jar", "sparkrunner": "--spark_job_server_jar"}
 FETCH_JARS = "bash tests/engines/fetch-job-servers.sh"
-
-
-def check_job_server(config) -> None:
-    """Refuse a Flink or Spark run that would make Beam download its job server at run time.
-
-    In: a build or update config (`beam_args`). The jar must be given and be a local file (fetched
-    beforehand with the documented Maven command), or a job service must already run.
-    """
-    runner = (flag_value(config.beam_args, "--runner") or "").lower()
-    option = JOB_SERVER_JARS.get(runner)
-    if option is None or flag_value(config.beam_args, "--job_endpoint"):
-        return
-    jar = flag_value(config.beam_args, option)
-    if jar is None:
-        raise UsageError(
-            f"--runner {flag_value(config.beam_args, '--runner')} needs {option} FILE: the Beam job server jar of "
-            f"Beam {beam.__version__} (fetch it once with `{FETCH_JARS}`), or --job_endpoint HOST:PORT of a running "
-            "job service; wikisnap does not let Beam download it at run time"
-        )
-    if "://" in jar or not os.path.isfile(jar):
-        raise UsageError(f"{option} {jar}: not a local file (fetch the job server jars with `{FETCH_JARS}`)")
-
-
 INSTALL_PRISM = ".ci/install-prism"
 
 
-def check_prism(config) -> None:
-    """Refuse a Prism run that would make Beam download (or `go install`) Prism at run time.
+@dataclass(frozen=True)
+class _LocalBinary:
+    """What a runner needs as a local file, lest Beam download it at run time."""
 
-    In: a build or update config (`beam_args`). `--runner PrismRunner` needs `--prism_location` a
-    local binary (built once with `.ci/install-prism` at the venv's Beam version, into
-    `.venv/bin/prism`), or `--job_endpoint` of a running Prism.
+    option: str  # the Beam option that names the file
+    what: str  # the file, for people
+    get: str  # how to get it, said in the "needs" error
+    fix: str  # how to get it, said in the "not a local file" error
+    service: str  # what --job_endpoint would name instead
+
+
+# Beam's job-server runners and Prism: without the file (or a running service at --job_endpoint)
+# Beam would download a jar from Maven Central, or `go install` Prism, at run time.
+LOCAL_BINARIES = {
+    "flinkrunner": _LocalBinary(
+        "--flink_job_server_jar", "the Beam job server jar", f"fetch it once with `{FETCH_JARS}`",
+        f"fetch the job server jars with `{FETCH_JARS}`", "job service",
+    ),
+    "sparkrunner": _LocalBinary(
+        "--spark_job_server_jar", "the Beam job server jar", f"fetch it once with `{FETCH_JARS}`",
+        f"fetch the job server jars with `{FETCH_JARS}`", "job service",
+    ),
+    "prismrunner": _LocalBinary(
+        "--prism_location", "the Prism binary", f"build it once with `{INSTALL_PRISM}`, which writes .venv/bin/prism",
+        f"build Prism with `{INSTALL_PRISM}`", "Prism",
+    ),
+}  # fmt: skip
+
+
+def check_job_server(config) -> None:
+    """Refuse a Flink, Spark or Prism run that would make Beam download its job server at run time.
+
+    In: a build or update config (`beam_args`). The file `LOCAL_BINARIES` names for the runner
+    must be given and be a local file (a jar fetched beforehand with the documented Maven
+    command; Prism built once with `.ci/install-prism` at the venv's Beam version), or a job
+    service must already run at `--job_endpoint`.
     """
-    if (flag_value(config.beam_args, "--runner") or "").lower() != "prismrunner":
+    runner = flag_value(config.beam_args, "--runner") or ""
+    need = LOCAL_BINARIES.get(runner.lower())
+    if need is None or flag_value(config.beam_args, "--job_endpoint"):
         return
-    if flag_value(config.beam_args, "--job_endpoint"):
-        return
-    location = flag_value(config.beam_args, "--prism_location")
-    if location is None:
+    path = flag_value(config.beam_args, need.option)
+    if path is None:
         raise UsageError(
-            f"--runner PrismRunner needs --prism_location FILE: the Prism binary of Beam {beam.__version__} (build "
-            f"it once with `{INSTALL_PRISM}`, which writes .venv/bin/prism), or --job_endpoint HOST:PORT of a "
-            "running Prism; wikisnap does not let Beam download it at run time"
+            f"--runner {runner} needs {need.option} FILE: {need.what} of Beam {beam.__version__} ({need.get}), or "
+            f"--job_endpoint HOST:PORT of a running {need.service}; wikisnap does not let Beam download it at run time"
         )
-    if "://" in location or not os.path.isfile(location):
-        raise UsageError(f"--prism_location {location}: not a local file (build Prism with `{INSTALL_PRISM}`)")
+    if "://" in path or not os.path.isfile(path):
+        raise UsageError(f"{need.option} {path}: not a local file ({need.fix})")
 
 
 def check_cluster_run(config, temp_root: str) -> None:
-    """The checks a run on a non-local runner needs before anything starts (see the three above)."""
+    """The checks a run on a non-local runner needs before anything starts (see the two above)."""
     check_shared_temp(config, temp_root)
     check_job_server(config)
-    check_prism(config)
 
 
 def worker_runner():

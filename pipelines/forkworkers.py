@@ -143,7 +143,7 @@ class _Child:
         self._fd = write_fd
 
     def run(self, env: dict[str, str]) -> int:
-        """Hand the worker its environment; wait for it to exit; its exit status (signal: 128+n)."""
+        """Hand the worker its environment; wait for it to exit; its exit code (-N: killed by signal N)."""
         try:
             os.write(self._fd, json.dumps(env).encode() + b"\n")
         finally:

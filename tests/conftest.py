@@ -106,20 +106,28 @@ def published(root: Path) -> dict[str, bytes | str]:
     return found
 
 
-@pytest.fixture(scope="session")
-def build():
-    """Run `wikisnap build` in-process: `build(inputs, out, *flags) -> (exit code, stdout, stderr)`."""
+def cli(*argv: str) -> tuple[int, str, str]:
+    """Run `wikisnap -q ARGV…` in-process: (exit code, stdout, stderr); argparse's exit is a code."""
     import contextlib
     import io
 
     from wikisnap.pipelines.cli import main
 
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            code = main(["-q", *argv])
+        except SystemExit as exc:
+            code = exc.code
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture(scope="session")
+def build():
+    """Run `wikisnap build` in-process: `build(inputs, out, *flags) -> (exit code, stdout, stderr)`."""
+
     def _run(inputs, out, *flags):
-        stdout, stderr = io.StringIO(), io.StringIO()
-        argv = ["-q", "build", *[str(p) for p in inputs], "--out", str(out), *flags]
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            code = main(argv)
-        return code, stdout.getvalue(), stderr.getvalue()
+        return cli("build", *[str(p) for p in inputs], "--out", str(out), *flags)
 
     return _run
 

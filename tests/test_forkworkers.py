@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import ENWIKI, MULTISTREAM, wikisnap
+from conftest import ENWIKI, MULTISTREAM, wikisnap
 from wikisnap.pipelines import forkworkers
 
 ELWIKIVOYAGE = MULTISTREAM / "mwbzutils__elwikivoyage-pages-articles-p2566p2583.xml.bz2"

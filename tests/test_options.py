@@ -5,13 +5,12 @@ refused, not ignored."""
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 
 import pytest
 
+from conftest import cli
 from wikisnap.pipelines import syncconfig
-from wikisnap.pipelines.cli import main, make_parser
+from wikisnap.pipelines.cli import make_parser
 from wikisnap.pipelines.options import SHARED_FLAGS, SQL_TABLES, parse_enrichment
 
 # sync's keys that are no flag of any command: what only a scheduled sync has
@@ -91,16 +90,6 @@ def test_sync_refuses_the_old_key_and_options_of_another_layout(tmp_path):
     config.write_text(base + "fail_on_dead_letters = 1\n")
     with pytest.raises(syncconfig.ConfigError, match="`fail_on_dead_letters` must be a bool"):
         syncconfig.load_config(str(config))
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        try:
-            code = main(["-q", *argv])
-        except SystemExit as exc:
-            code = exc.code
-    return code, stdout.getvalue(), stderr.getvalue()
 
 
 def test_publish_refuses_options_its_layout_does_not_take(enwiki_build, tmp_path):

@@ -3,8 +3,6 @@ a tarball opened."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 
@@ -12,18 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import wikisnap
-from conftest import ENWIKI, read_snapshot
-from wikisnap.pipelines.cli import main
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        try:
-            code = main(["-q", *argv])
-        except SystemExit as exc:
-            code = exc.code
-    return code, stdout.getvalue(), stderr.getvalue()
+from conftest import ENWIKI, cli, read_snapshot
 
 
 @pytest.fixture(scope="module")

@@ -253,6 +253,16 @@ def naive_schema(schema: pa.Schema = ARTICLE_SCHEMA) -> pa.Schema:
     return pa.schema([pa.field(f.name, naive(f.type)) for f in schema])
 
 
+def update_both(update, old_base, new_base, given, tmp_path) -> dict[str, Path]:
+    """The same diffs applied to the old-schema base and to the base in today's types: their outputs."""
+    outs = {}
+    for name, base in (("old", old_base), ("new", new_base)):
+        code, _o, err = update(base, given, tmp_path / f"out-{name}")
+        assert code == 0, err
+        outs[name] = tmp_path / f"out-{name}"
+    return outs
+
+
 @pytest.mark.parametrize("diffs", ["events", "nothing"])
 def test_update_of_an_old_schema_base_converts_its_copied_shards(typed, update, tmp_path, diffs):
     new_base = typed[0]
@@ -263,11 +273,7 @@ def test_update_of_an_old_schema_base_converts_its_copied_shards(typed, update, 
         given = [write_lines(tmp_path / "page-change.ndjson", events)]
     else:  # nothing to apply: the whole snapshot is copied as files
         given = [RECENTCHANGE]
-    outs = {}
-    for name, base in (("old", old_base), ("new", new_base)):
-        code, _o, err = update(base, given, tmp_path / f"out-{name}")
-        assert code == 0, err
-        outs[name] = tmp_path / f"out-{name}"
+    outs = update_both(update, old_base, new_base, given, tmp_path)
     counts = json.loads((outs["old"] / "manifest.json").read_text())["counts"]["enwiki"]
     if diffs == "events":
         assert counts["members/ns0/copied"] and counts["members/ns0/rewritten"]
@@ -341,11 +347,7 @@ def test_update_of_an_old_schema_structured_base_converts_its_copied_structured_
     old_shard = next((old_base / "structured-snapshots" / "parquet").rglob("*.parquet"))
     assert pq.read_schema(old_shard).field("event").type.field("date_published").type == pa.timestamp("ns")
     given = [delete_event(tmp_path, records[0])]
-    outs = {}
-    for name, base in (("old", old_base), ("new", new_base)):
-        code, _o, err = update(base, given, tmp_path / f"out-{name}")
-        assert code == 0, err
-        outs[name] = tmp_path / f"out-{name}"
+    outs = update_both(update, old_base, new_base, given, tmp_path)
     counts = json.loads((outs["old"] / "manifest.json").read_text())["counts"]["enwiki"]
     assert counts["members/ns0/copied"] == 1 and counts["members/ns0/rewritten"] == 1, counts
     got, want = parquet_outputs(outs["old"]), parquet_outputs(outs["new"])
