@@ -18,9 +18,7 @@ Outputs (tagged):
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import time
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -33,7 +31,7 @@ from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.counters import counter
 from wikisnap.transforms.formats.dumpfiles import DumpError, describe_input, open_raw
 from wikisnap.transforms.formats.dumpreader import PageFailure, ReadStats, blocks_span, iter_pages
-from wikisnap.transforms.formats.fs import write_bytes_atomic
+from wikisnap.transforms.formats.fs import ProgressFile
 from wikisnap.transforms.formats.layout import count_attempts, mark_attempt, new_attempt
 from wikisnap.transforms.formats.spill import SpillBuffer
 from wikisnap.transforms.parse.article import page_to_article, redirect_of, redirect_target
@@ -159,38 +157,24 @@ def format_progress(name: str, pages: int, done: int, size: int | None, elapsed:
     return line
 
 
-class _Progress:
+class _Progress(ProgressFile):
     """Logs one unit's pages, MB/s and ETA at most every `every` seconds, and leaves the same
     numbers in `progress/{unit}.json` under the temp folder, where the launcher sums all units."""
 
     def __init__(self, name: str, size: int | None, every: float, path: str | None = None):
+        super().__init__(path, every)
         self.name = name
         self.size = size
-        self.every = every
-        self.path = path
-        self.start = time.monotonic()
-        self.last = self.start
+        self.start = self.last
         self.records = 0  # records parsed so far (set by the reader): what the writers will write
 
     def __call__(self, stats: ReadStats, *, final: bool = False) -> None:
-        now = time.monotonic()
-        if not final and now - self.last < self.every:
+        if not self.due(final):
             return
-        self.last = now
         if not final:
-            log.info("%s", format_progress(self.name, stats.pages, stats.bytes_read, self.size, now - self.start))
-        if self.path:
-            state = {
-                "pages": stats.pages,
-                "bytes": stats.bytes_read,
-                "size": self.size,
-                "records": self.records,
-                "final": final,
-            }
-            try:  # whole files only: the launcher may read while a worker (or a retry) rewrites
-                write_bytes_atomic(self.path, json.dumps(state).encode())
-            except OSError:  # progress is best effort: never fail a unit over it
-                pass
+            log.info("%s", format_progress(self.name, stats.pages, stats.bytes_read, self.size, self.last - self.start))
+        state = {"pages": stats.pages, "bytes": stats.bytes_read, "size": self.size, "records": self.records}
+        self.write(state | {"final": final})
 
 
 class ReadParseSpillFn(beam.DoFn):

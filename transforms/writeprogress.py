@@ -9,28 +9,13 @@ readers' progress files feed the read phase's ETA. Nothing here touches an outpu
 
 from __future__ import annotations
 
-import json
-import time
-
-from wikisnap.transforms.formats.fs import write_bytes_atomic
+from wikisnap.transforms.formats.fs import ProgressFile
 
 
-class WriteProgress:
+class WriteProgress(ProgressFile):
     """Leaves one bucket writer's numbers in its progress file; best effort, never fails a bucket."""
-
-    def __init__(self, path: str, every: float):
-        self.path = path
-        self.every = every
-        self.last = time.monotonic()
 
     def __call__(self, records: int, members: int, *, final: bool = False) -> None:
         """`records` written and `members` finished so far; `final` when the bucket is done."""
-        now = time.monotonic()
-        if not final and now - self.last < self.every:
-            return
-        self.last = now
-        state = {"records": records, "members": members, "final": final}
-        try:  # whole files only: the launcher may read while a retried attempt rewrites
-            write_bytes_atomic(self.path, json.dumps(state).encode())
-        except OSError:  # progress is best effort (a remote temp folder the worker cannot list…)
-            pass
+        if self.due(final):
+            self.write({"records": records, "members": members, "final": final})

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import time
 import uuid
 
 import fsspec
@@ -147,6 +149,36 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     tmp = f"{path}.{uuid.uuid4().hex[:8]}.partial"
     write_bytes(tmp, data)
     move(tmp, path)
+
+
+class ProgressFile:
+    """A worker's numbers for the launcher's progress lines and ETA: one small JSON file rewritten
+    whole (`write_bytes_atomic`: the launcher may read while a retried attempt rewrites) at most
+    every `every` seconds and once at the end. Best effort: a file that cannot be written (a remote
+    temp folder the worker cannot reach…) never fails the work it reports on. `path` None: no file.
+    """
+
+    def __init__(self, path: str | None, every: float):
+        self.path = path
+        self.every = every
+        self.last = time.monotonic()
+
+    def due(self, final: bool = False) -> bool:
+        """Whether to report now (always when `final`); starts the next interval when it is."""
+        now = time.monotonic()
+        if not final and now - self.last < self.every:
+            return False
+        self.last = now
+        return True
+
+    def write(self, state: dict) -> None:
+        """Leave `state` in the file (nothing without a path; errors swallowed, see above)."""
+        if self.path is None:
+            return
+        try:
+            write_bytes_atomic(self.path, json.dumps(state).encode())
+        except OSError:
+            pass
 
 
 def move_once(src: str, dst: str) -> None:
