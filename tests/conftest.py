@@ -106,8 +106,7 @@ def published(root: Path) -> dict[str, bytes | str]:
     return found
 
 
-def cli(*argv: str) -> tuple[int, str, str]:
-    """Run `wikisnap -q ARGV…` in-process: (exit code, stdout, stderr); argparse's exit is a code."""
+def _in_process(argv: list[str], catch_exit: bool) -> tuple[int, str, str]:
     import contextlib
     import io
 
@@ -116,18 +115,26 @@ def cli(*argv: str) -> tuple[int, str, str]:
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         try:
-            code = main(["-q", *argv])
+            code = main(argv)
         except SystemExit as exc:
+            if not catch_exit:
+                raise
             code = exc.code
     return code, stdout.getvalue(), stderr.getvalue()
 
 
+def cli(*argv: str) -> tuple[int, str, str]:
+    """Run `wikisnap -q ARGV…` in-process: (exit code, stdout, stderr); argparse's exit is a code."""
+    return _in_process(["-q", *argv], catch_exit=True)
+
+
 @pytest.fixture(scope="session")
 def build():
-    """Run `wikisnap build` in-process: `build(inputs, out, *flags) -> (exit code, stdout, stderr)`."""
+    """Run `wikisnap build` in-process: `build(inputs, out, *flags) -> (exit code, stdout, stderr)`;
+    argparse's usage error raises SystemExit, as the tests of bad flags expect."""
 
     def _run(inputs, out, *flags):
-        return cli("build", *[str(p) for p in inputs], "--out", str(out), *flags)
+        return _in_process(["-q", "build", *[str(p) for p in inputs], "--out", str(out), *flags], catch_exit=False)
 
     return _run
 
