@@ -101,3 +101,28 @@ def test_a_spill_write_error_stops_the_unit(tmp_path, monkeypatch):
         for page_id, rev_id, record in real_records():
             spill.add("enwiki", 0, page_id, rev_id, record)
         spill.flush()
+
+
+def test_a_consuming_merge_removes_each_run_once_its_last_record_is_out(tmp_path):
+    """Units' runs cover page-id ranges one after another: each goes while the merge moves on."""
+    records = sorted(real_records())
+    spill = SpillBuffer(str(tmp_path), "u00000", bucket_span=1_000_000, budget_bytes=300_000)
+    runs = []
+    for page_id, rev_id, record in records:  # in page order, as a dump's pages come
+        runs += spill.add("enwiki", 0, page_id, rev_id, record)
+    runs += spill.flush()
+    assert len(runs) >= 3
+    paths = [run.path for run in runs]
+    last_of = {path: max(page_id for page_id, _, _ in iter_run(path)) for path in paths}
+    kept = list(merge_runs(paths))
+    merged = []
+    for page_id, rev_id, record in merge_runs(paths, consume=True):
+        merged.append((page_id, rev_id, record))
+        # a run whose last page came out earlier is gone; one still ahead of the merge is there
+        for path, last in last_of.items():
+            if last < page_id:
+                assert not (tmp_path / path).exists(), path
+            elif last > page_id:
+                assert (tmp_path / path).exists(), path
+    assert [pickle.dumps(item) for item in merged] == [pickle.dumps(item) for item in kept]
+    assert not any((tmp_path / path).exists() for path in paths)

@@ -493,9 +493,9 @@ class HtmlJoin:
     HTML of a page without a record is `html/orphan` and a dead letter (`finish`).
     """
 
-    def __init__(self, dbname: str, html_paths: list[str], counts: dict[str, int], letters: list):
+    def __init__(self, dbname: str, html_paths: list[str], counts: dict[str, int], letters: list, consume=False):
         self.dbname = dbname
-        self.items = merge_runs(html_paths) if html_paths else iter(())
+        self.items = merge_runs(html_paths, consume=consume) if html_paths else iter(())
         self.counts = counts
         self.letters = letters
         self.next = next(self.items, None)

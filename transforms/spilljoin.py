@@ -223,9 +223,10 @@ class PageItems:
         return found
 
 
-def page_items(run_paths: list[str]) -> Iterator[tuple[int, object]]:
-    """The `(page_id, item)` of a bucket's item runs (`SpillToBuckets`), merged in page-id order."""
-    return ((page_id, item) for page_id, _rev, item in merge_runs(run_paths))
+def page_items(run_paths: list[str], consume: bool = False) -> Iterator[tuple[int, object]]:
+    """The `(page_id, item)` of a bucket's item runs (`SpillToBuckets`), merged in page-id order;
+    `consume`: each run removed once merged (`merge_runs`)."""
+    return ((page_id, item) for page_id, _rev, item in merge_runs(run_paths, consume=consume))
 
 
 def flatten(pcolls: tuple, label: str):

@@ -516,8 +516,12 @@ def write_bucket(
     letters_out = deadletters if deadletters is not None else []
     html = None
     if html_paths is not None:
-        html = HtmlJoin(dbname, list(html_paths), counts, deadletters if deadletters is not None else [])
-    for page_id, group in itertools.groupby(merge_runs(run_paths, with_source=True), key=lambda item: item[0]):
+        html = HtmlJoin(
+            dbname, list(html_paths), counts, deadletters if deadletters is not None else [], opts.consume_runs
+        )
+    for page_id, group in itertools.groupby(
+        merge_runs(run_paths, with_source=True, consume=opts.consume_runs), key=lambda item: item[0]
+    ):
         # The same page in several inputs (overlapping parts, or two copies of one revision).
         copies = list(group)
         record, superseded, letters = pick_copy(copies, sources)
@@ -595,9 +599,9 @@ class _WriteBucketFn(beam.DoFn):
         parts, counts = write_bucket(
             key,
             [run.path for run in runs],
-            page_items([run.path for run in groups["redirects"]]),
+            page_items([run.path for run in groups["redirects"]], self.opts.consume_runs),
             self.opts,
-            page_items([run.path for run in groups.get("enrichments", ())]),
+            page_items([run.path for run in groups.get("enrichments", ())], self.opts.consume_runs),
             sources={run.path: run.source for run in runs},
             deadletters=letters,
             html_paths=html_runs,
