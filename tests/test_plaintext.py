@@ -110,6 +110,15 @@ def test_poem_gallery_and_nowiki(enwiki_pages):
         ("a&nbsp;b &amp; c", "a b & c"),
         ("line one\nline two\n\npara two", "line one line two\npara two"),
         ("#REDIRECT [[Elsewhere]]", ""),
+        # link targets lose their outer whitespace (Unicode too); labels of colon links
+        ("[[\u00a0New  York\u2003]] and [[ a ]]s", "New York and as"),
+        ("[[:Category:Cats|the cats]] [[:Category:Dogs]] [[w:Tea]] [[w:Tea|tea]]", "the cats Category:Dogs tea"),
+        # nesting deeper than the regex passes (the bracket walk ends it), a file inside a link
+        ("[[a|[[b|[[c|[[d|e]]]]]]]] end", "e end"),
+        ("[[a|x [[File:y.png|cap]] z]]", "x z"),
+        # emptied brackets, spaces and the space before a comma or full stop; lone brackets stay
+        ("born ( {{birth date|1900}} )  , in ( ) .", "born, in."),
+        ("see [1] and [ 2 ]. x", "see [1] and [ 2 ]. x"),
     ],
 )
 def test_stripper_cases(wikitext, expected):

@@ -179,28 +179,43 @@ def _links(s: str, site: SiteInfo) -> str:
     Innermost links first with one regex (a file caption's links, then the file link itself);
     after a few passes whatever is left (a caption holding a lone `[`, deeper nesting) goes
     through wikitext.py's exact bracket walk. Both are linear per pass.
+
+    A pass splits the text at its links (`re.split` hands over every link's target and label
+    in one C call) and labels them in a list comprehension: most links have no `:` in their
+    target and take the label or the stripped target inline, without a Python call per link
+    (a `sub` callback per link cost more than the regex scan itself).
     """
-
-    def label(m: re.Match[str]) -> str:
-        target, text = m.groups()
-        if ":" in target:
-            keep, shown = _link_label(target, text is not None, site)
-            if not keep:
-                return ""
-            if text is None and not target.startswith(":"):
-                prefix = target.split(":", 1)[0].strip()
-                if prefix.lower() in _INTERWIKI and site.namespace_for_prefix(prefix) is None:
-                    return ""
-            return shown if text is None else text
-        return target.strip() if text is None else text
-
+    split = _SIMPLE_LINK.split
     for _ in range(_LINK_PASSES):
-        s, n = _SIMPLE_LINK.subn(label, s)
+        parts = split(s)
+        n = len(parts) // 3  # parts: text, target, label (None when unpiped), text, …, text
+        if n:
+            labels = [
+                (target.strip() if text is None else text) if ":" not in target else _colon_label(target, text, site)
+                for target, text in zip(parts[1::3], parts[2::3], strict=True)
+            ]
+            joined = [""] * (2 * n + 1)
+            joined[::2] = parts[::3]
+            joined[1::2] = labels
+            s = "".join(joined)
         if not _has_double(s, "["):
             return s
         if not n:
             break
     return _render_links(s, site)
+
+
+def _colon_label(target: str, text: str | None, site: SiteInfo) -> str:
+    """The label of a link whose target holds a `:` (a namespace, interwiki or a plain colon);
+    "" for a file, category, interlanguage or unpiped sister-project link."""
+    keep, shown = _link_label(target, text is not None, site)
+    if not keep:
+        return ""
+    if text is None and not target.startswith(":"):
+        prefix = target.split(":", 1)[0].strip()
+        if prefix.lower() in _INTERWIKI and site.namespace_for_prefix(prefix) is None:
+            return ""
+    return shown if text is None else text
 
 
 def _fill_placeholders(s: str, elements: list, site: SiteInfo, depth: int) -> str:
@@ -242,18 +257,18 @@ def _tidy(s: str, unescape: bool = True) -> str:
     """
     if unescape and "&" in s:
         s = html.unescape(s)
-    if "{" in s or "}" in s or "[" in s or "]" in s or "<" in s or (">" in s and "-->" in s):
-        # (A pattern starting with a class scans slowly; most texts hold none of its characters.)
+    # Each `_RESIDUE` token holds one of these (a pattern starting with a class scans slowly,
+    # and most texts hold none of them; a lone `[` or `]`, as in "[1]", is common and no token).
+    if "{" in s or "}" in s or "<" in s or "-->" in s or _has_double(s, "[") or _has_double(s, "]"):
         s = _RESIDUE.sub("", s)
     for blank in ("\t", "\r", "\f", "\v", "\u00a0"):
         if blank in s:
             s = s.replace(blank, " ")
-    s = _SPACE_RUN.sub(" ", s)
     if "(" in s:
-        # Parentheses emptied by removed templates: "born ( ) in" → "born in".
-        s, removed = _remove_empty_brackets(s)
-        if removed and "  " in s:
-            s = _SPACE_RUN.sub(" ", s)
+        # Parentheses emptied by removed templates: "born ( ) in" → "born in". (Before the
+        # spaces are collapsed, which then need one pass only: the same brackets are empty.)
+        s = _remove_empty_brackets(s)[0]
+    s = _SPACE_RUN.sub(" ", s)
     # A space left before a comma or full stop by a removed template or reference.
     s = s.replace(" ,", ",").replace(" .", ".")
     return "\n".join([line for raw in s.split("\n") if (line := raw.strip())])
