@@ -6,6 +6,7 @@ and nothing depends on the launcher's memory.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import urllib.parse
@@ -43,6 +44,9 @@ _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _DIRECTION_MARKS = re.compile("[\u200e\u200f\u202a-\u202e]")
 # MediaWiki's wfUrlencode leaves these readable in URLs.
 _URL_SAFE = ";:@$!*(),/~"
+# What `quote(…, safe=_URL_SAFE)` leaves as it is (its always-safe ASCII letters, digits and
+# `_.-~`, and `_URL_SAFE`): most titles, returned without the encode-and-scan of `quote`.
+_URL_KEPT = re.compile(r"[A-Za-z0-9_.\-~;:@$!*(),/]*+")
 
 
 @dataclass(frozen=True)
@@ -150,9 +154,7 @@ class SiteInfo:
     @property
     def article_path(self) -> str:
         """`https://en.wikipedia.org/wiki/` — the `<base>` URL without its main-page title."""
-        if not self.base:
-            return ""
-        return self.base.rsplit("/", 1)[0] + "/"
+        return _article_path(self.base)
 
     @property
     def project_url(self) -> str:
@@ -165,6 +167,12 @@ class SiteInfo:
     def url(self, full_title: str) -> str:
         """Article URL with MediaWiki's `wfUrlencode` percent-encoding."""
         return self.article_path + wf_urlencode(full_title)
+
+
+@functools.lru_cache(maxsize=64)
+def _article_path(base: str) -> str:
+    # cached: `url` needs it for every template and category link of every page
+    return base.rsplit("/", 1)[0] + "/" if base else ""
 
 
 def ucfirst(text: str) -> str:
@@ -184,7 +192,10 @@ def ucfirst(text: str) -> str:
 
 def wf_urlencode(title: str) -> str:
     """MediaWiki's `wfUrlencode` of a title: spaces as `_`, UTF-8 percent-escapes, `;:@$!*(),/~` kept."""
-    return urllib.parse.quote(title.replace(" ", "_"), safe=_URL_SAFE)
+    title = title.replace(" ", "_")
+    if _URL_KEPT.fullmatch(title):
+        return title
+    return urllib.parse.quote(title, safe=_URL_SAFE)
 
 
 # Hosts whose db name does not follow `{lang}.{family}.org` → `{lang}{suffix}`.

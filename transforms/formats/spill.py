@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.fs import open_read, open_write, remove_files
-from wikisnap.transforms.formats.offload import Offload
+from wikisnap.transforms.formats.offload import Offload, _helper_thread
 
 _FRAME = struct.Struct("<II")  # compressed length, raw length
 # Bytes of pickled records per spill frame. A merge holds one decoded frame per run, so this times
@@ -98,30 +98,58 @@ def iter_run(path: str) -> Iterator[tuple[int, int, dict]]:
         yield page_id, rev_id, pickle.loads(blob)
 
 
-def _iter_packed(path: str, consume: bool = False) -> Iterator[tuple[int, int, bytes]]:
+def _iter_packed(path: str, consume: bool = False, ahead: bool = False) -> Iterator[tuple[int, int, bytes]]:
     """The items of one spill run with each record still packed (`pack_record` bytes).
 
-    `consume=True` removes the run once its last item went out (see `merge_runs`).
+    `consume=True` removes the run once its last item went out (see `merge_runs`). `ahead=True`:
+    see `_read_frames`.
     """
-    yield from _read_frames(path)
+    yield from _read_frames(path, ahead)
     if consume:
         remove_files([path])
 
 
-def _read_frames(path: str) -> Iterator[tuple[int, int, bytes]]:
+def _read_frames(path: str, ahead: bool = False) -> Iterator[tuple[int, int, bytes]]:
+    """The items of one spill run's frames, in order, one frame in memory at a time.
+
+    `ahead=True`: the next frame is read and decompressed on a helper thread (file reads and zstd
+    release the GIL) while the caller works through this one: a bucket writer's merge then costs
+    its own thread only the unpickling. One frame more per run waits in memory.
+    """
     with open_read(path) as f:
-        while True:
+
+        def next_frame() -> bytes | None:
             head = f.read(_FRAME.size)
             if not head:
-                return
+                return None
             if len(head) != _FRAME.size:
                 raise OSError(f"{path}: spill run truncated")
             packed_len, raw_len = _FRAME.unpack(head)
             packed = f.read(packed_len)
-            raw = pa.decompress(packed, decompressed_size=raw_len, codec=_CODEC, asbytes=True)
-            frame = pickle.loads(raw)
-            del raw, packed
-            yield from frame
+            return pa.decompress(packed, decompressed_size=raw_len, codec=_CODEC, asbytes=True)
+
+        if not ahead:
+            while (raw := next_frame()) is not None:
+                frame = pickle.loads(raw)
+                del raw
+                yield from frame
+            return
+        helper = _helper_thread("merge-read")
+        pending = helper.submit(next_frame)
+        try:
+            while (raw := pending.result()) is not None:
+                pending = helper.submit(next_frame)
+                frame = pickle.loads(raw)
+                del raw
+                yield from frame
+            pending = None
+        finally:
+            if pending is not None:  # left early (an error, a merge given up): the file stays open
+                pending.cancel()  # until the helper is done with it
+                try:
+                    pending.result()
+                except BaseException:  # noqa: BLE001 - the reason the merge stopped is raised already
+                    pass
 
 
 def merge_runs(paths: Iterable[str], with_source: bool = False, consume: bool = False) -> Iterator[tuple]:
@@ -139,10 +167,10 @@ def merge_runs(paths: Iterable[str], with_source: bool = False, consume: bool = 
     """
 
     def tagged(path: str):
-        for page_id, rev_id, blob in _iter_packed(path, consume):
+        for page_id, rev_id, blob in _iter_packed(path, consume, ahead=True):
             yield page_id, rev_id, blob, path
 
-    runs = [tagged(p) if with_source else _iter_packed(p, consume) for p in sorted(paths)]
+    runs = [tagged(p) if with_source else _iter_packed(p, consume, ahead=True) for p in sorted(paths)]
     merged = heapq.merge(*runs, key=lambda item: (item[0], -item[1]))
     if with_source:
         return ((page_id, rev_id, pickle.loads(blob), path) for page_id, rev_id, blob, path in merged)
@@ -272,4 +300,4 @@ def write_keyed_run(path: str, items: list[tuple[bytes, int, bytes]]) -> int:
 def merge_keyed_runs(paths: Iterable[str]) -> Iterator[tuple[bytes, int, bytes]]:
     """K-way merge of keyed runs → `(key, tag, value)` in (key, tag, value) order, one frame per run
     in memory."""
-    return heapq.merge(*(_iter_packed(p) for p in sorted(paths)))
+    return heapq.merge(*(_iter_packed(p, ahead=True) for p in sorted(paths)))
