@@ -126,3 +126,47 @@ def test_a_consuming_merge_removes_each_run_once_its_last_record_is_out(tmp_path
                 assert (tmp_path / path).exists(), path
     assert [pickle.dumps(item) for item in merged] == [pickle.dumps(item) for item in kept]
     assert not any((tmp_path / path).exists() for path in paths)
+
+
+def _runs_of(tmp_path, records, n: int) -> list[str]:
+    """`n` runs holding every n-th record each (so a merge interleaves them all)."""
+    paths = []
+    for k in range(n):
+        path = str(tmp_path / f"r{k}.run")
+        write_run(path, [(i, r, rec) for i, r, rec in records[k::n]])
+        paths.append(path)
+    return paths
+
+
+def _open_files(paths: list[str]) -> list[str]:
+    import os
+
+    fds = "/proc/self/fd"
+    return [p for p in (os.path.realpath(os.path.join(fds, fd)) for fd in os.listdir(fds)) if p in paths]
+
+
+def test_a_merge_reads_and_inflates_its_runs_ahead_on_a_helper_thread(tmp_path, calling_threads):
+    records = real_records()
+    paths = _runs_of(tmp_path, records, 3)
+    inflaters = calling_threads(spill_format.pa, "decompress")
+    merged = list(merge_runs(paths, with_source=True))
+    assert [(i, r) for i, r, _, _ in merged] == sorted((i, r) for i, r, _ in records)
+    by_id = {i: rec for i, _, rec in records}
+    assert all(pickle.dumps(rec) == pickle.dumps(by_id[i]) for i, _, rec, _ in merged)
+    assert all(path == paths[[i for i, _, _ in records].index(page) % 3] for page, _, _, path in merged)
+    # every frame was inflated beside the merging thread, by one kept helper
+    assert len(inflaters) > 3 and set(inflaters) == {inflaters[0]}
+    assert inflaters[0].startswith("wikisnap-merge-read")
+    assert _open_files(paths) == []
+
+
+def test_a_merge_given_up_early_closes_its_runs(tmp_path):
+    import gc
+
+    paths = _runs_of(tmp_path, real_records(), 3)
+    merged = merge_runs(paths)
+    next(merged)
+    assert len(_open_files(paths)) == 3  # reading ahead
+    del merged
+    gc.collect()
+    assert _open_files(paths) == []

@@ -15,8 +15,10 @@ from conftest import ENWIKI, read_snapshot
 from wikisnap.pipelines import cli
 from wikisnap.pipelines.engine import pipeline_options
 
+OTHER_COMMANDS = tuple(f"wikisnap.pipelines.{name}" for name in ("update", "publish", "sync", "show"))
 
-def test_build_as_the_program_runs_without_pandas_and_writes_the_same_bytes(enwiki_build, tmp_path):
+
+def test_build_as_the_program_runs_without_pandas_or_other_commands_and_writes_the_same_bytes(enwiki_build, tmp_path):
     # pandas comes with the test extra (through `datasets`), as in many users' environments
     import importlib.util
 
@@ -28,9 +30,12 @@ def test_build_as_the_program_runs_without_pandas_and_writes_the_same_bytes(enwi
         f"sys.argv = ['wikisnap', '-q', 'build', {str(ENWIKI)!r}, '--out', {str(out)!r}]\n"
         "code = cli.main()\n"
         "print(code, 'pandas' in sys.modules, 'apache_beam' in sys.modules)\n"
+        f"print(*[m for m in {OTHER_COMMANDS!r} if m in sys.modules])\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    assert done.stdout.splitlines()[-1].split() == ["0", "False", "True"], done.stderr[-2000:]
+    assert done.stdout.splitlines()[-2].split() == ["0", "False", "True"], done.stderr[-2000:]
+    # the other commands' modules are not loaded (their flags are not on a build's parser)
+    assert done.stdout.splitlines()[-1] == "", done.stdout
     for name in ("enwiki_namespace_0.tar.gz", "parquet/enwiki_namespace_0/enwiki_namespace_0_0.parquet"):
         assert (out / name).read_bytes() == (enwiki_build / name).read_bytes(), name
 

@@ -654,3 +654,29 @@ def test_much_faster_than_mwparserfromhell() -> None:
         abstract(text, site)
     ours = time.perf_counter() - started
     assert ours * 5 < theirs, (ours, theirs)
+
+
+def test_urls_are_percent_encoded_as_quote_does() -> None:
+    # `wf_urlencode` returns titles `quote` would keep without calling it: every title, template
+    # and category of the bundled dumps, and every ASCII character, as `quote` encodes them
+    import urllib.parse
+
+    from wikisnap.schemas.siteinfo import _URL_SAFE, wf_urlencode
+
+    titles = {chr(c) for c in range(128)} | {"", "a b", "Å/ß (x)", "100%", "C++", "a#b", "x?y=z", "\ud800"}
+    for name in DUMPS:
+        site, pages = wikitext_pages(name)
+        for p in pages:
+            facts = analyze(p.text, site)
+            titles.update((p.title, *facts.templates, *facts.categories))
+    kept = 0
+    for title in titles:
+        try:
+            expected = urllib.parse.quote(title.replace(" ", "_"), safe=_URL_SAFE)
+        except UnicodeEncodeError:  # a lone surrogate: refused alike
+            with pytest.raises(UnicodeEncodeError):
+                wf_urlencode(title)
+            continue
+        assert wf_urlencode(title) == expected, title
+        kept += expected == title.replace(" ", "_")
+    assert 100 < kept < len(titles)  # both ways were taken
