@@ -33,6 +33,7 @@ from wikisnap.transforms.formats.dumpfiles import DumpError, describe_input, ope
 from wikisnap.transforms.formats.dumpreader import PageFailure, ReadStats, blocks_span, iter_pages
 from wikisnap.transforms.formats.fs import ProgressFile
 from wikisnap.transforms.formats.layout import count_attempts, mark_attempt, new_attempt
+from wikisnap.transforms.formats.offload import run_ahead
 from wikisnap.transforms.formats.spill import SpillBuffer
 from wikisnap.transforms.parse.article import page_to_article, redirect_of, redirect_target
 from wikisnap.transforms.parse.plaintext import slim_article, with_early_text
@@ -231,7 +232,7 @@ class ReadParseSpillFn(beam.DoFn):
         progress = _Progress(
             source_label, length, opts.progress_seconds, layout.progress_path(opts.temp_dir, unit.name)
         )
-        for item in iter_pages(
+        pages = iter_pages(
             unit.path,
             site,
             stats,
@@ -239,7 +240,10 @@ class ReadParseSpillFn(beam.DoFn):
             byte_range=byte_range,
             blocks=blocks,
             bz2_threads=opts.bz2_threads,
-        ):
+        )
+        # decompression and XML parsing (they release the GIL) beside this thread's analysis of the
+        # pages; `stats` is complete once the loop ends (the reader has finished on its thread)
+        for item in run_ahead(pages, "pages"):
             self.c_pages.inc()
             if isinstance(item, PageFailure):
                 yield dead_letter(item.reason, item.page_id, item.title, item.raw_xml)
