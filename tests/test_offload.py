@@ -195,3 +195,75 @@ def test_assembled_tarball_md5_is_its_bytes_md5(tmp_path):
     assert (md5, size) == (hashlib.md5(data).hexdigest(), len(data))
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:  # a valid archive of the two members
         assert b"".join(tar.extractfile(m).read() for m in tar.getmembers()) == b"".join(lines)
+
+
+# -- run_ahead: the dump reader on a thread of its own ---------------------------------------
+
+
+def _pages_in_line_and_ahead(path: str, bz2_threads: int = 0):
+    """(pages, stats) of `path` read in line, then through `run_ahead`."""
+    from wikisnap.transforms.formats.dumpreader import ReadStats, iter_pages, read_siteinfo
+    from wikisnap.transforms.formats.offload import run_ahead
+
+    site = read_siteinfo(path)
+    results = []
+    for ahead in (False, True):
+        stats = ReadStats(path)
+        pages = iter_pages(path, site, stats, bz2_threads=bz2_threads)
+        results.append((list(run_ahead(pages, "pages") if ahead else pages), stats))
+    return results
+
+
+@pytest.mark.parametrize("bz2_threads", [0, 2])
+def test_pages_read_ahead_are_the_pages_read_in_line(bz2_threads, calling_threads):
+    from tests.conftest import ENWIKI
+    from wikisnap.transforms.formats import dumpreader
+
+    parsers = calling_threads(dumpreader, "page_from_element")
+    (in_line, line_stats), (ahead, ahead_stats) = _pages_in_line_and_ahead(str(ENWIKI), bz2_threads)
+    assert len(in_line) > 100 and ahead == in_line  # RawPage dataclasses: titles, ids, texts, order
+    assert (ahead_stats.pages, ahead_stats.bytes_read, ahead_stats.md5, ahead_stats.sha1) == (
+        line_stats.pages,
+        line_stats.bytes_read,
+        line_stats.md5,
+        line_stats.sha1,
+    )
+    assert ahead_stats.error is None
+    # the second read parsed its pages on the helper thread
+    assert set(parsers[: len(parsers) // 2]) == {"MainThread"}
+    assert set(parsers[len(parsers) // 2 :]) == {"wikisnap-pages"}
+
+
+def test_a_dump_cut_short_read_ahead_fails_as_in_line():
+    from tests.conftest import VIWIKI_TRUNCATED
+
+    (in_line, line_stats), (ahead, ahead_stats) = _pages_in_line_and_ahead(str(VIWIKI_TRUNCATED))
+    assert ahead == in_line and in_line
+    assert line_stats.error is not None and str(ahead_stats.error) == str(line_stats.error)
+
+
+def test_an_error_of_the_producer_comes_at_its_place_and_an_early_stop_closes_it():
+    from wikisnap.transforms.formats.offload import run_ahead
+
+    closed = []
+
+    def numbers(fail_at: int):
+        try:
+            for n in range(1000):
+                if n == fail_at:
+                    raise ValueError(f"bad item {n}")
+                yield n
+        finally:
+            closed.append(threading.current_thread().name)
+
+    got = []
+    with pytest.raises(ValueError, match="bad item 7"):
+        for n in run_ahead(numbers(7), "numbers", depth=2):
+            got.append(n)
+    assert got == list(range(7)) and closed == ["wikisnap-numbers"]
+    # a caller that stops early: the producer stops at its next item and is closed on its thread
+    ahead = run_ahead(numbers(-1), "numbers", depth=2)
+    assert [next(ahead) for _ in range(3)] == [0, 1, 2]
+    ahead.close()
+    assert closed == ["wikisnap-numbers"] * 2
+    assert not any(t.name == "wikisnap-numbers" for t in threading.enumerate())
