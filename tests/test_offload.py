@@ -267,3 +267,24 @@ def test_an_error_of_the_producer_comes_at_its_place_and_an_early_stop_closes_it
     ahead.close()
     assert closed == ["wikisnap-numbers"] * 2
     assert not any(t.name == "wikisnap-numbers" for t in threading.enumerate())
+
+
+def test_items_read_ahead_wait_within_their_weight_budget():
+    import time
+
+    from wikisnap.transforms.formats.offload import run_ahead
+
+    produced = []
+
+    def numbers():
+        for n in range(20):
+            produced.append(n)
+            yield n
+
+    for n in run_ahead(numbers(), "numbers", depth=8, weight=lambda n: 10, budget=25):
+        time.sleep(0.01)  # the producer gets every chance to run ahead
+        # at most two items of 10 wait (25), and the producer holds the next one back
+        assert len(produced) - (n + 1) <= 3
+    assert produced == list(range(20))
+    # an item heavier than the whole budget still passes, alone
+    assert list(run_ahead(iter(range(5)), "numbers", weight=lambda n: 100, budget=25)) == list(range(5))

@@ -243,7 +243,7 @@ class ReadParseSpillFn(beam.DoFn):
         )
         # decompression and XML parsing (they release the GIL) beside this thread's analysis of the
         # pages; `stats` is complete once the loop ends (the reader has finished on its thread)
-        for item in run_ahead(pages, "pages"):
+        for item in run_ahead(pages, "pages", weight=_text_size, budget=_AHEAD_TEXT):
             self.c_pages.inc()
             if isinstance(item, PageFailure):
                 yield dead_letter(item.reason, item.page_id, item.title, item.raw_xml)
@@ -316,6 +316,16 @@ class ReadParseSpillFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(TAG_STATS, ((db, name), n))
         yield beam.pvalue.TaggedOutput(TAG_UNITS, unit_report(unit, db, stats, verified))
         log.info("%s: done, %s pages, %.1f MB", source_label, f"{stats.pages:,}", stats.bytes_read / 1e6)
+
+
+# Pages the reader may have parsed ahead of the analysis: at most 8, and at most this much text
+# unless a single page is longer (a run of huge pages must not pile up: pages go to 32 MB).
+_AHEAD_TEXT = 8 << 20
+
+
+def _text_size(item) -> int:
+    revision = getattr(item, "revision", None)
+    return len(revision.text or "") if revision is not None else len(getattr(item, "raw_xml", "") or "")
 
 
 def unit_span(unit: WorkUnit) -> int | None:

@@ -84,7 +84,9 @@ class Offload:
 _ITEM, _ERROR, _END = range(3)
 
 
-def run_ahead(items: Iterator[T], name: str, depth: int = 8) -> Iterator[T]:
+def run_ahead(
+    items: Iterator[T], name: str, depth: int = 8, weight: Callable[[T], int] | None = None, budget: int = 0
+) -> Iterator[T]:
     """The items of the generator `items`, produced on a thread of its own up to `depth` ahead.
 
     For a producer that spends its time in calls that release the GIL: the dump reader's bz2
@@ -94,20 +96,29 @@ def run_ahead(items: Iterator[T], name: str, depth: int = 8) -> Iterator[T]:
     here, at its place in the sequence. `items` runs, and is closed (its `finally` blocks), on the
     helper thread only: objects it keeps between items (an lxml tree) never cross threads. A
     caller that stops early (an error, `close`) stops the producer at its next item and waits
-    for it.
+    for it. With `weight`, the items waiting also weigh at most `budget` in all (one heavier item
+    waits alone): memory stays bounded by size, not only by count.
     """
     handed: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
+    room = threading.Condition()
+    waiting = [0]  # weight handed over and not yet taken
 
     def produce() -> None:
         try:
             for item in items:
-                handed.put((_ITEM, item))
+                w = weight(item) if weight is not None else 0
+                if w:
+                    with room:
+                        while waiting[0] and waiting[0] + w > budget and not stop.is_set():
+                            room.wait()
+                        waiting[0] += w
+                handed.put((_ITEM, item, w))
                 if stop.is_set():
                     return
-            handed.put((_END, None))
+            handed.put((_END, None, 0))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
-            handed.put((_ERROR, exc))
+            handed.put((_ERROR, exc, 0))
         finally:
             close = getattr(items, "close", None)
             if close is not None:
@@ -117,7 +128,11 @@ def run_ahead(items: Iterator[T], name: str, depth: int = 8) -> Iterator[T]:
     thread.start()
     try:
         while True:
-            kind, value = handed.get()
+            kind, value, w = handed.get()
+            if w:
+                with room:
+                    waiting[0] -= w
+                    room.notify()
             if kind == _ITEM:
                 yield value
             elif kind == _ERROR:
@@ -126,6 +141,8 @@ def run_ahead(items: Iterator[T], name: str, depth: int = 8) -> Iterator[T]:
                 return
     finally:
         stop.set()
+        with room:
+            room.notify()
         while thread.is_alive():  # a producer blocked on a full queue takes its next turn
             try:
                 while True:
