@@ -287,7 +287,7 @@ def test_corrupt_block_fails_the_run_naming_file_and_offset(build, tmp_path):
     bad.write_bytes(bytes(data))
     config = BuildConfig(inputs=[str(bad)], out=str(tmp_path / "x"), workers=2, unit_mb=0.3)
     assert [u.kind for u in discover_units(config)] == ["blocks"] * 7
-    code, _, err = build([bad], tmp_path / "o", "--workers", "2", "--unit-mb", "0.3")
+    code, _, err = build([bad], tmp_path / "o", "--workers", "2", "--unit-mb", "0.3", "--bz2-threads", "1")
     assert code == 2 and "Traceback" not in err
     assert bad.name in err and "bz2 data is truncated or corrupt" in err and "nothing was published" in err
     offset = int(re.search(r"at byte ([\d,]+)", err).group(1).replace(",", ""))
@@ -334,7 +334,9 @@ def test_two_workers_on_one_single_stream_file_give_the_same_bytes(build, tmp_pa
     one = tmp_path / "one"
     assert build([path], one)[0] == 0
     assert manifest(one)["inputs"][0]["units"] == 1
-    for name, flags in [("two", ("--workers", "2", "--unit-mb", "0.2")), ("split1", ("--unit-mb", "0.2"))]:
+    # one bz2 thread per worker: indexed_bzip2 decodes the ranges; two: the stdlib, beside the parse
+    two = ("--workers", "2", "--unit-mb", "0.2", "--bz2-threads", "1")
+    for name, flags in [("two", two), ("split1", ("--unit-mb", "0.2", "--bz2-threads", "2"))]:
         code, _, err = build([path], tmp_path / name, *flags)
         assert code == 0, err
         m = manifest(tmp_path / name)
