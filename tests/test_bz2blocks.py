@@ -16,7 +16,14 @@ from conftest import BGWIKI_UTF16, ELWIKIVOYAGE, ENWIKI, MULTISTREAM, VIWIKI_TRU
 from wikisnap.pipelines.build import discover_units
 from wikisnap.pipelines.options import BuildConfig
 from wikisnap.transforms.formats import bz2blocks
-from wikisnap.transforms.formats.bz2blocks import BLOCK_MAGIC, EOS_MAGIC, BlockStream, find_magic, plan_blocks
+from wikisnap.transforms.formats.bz2blocks import (
+    BLOCK_MAGIC,
+    EOS_MAGIC,
+    BlockDecoder,
+    BlockStream,
+    find_magic,
+    plan_blocks,
+)
 from wikisnap.transforms.formats.dumpreader import ReadStats, iter_pages, read_siteinfo
 
 MULTI = MULTISTREAM / "mwbzutils__elwikivoyage-pages-articles-multistream-p2566p2583.xml.bz2"
@@ -92,6 +99,60 @@ def test_small_read_windows_give_the_same_streams(monkeypatch):
     assert [BlockStream(str(ELWIKIVOYAGE), a, b).read() for a, b in plan.ranges] == before
 
 
+def decode(decoder: BlockDecoder, chunk: int = 1 << 20) -> bytes:
+    try:
+        return b"".join(iter(lambda: decoder.read(chunk), b""))
+    finally:
+        decoder.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "target"), [(ENWIKI, 50_000), (ELWIKIVOYAGE, 200_000), (MULTI, 3_000), (NOHEADER, 3_000)]
+)
+def test_indexed_bzip2_decodes_block_ranges_as_the_stdlib_does(path, target):
+    """indexed_bzip2 reading the file itself from a range's first block (no re-packed stream) gives
+    the stdlib's bytes, range by range and for the rest of the file after each cut, across stream
+    ends; it does not fall back to the stdlib on good data."""
+    data = path.read_bytes()
+    plan = plan_blocks(str(path), len(data), target)
+    whole = bz2.decompress(data)
+    parts = []
+    for start, end in plan.ranges:
+        fast = BlockDecoder(str(path), start, end, fast=True, threaded=False)
+        part = decode(fast, chunk=100_000)
+        assert fast.fast, (start, end)  # still indexed_bzip2 at the end
+        assert part == decode(BlockDecoder(str(path), start, end, fast=False, threaded=True))
+        parts.append(part)
+        rest = BlockDecoder(str(path), start, None, fast=True, threaded=False)
+        assert decode(rest) == whole[sum(map(len, parts[:-1])) :]
+    assert b"".join(parts) == whole
+
+
+def test_indexed_bzip2_on_a_corrupt_block_gives_the_stdlib_bytes_and_error(tmp_path):
+    """A damaged block: indexed_bzip2 fails on it; the stdlib decodes the range again from the
+    first byte not handed over, so the same good bytes come out, then the stdlib's own error."""
+    data = bytearray(ENWIKI.read_bytes())
+    blocks = find_magic(bytes(data), BLOCK_MAGIC)
+    data[(blocks[3] + blocks[4]) // 16] ^= 0x55  # a byte in the middle of the 4th block
+    bad = tmp_path / "enwiki-damaged.xml.bz2"
+    bad.write_bytes(bytes(data))
+    got = {}
+    for fast in (True, False):
+        decoder = BlockDecoder(str(bad), blocks[1], blocks[5], fast=fast, threaded=False)
+        out = bytearray()
+        with pytest.raises(OSError) as caught:
+            while chunk := decoder.read(200_000):
+                out += chunk
+        got[fast] = (bytes(out), str(caught.value), decoder.position)
+        assert not decoder.fast
+        decoder.close()
+    assert got[True] == got[False]
+    good = bz2.decompress(BlockStream(str(ENWIKI), blocks[1], blocks[3]).read())  # the blocks before
+    out, error, position = got[True]
+    assert out == good[: len(out)] and len(out) > len(good) - 200_000  # all but the read it failed in
+    assert "Invalid data stream" in error and blocks[3] // 8 <= position <= blocks[5] // 8
+
+
 def test_files_not_ending_in_a_stream_end_are_not_planned(tmp_path):
     data = ENWIKI.read_bytes()
     for name, content in [("cut", data[: len(data) // 2]), ("tail", data + b"\0" * 20), ("gzip", b"\x1f\x8b" + data)]:
@@ -103,13 +164,15 @@ def test_files_not_ending_in_a_stream_end_are_not_planned(tmp_path):
 # -- page ownership ----------------------------------------------------------------------------------
 
 
-def pages_by_range(path, target):
+def pages_by_range(path, target, bz2_threads=0):
+    """Page ids read from each block range of `path` (bz2_threads 1: decoded by indexed_bzip2)."""
     site = read_siteinfo(str(path))
     plan = plan_blocks(str(path), path.stat().st_size, target)
     per_range, errors = [], []
     for start, end in plan.ranges:
         stats = ReadStats(str(path))
-        per_range.append([p.id for p in iter_pages(str(path), site, stats, blocks=(start, end))])
+        pages = iter_pages(str(path), site, stats, blocks=(start, end), bz2_threads=bz2_threads)
+        per_range.append([p.id for p in pages])
         errors.append(stats.error)
     return per_range, errors
 
@@ -122,9 +185,10 @@ def whole_ids(path):
     return ids
 
 
+@pytest.mark.parametrize("bz2_threads", [0, 1])
 @pytest.mark.parametrize(("path", "target"), [(ENWIKI, 50_000), (ELWIKIVOYAGE, 50_000), (MULTI, 3_000)])
-def test_every_page_is_read_by_exactly_one_range(path, target):
-    per_range, errors = pages_by_range(path, target)
+def test_every_page_is_read_by_exactly_one_range(path, target, bz2_threads):
+    per_range, errors = pages_by_range(path, target, bz2_threads)
     assert errors == [None] * len(per_range)
     assert [i for ids in per_range for i in ids] == whole_ids(path)
     assert sum(1 for ids in per_range if ids) > 1
@@ -137,11 +201,12 @@ def test_a_range_in_which_no_page_begins_reads_none():
     assert len(per_range) == 13
 
 
+@pytest.mark.parametrize("bz2_threads", [0, 1])
 @pytest.mark.parametrize("chunk", [1, 5, 7, 4096])
-def test_page_tags_cut_by_decompressed_chunks(monkeypatch, chunk):
+def test_page_tags_cut_by_decompressed_chunks(monkeypatch, chunk, bz2_threads):
     monkeypatch.setattr(bz2blocks, "_DECOMPRESSED_CHUNK", chunk)
     monkeypatch.setattr(bz2blocks, "_TAIL_CHUNK", chunk)
-    per_range, errors = pages_by_range(MULTI, 3_000)
+    per_range, errors = pages_by_range(MULTI, 3_000, bz2_threads)
     assert errors == [None] * len(per_range)
     assert [i for ids in per_range for i in ids] == whole_ids(MULTI)
 
@@ -153,8 +218,9 @@ def block_lengths(path):
     return [len(bz2.decompress(BlockStream(str(path), a, b).read())) for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
+@pytest.mark.parametrize("bz2_threads", [0, 1])
 @pytest.mark.parametrize("before", [0, 1, 5, 6])
-def test_a_page_tag_across_the_block_boundary(tmp_path, before):
+def test_a_page_tag_across_the_block_boundary(tmp_path, before, bz2_threads):
     """Real elwikivoyage pages re-compressed at level 1 (100 KB blocks), with filler text in the
     first page moving a `<page>` tag so that `before` of its bytes end the first block: the range
     whose bytes hold its `<` owns the page, whoever holds the rest of the tag."""
@@ -184,8 +250,8 @@ def test_a_page_tag_across_the_block_boundary(tmp_path, before):
     end = find_magic(data, EOS_MAGIC)[-1]
     site = read_siteinfo(str(path))
     stats = [ReadStats(str(path)), ReadStats(str(path))]
-    first = [p.id for p in iter_pages(str(path), site, stats[0], blocks=(32, blocks[1]))]
-    rest = [p.id for p in iter_pages(str(path), site, stats[1], blocks=(blocks[1], end))]
+    first = [p.id for p in iter_pages(str(path), site, stats[0], blocks=(32, blocks[1]), bz2_threads=bz2_threads)]
+    rest = [p.id for p in iter_pages(str(path), site, stats[1], blocks=(blocks[1], end), bz2_threads=bz2_threads)]
     assert stats[0].error is None and stats[1].error is None
     assert first + rest == whole_ids(path)
     moved_id = int(re.search(rb"<id>(\d+)</id>", xml[tag : tag + 500]).group(1))
@@ -195,7 +261,8 @@ def test_a_page_tag_across_the_block_boundary(tmp_path, before):
 # -- errors ------------------------------------------------------------------------------------------
 
 
-def test_a_wrong_cut_fails_loudly():
+@pytest.mark.parametrize("bz2_threads", [0, 1])
+def test_a_wrong_cut_fails_loudly(bz2_threads):
     data = ENWIKI.read_bytes()
     site = read_siteinfo(str(ENWIKI))
     blocks = find_magic(data, BLOCK_MAGIC)
@@ -206,7 +273,7 @@ def test_a_wrong_cut_fails_loudly():
         (32, blocks[1] - 3, "is not a bz2 block boundary"),
     ]:
         stats = ReadStats(str(ENWIKI))
-        list(iter_pages(str(ENWIKI), site, stats, blocks=(start, end)))
+        list(iter_pages(str(ENWIKI), site, stats, blocks=(start, end), bz2_threads=bz2_threads))
         assert stats.error is not None and stats.error.kind == "corrupt", (start, end)
         assert needle in str(stats.error) and ENWIKI.name in str(stats.error) and "at byte" in str(stats.error)
 
@@ -220,7 +287,7 @@ def test_corrupt_block_fails_the_run_naming_file_and_offset(build, tmp_path):
     bad.write_bytes(bytes(data))
     config = BuildConfig(inputs=[str(bad)], out=str(tmp_path / "x"), workers=2, unit_mb=0.3)
     assert [u.kind for u in discover_units(config)] == ["blocks"] * 7
-    code, _, err = build([bad], tmp_path / "o", "--workers", "2", "--unit-mb", "0.3")
+    code, _, err = build([bad], tmp_path / "o", "--workers", "2", "--unit-mb", "0.3", "--bz2-threads", "1")
     assert code == 2 and "Traceback" not in err
     assert bad.name in err and "bz2 data is truncated or corrupt" in err and "nothing was published" in err
     offset = int(re.search(r"at byte ([\d,]+)", err).group(1).replace(",", ""))
@@ -267,7 +334,9 @@ def test_two_workers_on_one_single_stream_file_give_the_same_bytes(build, tmp_pa
     one = tmp_path / "one"
     assert build([path], one)[0] == 0
     assert manifest(one)["inputs"][0]["units"] == 1
-    for name, flags in [("two", ("--workers", "2", "--unit-mb", "0.2")), ("split1", ("--unit-mb", "0.2"))]:
+    # one bz2 thread per worker: indexed_bzip2 decodes the ranges; two: the stdlib, beside the parse
+    two = ("--workers", "2", "--unit-mb", "0.2", "--bz2-threads", "1")
+    for name, flags in [("two", two), ("split1", ("--unit-mb", "0.2", "--bz2-threads", "2"))]:
         code, _, err = build([path], tmp_path / name, *flags)
         assert code == 0, err
         m = manifest(tmp_path / name)

@@ -163,6 +163,36 @@ def fast_bz2_available() -> bool:
     return _ib is not None
 
 
+def bz2_from_block(source, start_bit: int, first_bit: int = 32):
+    """indexed_bzip2's one-thread decoder of the bz2 data in `source` from the block (or end-of-stream
+    marker) at bit `start_bit` on, across any later streams, to the end of `source`.
+
+    `source`: a path or a seekable binary file object whose first stream's first block is at
+    `first_bit`. Returns an object with `read(n)`, `tell_compressed()` (bits) and `close()`; read it
+    sequentially only. It decodes in the calling thread and holds the GIL while it does (unlike the
+    stdlib's bz2), so it saves CPU (1.3x the stdlib's speed) but overlaps nothing.
+
+    indexed_bzip2 starts mid-stream only through its index of block offsets (bit -> decompressed
+    byte), which it trusts once given: with {first_bit: 0, start_bit: 1} a seek to byte 1 starts
+    decoding at `start_bit`, and the decompressed positions it reports are off by one. A given index
+    also turns off its check of each stream's CRC (which combines the CRCs of all the stream's
+    blocks, so it cannot hold for part of a stream); every block's own CRC is still checked. Bad
+    data raises RuntimeError or ValueError, from this call (the first block is decoded by the
+    seek) or a read.
+    """
+    reader = _ib.open(source, parallelization=1)
+    try:
+        offsets = {first_bit: 0} if start_bit == first_bit else {first_bit: 0, start_bit: 1}
+        offsets[max(offsets) + 1] = 1 << 62  # the index's end: past any position read here
+        reader.set_block_offsets(offsets)
+        if start_bit != first_bit:
+            reader.seek(1)
+    except BaseException:
+        reader.close()  # an unclosed reader aborts the interpreter at exit
+        raise
+    return reader
+
+
 class RawDigests:
     """md5 and sha1 of bytes `[start, end)` of a local file, computed by a background thread.
 

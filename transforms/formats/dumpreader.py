@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from wikisnap.schemas.siteinfo import Namespace, SiteInfo, dbname_from_base
-from wikisnap.transforms.formats.bz2blocks import BlockError, BlockRangeReader
+from wikisnap.transforms.formats.bz2blocks import FIRST_BLOCK_BIT, BlockError, BlockRangeReader
 from wikisnap.transforms.formats.dumpfiles import _READ_CHUNK, DumpError, _local, open_dump
 from wikisnap.transforms.formats.layout import DBNAME_RULE, is_dbname
 
@@ -294,7 +294,7 @@ def _open_pages(
     try:
         if blocks is not None:
             base = blocks[0] // 8
-            stream, hasher, compression = open_blocks(path, *blocks)
+            stream, hasher, compression = open_blocks(path, *blocks, bz2_threads=bz2_threads)
         else:
             stream, hasher, compression = open_dump(path, byte_range=byte_range, bz2_threads=bz2_threads)
     except DumpError as exc:
@@ -465,18 +465,20 @@ def unclosed_page(page: etree._Element, inner: etree._Element) -> PageFailure:
     )
 
 
-def open_blocks(path: str, start_bit: int, end_bit: int):
-    """(XML stream, reader with `count`, "bz2") of the pages the blocks `[start_bit, end_bit)` own."""
+def open_blocks(path: str, start_bit: int, end_bit: int, *, bz2_threads: int = 0):
+    """(XML stream, reader with `count`, "bz2") of the pages the blocks `[start_bit, end_bit)` own.
+
+    `bz2_threads` 1 (a worker with no core to spare): indexed_bzip2 decodes them in the reading
+    thread, the least CPU; else the stdlib, beside the parse in a thread of its own (indexed_bzip2's
+    threads cannot start mid-stream, and its one-thread decoder holds the GIL).
+    """
     try:
-        reader = BlockRangeReader(path, start_bit, end_bit, first=start_bit == FIRST_BLOCK_BIT)
+        reader = BlockRangeReader(path, start_bit, end_bit, first=start_bit == FIRST_BLOCK_BIT, fast=bz2_threads == 1)
     except BlockError as exc:
         raise DumpError(
             path, f"bz2 data is truncated or corrupt ({exc})", offset=start_bit // 8, kind="corrupt"
         ) from None
     return reader, reader, "bz2"
-
-
-FIRST_BLOCK_BIT = 32  # after `BZh` and the level digit
 
 
 def blocks_span(start_bit: int, end_bit: int) -> int:
