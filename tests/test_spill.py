@@ -170,3 +170,32 @@ def test_a_merge_given_up_early_closes_its_runs(tmp_path):
     del merged
     gc.collect()
     assert _open_files(paths) == []
+
+
+def test_a_run_longer_than_a_piece_is_read_and_freed_piece_by_piece(tmp_path, monkeypatch):
+    """Pieces chain in page order: a consuming merge frees temp storage while a run is being read."""
+    monkeypatch.setattr(spill_format, "_PIECE_TARGET", 100_000)
+    records = sorted(real_records())
+    spill = SpillBuffer(str(tmp_path), "u00000", bucket_span=1_000_000, budget_bytes=1_000_000)
+    runs = []
+    for page_id, rev_id, record in records:
+        runs += spill.add("enwiki", 0, page_id, rev_id, record)
+    runs += spill.flush()
+    files = lambda: sorted(p for p in tmp_path.rglob("*.run*") if p.is_file())  # noqa: E731
+    pieces = files()
+    assert len(runs) >= 2 and len(pieces) >= 3 * len(runs)
+    assert {str(p) for p in pieces} > {run.path for run in runs}  # piece 0 of each run is its path
+    expected = sorted(records, key=lambda item: (item[0], -item[1]))
+    for run in runs:  # each run reads back whole, across its pieces
+        back = list(iter_run(run.path))
+        assert len(back) == run.records and back == sorted(back, key=lambda item: (item[0], -item[1]))
+    left = []
+    merged = []
+    for item in merge_runs([run.path for run in runs], consume=True):
+        merged.append(item)
+        left.append(len(files()))
+    assert [pickle.dumps(item) for item in merged] == [pickle.dumps(item) for item in expected]
+    # (the last piece goes once the merge asks past its last item)
+    assert left == sorted(left, reverse=True) and left[-1] == 1 and not files()
+    # freed along the way, not at the end of each run: half-way, most pieces of the first run are gone
+    assert left[len(left) // 2] < len(pieces) - len(pieces) // (2 * len(runs))

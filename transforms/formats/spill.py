@@ -25,6 +25,11 @@ _FRAME = struct.Struct("<II")  # compressed length, raw length
 # (enwiki's biggest buckets, ~100 runs of 16 MB: ~13 MB).
 _FRAME_TARGET = 64 << 10
 _CODEC = "zstd"
+# Pickled bytes per piece of a run: a run is written as pieces (files) of page-id ranges one after
+# another, each ending in a frame that names the next, so a consuming merge frees temp storage a
+# piece at a time (~2.5 MB on disk) instead of a whole run (a spill budget, ~5 MB) at its end.
+_PIECE_TARGET = 8 << 20
+_NEXT_PIECE = 0  # a frame header with this compressed length: the run goes on in piece `raw length`
 
 
 # -- spill runs ----------------------------------------------------------------------------
@@ -59,11 +64,17 @@ def write_run(path: str, items: list[tuple[int, int, dict | bytes]], offload: Of
     out = open_write(path)
     try:
         batch: list[tuple[int, int, bytes]] = []
-        size = 0
+        size = piece_size = 0
+        pieces = 1
         for page_id, rev_id, record in items:
+            if piece_size >= _PIECE_TARGET and not batch:  # the next piece starts on a frame boundary
+                nxt = open_write(piece_path(path, pieces))
+                _send(offload, _end_piece, out, pieces)
+                out, pieces, piece_size = nxt, pieces + 1, 0
             blob = record if isinstance(record, bytes) else pack_record(record)
             batch.append((page_id, rev_id, blob))
             size += len(blob)
+            piece_size += len(blob)
             if size >= _FRAME_TARGET:
                 _send_frame(out, batch, offload)
                 batch, size = [], 0
@@ -72,18 +83,29 @@ def write_run(path: str, items: list[tuple[int, int, dict | bytes]], offload: Of
     except BaseException:
         out.close()
         raise
+    _send(offload, out.close)
+
+
+def piece_path(path: str, piece: int) -> str:
+    """Piece `piece` of the run at `path` (piece 0 is `path` itself)."""
+    return path if piece == 0 else f"{path}.{piece}"
+
+
+def _send(offload: Offload | None, fn, *args) -> None:
+    """`fn(*args)` now, or in order on the offload thread."""
     if offload is None:
-        out.close()
+        fn(*args)
     else:
-        offload.submit(out.close)
+        offload.submit(fn, *args)
+
+
+def _end_piece(out, next_piece: int) -> None:
+    out.write(_FRAME.pack(_NEXT_PIECE, next_piece))
+    out.close()
 
 
 def _send_frame(out, batch: list, offload: Offload | None) -> None:
-    raw = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
-    if offload is None:
-        _write_frame(out, raw)
-    else:
-        offload.submit(_write_frame, out, raw)
+    _send(offload, _write_frame, out, pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _write_frame(out, raw: bytes) -> None:
@@ -101,55 +123,73 @@ def iter_run(path: str) -> Iterator[tuple[int, int, dict]]:
 def _iter_packed(path: str, consume: bool = False, ahead: bool = False) -> Iterator[tuple[int, int, bytes]]:
     """The items of one spill run with each record still packed (`pack_record` bytes).
 
-    `consume=True` removes the run once its last item went out (see `merge_runs`). `ahead=True`:
+    `consume=True` removes each piece of the run once it is read (see `merge_runs`). `ahead=True`:
     see `_read_frames`.
     """
-    yield from _read_frames(path, ahead)
-    if consume:
-        remove_files([path])
+    yield from _read_frames(path, ahead, consume)
 
 
-def _read_frames(path: str, ahead: bool = False) -> Iterator[tuple[int, int, bytes]]:
-    """The items of one spill run's frames, in order, one frame in memory at a time.
+def _read_frames(path: str, ahead: bool = False, consume: bool = False) -> Iterator[tuple[int, int, bytes]]:
+    """The items of one spill run's frames, in order, one frame in memory at a time, piece after
+    piece (`write_run`); `consume=True` removes each piece once its last frame is read.
 
     `ahead=True`: the next frame is read and decompressed on a helper thread (file reads and zstd
     release the GIL) while the caller works through this one: a bucket writer's merge then costs
     its own thread only the unpickling. One frame more per run waits in memory.
     """
-    with open_read(path) as f:
+    piece = {"path": path, "file": open_read(path)}
+    try:
 
         def next_frame() -> bytes | None:
-            head = f.read(_FRAME.size)
-            if not head:
-                return None
-            if len(head) != _FRAME.size:
-                raise OSError(f"{path}: spill run truncated")
-            packed_len, raw_len = _FRAME.unpack(head)
-            packed = f.read(packed_len)
-            return pa.decompress(packed, decompressed_size=raw_len, codec=_CODEC, asbytes=True)
+            while True:
+                head = piece["file"].read(_FRAME.size)
+                if not head:
+                    return None
+                if len(head) != _FRAME.size:
+                    raise OSError(f"{piece['path']}: spill run truncated")
+                packed_len, raw_len = _FRAME.unpack(head)
+                if packed_len != _NEXT_PIECE:
+                    packed = piece["file"].read(packed_len)
+                    return pa.decompress(packed, decompressed_size=raw_len, codec=_CODEC, asbytes=True)
+                piece["file"].close()  # the run goes on in the next piece: this one is done
+                if consume:
+                    remove_files([piece["path"]])
+                piece["path"] = piece_path(path, raw_len)
+                piece["file"] = open_read(piece["path"])
 
         if not ahead:
             while (raw := next_frame()) is not None:
                 frame = pickle.loads(raw)
                 del raw
                 yield from frame
-            return
-        helper = _helper_thread("merge-read")
-        pending = helper.submit(next_frame)
-        try:
-            while (raw := pending.result()) is not None:
-                pending = helper.submit(next_frame)
-                frame = pickle.loads(raw)
-                del raw
-                yield from frame
-            pending = None
-        finally:
-            if pending is not None:  # left early (an error, a merge given up): the file stays open
-                pending.cancel()  # until the helper is done with it
-                try:
-                    pending.result()
-                except BaseException:  # noqa: BLE001 - the reason the merge stopped is raised already
-                    pass
+        else:
+            yield from _frames_ahead(next_frame)
+        piece["file"].close()
+        if consume:
+            remove_files([piece["path"]])
+    finally:
+        piece["file"].close()
+
+
+def _frames_ahead(next_frame) -> Iterator[tuple[int, int, bytes]]:
+    """The items of the frames `next_frame()` returns (None at the end), each next frame read
+    on a helper thread while the caller works through the one before."""
+    helper = _helper_thread("merge-read")
+    pending = helper.submit(next_frame)
+    try:
+        while (raw := pending.result()) is not None:
+            pending = helper.submit(next_frame)
+            frame = pickle.loads(raw)
+            del raw
+            yield from frame
+        pending = None
+    finally:
+        if pending is not None:  # left early (an error, a merge given up): the file stays open
+            pending.cancel()  # until the helper is done with it
+            try:
+                pending.result()
+            except BaseException:  # noqa: BLE001 - the reason the merge stopped is raised already
+                pass
 
 
 def merge_runs(paths: Iterable[str], with_source: bool = False, consume: bool = False) -> Iterator[tuple]:
