@@ -65,7 +65,8 @@ from wikisnap.transforms.update.find import (
     _parquet_shards,
     base_line_head,
 )
-from wikisnap.transforms.update.shards import SHARD_SCHEMAS, check_base_md5, copy_shard, shard_has_schema
+from wikisnap.transforms.update.shards import SHARD_SCHEMAS, copy_shard, shard_has_schema
+from wikisnap.transforms.update.splice import SpliceError, splice_shard
 from wikisnap.transforms.update.structured import (
     StructuredMerge,
     base_structured_lines,
@@ -321,17 +322,46 @@ def _merge_shard_file(
     ids are not ascending (not wikisnap's), or an empty one, is read whole and written as one group.
     BaseError naming `shard` when its md5 is not the `published` one, whatever else went wrong.
     """
-    # The md5 is taken in a thread beside the merge (hashlib works without the GIL): before it,
-    # it held up the member's longest thread by its whole pass over the shard. Nothing of the
-    # merge is used unless the md5 holds: the part is handed on only when this returns.
-    with ThreadPoolExecutor(1, thread_name_prefix="wikisnap-md5") as beside:
-        checked = beside.submit(check_base_md5, shard, published)
-        try:
-            _merge_shard_groups(shard, path, touched, inserts)
-        except Exception:
-            checked.result()  # a damaged shard fails on its md5 first, naming what is wrong
-            raise
-        checked.result()
+    # Row groups no change falls in are copied as bytes (splice.py): the base shard is read once,
+    # whole (a few tens of MB), hashed before anything of it is used, and sliced. A shard today's
+    # writer did not write, or not laid out as wikisnap writes them, goes through
+    # `_merge_shard_groups` (every group decoded and encoded) with its md5 taken beside it.
+    data = read_bytes(shard)
+    if published is not None and (md5 := hashlib.md5(data).hexdigest()) != published:
+        raise base_error(shard, f"has md5 {md5} but the base's manifest says {published}: it is damaged")
+    try:
+        with _retaining_pool():
+            pieces = splice_shard(data, _splice_plan(data, touched, inserts), ARTICLE_SCHEMA, PARQUET_SETTINGS)
+    except SpliceError:
+        pieces = None
+    if pieces is not None:
+        with open_write(path) as sink:
+            for piece in pieces:
+                sink.write(piece)
+        return
+    del data
+    _merge_shard_groups(shard, path, touched, inserts)
+
+
+def _splice_plan(data: bytes, touched: dict, inserts: list[tuple[int, dict]]) -> Iterator[tuple[int, pa.Table | None]]:
+    """The base shard `data`'s row groups as `splice_shard` takes them: `(index, None)` for a group
+    no change falls in (copied as bytes), `(index, merged rows)` for the others, made one at a time
+    (`merge_shard`, one chunk per column as the writer gets them); the same groups and rows as
+    `_merge_shard_groups`. SpliceError when the ids are not ascending (or there are none)."""
+    source = pq.ParquetFile(pa.BufferReader(data))
+    ids = source.read(columns=["identifier"])["identifier"].to_pylist()
+    if not ids or any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
+        raise SpliceError("ids not ascending")
+    ends = list(itertools.accumulate(source.metadata.row_group(g).num_rows for g in range(source.num_row_groups)))
+    starts = [0, *ends[:-1]]
+    for g, group_inserts in enumerate(inserts_by_group([ids[end - 1] for end in ends], inserts)):
+        if not group_inserts and not any(pid in touched for pid in ids[starts[g] : ends[g]]):
+            yield g, None
+            continue
+        table = source.read_row_group(g)
+        if not table.schema.equals(ARTICLE_SCHEMA):
+            raise SpliceError("a row group not in today's schema")
+        yield g, merge_shard(table, touched, group_inserts).combine_chunks()
 
 
 def _merge_shard_groups(shard: str, path: str, touched: dict, inserts: list[tuple[int, dict]]) -> None:
