@@ -22,13 +22,13 @@ from datetime import UTC
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
+from apache_beam.utils.windowed_value import WindowedValue
 
 from wikisnap import faults
-from wikisnap.schemas.arrow import ARTICLE_SCHEMA, TEXT_SCHEMA, records_to_table
+from wikisnap.schemas.arrow import ARTICLE_SCHEMA, TEXT_SCHEMA
 from wikisnap.schemas.serialize import format_time, to_wme_json_bytes
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.counters import counter
@@ -66,7 +66,7 @@ from wikisnap.transforms.update.find import (
     base_line_head,
 )
 from wikisnap.transforms.update.shards import SHARD_SCHEMAS, copy_shard, shard_has_schema
-from wikisnap.transforms.update.splice import SpliceError, splice_shard
+from wikisnap.transforms.update.splice import SpliceError, inserts_by_group, merge_shard, splice_plan, splice_shard
 from wikisnap.transforms.update.structured import (
     StructuredMerge,
     base_structured_lines,
@@ -331,7 +331,7 @@ def _merge_shard_file(
         raise base_error(shard, f"has md5 {md5} but the base's manifest says {published}: it is damaged")
     try:
         with _retaining_pool():
-            pieces = splice_shard(data, _splice_plan(data, touched, inserts), ARTICLE_SCHEMA, PARQUET_SETTINGS)
+            pieces = splice_shard(data, splice_plan(data, touched, inserts), ARTICLE_SCHEMA, PARQUET_SETTINGS)
     except SpliceError:
         pieces = None
     if pieces is not None:
@@ -341,27 +341,6 @@ def _merge_shard_file(
         return
     del data
     _merge_shard_groups(shard, path, touched, inserts)
-
-
-def _splice_plan(data: bytes, touched: dict, inserts: list[tuple[int, dict]]) -> Iterator[tuple[int, pa.Table | None]]:
-    """The base shard `data`'s row groups as `splice_shard` takes them: `(index, None)` for a group
-    no change falls in (copied as bytes), `(index, merged rows)` for the others, made one at a time
-    (`merge_shard`, one chunk per column as the writer gets them); the same groups and rows as
-    `_merge_shard_groups`. SpliceError when the ids are not ascending (or there are none)."""
-    source = pq.ParquetFile(pa.BufferReader(data))
-    ids = source.read(columns=["identifier"])["identifier"].to_pylist()
-    if not ids or any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
-        raise SpliceError("ids not ascending")
-    ends = list(itertools.accumulate(source.metadata.row_group(g).num_rows for g in range(source.num_row_groups)))
-    starts = [0, *ends[:-1]]
-    for g, group_inserts in enumerate(inserts_by_group([ids[end - 1] for end in ends], inserts)):
-        if not group_inserts and not any(pid in touched for pid in ids[starts[g] : ends[g]]):
-            yield g, None
-            continue
-        table = source.read_row_group(g)
-        if not table.schema.equals(ARTICLE_SCHEMA):
-            raise SpliceError("a row group not in today's schema")
-        yield g, merge_shard(table, touched, group_inserts).combine_chunks()
 
 
 def _merge_shard_groups(shard: str, path: str, touched: dict, inserts: list[tuple[int, dict]]) -> None:
@@ -396,20 +375,6 @@ def _shard_fragment(shard: str):
         fs, p = fs_for(shard)
         dataset = pads.dataset(p, filesystem=fs, format="parquet", schema=ARTICLE_SCHEMA)
     return next(iter(dataset.get_fragments()))
-
-
-def inserts_by_group(lasts: list[int], inserts: list[tuple[int, dict]]) -> list[list[tuple[int, dict]]]:
-    """The sorted `inserts` split over row groups whose last page ids are `lasts` (ascending).
-
-    An insert joins the group holding the first base row it sorts before or replaces (the first
-    with an id >= its own); one past every row joins the last group. No groups: none.
-    """
-    if not lasts:
-        return []
-    split: list[list[tuple[int, dict]]] = [[] for _ in lasts]
-    for item in inserts:
-        split[min(bisect.bisect_left(lasts, item[0]), len(lasts) - 1)].append(item)
-    return split
 
 
 def _rewrite_lines(
@@ -491,38 +456,6 @@ def _retaining_pool() -> Iterator[None]:
         yield
     finally:
         pa.set_memory_pool(default)
-
-
-def merge_shard(table: pa.Table, touched: dict, inserts: list[tuple[int, dict]]) -> pa.Table:
-    """Base Parquet rows without the touched pages' rows, plus the changed records, by page id.
-
-    In: the rows (a shard or one of its row groups; ids ascending, as wikisnap writes them), the
-    touched page ids and the sorted `(page id, record)` inserts that belong there. Out: the rows
-    sliced around the touched ones, no copy and no sort (its columns come in pieces: the writer
-    makes each group one chunk). Rows whose ids are not ascending are sorted instead.
-    """
-    ids = table["identifier"].to_pylist()
-    new_rows = records_to_table([rec for _pid, rec in inserts]) if inserts else None
-    if any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
-        keep = pc.invert(pc.is_in(table["identifier"], pa.array(sorted(touched), pa.int64())))
-        return pa.concat_tables([table.filter(keep)] + ([new_rows] if new_rows is not None else [])).sort_by(
-            "identifier"
-        )
-    removed = [n for n, pid in enumerate(ids) if pid in touched]
-    at = [bisect.bisect_left(ids, pid) for pid, _rec in inserts]  # each insert goes before row `at`
-    pieces, start, r, k = [], 0, 0, 0
-    for point in sorted(set(removed) | set(at)):
-        if point > start:
-            pieces.append(table.slice(start, point - start))
-        start = point
-        while k < len(at) and at[k] == point:
-            pieces.append(new_rows.slice(k, 1))
-            k += 1
-        if r < len(removed) and removed[r] == point:
-            start, r = point + 1, r + 1
-    if start < len(ids):
-        pieces.append(table.slice(start))
-    return pa.concat_tables(pieces) if pieces else table.slice(0, 0)
 
 
 def member_text(task: MemberTask, opts: WriteOptions, path: str, inserts: dict[int, dict]) -> str | None:
@@ -672,7 +605,18 @@ class _PlanRewriteFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(TAG_STATS, ((db, name), n))
 
 
+# Touched members rewritten at once by one worker: each is a chain (inflate → merge → deflate) whose
+# deflate is the longest link and cannot be cut (the bytes are one zlib stream), so two of them
+# side by side keep two cores busy (zlib and Arrow work without the GIL) where one left the second
+# core waiting: the rewrite's wall time was the sum of its touched members'.
+MEMBER_THREADS = 2
+
+
 class _RewriteMemberFn(beam.DoFn):
+    """MemberTask → its part and counts. An untouched member is copied in `process`; a touched
+    one is rewritten on a pool of `MEMBER_THREADS` threads and its outputs come out in
+    `finish_bundle` (with the element's timestamp and window), in the order the tasks came."""
+
     def __init__(self, opts: WriteOptions):
         self.opts = opts
 
@@ -680,16 +624,55 @@ class _RewriteMemberFn(beam.DoFn):
         self.c_copied = Metrics.counter("wikisnap", "members_copied")
         self.c_rewritten = Metrics.counter("wikisnap", "members_rewritten")
         self.c_errors = Metrics.counter("wikisnap", "base_errors")
+        self._pool = None
 
-    def process(self, task: MemberTask):
+    def start_bundle(self) -> None:
+        self._pending: list = []
+
+    def process(self, task: MemberTask, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
         (self.c_rewritten if task.touched else self.c_copied).inc()
+        if not task.touched:
+            yield from self._outputs(task, self._rewrite(task))
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(MEMBER_THREADS, thread_name_prefix="wikisnap-member")
+        self._pending.append((task, self._pool.submit(self._rewrite, task), timestamp, window))
+
+    def finish_bundle(self):
+        pending, self._pending = self._pending, []
+        try:
+            for task, future, timestamp, window in pending:
+                for out in self._outputs(task, future.result()):
+                    if isinstance(out, beam.pvalue.TaggedOutput):
+                        yield beam.pvalue.TaggedOutput(out.tag, WindowedValue(out.value, timestamp, (window,)))
+                    else:
+                        yield WindowedValue(out, timestamp, (window,))
+        finally:
+            for _task, future, _timestamp, _window in pending:
+                future.cancel()  # a failed bundle leaves no rewrite running behind it
+            for _task, future, _timestamp, _window in pending:
+                if not future.cancelled():
+                    future.exception()  # (waited for: a retry must not meet its files half-written)
+
+    def teardown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _rewrite(self, task: MemberTask):
+        """`rewrite_member`: (part, counts, letters), or the BaseError it raised."""
         letters: list = []
         try:
             part, counts = rewrite_member(task, self.opts, letters)
         except BaseError as exc:
+            return exc
+        return part, counts, letters
+
+    def _outputs(self, task: MemberTask, result):
+        if isinstance(result, BaseError):
             self.c_errors.inc()
-            yield beam.pvalue.TaggedOutput(TAG_ERRORS, str(exc))
+            yield beam.pvalue.TaggedOutput(TAG_ERRORS, str(result))
             return
+        part, counts, letters = result
         for letter in letters:
             yield beam.pvalue.TaggedOutput(TAG_DEADLETTERS, letter)
         # after the member's files are written: a retry must write its own, and assembly take one copy

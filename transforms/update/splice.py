@@ -18,16 +18,24 @@ an empty file's but for the rows and groups (version, schema, key-value metadata
 schema, `created_by` with Arrow's version, column orders), every column chunk in the codec and with
 the statistics of the writer's settings, chunks contiguous, no page index or bloom filter (whose
 offsets this does not move). Otherwise SpliceError, and the caller encodes every group as before.
+
+The rows of a touched group come from `merge_shard` (the group's rows without the touched pages,
+with the inserts that sort into it: `inserts_by_group`), group by group (`splice_plan`).
 """
 
 from __future__ import annotations
 
+import bisect
 import io
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from wikisnap.schemas.arrow import ARTICLE_SCHEMA, records_to_table
 
 MAGIC = b"PAR1"
 
@@ -102,7 +110,8 @@ def _list_header(size: int, elem: int) -> bytes:
 
 
 def _skip(data: bytes, pos: int, kind: int) -> int:
-    """The position after the value of type `kind` at `pos`."""
+    """The position after the value of type `kind` at `pos`. (Numbers and strings, most of a
+    footer, are skipped in line: a footer holds ~50 values per column chunk.)"""
     if kind in _INTS:
         while data[pos] >= 0x80:
             pos += 1
@@ -116,12 +125,28 @@ def _skip(data: bytes, pos: int, kind: int) -> int:
             pos += 1
             if head == 0:
                 return pos
-            if not head >> 4:  # a field id of its own
-                pos = _skip(data, pos, _I16)
-            if head & 0x0F not in (_TRUE, _FALSE):  # a bool field's value is its type
-                pos = _skip(data, pos, head & 0x0F)
+            if head < 0x10:  # a field id of its own
+                while data[pos] >= 0x80:
+                    pos += 1
+                pos += 1
+            kind = head & 0x0F
+            if kind in _INTS:
+                while data[pos] >= 0x80:
+                    pos += 1
+                pos += 1
+            elif kind == _BINARY:
+                n, pos = _varint(data, pos)
+                pos += n
+            elif kind not in (_TRUE, _FALSE):  # a bool field's value is its type
+                pos = _skip(data, pos, kind)
     if kind in (_LIST, _SET):
         size, elem, pos = _list_head(data, pos)
+        if elem in _INTS:
+            for _ in range(size):
+                while data[pos] >= 0x80:
+                    pos += 1
+                pos += 1
+            return pos
         for _ in range(size):
             pos = _skip(data, pos, elem)
         return pos
@@ -348,3 +373,73 @@ def splice_shard(data: bytes, plan: Iterable[tuple[int, pa.Table | None]], schem
         rows_total += group.num_rows
     pieces.append(file_footer(empty, entries, rows_total))
     return pieces
+
+
+# -- the rows of a touched member's groups ------------------------------------------------------
+
+
+def splice_plan(data: bytes, touched: dict, inserts: list[tuple[int, dict]]) -> Iterator[tuple[int, pa.Table | None]]:
+    """The base shard `data`'s row groups as `splice_shard` takes them: `(index, None)` for a group
+    no change falls in (copied as bytes), `(index, merged rows)` for the others, made one at a time
+    (`merge_shard`, one chunk per column as the writer gets them); the same groups and rows as
+    `_merge_shard_groups`. SpliceError when the ids are not ascending (or there are none)."""
+    source = pq.ParquetFile(pa.BufferReader(data))
+    ids = source.read(columns=["identifier"])["identifier"].to_pylist()
+    if not ids or any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
+        raise SpliceError("ids not ascending")
+    ends = list(itertools.accumulate(source.metadata.row_group(g).num_rows for g in range(source.num_row_groups)))
+    starts = [0, *ends[:-1]]
+    for g, group_inserts in enumerate(inserts_by_group([ids[end - 1] for end in ends], inserts)):
+        if not group_inserts and not any(pid in touched for pid in ids[starts[g] : ends[g]]):
+            yield g, None
+            continue
+        table = source.read_row_group(g)
+        if not table.schema.equals(ARTICLE_SCHEMA):
+            raise SpliceError("a row group not in today's schema")
+        yield g, merge_shard(table, touched, group_inserts).combine_chunks()
+
+
+def inserts_by_group(lasts: list[int], inserts: list[tuple[int, dict]]) -> list[list[tuple[int, dict]]]:
+    """The sorted `inserts` split over row groups whose last page ids are `lasts` (ascending).
+
+    An insert joins the group holding the first base row it sorts before or replaces (the first
+    with an id >= its own); one past every row joins the last group. No groups: none.
+    """
+    if not lasts:
+        return []
+    split: list[list[tuple[int, dict]]] = [[] for _ in lasts]
+    for item in inserts:
+        split[min(bisect.bisect_left(lasts, item[0]), len(lasts) - 1)].append(item)
+    return split
+
+
+def merge_shard(table: pa.Table, touched: dict, inserts: list[tuple[int, dict]]) -> pa.Table:
+    """Base Parquet rows without the touched pages' rows, plus the changed records, by page id.
+
+    In: the rows (a shard or one of its row groups; ids ascending, as wikisnap writes them), the
+    touched page ids and the sorted `(page id, record)` inserts that belong there. Out: the rows
+    sliced around the touched ones, no copy and no sort (its columns come in pieces: the writer
+    makes each group one chunk). Rows whose ids are not ascending are sorted instead.
+    """
+    ids = table["identifier"].to_pylist()
+    new_rows = records_to_table([rec for _pid, rec in inserts]) if inserts else None
+    if any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
+        keep = pc.invert(pc.is_in(table["identifier"], pa.array(sorted(touched), pa.int64())))
+        return pa.concat_tables([table.filter(keep)] + ([new_rows] if new_rows is not None else [])).sort_by(
+            "identifier"
+        )
+    removed = [n for n, pid in enumerate(ids) if pid in touched]
+    at = [bisect.bisect_left(ids, pid) for pid, _rec in inserts]  # each insert goes before row `at`
+    pieces, start, r, k = [], 0, 0, 0
+    for point in sorted(set(removed) | set(at)):
+        if point > start:
+            pieces.append(table.slice(start, point - start))
+        start = point
+        while k < len(at) and at[k] == point:
+            pieces.append(new_rows.slice(k, 1))
+            k += 1
+        if r < len(removed) and removed[r] == point:
+            start, r = point + 1, r + 1
+    if start < len(ids):
+        pieces.append(table.slice(start))
+    return pa.concat_tables(pieces) if pieces else table.slice(0, 0)
