@@ -7,12 +7,14 @@ update wrote the shard before; checked on real shards of the enwiki sample (test
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_update_onepass import _cases, _largest_shard
+from test_update import enwiki_events, records_by_id, write_lines
+from test_update_onepass import TAR, _cases, _largest_shard
 
 from wikisnap.schemas.arrow import ARTICLE_SCHEMA, TEXT_SCHEMA, table_to_records
 from wikisnap.transforms.update import rewrite, splice
@@ -130,3 +132,20 @@ def test_more_than_fourteen_groups_take_the_long_list_header(tmp_path: Path):
     assert len(groups) == 20
     entries = [g.at(g.start, n) for n, g in enumerate(groups)]
     assert file_footer(empty_footer(table.schema, PARQUET_SETTINGS), entries, 40_000) == data[-8 - len(raw) :]
+
+
+def test_an_update_with_damaged_base_shards_fails_with_exit_2_naming_them(small_base, update, tmp_path):
+    # Touched members' shards (spliced) and untouched ones (copied) alike: each one's md5 is
+    # checked before any of its bytes is used, and nothing is published.
+    base = tmp_path / "base"
+    shutil.copytree(small_base, base)
+    events = write_lines(tmp_path / "events.ndjson", enwiki_events(records_by_id(base / TAR)))
+    shards = sorted((base / "parquet").rglob("*.parquet"))
+    for shard in shards:
+        data = bytearray(shard.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # same size: only its md5 tells
+        shard.write_bytes(bytes(data))
+    code, _stdout, stderr = update(base, [events], tmp_path / "out")
+    assert code == 2, stderr
+    assert all(f"{shard}: base snapshot has md5" in stderr for shard in shards), stderr
+    assert not (tmp_path / "out" / "manifest.json").exists()
