@@ -102,7 +102,7 @@ def test_a_shard_another_writer_wrote_is_encoded_group_by_group(small_base, tmp_
     base = tmp_path / "base.parquet"
     base.write_bytes(written(table, 2, compression="snappy", write_statistics=True))
     with pytest.raises(splice.SpliceError, match="another codec"):
-        splice.splice_shard(base.read_bytes(), iter([]), ARTICLE_SCHEMA, PARQUET_SETTINGS)
+        splice.splice_shard(io.BytesIO(base.read_bytes()), io.BytesIO(), iter([]), ARTICLE_SCHEMA, PARQUET_SETTINGS)
     opts = WriteOptions(str(tmp_path), str(tmp_path), 10**8, frozenset({"ndjson", "parquet"}), None)
     touched = {rows[0]["identifier"]: None}
     reference, out = tmp_path / "reference.parquet", tmp_path / "out.parquet"

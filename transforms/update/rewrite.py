@@ -38,6 +38,7 @@ from wikisnap.transforms.formats.fs import (
     join,
     local_path,
     open_read,
+    open_read_arrow,
     open_write,
     read_bytes,
     remove_tree,
@@ -65,7 +66,7 @@ from wikisnap.transforms.update.find import (
     _parquet_shards,
     base_line_head,
 )
-from wikisnap.transforms.update.shards import SHARD_SCHEMAS, copy_shard, shard_has_schema
+from wikisnap.transforms.update.shards import SHARD_SCHEMAS, check_base_md5, copy_shard, shard_has_schema
 from wikisnap.transforms.update.splice import SpliceError, inserts_by_group, merge_shard, splice_plan, splice_shard
 from wikisnap.transforms.update.structured import (
     StructuredMerge,
@@ -322,25 +323,23 @@ def _merge_shard_file(
     ids are not ascending (not wikisnap's), or an empty one, is read whole and written as one group.
     BaseError naming `shard` when its md5 is not the `published` one, whatever else went wrong.
     """
-    # Row groups no change falls in are copied as bytes (splice.py): the base shard is read once,
-    # whole (a few tens of MB), hashed before anything of it is used, and sliced. A shard today's
-    # writer did not write, or not laid out as wikisnap writes them, goes through
-    # `_merge_shard_groups` (every group decoded and encoded) with its md5 taken beside it.
-    data = read_bytes(shard)
-    if published is not None and (md5 := hashlib.md5(data).hexdigest()) != published:
-        raise base_error(shard, f"has md5 {md5} but the base's manifest says {published}: it is damaged")
-    try:
-        with _retaining_pool():
-            pieces = splice_shard(data, splice_plan(data, touched, inserts), ARTICLE_SCHEMA, PARQUET_SETTINGS)
-    except SpliceError:
-        pieces = None
-    if pieces is not None:
-        with open_write(path) as sink:
-            for piece in pieces:
-                sink.write(piece)
-        return
-    del data
-    _merge_shard_groups(shard, path, touched, inserts)
+    # Row groups no change falls in are copied as bytes (splice.py); a shard today's writer did
+    # not write, or not laid out as wikisnap writes them, has every group decoded and encoded
+    # (`_merge_shard_groups`). The md5 is taken in a thread beside (hashlib works without the
+    # GIL); nothing of the merge is used unless it holds: the part is handed on when this returns.
+    with ThreadPoolExecutor(1, thread_name_prefix="wikisnap-md5") as beside:
+        checked = beside.submit(check_base_md5, shard, published)
+        try:
+            try:
+                with _retaining_pool(), open_read(shard) as raw, open_read_arrow(shard) as f, open_write(path) as sink:
+                    plan = splice_plan(pq.ParquetFile(f), touched, inserts)
+                    splice_shard(raw, sink, plan, ARTICLE_SCHEMA, PARQUET_SETTINGS)
+            except SpliceError:
+                _merge_shard_groups(shard, path, touched, inserts)
+        except Exception:
+            checked.result()  # a damaged shard fails on its md5 first, naming what is wrong
+            raise
+        checked.result()
 
 
 def _merge_shard_groups(shard: str, path: str, touched: dict, inserts: list[tuple[int, dict]]) -> None:

@@ -335,55 +335,92 @@ def empty_footer(schema: pa.Schema, settings: dict) -> bytes:
     return _EMPTY[key]
 
 
-def splice_shard(data: bytes, plan: Iterable[tuple[int, pa.Table | None]], schema: pa.Schema, settings: dict) -> list:
-    """The pieces (bytes-likes, in order) of a shard made from the base shard `data`: for each
+COPY_SIZE = 1 << 20  # a copied group's bytes are read and written in pieces of this size
+
+
+def splice_shard(raw, sink, plan: Iterable[tuple[int, pa.Table | None]], schema: pa.Schema, settings: dict) -> None:
+    """Write to `sink` a shard made from the base shard open as `raw` (seekable): for each
     `(group index, rows)` of `plan` (taken one at a time), the base's group `index` copied as bytes
     when `rows` is None, else `rows` encoded as one group (no rows: no group).
 
-    SpliceError, before any of `plan` is taken, when `data` was not written by Arrow's writer in
-    `schema` with `settings` as it writes now, or its footer has offsets this module cannot move.
+    SpliceError, before anything is written, when the base shard was not written by Arrow's writer
+    in `schema` with `settings` as it writes now, or its footer has offsets this module cannot
+    move; when `plan` raises it, from where it does (the caller writes the file again).
     """
     codec = CODECS.get(str(settings.get("compression", "snappy")).lower())
     statistics = settings.get("write_statistics", True)
     if codec is None or not isinstance(statistics, bool):
         raise SpliceError(f"writer settings this module does not check: {settings}")
     empty = empty_footer(schema, settings)
-    footer = footer_bytes(data)
+    footer = read_footer(raw)
     try:
         if without_groups(footer) != without_groups(empty):
             raise SpliceError("written by another writer, schema or settings")
         groups = group_entries(footer, codec, statistics)
     except IndexError:
         raise SpliceError("a footer that ends inside a value") from None
-    view = memoryview(data)
-    pieces: list = [MAGIC]
     entries: list[bytes] = []
-    pos, rows_total = len(MAGIC), 0
+    pos, rows_total, started = len(MAGIC), 0, False
     for index, rows in plan:
+        if not started:  # once the plan is under way (its first step checks the ids)
+            sink.write(MAGIC)
+            started = True
         if rows is None:
             group = groups[index]
-            chunk = view[group.start : group.end]
+            _copy_range(raw, sink, group.start, group.end)
+            size = group.end - group.start
         elif rows.num_rows:
             chunk, group = encoded_group(rows, schema, settings)
+            sink.write(chunk)
+            size = len(chunk)
         else:
             continue
         entries.append(group.at(pos, len(entries)))
-        pieces.append(chunk)
-        pos += len(chunk)
+        pos += size
         rows_total += group.num_rows
-    pieces.append(file_footer(empty, entries, rows_total))
-    return pieces
+    if not started:
+        sink.write(MAGIC)
+    sink.write(file_footer(empty, entries, rows_total))
+
+
+def read_footer(raw) -> bytes:
+    """The Thrift footer of the Parquet file open as `raw` (seekable); SpliceError when it has none."""
+    size = raw.seek(0, 2)
+    if size < 12:
+        raise SpliceError("too short for a Parquet file")
+    raw.seek(size - 8)
+    tail = raw.read(8)
+    length = int.from_bytes(tail[:4], "little")
+    if tail[4:] != MAGIC or length > size - 12:
+        raise SpliceError("no Parquet footer at the end")
+    raw.seek(size - 8 - length)
+    footer = raw.read(length)
+    raw.seek(0)
+    if raw.read(4) != MAGIC:
+        raise SpliceError("no PAR1 at the start")
+    return footer
+
+
+def _copy_range(raw, sink, start: int, end: int) -> None:
+    raw.seek(start)
+    while start < end:
+        data = raw.read(min(COPY_SIZE, end - start))
+        if not data:
+            raise SpliceError(f"the base shard ends inside bytes {start:,}-{end:,}")
+        sink.write(data)
+        start += len(data)
 
 
 # -- the rows of a touched member's groups ------------------------------------------------------
 
 
-def splice_plan(data: bytes, touched: dict, inserts: list[tuple[int, dict]]) -> Iterator[tuple[int, pa.Table | None]]:
-    """The base shard `data`'s row groups as `splice_shard` takes them: `(index, None)` for a group
+def splice_plan(
+    source: pq.ParquetFile, touched: dict, inserts: list[tuple[int, dict]]
+) -> Iterator[tuple[int, pa.Table | None]]:
+    """The base shard `source`'s row groups as `splice_shard` takes them: `(index, None)` for a group
     no change falls in (copied as bytes), `(index, merged rows)` for the others, made one at a time
     (`merge_shard`, one chunk per column as the writer gets them); the same groups and rows as
     `_merge_shard_groups`. SpliceError when the ids are not ascending (or there are none)."""
-    source = pq.ParquetFile(pa.BufferReader(data))
     ids = source.read(columns=["identifier"])["identifier"].to_pylist()
     if not ids or any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
         raise SpliceError("ids not ascending")
