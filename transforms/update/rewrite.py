@@ -3,7 +3,8 @@
 A snapshot no diff touches is copied as files. Otherwise an untouched member is copied as gzip bytes
 with its Parquet shard (never decompressed; the copy's CRC-32 must be the scan's), a touched one is
 re-gzipped with the changes merged in page-id order while its shard is merged row group by row
-group beside it. A copied shard an earlier wikisnap wrote in other column types is rewritten in
+group beside it (untouched groups copied as bytes: splice.py); a worker rewrites two touched
+members at once. A copied shard an earlier wikisnap wrote in other column types is rewritten in
 today's (`copy_shard`), so an output never mixes schemas. Tarballs of another layout are rewritten line by line.
 """
 
@@ -319,7 +320,8 @@ def _merge_shard_file(
     Row group by row group: each of the base's groups is read, loses its touched rows, gains the
     inserts that sort into it (`inserts_by_group`) and is written as one group, so the shard keeps
     the build's cuts (groups bounded in rows and bytes) and memory holds one group, not the
-    member's shard (the whole-shard copy was a quarter of an update's page faults). A shard whose
+    member's shard (the whole-shard copy was a quarter of an update's page faults); a group no
+    change falls in is copied as bytes instead (splice.py: the same bytes). A shard whose
     ids are not ascending (not wikisnap's), or an empty one, is read whole and written as one group.
     BaseError naming `shard` when its md5 is not the `published` one, whatever else went wrong.
     """
