@@ -157,9 +157,10 @@ def _skip(data: bytes, pos: int, kind: int) -> int:
     raise SpliceError(f"a Thrift type {kind} this module does not read")
 
 
-def _struct(data: bytes, pos: int) -> tuple[dict[int, tuple[int, int, int]], int]:
+def _struct(data: bytes, pos: int, walk: dict | None = None) -> tuple[dict[int, tuple[int, int, int]], int]:
     """The fields of the struct at `pos` — field id → (type, start, end of its value) — and the
-    position after the struct."""
+    position after the struct. `walk`: field id → `(type, walker)` for the fields the caller
+    reads inside (each byte of a footer is walked once): `walker(data, start)` returns the end."""
     fields: dict[int, tuple[int, int, int]] = {}
     last = 0
     while True:
@@ -173,7 +174,12 @@ def _struct(data: bytes, pos: int) -> tuple[dict[int, tuple[int, int, int]], int
         else:
             fid, pos = _int(data, pos)
         start = pos
-        if kind not in (_TRUE, _FALSE):
+        if walk is not None and fid in walk:
+            expected, walker = walk[fid]
+            if kind != expected:
+                raise SpliceError(f"a footer field {fid} of Thrift type {kind}")
+            pos = walker(data, pos)
+        elif kind not in (_TRUE, _FALSE):
             pos = _skip(data, pos, kind)
         fields[fid] = (kind, start, pos)
         last = fid
@@ -222,58 +228,85 @@ def group_entries(footer: bytes, codec: int | None = None, statistics: bool | No
     """The row groups of a footer. SpliceError when a group's column chunks are not one contiguous
     run, have offsets this module does not move (page index, bloom filter, index page, another
     file), or — when given — another `codec` or not `statistics` as asked."""
-    top, _end = _struct(footer, 0)
-    if FILE_ROW_GROUPS not in top:
-        return []
-    size, elem, pos = _list_head(footer, top[FILE_ROW_GROUPS][1])
-    if size and elem != _STRUCT:
-        raise SpliceError("row groups that are not structs")
-    groups = []
-    for _ in range(size):
-        group, after = _struct(footer, pos)
-        offsets, first, run = [], None, None
-        if GROUP_FILE_OFFSET in group:
-            offsets.append(_value(footer, group[GROUP_FILE_OFFSET], pos))
-        size_c, _elem, at = _list_head(footer, group[GROUP_COLUMNS][1])
-        for _ in range(size_c):
-            chunk, at_end = _struct(footer, at)
-            if CHUNK_FILE_PATH in chunk or any(fid in chunk for fid in CHUNK_PAGE_INDEX) or CHUNK_META not in chunk:
-                raise SpliceError("a column chunk with a page index, in another file or without metadata")
-            if CHUNK_FILE_OFFSET in chunk and (value := _value(footer, chunk[CHUNK_FILE_OFFSET], pos))[2]:
-                offsets.append(value)  # (Arrow writes 0 there now: a 0 stays)
-            meta, _meta_end = _struct(footer, chunk[CHUNK_META][1])
-            if META_INDEX_PAGE in meta or META_BLOOM in meta:
-                raise SpliceError("a column chunk with an index page or a bloom filter")
-            if codec is not None and _value(footer, meta[META_CODEC], 0)[2] != codec:
-                raise SpliceError("a column chunk in another codec")
-            if statistics is not None and (META_STATISTICS in meta) != statistics:
-                raise SpliceError("a column chunk with other statistics")
-            chunk_start = None
-            for fid in (META_DICT_PAGE, META_DATA_PAGE):
-                if fid in meta:
-                    value = _value(footer, meta[fid], pos)
-                    offsets.append(value)
-                    chunk_start = value[2] if chunk_start is None else chunk_start
-            if chunk_start is None or (run is not None and chunk_start != run):
-                raise SpliceError("column chunks that are not one contiguous run")
-            first = chunk_start if first is None else first
-            run = chunk_start + _value(footer, meta[META_COMPRESSED], 0)[2]
-            at = at_end
-        if first is None:
-            raise SpliceError("a row group without columns")
-        ordinal = group.get(GROUP_ORDINAL)
-        groups.append(
-            GroupEntry(
-                footer[pos:after],
-                tuple(offsets),
-                (ordinal[1] - pos, ordinal[2] - pos) if ordinal else None,
-                _value(footer, group[GROUP_NUM_ROWS], 0)[2],
-                first,
-                run,
-            )
+    return _walk_footer(footer, codec, statistics)[1]
+
+
+def _walk_footer(footer: bytes, codec: int | None = None, statistics: bool | None = None):
+    """(the footer's top-level fields as `_struct` gives them, its row groups): `group_entries`."""
+    groups: list[GroupEntry] = []
+
+    def row_groups(data: bytes, pos: int) -> int:
+        size, elem, pos = _list_head(data, pos)
+        if size and elem != _STRUCT:
+            raise SpliceError("row groups that are not structs")
+        for _ in range(size):
+            pos = _group(data, pos, codec, statistics, groups)
+        return pos
+
+    top, _end = _struct(footer, 0, {FILE_ROW_GROUPS: (_LIST, row_groups)})
+    return top, groups
+
+
+def _meta_walker(out: list):
+    def walk(data: bytes, pos: int) -> int:
+        meta, end = _struct(data, pos)
+        out.append(meta)
+        return end
+
+    return walk
+
+
+def _group(footer: bytes, pos: int, codec: int | None, statistics: bool | None, groups: list[GroupEntry]) -> int:
+    """Read the row group entry at `pos` into `groups`; the position after it."""
+    chunks: list[tuple[dict, dict | None]] = []
+
+    def columns(data: bytes, at: int) -> int:
+        size, _elem, at = _list_head(data, at)
+        for _ in range(size):
+            metas: list = []
+            chunk, at = _struct(data, at, {CHUNK_META: (_STRUCT, _meta_walker(metas))})
+            chunks.append((chunk, metas[0] if metas else None))
+        return at
+
+    group, after = _struct(footer, pos, {GROUP_COLUMNS: (_LIST, columns)})
+    offsets, first, run = [], None, None
+    if GROUP_FILE_OFFSET in group:
+        offsets.append(_value(footer, group[GROUP_FILE_OFFSET], pos))
+    for chunk, meta in chunks:
+        if CHUNK_FILE_PATH in chunk or any(fid in chunk for fid in CHUNK_PAGE_INDEX) or meta is None:
+            raise SpliceError("a column chunk with a page index, in another file or without metadata")
+        if CHUNK_FILE_OFFSET in chunk and (value := _value(footer, chunk[CHUNK_FILE_OFFSET], pos))[2]:
+            offsets.append(value)  # (Arrow writes 0 there now: a 0 stays)
+        if META_INDEX_PAGE in meta or META_BLOOM in meta:
+            raise SpliceError("a column chunk with an index page or a bloom filter")
+        if codec is not None and _value(footer, meta[META_CODEC], 0)[2] != codec:
+            raise SpliceError("a column chunk in another codec")
+        if statistics is not None and (META_STATISTICS in meta) != statistics:
+            raise SpliceError("a column chunk with other statistics")
+        chunk_start = None
+        for fid in (META_DICT_PAGE, META_DATA_PAGE):
+            if fid in meta:
+                value = _value(footer, meta[fid], pos)
+                offsets.append(value)
+                chunk_start = value[2] if chunk_start is None else chunk_start
+        if chunk_start is None or (run is not None and chunk_start != run):
+            raise SpliceError("column chunks that are not one contiguous run")
+        first = chunk_start if first is None else first
+        run = chunk_start + _value(footer, meta[META_COMPRESSED], 0)[2]
+    if first is None or GROUP_NUM_ROWS not in group:
+        raise SpliceError("a row group without columns or row count")
+    ordinal = group.get(GROUP_ORDINAL)
+    groups.append(
+        GroupEntry(
+            footer[pos:after],
+            tuple(offsets),
+            (ordinal[1] - pos, ordinal[2] - pos) if ordinal else None,
+            _value(footer, group[GROUP_NUM_ROWS], 0)[2],
+            first,
+            run,
         )
-        pos = after
-    return groups
+    )
+    return after
 
 
 def _value(data: bytes, field: tuple[int, int, int], base: int) -> tuple[int, int, int]:
@@ -284,11 +317,13 @@ def _value(data: bytes, field: tuple[int, int, int], base: int) -> tuple[int, in
     return start - base, end - base, _int(data, start)[0]
 
 
-def without_groups(footer: bytes) -> tuple[bytes, bytes, bytes]:
+def without_groups(footer: bytes, top: dict | None = None) -> tuple[bytes, bytes, bytes]:
     """A footer's bytes but its row count's value and its row-group list: the same in every file
     one writer wrote in one schema (version, schema, key-value metadata, `created_by`, column
-    orders); SpliceError when it has no row count or row-group list."""
-    top, _end = _struct(footer, 0)
+    orders); SpliceError when it has no row count or row-group list. `top`: its top-level fields
+    when the caller has them (`_walk_footer`)."""
+    if top is None:
+        top, _end = _struct(footer, 0)
     if FILE_NUM_ROWS not in top or FILE_ROW_GROUPS not in top:
         raise SpliceError("a footer without a row count or row groups")
     rows, groups = top[FILE_NUM_ROWS], top[FILE_ROW_GROUPS]
@@ -354,9 +389,9 @@ def splice_shard(raw, sink, plan: Iterable[tuple[int, pa.Table | None]], schema:
     empty = empty_footer(schema, settings)
     footer = read_footer(raw)
     try:
-        if without_groups(footer) != without_groups(empty):
+        top, groups = _walk_footer(footer, codec, statistics)
+        if without_groups(footer, top) != without_groups(empty):
             raise SpliceError("written by another writer, schema or settings")
-        groups = group_entries(footer, codec, statistics)
     except IndexError:
         raise SpliceError("a footer that ends inside a value") from None
     entries: list[bytes] = []
