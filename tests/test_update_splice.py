@@ -149,3 +149,31 @@ def test_an_update_with_damaged_base_shards_fails_with_exit_2_naming_them(small_
     assert code == 2, stderr
     assert all(f"{shard}: base snapshot has md5" in stderr for shard in shards), stderr
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_two_merges_at_once_hand_the_default_memory_pool_back():
+    # Two touched members are merged side by side; each asks for jemalloc around its shard. The
+    # pool is process-wide: after both, the one from before is the default again.
+    import threading
+
+    before = pa.default_memory_pool().backend_name
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with rewrite._retaining_pool():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second():
+        first_in.wait(5)
+        with rewrite._retaining_pool():
+            second_in.set()
+            first_out.wait(5)  # the first leaves while this one is still inside
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert pa.default_memory_pool().backend_name == before
