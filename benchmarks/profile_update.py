@@ -26,8 +26,11 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
         "base scan: members mapped, shards' index, hits inflated",
         ("scan_base", "_scan_", "_indexed_hits", "find_in_base"),
     ),
-    ("touched member: base shard's md5 (beside the merge)", ("check_base_md5",)),
-    ("touched member: Parquet shard read, sliced, written", ("_merge_shard_file", "merge_shard")),
+    ("base shard's md5 (a shard converted from older types)", ("check_base_md5",)),
+    (
+        "touched member: Parquet shard md5, spliced (touched groups encoded, others copied)",
+        ("_merge_shard_file", "merge_shard", "splice_shard", "splice_plan"),
+    ),
     # (the gzip and read-back md5 run on Offload threads, whose stacks do not show who started them)
     ("touched member: lines inflated and re-gzipped", ("_rewrite_lines", "_span_lines", "GzipMemberWriter")),
     ("untouched member: bytes and shard copied", ("rewrite_member",)),

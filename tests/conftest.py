@@ -149,6 +149,15 @@ def enwiki_build(tmp_path_factory, build):
 
 
 @pytest.fixture(scope="session")
+def small_base(build, tmp_path_factory) -> Path:
+    """The enwiki sample built with 0.2 MB members (a dozen members) and every format."""
+    out = tmp_path_factory.mktemp("small-members")
+    code, _stdout, stderr = build([ENWIKI], out, "--member-size-mb", "0.2", "--formats", "ndjson,parquet,text")
+    assert code == 0, stderr
+    return out
+
+
+@pytest.fixture(scope="session")
 def update():
     """Run `wikisnap update` in-process: `update(base, diffs, out, *flags) -> (code, stdout, stderr)`."""
     import contextlib

@@ -43,15 +43,6 @@ from wikisnap.transforms.write import WriteOptions
 TAR = "enwiki_namespace_0.tar.gz"
 
 
-@pytest.fixture(scope="session")
-def small_base(build, tmp_path_factory) -> Path:
-    """The enwiki sample built with 0.2 MB members (a dozen members) and every format."""
-    out = tmp_path_factory.mktemp("small-members")
-    code, _stdout, stderr = build([ENWIKI], out, "--member-size-mb", "0.2", "--formats", "ndjson,parquet,text")
-    assert code == 0, stderr
-    return out
-
-
 def gzip_spans_of(path: Path) -> list[tuple[int, int]]:
     """Byte spans of the gzip members of a file (stdlib zlib, independent of wikisnap's readers)."""
     data, spans, start = path.read_bytes(), [], 0

@@ -300,9 +300,10 @@ def _shard_index(path: str, wanted: Wanted) -> tuple[int, int, list[int]]:
     try:
         with open_read_arrow(path) as f:
             table = pq.ParquetFile(f).read(columns=columns)
-    except (pa.ArrowException, OSError):
+    except (pa.ArrowException, OSError, ValueError):
         # a damaged shard: the full scan reads the tarball instead, and the rewrite's md5 check
-        # of this shard (copied or merged) names it
+        # of this shard (copied or merged) names it. (A damaged footer can hold a column name
+        # that is not UTF-8: Arrow's reader raises UnicodeDecodeError, a ValueError, for it.)
         raise _NoIndex from None
     if table.num_rows == 0:
         raise _NoIndex

@@ -3,7 +3,8 @@
 A snapshot no diff touches is copied as files. Otherwise an untouched member is copied as gzip bytes
 with its Parquet shard (never decompressed; the copy's CRC-32 must be the scan's), a touched one is
 re-gzipped with the changes merged in page-id order while its shard is merged row group by row
-group beside it. A copied shard an earlier wikisnap wrote in other column types is rewritten in
+group beside it (untouched groups copied as bytes: splice.py); a worker rewrites two touched
+members at once. A copied shard an earlier wikisnap wrote in other column types is rewritten in
 today's (`copy_shard`), so an output never mixes schemas. Tarballs of another layout are rewritten line by line.
 """
 
@@ -14,6 +15,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import threading
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,13 +24,13 @@ from datetime import UTC
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
+from apache_beam.utils.windowed_value import WindowedValue
 
 from wikisnap import faults
-from wikisnap.schemas.arrow import ARTICLE_SCHEMA, TEXT_SCHEMA, records_to_table
+from wikisnap.schemas.arrow import ARTICLE_SCHEMA, TEXT_SCHEMA
 from wikisnap.schemas.serialize import format_time, to_wme_json_bytes
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.counters import counter
@@ -38,6 +40,7 @@ from wikisnap.transforms.formats.fs import (
     join,
     local_path,
     open_read,
+    open_read_arrow,
     open_write,
     read_bytes,
     remove_tree,
@@ -66,6 +69,7 @@ from wikisnap.transforms.update.find import (
     base_line_head,
 )
 from wikisnap.transforms.update.shards import SHARD_SCHEMAS, check_base_md5, copy_shard, shard_has_schema
+from wikisnap.transforms.update.splice import SpliceError, inserts_by_group, merge_shard, splice_plan, splice_shard
 from wikisnap.transforms.update.structured import (
     StructuredMerge,
     base_structured_lines,
@@ -317,17 +321,24 @@ def _merge_shard_file(
     Row group by row group: each of the base's groups is read, loses its touched rows, gains the
     inserts that sort into it (`inserts_by_group`) and is written as one group, so the shard keeps
     the build's cuts (groups bounded in rows and bytes) and memory holds one group, not the
-    member's shard (the whole-shard copy was a quarter of an update's page faults). A shard whose
+    member's shard (the whole-shard copy was a quarter of an update's page faults); a group no
+    change falls in is copied as bytes instead (splice.py: the same bytes). A shard whose
     ids are not ascending (not wikisnap's), or an empty one, is read whole and written as one group.
     BaseError naming `shard` when its md5 is not the `published` one, whatever else went wrong.
     """
-    # The md5 is taken in a thread beside the merge (hashlib works without the GIL): before it,
-    # it held up the member's longest thread by its whole pass over the shard. Nothing of the
-    # merge is used unless the md5 holds: the part is handed on only when this returns.
+    # Row groups no change falls in are copied as bytes (splice.py); a shard today's writer did
+    # not write, or not laid out as wikisnap writes them, has every group decoded and encoded
+    # (`_merge_shard_groups`). The md5 is taken in a thread beside (hashlib works without the
+    # GIL); nothing of the merge is used unless it holds: the part is handed on when this returns.
     with ThreadPoolExecutor(1, thread_name_prefix="wikisnap-md5") as beside:
         checked = beside.submit(check_base_md5, shard, published)
         try:
-            _merge_shard_groups(shard, path, touched, inserts)
+            try:
+                with _retaining_pool(), open_read(shard) as raw, open_read_arrow(shard) as f, open_write(path) as sink:
+                    plan = splice_plan(pq.ParquetFile(f), touched, inserts)
+                    splice_shard(raw, sink, plan, ARTICLE_SCHEMA, PARQUET_SETTINGS)
+            except SpliceError:
+                _merge_shard_groups(shard, path, touched, inserts)
         except Exception:
             checked.result()  # a damaged shard fails on its md5 first, naming what is wrong
             raise
@@ -366,20 +377,6 @@ def _shard_fragment(shard: str):
         fs, p = fs_for(shard)
         dataset = pads.dataset(p, filesystem=fs, format="parquet", schema=ARTICLE_SCHEMA)
     return next(iter(dataset.get_fragments()))
-
-
-def inserts_by_group(lasts: list[int], inserts: list[tuple[int, dict]]) -> list[list[tuple[int, dict]]]:
-    """The sorted `inserts` split over row groups whose last page ids are `lasts` (ascending).
-
-    An insert joins the group holding the first base row it sorts before or replaces (the first
-    with an id >= its own); one past every row joins the last group. No groups: none.
-    """
-    if not lasts:
-        return []
-    split: list[list[tuple[int, dict]]] = [[] for _ in lasts]
-    for item in inserts:
-        split[min(bisect.bisect_left(lasts, item[0]), len(lasts) - 1)].append(item)
-    return split
 
 
 def _rewrite_lines(
@@ -449,50 +446,33 @@ def _retaining_pool() -> Iterator[None]:
     The default pool (mimalloc) returns freed pages to the kernel at once and takes fresh ones for
     the next buffers: 0.3-0.5 s of system time for the first 100 MB shard of the x50 benchmark
     against ~0.15 s with jemalloc, which keeps them for reuse. The bytes written are the same.
+    The pool is process-wide and two touched members are merged at once: it is set by the first
+    of them and handed back by the last (each one saving and restoring it would leave jemalloc).
     """
+    global _POOL_USERS, _POOL_DEFAULT
     try:
         pool = pa.jemalloc_memory_pool()
     except NotImplementedError:  # a pyarrow built without jemalloc
         yield
         return
-    default = pa.default_memory_pool()
-    pa.set_memory_pool(pool)
+    with _POOL_LOCK:
+        if _POOL_USERS == 0:
+            _POOL_DEFAULT = pa.default_memory_pool()
+            pa.set_memory_pool(pool)
+        _POOL_USERS += 1
     try:
         yield
     finally:
-        pa.set_memory_pool(default)
+        with _POOL_LOCK:
+            _POOL_USERS -= 1
+            if _POOL_USERS == 0:
+                pa.set_memory_pool(_POOL_DEFAULT)
+                _POOL_DEFAULT = None
 
 
-def merge_shard(table: pa.Table, touched: dict, inserts: list[tuple[int, dict]]) -> pa.Table:
-    """Base Parquet rows without the touched pages' rows, plus the changed records, by page id.
-
-    In: the rows (a shard or one of its row groups; ids ascending, as wikisnap writes them), the
-    touched page ids and the sorted `(page id, record)` inserts that belong there. Out: the rows
-    sliced around the touched ones, no copy and no sort (its columns come in pieces: the writer
-    makes each group one chunk). Rows whose ids are not ascending are sorted instead.
-    """
-    ids = table["identifier"].to_pylist()
-    new_rows = records_to_table([rec for _pid, rec in inserts]) if inserts else None
-    if any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
-        keep = pc.invert(pc.is_in(table["identifier"], pa.array(sorted(touched), pa.int64())))
-        return pa.concat_tables([table.filter(keep)] + ([new_rows] if new_rows is not None else [])).sort_by(
-            "identifier"
-        )
-    removed = [n for n, pid in enumerate(ids) if pid in touched]
-    at = [bisect.bisect_left(ids, pid) for pid, _rec in inserts]  # each insert goes before row `at`
-    pieces, start, r, k = [], 0, 0, 0
-    for point in sorted(set(removed) | set(at)):
-        if point > start:
-            pieces.append(table.slice(start, point - start))
-        start = point
-        while k < len(at) and at[k] == point:
-            pieces.append(new_rows.slice(k, 1))
-            k += 1
-        if r < len(removed) and removed[r] == point:
-            start, r = point + 1, r + 1
-    if start < len(ids):
-        pieces.append(table.slice(start))
-    return pa.concat_tables(pieces) if pieces else table.slice(0, 0)
+_POOL_LOCK = threading.Lock()
+_POOL_USERS = 0  # touched shards being merged in jemalloc
+_POOL_DEFAULT = None  # the pool to hand back when the last of them is done
 
 
 def member_text(task: MemberTask, opts: WriteOptions, path: str, inserts: dict[int, dict]) -> str | None:
@@ -642,7 +622,18 @@ class _PlanRewriteFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(TAG_STATS, ((db, name), n))
 
 
+# Touched members rewritten at once by one worker: each is a chain (inflate → merge → deflate) whose
+# deflate is the longest link and cannot be cut (the bytes are one zlib stream), so two of them
+# side by side keep two cores busy (zlib and Arrow work without the GIL) where one left the second
+# core waiting: the rewrite's wall time was the sum of its touched members'.
+MEMBER_THREADS = 2
+
+
 class _RewriteMemberFn(beam.DoFn):
+    """MemberTask → its part and counts. An untouched member is copied in `process`; a touched
+    one is rewritten on a pool of `MEMBER_THREADS` threads and its outputs come out in
+    `finish_bundle` (with the element's timestamp and window), in the order the tasks came."""
+
     def __init__(self, opts: WriteOptions):
         self.opts = opts
 
@@ -650,16 +641,55 @@ class _RewriteMemberFn(beam.DoFn):
         self.c_copied = Metrics.counter("wikisnap", "members_copied")
         self.c_rewritten = Metrics.counter("wikisnap", "members_rewritten")
         self.c_errors = Metrics.counter("wikisnap", "base_errors")
+        self._pool = None
 
-    def process(self, task: MemberTask):
+    def start_bundle(self) -> None:
+        self._pending: list = []
+
+    def process(self, task: MemberTask, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
         (self.c_rewritten if task.touched else self.c_copied).inc()
+        if not task.touched:
+            yield from self._outputs(task, self._rewrite(task))
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(MEMBER_THREADS, thread_name_prefix="wikisnap-member")
+        self._pending.append((task, self._pool.submit(self._rewrite, task), timestamp, window))
+
+    def finish_bundle(self):
+        pending, self._pending = self._pending, []
+        try:
+            for task, future, timestamp, window in pending:
+                for out in self._outputs(task, future.result()):
+                    if isinstance(out, beam.pvalue.TaggedOutput):
+                        yield beam.pvalue.TaggedOutput(out.tag, WindowedValue(out.value, timestamp, (window,)))
+                    else:
+                        yield WindowedValue(out, timestamp, (window,))
+        finally:
+            for _task, future, _timestamp, _window in pending:
+                future.cancel()  # a failed bundle leaves no rewrite running behind it
+            for _task, future, _timestamp, _window in pending:
+                if not future.cancelled():
+                    future.exception()  # (waited for: a retry must not meet its files half-written)
+
+    def teardown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _rewrite(self, task: MemberTask):
+        """`rewrite_member`: (part, counts, letters), or the BaseError it raised."""
         letters: list = []
         try:
             part, counts = rewrite_member(task, self.opts, letters)
         except BaseError as exc:
+            return exc
+        return part, counts, letters
+
+    def _outputs(self, task: MemberTask, result):
+        if isinstance(result, BaseError):
             self.c_errors.inc()
-            yield beam.pvalue.TaggedOutput(TAG_ERRORS, str(exc))
+            yield beam.pvalue.TaggedOutput(TAG_ERRORS, str(result))
             return
+        part, counts, letters = result
         for letter in letters:
             yield beam.pvalue.TaggedOutput(TAG_DEADLETTERS, letter)
         # after the member's files are written: a retry must write its own, and assembly take one copy

@@ -34,8 +34,12 @@ def shard_footer(path: str) -> pq.FileMetaData:
 
 def shard_has_schema(path: str, schema: pa.Schema, footer: pq.FileMetaData | None = None) -> bool:
     """Whether the Parquet shard at `path` is in `schema` (types and wikisnap's schema tag), from its
-    footer (`footer` when the caller has read it already)."""
-    footer = footer if footer is not None else shard_footer(path)
+    footer (`footer` when the caller has read it already). A footer Arrow cannot read is not: then
+    `copy_shard` names the shard (damaged, by its md5, or unreadable)."""
+    try:
+        footer = footer if footer is not None else shard_footer(path)
+    except (pa.ArrowException, OSError, ValueError):
+        return False
     return footer.schema.to_arrow_schema().equals(schema, check_metadata=True)
 
 
@@ -50,7 +54,12 @@ def copy_shard(src: str, dst: str, schema: pa.Schema, published: str | None) -> 
     copy, the md5 of the bytes written (None for a converted shard). BaseError naming `src` when
     its md5 is not the published one or a column cannot be converted.
     """
-    footer = shard_footer(src)
+    try:
+        footer = shard_footer(src)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        # a damaged footer: its md5 says so first (naming the shard), else it is unreadable as it was published
+        check_base_md5(src, published)
+        raise base_error(src, f"is not a Parquet file Arrow can read ({exc})") from None
     if shard_has_schema(src, schema, footer):
         digest = hashlib.md5()
         with open_read(src) as f, open_write(dst) as g:
