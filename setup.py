@@ -68,9 +68,20 @@ setup(
         "report": REPORT,
         # mwparserfromhell: the tests' oracle for the wikitext scanner (tests/test_wikitext.py); never imported by wikisnap
         # hypothesis (MPL-2.0): the property tests of names from the data (tests/test_boundaries_paths.py)
-        "test": ["pytest>=8", "jsonschema>=4.18", "mwparserfromhell>=0.6.6", "hypothesis>=6.100", *HF, *REPORT],
+        # pytest-xdist (MIT): `pytest -n 2` runs the suite on both cores of a CI machine (.ci/run), about
+        # half the wall time of one process; each test has its own tmp_path and port, so none share state
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "jsonschema>=4.18",
+            "mwparserfromhell>=0.6.6",
+            "hypothesis>=6.100",
+            *HF,
+            *REPORT,
+        ],
         "dev": [
             "pytest>=8",
+            "pytest-xdist>=3.5",
             "jsonschema>=4.18",
             "mwparserfromhell>=0.6.6",
             "hypothesis>=6.100",

@@ -123,9 +123,11 @@ def _in_process(argv: list[str], catch_exit: bool) -> tuple[int, str, str]:
     return code, stdout.getvalue(), stderr.getvalue()
 
 
-def cli(*argv: str) -> tuple[int, str, str]:
-    """Run `wikisnap -q ARGV…` in-process: (exit code, stdout, stderr); argparse's exit is a code."""
-    return _in_process(["-q", *argv], catch_exit=True)
+def cli(*argv: str | Path) -> tuple[int, str, str]:
+    """Run `wikisnap -q ARGV…` in-process: (exit code, stdout, stderr); argparse's exit is a code.
+    The tests of the program as a process (exit on a signal, a kill, a lock held by another pid) use
+    test_outputs.start/run_cli instead; this one saves each call the interpreter's start and Beam's import."""
+    return _in_process(["-q", *[str(a) for a in argv]], catch_exit=True)
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_outputs import run_cli
 
-from conftest import ELWIKIVOYAGE, ENWIKI
+from conftest import ELWIKIVOYAGE, ENWIKI, cli
 
 NS_COUNTS = {"elwikivoyage": {0: 1310, 6: 7, 10: 229, 14: 147}, "enwiki": {0: 106}}
 
@@ -28,8 +27,8 @@ NS_COUNTS = {"elwikivoyage": {0: 1310, 6: 7, 10: 229, 14: 147}, "enwiki": {0: 10
 @pytest.fixture(scope="module")
 def snapshot(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("card") / "snapshot"
-    code, _o, err = run_cli(
-        ["build", ENWIKI, ELWIKIVOYAGE, "--out", out, "--date", "20240101", "--formats", "ndjson,parquet,text"]
+    code, _o, err = cli(
+        "build", ENWIKI, ELWIKIVOYAGE, "--out", out, "--date", "20240101", "--formats", "ndjson,parquet,text"
     )
     assert code == 0, err
     return out
@@ -39,7 +38,7 @@ def snapshot(tmp_path_factory) -> Path:
 def published(snapshot, tmp_path_factory) -> tuple[Path, str]:
     """The dataset folder and what `publish` printed."""
     folder = tmp_path_factory.mktemp("hf") / "dataset"
-    code, stdout, err = run_cli(["publish", snapshot, "--to", folder, "--layout", "hf"])
+    code, stdout, err = cli("publish", snapshot, "--to", folder, "--layout", "hf")
     assert code == 0, err
     return folder, stdout
 
@@ -162,8 +161,8 @@ def test_the_folder_ignores_its_lock_for_git(published, tmp_path):
 
 
 def test_an_upload_card_names_the_repo_id(snapshot, tmp_path):
-    code, stdout, err = run_cli(
-        ["publish", snapshot, "--to", "hf://datasets/someone/wiki-snap", "--dry-run", "--work-dir", tmp_path]
+    code, stdout, err = cli(
+        "publish", snapshot, "--to", "hf://datasets/someone/wiki-snap", "--dry-run", "--work-dir", tmp_path
     )
     assert code == 0, err
     assert ".gitignore" in stdout

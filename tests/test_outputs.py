@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
-from conftest import ENWIKI, read_xml_bytes
+from conftest import ENWIKI, cli, read_xml_bytes
 from wikisnap.pipelines.commit import CONTROL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,11 +100,11 @@ def test_kill_while_the_tarball_is_written_leaves_out_as_it_was(good_out, tmp_pa
     staged = list((good_out / CONTROL / "staging").rglob("*.tar.gz*"))  # .partial until whole
     assert staged and all(".wikisnap" in str(p) for p in staged)
     # The next run clears what the killed one left and gives the bytes of a clean run.
-    code, _out, err = run_cli(["build", ENWIKI, "--out", good_out, "--member-size-mb", "0.5"])
+    code, _out, err = cli("build", ENWIKI, "--out", good_out, "--member-size-mb", "0.5")
     assert code == 0, err
     assert not (good_out / CONTROL / "staging").exists() or not any((good_out / CONTROL / "staging").iterdir())
     clean = tmp_path / "clean"
-    code, _out, err = run_cli(["build", ENWIKI, "--out", clean, "--member-size-mb", "0.5"])
+    code, _out, err = cli("build", ENWIKI, "--out", clean, "--member-size-mb", "0.5")
     assert code == 0, err
     assert data_files(good_out) == data_files(clean)
     manifest = json.loads((good_out / "manifest.json").read_text())
@@ -118,7 +118,7 @@ def test_kill_while_publishing_is_rolled_back(good_out, tmp_path, point):
     if point != "publish:before-journal":
         # Mid-publish: the old manifest is gone, so no reader takes the half-moved files for a commit.
         assert not (good_out / "manifest.json").exists()
-    code, stdout, stderr = run_cli(["recover", good_out])
+    code, stdout, stderr = cli("recover", good_out)
     assert code == 0, stderr
     assert tree(good_out) == before
     assert not (good_out / CONTROL / "commit.json").exists()
@@ -127,7 +127,7 @@ def test_kill_while_publishing_is_rolled_back(good_out, tmp_path, point):
 def test_kill_after_the_manifest_keeps_the_new_output(good_out, tmp_path):
     kill_at(["build", ENWIKI, "--out", good_out, "--member-size-mb", "0.5"], "publish:after-manifest", tmp_path / "f")
     manifest = json.loads((good_out / "manifest.json").read_text())
-    code, _stdout, stderr = run_cli(["recover", good_out])
+    code, _stdout, stderr = cli("recover", good_out)
     assert code == 0, stderr
     assert sorted(o["path"] for o in manifest["outputs"]) == sorted(data_files(good_out))
     for entry in manifest["outputs"]:
@@ -322,14 +322,14 @@ def test_update_publishes_through_the_same_protocol(good_out, tmp_path):
     """`update` stages and commits like `build`: a kill while it publishes is rolled back."""
     events = Path(__file__).parent / "data" / "events" / "polars-guide__enwiki-recentchange-100.ndjson"
     out = tmp_path / "updated"
-    code, _o, err = run_cli(["update", "--base", good_out, events, "--out", out])
+    code, _o, err = cli("update", "--base", good_out, events, "--out", out)
     assert code == 0, err
     before = tree(out)
     kill_at(
         ["update", "--base", good_out, events, "--out", out, "--date", "20240101"], "publish:moved-file", tmp_path / "f"
     )
     assert not (out / "manifest.json").exists()
-    code, _o, err = run_cli(["update", "--base", good_out, events, "--out", out])
+    code, _o, err = cli("update", "--base", good_out, events, "--out", out)
     assert code == 0, err
     assert "restoring the previous output" in err
     assert data_files(out) == {k: v for k, v in before.items() if k != "manifest.json"}

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from test_outputs import run_cli, start
+from test_outputs import start
 
-from conftest import ENWIKI, published
+from conftest import ENWIKI, cli, published
 from wikisnap.schemas.files import schema_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ def snapshots(tmp_path_factory):
     base = tmp_path_factory.mktemp("snapshots")
     out = {}
     for date in ("20240101", "20240201"):
-        code, _o, err = run_cli(["build", ENWIKI, "--out", base / date, "--date", date, "--member-size-mb", "1"])
+        code, _o, err = cli("build", ENWIKI, "--out", base / date, "--date", date, "--member-size-mb", "1")
         assert code == 0, err
         out[date] = base / date
     return out
@@ -71,12 +71,12 @@ def rsync_daemon(tmp_path):
 
 def test_folder_rsync_and_fsspec_give_the_same_run(snapshots, tmp_path, rsync_daemon):
     folder = tmp_path / "mirror"
-    code, stdout, err = run_cli(["publish", snapshots["20240101"], "--to", folder])
+    code, stdout, err = cli("publish", snapshots["20240101"], "--to", folder)
     assert code == 0, err
     url, module = rsync_daemon
-    code, _o, err = run_cli(["publish", snapshots["20240101"], "--to", f"{url}/enterprise"])
+    code, _o, err = cli("publish", snapshots["20240101"], "--to", f"{url}/enterprise")
     assert code == 0, err
-    code, _o, err = run_cli(["publish", snapshots["20240101"], "--to", f"file://{tmp_path / 'via-fsspec'}"])
+    code, _o, err = cli("publish", snapshots["20240101"], "--to", f"file://{tmp_path / 'via-fsspec'}")
     assert code == 0, err
     tree = published(folder)
     assert published(module / "enterprise") == tree
@@ -108,36 +108,36 @@ def test_folder_rsync_and_fsspec_give_the_same_run(snapshots, tmp_path, rsync_da
     assert status["jobs"]["wikisnap"]["status"] == "done"
     assert set(status["jobs"]["wikisnap"]["files"]) == names - {"dumpstatus.json"}
     assert status["jobs"]["wikisnap"]["files"][schema]["md5"] == schema_md5
-    code, _o, err = run_cli(["verify", folder / run])
+    code, _o, err = cli("verify", folder / run)
     assert code == 0, err
     # Publishing again copies nothing.
-    code, stdout, err = run_cli(["publish", snapshots["20240101"], "--to", f"{url}/enterprise"])
+    code, stdout, err = cli("publish", snapshots["20240101"], "--to", f"{url}/enterprise")
     assert code == 0, err
     assert published(module / "enterprise") == tree
 
 
 def test_verify_passes_and_fails_on_one_flipped_byte(snapshots, tmp_path):
     dest = tmp_path / "mirror"
-    code, _o, err = run_cli(["publish", snapshots["20240101"], "--to", dest])
+    code, _o, err = cli("publish", snapshots["20240101"], "--to", dest)
     assert code == 0, err
     run = dest / "runs" / "20240101"
-    code, stdout, err = run_cli(["verify", run])
+    code, stdout, err = cli("verify", run)
     assert code == 0, err
     tarball = run / "enwiki-NS0-20240101-WIKISNAP-WIKITEXT.json.tar.gz"
     data = bytearray(tarball.read_bytes())
     data[len(data) // 2] ^= 0x01
     tarball.write_bytes(bytes(data))
-    code, _o, err = run_cli(["verify", run])
+    code, _o, err = cli("verify", run)
     assert code == 2
     assert "WIKISNAP-WIKITEXT.json.tar.gz: md5" in err and "sha1" in err
     # verify checks a snapshot folder against its manifest the same way.
-    code, _o, err = run_cli(["verify", snapshots["20240101"]])
+    code, _o, err = cli("verify", snapshots["20240101"])
     assert code == 0, err
 
 
 def test_killed_publish_resumes_and_latest_never_points_at_a_partial_run(snapshots, tmp_path):
     dest = tmp_path / "mirror"
-    code, _o, err = run_cli(["publish", snapshots["20240101"], "--to", dest])
+    code, _o, err = cli("publish", snapshots["20240101"], "--to", dest)
     assert code == 0, err
     faults = tmp_path / "faults"
     proc = start(
@@ -156,15 +156,15 @@ def test_killed_publish_resumes_and_latest_never_points_at_a_partial_run(snapsho
     assert json.loads((partial / "dumpstatus.json").read_text())["jobs"]["wikisnap"]["status"] == "in-progress"
     assert os.readlink(dest / "latest") == "runs/20240101"
     assert (dest / "latest.txt").read_text() == "runs/20240101\n"
-    code, _o, err = run_cli(["verify", partial])
+    code, _o, err = cli("verify", partial)
     assert code == 2 and "not 'done'" in err
     # The re-run copies only what is missing and then moves latest.
-    code, stdout, err = run_cli(["publish", snapshots["20240201"], "--to", dest, "--keep", "1"])
+    code, stdout, err = cli("publish", snapshots["20240201"], "--to", dest, "--keep", "1")
     assert code == 0, err
     assert "6 file(s) copied, 1 already there" in stdout
     assert os.readlink(dest / "latest") == "runs/20240201"
     assert sorted(p.name for p in (dest / "runs").iterdir()) == ["20240201"]  # --keep 1
-    code, _o, err = run_cli(["verify", partial])
+    code, _o, err = cli("verify", partial)
     assert code == 0, err
 
 
@@ -173,12 +173,12 @@ def test_publish_refuses_a_changed_snapshot_and_a_rewritten_run(snapshots, tmp_p
     shutil.copytree(snapshots["20240101"], changed, symlinks=True)
     shard = next((changed / "parquet").rglob("*.parquet"))
     shard.write_bytes(shard.read_bytes()[:-1] + b"X")
-    code, _o, err = run_cli(["publish", changed, "--to", tmp_path / "mirror"])
+    code, _o, err = cli("publish", changed, "--to", tmp_path / "mirror")
     assert code == 2 and "changed after it was committed" in err
     assert not (tmp_path / "mirror").exists()
-    code, _o, err = run_cli(["publish", snapshots["20240101"], "--to", tmp_path / "m2"])
+    code, _o, err = cli("publish", snapshots["20240101"], "--to", tmp_path / "m2")
     assert code == 0, err
-    code, _o, err = run_cli(["publish", snapshots["20240201"], "--to", tmp_path / "m2", "--run-date", "20240101"])
+    code, _o, err = cli("publish", snapshots["20240201"], "--to", tmp_path / "m2", "--run-date", "20240101")
     assert code == 2 and "immutable" in err
 
 
@@ -204,7 +204,7 @@ def test_hf_folder_loads_with_datasets_and_its_card_parses(snapshots, tmp_path):
     from huggingface_hub import DatasetCard
 
     folder = tmp_path / "hf"
-    code, _o, err = run_cli(["publish", snapshots["20240101"], "--to", folder, "--layout", "hf", "--shard-mb", "0.5"])
+    code, _o, err = cli("publish", snapshots["20240101"], "--to", folder, "--layout", "hf", "--shard-mb", "0.5")
     assert code == 0, err
     shards = sorted((folder / "data" / "enwiki" / "namespace_0").glob("train-*.parquet"))
     assert len(shards) > 1 and shards[-1].name.endswith(f"-of-{len(shards):05d}.parquet")
@@ -238,16 +238,14 @@ def test_hf_folder_loads_with_datasets_and_its_card_parses(snapshots, tmp_path):
 
 
 def test_hf_upload_dry_run_and_call(snapshots, tmp_path, monkeypatch):
-    code, stdout, err = run_cli(
-        [
-            "publish",
-            snapshots["20240101"],
-            "--to",
-            "hf://datasets/someone/enwiki-snap",
-            "--dry-run",
-            "--work-dir",
-            tmp_path,
-        ]
+    code, stdout, err = cli(
+        "publish",
+        snapshots["20240101"],
+        "--to",
+        "hf://datasets/someone/enwiki-snap",
+        "--dry-run",
+        "--work-dir",
+        tmp_path,
     )
     assert code == 0, err
     assert "upload to someone/enwiki-snap (dataset)" in stdout
