@@ -102,11 +102,12 @@ class ForkPool:
         for handler in handlers:
             handler.acquire()
         try:
+            launcher = os.getpid()
             for _ in range(n):
                 read_fd, write_fd = os.pipe()
                 pid = os.fork()
                 if pid == 0:  # the child: never returns
-                    _child_main(read_fd, level, verbose)
+                    _child_main(read_fd, level, verbose, launcher)
                 os.close(read_fd)
                 pool._waiting.append(_Child(pid, write_fd))
         finally:
@@ -173,10 +174,31 @@ class _Child:
             pass
 
 
-def _child_main(read_fd: int, level: str, verbose: bool) -> None:
+def _die_with_launcher(launcher: int) -> None:
+    """Have the kernel kill this child when the launcher dies (Linux's parent-death signal).
+
+    A killed launcher closes the children's pipes and gRPC streams, but a worker that was handed
+    its addresses and is still connecting would wait out gRPC's connect timeout (a minute) first.
+    The signal comes when the forking thread ends, which is the thread that runs the pipeline.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # no glibc: the pipe and the streams still end the worker
+        return
+    if os.getppid() != launcher:  # the launcher died before the signal was asked for
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _child_main(read_fd: int, level: str, verbose: bool, launcher: int) -> None:
     """The forked child: wait for the worker's environment, run Beam's SDK harness, exit."""
     code = 1
     try:
+        _die_with_launcher(launcher)
         # a fresh process's signal dispositions (the launcher's Ctrl-C handler raises its own error)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
