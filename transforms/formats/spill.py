@@ -121,18 +121,10 @@ def iter_run(path: str) -> Iterator[tuple[int, int, dict]]:
 
 
 def _iter_packed(path: str, consume: bool = False, ahead: bool = False) -> Iterator[tuple[int, int, bytes]]:
-    """The items of one spill run with each record still packed (`pack_record` bytes).
+    """The items of one spill run with each record still packed (`pack_record` bytes), in order,
+    one frame in memory at a time, piece after piece (`write_run`).
 
-    `consume=True` removes each piece of the run once it is read (see `merge_runs`). `ahead=True`:
-    see `_read_frames`.
-    """
-    yield from _read_frames(path, ahead, consume)
-
-
-def _read_frames(path: str, ahead: bool = False, consume: bool = False) -> Iterator[tuple[int, int, bytes]]:
-    """The items of one spill run's frames, in order, one frame in memory at a time, piece after
-    piece (`write_run`); `consume=True` removes each piece once its last frame is read.
-
+    `consume=True` removes each piece once its last frame is read (see `merge_runs`).
     `ahead=True`: the next frame is read and decompressed on a helper thread (file reads and zstd
     release the GIL) while the caller works through this one: a bucket writer's merge then costs
     its own thread only the unpickling. One frame more per run waits in memory.
