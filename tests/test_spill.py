@@ -5,9 +5,12 @@ from __future__ import annotations
 import pickle
 
 import pytest
+from test_multistream import outputs
+from test_prism import STUBS, enwiki_sql_dumps
 
-from tests.conftest import ENWIKI
+from tests.conftest import ELWIKIVOYAGE, ENWIKI
 from wikisnap.configs import license_for
+from wikisnap.transforms import spilljoin
 from wikisnap.transforms.formats import spill as spill_format
 from wikisnap.transforms.formats.dumpreader import ReadStats, iter_pages, read_siteinfo
 from wikisnap.transforms.formats.spill import SpillBuffer, iter_run, merge_runs, pack_record, write_run
@@ -199,3 +202,92 @@ def test_a_run_longer_than_a_piece_is_read_and_freed_piece_by_piece(tmp_path, mo
     assert left == sorted(left, reverse=True) and left[-1] == 1 and not files()
     # freed along the way, not at the end of each run: half-way, most pieces of the first run are gone
     assert left[len(left) // 2] < len(pieces) - len(pieces) // (2 * len(runs))
+
+
+# -- merges wider than the fan-in -----------------------------------------------------------
+
+
+def _max_open_runs(monkeypatch) -> list[int]:
+    """Track how many runs are open for reading at once: [most so far, open now]."""
+    seen = [0, 0]
+    real_open = spill_format.open_read
+
+    class Tracked:
+        def __init__(self, path):
+            self.f = real_open(path)
+            seen[1] += 1
+            seen[0] = max(seen[0], seen[1])
+
+        def read(self, n=-1):
+            return self.f.read(n)
+
+        def close(self):
+            if self.f is not None:
+                self.f.close()
+                self.f = None
+                seen[1] -= 1
+
+    monkeypatch.setattr(spill_format, "open_read", Tracked)
+    return seen
+
+
+@pytest.mark.parametrize("consume", [False, True])
+def test_a_merge_of_more_runs_than_its_fan_in_merges_groups_first(tmp_path, monkeypatch, consume):
+    """20 runs at a fan-in of 3 (two levels of groups): the same items in the same order, ties
+    (two copies of one revision, told apart by their bytes) in their runs' order, never more than
+    3 runs open, and the merged runs gone once merged; the given runs kept unless `consume`."""
+    records = real_records()
+    # every page twice: a copy of the same revision with another byte in it, in another run
+    twins = [(i, r, {**rec, "twin": n}) for n in (0, 1) for i, r, rec in records]
+    paths = _runs_of(tmp_path, twins, 20)
+    expected = [pickle.dumps(item) for item in merge_runs(paths)]  # 20 ≤ the default fan-in
+    assert len(expected) == len(twins) and spill_format.MERGE_FAN_IN >= 20
+    monkeypatch.setattr(spill_format, "MERGE_FAN_IN", 3)
+    levels = []
+    real_path = spill_format.layout.merged_run_path
+    monkeypatch.setattr(spill_format.layout, "merged_run_path", lambda *a: levels.append(a[1]) or real_path(*a))
+    open_runs = _max_open_runs(monkeypatch)
+    merged = [pickle.dumps(item) for item in merge_runs(paths, consume=consume)]
+    assert merged == expected
+    assert sorted(set(levels)) == [1, 2] and levels.count(1) == 7 and levels.count(2) == 3
+    assert open_runs == [3, 0]
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ([] if consume else sorted(f"r{k}.run" for k in range(20)))
+
+
+def test_a_keyed_merge_wider_than_its_fan_in_gives_the_same_items(tmp_path, monkeypatch):
+    records = real_records()
+    items = [(pickle.dumps(("enwiki", i)), n % 2, pack_record(rec)) for n, (i, _r, rec) in enumerate(records)]
+    paths = []
+    for k in range(10):
+        paths.append(str(tmp_path / f"k{k}.run"))
+        spill_format.write_keyed_run(paths[-1], items[k::10])
+    expected = list(spill_format.merge_keyed_runs(paths))
+    assert expected == sorted(items)
+    monkeypatch.setattr(spill_format, "MERGE_FAN_IN", 4)
+    open_runs = _max_open_runs(monkeypatch)
+    assert list(spill_format.merge_keyed_runs(paths)) == expected
+    assert open_runs == [4, 0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"k{k}.run" for k in range(10))
+    assert list(spill_format.merge_keyed_runs(paths, consume=True)) == expected
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("joined", ["sql-tables", "stub-history"])
+def test_joins_spilled_in_many_runs_merged_in_groups_give_the_same_bytes(build, tmp_path, monkeypatch, joined):
+    """Every joined item its own run (a spill budget of one byte) and merges of at most 2 runs:
+    the redirect lists, SQL enrichments and history of a build are the default build's bytes."""
+    inputs = [ENWIKI, *enwiki_sql_dumps(tmp_path)] if joined == "sql-tables" else [ELWIKIVOYAGE, STUBS]
+    code, _, err = build(inputs, tmp_path / "default")
+    assert code == 0, err
+    monkeypatch.setattr(spilljoin, "SPILL_BYTES", 1)
+    monkeypatch.setattr(spill_format, "MERGE_FAN_IN", 2)
+    widths = []
+    real_premerge = spill_format._premerge
+    monkeypatch.setattr(
+        spill_format, "_premerge", lambda paths, *a, **k: widths.append(len(paths)) or real_premerge(paths, *a, **k)
+    )
+    code, _, err = build(inputs, tmp_path / "grouped")
+    assert code == 0, err
+    assert max(widths) > 8  # merges that had to be cut down, more than two levels deep
+    assert outputs(tmp_path / "grouped") == outputs(tmp_path / "default") and outputs(tmp_path / "default")

@@ -122,7 +122,7 @@ class _MergeJoinFn(beam.DoFn):
     def process(self, element):
         _partition, paths = element
         key_bytes, groups = None, None
-        for kb, tag, vb in merge_keyed_runs(paths):
+        for kb, tag, vb in merge_keyed_runs(paths, self.consume):
             if kb != key_bytes:
                 if groups is not None:
                     yield pickle.loads(key_bytes), groups
@@ -145,9 +145,10 @@ class SpilledCoGroupByKey(beam.PTransform):
     equal (tuples of str and int do).
     """
 
-    def __init__(self, temp_dir: str, partitions: int = PARTITIONS, budget: int = SPILL_BYTES, consume: bool = False):
+    def __init__(self, temp_dir: str, partitions: int = PARTITIONS, budget: int | None = None, consume: bool = False):
         super().__init__()
-        self.temp_dir, self.partitions, self.budget, self.consume = temp_dir, partitions, budget, consume
+        self.temp_dir, self.partitions, self.consume = temp_dir, partitions, consume
+        self.budget = budget or SPILL_BYTES
 
     def expand(self, inputs: dict):
         tags = tuple(sorted(inputs))
@@ -191,9 +192,9 @@ class _SpillBucketItemsFn(beam.DoFn):
 class SpillToBuckets(beam.PTransform):
     """`((db, ns, bucket), (page_id, item))` → `((db, ns, bucket), SpillRun)` (see the module doc)."""
 
-    def __init__(self, temp_dir: str, kind: str, budget: int = SPILL_BYTES):
+    def __init__(self, temp_dir: str, kind: str, budget: int | None = None):
         super().__init__()
-        self.temp_dir, self.kind, self.budget = temp_dir, kind, budget
+        self.temp_dir, self.kind, self.budget = temp_dir, kind, budget or SPILL_BYTES
 
     def expand(self, items):
         return items | "SpillItemsByBucket" >> beam.ParDo(_SpillBucketItemsFn(self.temp_dir, self.kind, self.budget))

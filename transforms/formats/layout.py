@@ -24,6 +24,7 @@ A run's temp folder (`--temp-location`, default `.wikisnap/tmp/{run}`):
     spill/{db}/{ns}/{bucket}/{prefix}-{seq}.run   sorted runs of parsed records
     html/...                                   the same for Parsoid HTML bodies
     joins/{step}/{partition}/{prefix}-{seq}.run   a spilled join's sorted keyed runs
+    …/merged{level}-{attempt}-{first run}      runs merged in groups before a wide merge
     items/{kind}/{db}/{ns}/{bucket}/...        per-page join results sorted by page id
     parts/{sid}/{bucket}-{index}-{attempt}.*   member parts before assembly
     progress/{unit}.json                       readers' progress, for the overall ETA
@@ -288,6 +289,13 @@ def spill_run_path(temp_dir: str, dbname: str, ns: int, bucket: int, prefix: str
 def join_run_path(temp_dir: str, join: str, partition: int, prefix: str, sequence: int) -> str:
     """One sorted run of a spilled join (`join`: its step name) for one key partition."""
     return join_path(temp_dir, "joins", join, f"{partition:04d}", f"{prefix}-{sequence:05d}.run")
+
+
+def merged_run_path(first_run: str, level: int, attempt: str) -> str:
+    """A run made by merging a group of runs whose first is `first_run`, beside it (`merge_runs`
+    with more than its fan-in); `level`: how many merges its items went through."""
+    folder, name = posixpath.split(first_run)
+    return f"{folder}/merged{int(level)}-{attempt}-{name}"
 
 
 def bucket_items_dir(temp_dir: str, kind: str) -> str:

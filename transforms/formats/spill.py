@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.fs import open_read, open_write, remove_files
+from wikisnap.transforms.formats.layout import new_attempt
 from wikisnap.transforms.formats.offload import Offload, _helper_thread
 
 _FRAME = struct.Struct("<II")  # compressed length, raw length
@@ -30,6 +31,12 @@ _CODEC = "zstd"
 # piece at a time (~2.5 MB on disk) instead of a whole run (a spill budget, ~5 MB) at its end.
 _PIECE_TARGET = 8 << 20
 _NEXT_PIECE = 0  # a frame header with this compressed length: the run goes on in piece `raw length`
+# The most runs one merge reads at once. A bucket's redirect-list, enrichment and HTML runs and a
+# join partition's runs come from every spill of the whole input (their items arrive in hash
+# order, not page order), so their number grows with it: ≈ 420 enrichment runs per bucket at 3 M
+# enwiki-shaped pages, at ~0.15 MB each (two frames) +69 MB of peak RSS. Past this many, runs are
+# merged in groups first (`_premerge`), so a merge's memory no longer grows with the input.
+MERGE_FAN_IN = 32
 
 
 # -- spill runs ----------------------------------------------------------------------------
@@ -60,21 +67,44 @@ def write_run(path: str, items: list[tuple[int, int, dict | bytes]], offload: Of
     `offload`, frames are compressed and written by its thread: the run is complete once that
     thread has got past it (`Offload.wait`).
     """
-    items.sort(key=lambda item: (item[0], -item[1]))
+    items.sort(key=_newest_first)
+    packed = ((p, r, record if isinstance(record, bytes) else pack_record(record)) for p, r, record in items)
+    _write_sorted(path, packed, _record_size, offload)
+
+
+def _newest_first(item: tuple) -> tuple[int, int]:
+    """A record run's order: page id, then newest revision first."""
+    return item[0], -item[1]
+
+
+def _record_size(item: tuple[int, int, bytes]) -> int:
+    return len(item[2])
+
+
+def _keyed_size(item: tuple[bytes, int, bytes]) -> int:
+    return len(item[0]) + len(item[2]) + 16
+
+
+def _write_sorted(path: str, items: Iterable[tuple], size_of, offload: Offload | None = None) -> int:
+    """Write items already in run order as frames of about `_FRAME_TARGET` bytes (`size_of(item)`
+    each), in pieces of about `_PIECE_TARGET`; returns how many were written. With an `offload`,
+    as in `write_run`."""
     out = open_write(path)
+    written = 0
     try:
-        batch: list[tuple[int, int, bytes]] = []
+        batch: list[tuple] = []
         size = piece_size = 0
         pieces = 1
-        for page_id, rev_id, record in items:
+        for item in items:
             if piece_size >= _PIECE_TARGET and not batch:  # the next piece starts on a frame boundary
                 nxt = open_write(piece_path(path, pieces))
                 _send(offload, _end_piece, out, pieces)
                 out, pieces, piece_size = nxt, pieces + 1, 0
-            blob = record if isinstance(record, bytes) else pack_record(record)
-            batch.append((page_id, rev_id, blob))
-            size += len(blob)
-            piece_size += len(blob)
+            batch.append(item)
+            n = size_of(item)
+            size += n
+            piece_size += n
+            written += 1
             if size >= _FRAME_TARGET:
                 _send_frame(out, batch, offload)
                 batch, size = [], 0
@@ -84,6 +114,7 @@ def write_run(path: str, items: list[tuple[int, int, dict | bytes]], offload: Of
         out.close()
         raise
     _send(offload, out.close)
+    return written
 
 
 def piece_path(path: str, piece: int) -> str:
@@ -196,17 +227,60 @@ def merge_runs(paths: Iterable[str], with_source: bool = False, consume: bool = 
     every run beside every member (a single-bucket snapshot: 1.8x its output at 100 k pages).
     Only where a failed bundle fails the run instead of being retried (the pinned local engine):
     a retry would need the runs.
+
+    More than `MERGE_FAN_IN` runs are first merged in groups (`_premerge`), except with
+    `with_source` (a merged run no longer knows its items' sources): the records' runs of a bucket
+    are bounded by the bucket's size, since units read page-id ranges in order, but redirect-list,
+    enrichment and HTML runs come from every spill of the whole input. Items of equal order come
+    out in the order of their runs' sorted paths either way.
     """
+    paths = sorted(paths)
+    made: set[str] = set()
+    if not with_source:
+        paths, made = _premerge(paths, _newest_first, _record_size, consume)
 
     def tagged(path: str):
         for page_id, rev_id, blob in _iter_packed(path, consume, ahead=True):
             yield page_id, rev_id, blob, path
 
-    runs = [tagged(p) if with_source else _iter_packed(p, consume, ahead=True) for p in sorted(paths)]
-    merged = heapq.merge(*runs, key=lambda item: (item[0], -item[1]))
+    runs = [tagged(p) if with_source else _iter_packed(p, consume or p in made, ahead=True) for p in paths]
+    merged = heapq.merge(*runs, key=_newest_first)
     if with_source:
         return ((page_id, rev_id, pickle.loads(blob), path) for page_id, rev_id, blob, path in merged)
     return ((page_id, rev_id, pickle.loads(blob)) for page_id, rev_id, blob in merged)
+
+
+def _premerge(paths: list[str], key, size_of, consume: bool, fan_in: int | None = None) -> tuple[list[str], set[str]]:
+    """Runs `paths` (in merge order) cut down to at most `fan_in` (default `MERGE_FAN_IN`) runs
+    holding the same items, by merging contiguous groups into runs beside them (an external
+    sort's extra pass, repeated while still too many) → `(runs in merge order, runs made here)`.
+
+    A merge holds about two frames per run (the current one unpickled and the next read ahead),
+    so memory is bounded by the fan-in, not by how many spills the input took. The runs made here
+    are removed as they are merged, whatever `consume` (which is for the given runs). Groups are
+    contiguous and merges stable, so items of equal order keep their runs' order.
+    """
+    fan_in = fan_in or MERGE_FAN_IN
+    made: set[str] = set()
+    level = 0
+    while len(paths) > fan_in:
+        level += 1
+        attempt = new_attempt()  # a retried bundle's merged runs do not meet a first attempt's
+        groups = -(-len(paths) // fan_in)
+        merged = []
+        offload = Offload("premerge", depth=4)
+        try:
+            for g in range(groups):
+                group = paths[g * len(paths) // groups : (g + 1) * len(paths) // groups]
+                out = layout.merged_run_path(group[0], level, attempt)
+                streams = [_iter_packed(p, consume or p in made, ahead=True) for p in group]
+                _write_sorted(out, heapq.merge(*streams, key=key), size_of, offload)
+                merged.append(out)
+                made.add(out)
+        finally:
+            offload.close()
+        paths = merged
+    return paths, made
 
 
 def _malloc_trim():
@@ -315,21 +389,13 @@ def write_keyed_run(path: str, items: list[tuple[bytes, int, bytes]]) -> int:
     whatever order the items came in, so a merge of runs is deterministic. Returns the items written.
     """
     items.sort()
-    with open_write(path) as out:
-        batch: list[tuple[bytes, int, bytes]] = []
-        size = 0
-        for item in items:
-            batch.append(item)
-            size += len(item[0]) + len(item[2]) + 16
-            if size >= _FRAME_TARGET:
-                _write_frame(out, pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
-                batch, size = [], 0
-        if batch:
-            _write_frame(out, pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
-    return len(items)
+    return _write_sorted(path, items, _keyed_size)
 
 
-def merge_keyed_runs(paths: Iterable[str]) -> Iterator[tuple[bytes, int, bytes]]:
-    """K-way merge of keyed runs → `(key, tag, value)` in (key, tag, value) order, one frame per run
-    in memory."""
-    return heapq.merge(*(_iter_packed(p, ahead=True) for p in sorted(paths)))
+def merge_keyed_runs(paths: Iterable[str], consume: bool = False) -> Iterator[tuple[bytes, int, bytes]]:
+    """K-way merge of keyed runs → `(key, tag, value)` in (key, tag, value) order, about two frames
+    per run in memory; more than `MERGE_FAN_IN` runs are merged in groups first (`_premerge`:
+    a partition gets a run from every spill of the whole input). `consume=True` removes the given
+    runs as they are merged (see `merge_runs`)."""
+    paths, made = _premerge(sorted(paths), None, _keyed_size, consume)
+    return heapq.merge(*(_iter_packed(p, consume or p in made, ahead=True) for p in paths))
