@@ -31,7 +31,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from wikisnap.transforms.formats.codecs import ThreadedReadAhead, bz2_from_block, fast_bz2_available
-from wikisnap.transforms.formats.dumpfiles import open_raw
+from wikisnap.transforms.formats.dumpfiles import RawView, open_raw
 
 BLOCK_MAGIC = 0x314159265359
 EOS_MAGIC = 0x177245385090
@@ -445,7 +445,7 @@ class BlockStream(io.RawIOBase):
 # -- decoding blocks ------------------------------------------------------------------------------
 
 
-class EndedSource(io.RawIOBase):
+class EndedSource(RawView):
     """The bytes of `path` up to bit `end_bit`, then an end-of-stream marker and its padding: a bz2
     decoder reading this from a block before `end_bit` stops where the block at `end_bit` begins.
 
@@ -455,8 +455,7 @@ class EndedSource(io.RawIOBase):
     """
 
     def __init__(self, path: str, end_bit: int | None):
-        self._file = open_raw(path, exact=True)
-        self._pos = 0
+        super().__init__(path, clamp=False)
         self._buf = b""  # file bytes from byte _buf_at on
         self._buf_at = 0
         if end_bit is None:
@@ -473,28 +472,10 @@ class EndedSource(io.RawIOBase):
             self._patch = value.to_bytes((bits + 7) // 8, "big")
         self._size = self._cut + len(self._patch)
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
     def file_bytes(self, at: int, size: int) -> bytes:
         """Up to `size` file bytes from byte `at`, from the chunk in hand or a new one."""
         if not self._buf_at <= at < self._buf_at + len(self._buf):
-            self._file.seek(at)
-            try:
-                self._buf = self._file.read(max(size, _CHUNK))
-            except ValueError as exc:  # fsspec: the server stopped answering Range requests
-                raise OSError(f"a byte-range read failed ({exc})") from None
+            self._buf = self.read_file(at, max(size, _CHUNK))
             self._buf_at = at
         return self._buf[at - self._buf_at : at - self._buf_at + size]
 
@@ -511,12 +492,6 @@ class EndedSource(io.RawIOBase):
         memoryview(buffer).cast("B")[:n] = data
         self._pos += n
         return n
-
-    def close(self) -> None:
-        try:
-            self._file.close()
-        finally:
-            super().close()
 
 
 class BlockDecoder:

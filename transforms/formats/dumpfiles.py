@@ -257,15 +257,16 @@ def sniff_compression(path: str, head: bytes) -> str:
     )
 
 
-class _RangeReader(io.RawIOBase):
-    """Raw bytes `[start, end)` of a file as a seekable file of their own, never one byte more read
-    (remote files: exact range reads; indexed_bzip2 seeks within a local multistream range)."""
+class RawView(io.RawIOBase):
+    """A seekable raw file of `size` bytes read from the file at `path` (`open_raw`, exact range
+    reads on a remote file): a subclass says which bytes (`readinto`). Seeks stay within [0, size]
+    when `clamp`, else past the end reads nothing; `close` closes the file."""
 
-    def __init__(self, path: str, start: int, end: int):
+    def __init__(self, path: str, clamp: bool = True):
         self._file = open_raw(path, exact=True)
-        self._start, self._size = start, end - start
         self._pos = 0
-        self._file.seek(start)
+        self._size = 0
+        self._clamp = clamp
 
     def readable(self) -> bool:
         return True
@@ -278,28 +279,41 @@ class _RangeReader(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, min(base + offset, self._size))
-        self._file.seek(self._start + self._pos)
+        self._pos = max(0, min(base + offset, self._size) if self._clamp else base + offset)
         return self._pos
 
-    def readinto(self, buffer) -> int:
-        left = self._size - self._pos
-        if left <= 0:
-            return 0
+    def read_file(self, at: int, size: int) -> bytes:
+        """Up to `size` bytes of the file from byte `at` (fsspec's failed range read as OSError)."""
+        self._file.seek(at)
         try:
-            data = self._file.read(min(len(buffer), left))
+            return self._file.read(size)
         except ValueError as exc:  # fsspec: the server stopped answering Range requests
             raise OSError(f"a byte-range read failed ({exc})") from None
-        n = len(data)
-        buffer[:n] = data
-        self._pos += n
-        return n
 
     def close(self) -> None:
         try:
             self._file.close()
         finally:
             super().close()
+
+
+class _RangeReader(RawView):
+    """Raw bytes `[start, end)` of a file as a seekable file of their own, never one byte more read
+    (remote files: exact range reads; indexed_bzip2 seeks within a local multistream range)."""
+
+    def __init__(self, path: str, start: int, end: int):
+        super().__init__(path)
+        self._start, self._size = start, end - start
+
+    def readinto(self, buffer) -> int:
+        left = self._size - self._pos
+        if left <= 0:
+            return 0
+        data = self.read_file(self._start + self._pos, min(len(buffer), left))
+        n = len(data)
+        buffer[:n] = data
+        self._pos += n
+        return n
 
 
 def open_dump(

@@ -23,7 +23,7 @@ T = TypeVar("T")
 _HELPERS = threading.local()
 
 
-def _helper_thread(name: str) -> ThreadPoolExecutor:
+def helper_thread(name: str) -> ThreadPoolExecutor:
     """The calling thread's own helper thread for `name` work, made once and kept.
 
     Kept because Arrow's allocator (mimalloc) gives each thread its own heap: a helper thread per
@@ -50,11 +50,11 @@ class Offload:
     each piece of it; on the helper they run beside it. One helper thread and submission order
     keep the bytes those of the same calls made in line. At most `depth` calls wait (memory stays
     that many chunks); a call's error re-raises in the caller at the next `submit`, `wait` or
-    `close`. Offloads of one `name` made on one thread share its helper (`_helper_thread`).
+    `close`. Offloads of one `name` made on one thread share its helper (`helper_thread`).
     """
 
     def __init__(self, name: str, depth: int = 2):
-        self._pool = _helper_thread(name)
+        self._pool = helper_thread(name)
         self._pending: deque[Future] = deque()
         self._depth = depth
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 from wikisnap.transforms.formats import layout
 from wikisnap.transforms.formats.fs import open_read, open_write, remove_files
 from wikisnap.transforms.formats.layout import new_attempt
-from wikisnap.transforms.formats.offload import Offload, _helper_thread
+from wikisnap.transforms.formats.offload import Offload, helper_thread
 
 _FRAME = struct.Struct("<II")  # compressed length, raw length
 # Bytes of pickled records per spill frame. A merge holds one decoded frame per run, so this times
@@ -197,7 +197,7 @@ def _iter_packed(path: str, consume: bool = False, ahead: bool = False) -> Itera
 def _frames_ahead(next_frame) -> Iterator[tuple[int, int, bytes]]:
     """The items of the frames `next_frame()` returns (None at the end), each next frame read
     on a helper thread while the caller works through the one before."""
-    helper = _helper_thread("merge-read")
+    helper = helper_thread("merge-read")
     pending = helper.submit(next_frame)
     try:
         while (raw := pending.result()) is not None:
