@@ -5,6 +5,7 @@ garbage collector)."""
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 
@@ -98,14 +99,19 @@ def test_build_graph_passes_beams_type_check_when_asked(build, tmp_path, type_ch
 def test_the_program_freezes_its_imports_and_a_caller_is_left_alone(tmp_path, monkeypatch, capsys):
     # `wikisnap verify` of an empty folder fails fast, after the imports: enough to see the freeze
     gc.unfreeze()
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     try:
         cli.main(["verify", str(tmp_path)])
         assert gc.get_freeze_count() == 0  # called as a library: the caller's objects stay collectable
+        assert "OPENBLAS_NUM_THREADS" not in os.environ  # nor its environment changed
         monkeypatch.setattr(sys, "argv", ["wikisnap", "verify", str(tmp_path)])
         cli.main()
         assert gc.get_freeze_count() > 1000  # the program's own run: Beam's modules and all
+        assert gc.isenabled()  # paused during the imports only
+        assert os.environ["OPENBLAS_NUM_THREADS"] == "1"  # for numpy's BLAS, which it never uses
     finally:
         gc.unfreeze()
+        gc.enable()
 
 
 def test_benchmarks_compile_wikisnap_as_pip_install_does():
