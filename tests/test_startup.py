@@ -166,3 +166,69 @@ def test_bucket_writers_hand_freed_memory_back_before_and_between_members(build,
     assert code == 0, stderr
     members = len(list((tmp_path / "out" / "parquet" / "enwiki_namespace_0").glob("*.parquet")))
     assert members >= 3 and len(calls) >= members + 1  # each bucket's start, each member's end
+
+
+def test_dofn_specs_are_looked_up_once_per_class_with_beams_answers(monkeypatch):
+    # Beam asks for a DoFn's state and timer specs ~5 times per ParDo and 3 times per bundle;
+    # each answer took every method's signature (0.18 s of an update)
+    import apache_beam as beam
+    from apache_beam.coders import VarIntCoder
+    from apache_beam.transforms import userstate
+    from apache_beam.transforms.timeutil import TimeDomain
+    from apache_beam.transforms.userstate import BagStateSpec, TimerSpec, on_timer
+
+    from wikisnap.pipelines.engine import cached_dofn_specs
+    from wikisnap.transforms.update.rewrite import _RewriteMemberFn
+    from wikisnap.transforms.verify import _VerifyFn
+
+    cached_dofn_specs()
+    cached_dofn_specs()  # idempotent: one layer
+    ask = userstate.get_dofn_specs
+    assert ask.wikisnap_cached and not getattr(ask.beams, "wikisnap_cached", False)
+
+    bag, timer = BagStateSpec("seen", VarIntCoder()), TimerSpec("flush", TimeDomain.WATERMARK)
+
+    class Stateful(beam.DoFn):
+        def process(self, element, seen=beam.DoFn.StateParam(bag), flush=beam.DoFn.TimerParam(timer)):
+            seen.add(element)
+            yield element
+
+        @on_timer(timer)
+        def flushed(self, seen=beam.DoFn.StateParam(bag)):
+            yield from seen.read()
+
+    class Holder:
+        def emit(self, element, seen=beam.DoFn.StateParam(bag)):
+            return [element]
+
+    fns = [
+        Stateful(),
+        Stateful(),
+        _VerifyFn(),
+        _RewriteMemberFn(None),
+        beam.Map(len).fn,  # a plain function as its own `process`: passed over by Beam
+        beam.Map(lambda x: x).fn,
+        beam.FlatMap(Holder().emit).fn,  # a bound method of its own: asked each time
+    ]
+    answers = [(ask.beams(fn), ask(fn)) for fn in fns]
+    for beams, cached in answers:
+        assert cached == beams
+    assert answers[0][1] == ({bag}, {timer}) and answers[2][1] == (set(), set())
+    assert answers[6][1] == ({bag}, set())  # the bound method's own defaults
+    answers[0][1][0].clear()  # a caller's set is its own
+    assert ask(Stateful()) == ({bag}, {timer})
+
+    # what is asked of Beam, through a fresh cache: once per class (both plain-function Maps are
+    # one wrapper class), the DoFn holding a bound method every time
+    calls = []
+
+    def counted(fn):
+        calls.append(type(fn).__name__)
+        return ask.beams(fn)
+
+    monkeypatch.setattr(userstate, "get_dofn_specs", counted)
+    cached_dofn_specs()
+    for fn in fns + fns:
+        assert userstate.get_dofn_specs(fn) == ask.beams(fn)
+    wrappers = ["CallableWrapperDoFn"] * 3
+    assert sorted(calls) == sorted(["Stateful", "_VerifyFn", "_RewriteMemberFn", *wrappers])
