@@ -15,6 +15,7 @@ import sys
 
 import wikisnap
 from wikisnap.pipelines.argv import split_args
+from wikisnap.pipelines.options import LOCAL_RUNNER_NAMES, flag_value
 from wikisnap.pipelines.worker import is_import_noise
 
 EPILOG = """\
@@ -175,11 +176,22 @@ NO_PANDAS_COMMANDS = ("build", "update")
 LEFT_OUT = ("pandas", "pymongo", "bson")
 
 
+# Left out of a run on the local engine too: Beam's BigQuery connector, which `import apache_beam.io`
+# loads with `requests` (and, in the same try block, the Pub/Sub, GCS and cross-language I/O
+# modules behind it): 0.045 s of every run here. Beam catches the ImportError; wikisnap reads and
+# writes through fsspec, and a cluster run (another `--runner`) keeps them all.
+LEFT_OUT_LOCALLY = ("apache_beam.io.gcp.bigquery",)
+
+
 class _PandasLeftOut:
-    """An import finder that answers `import pandas` (and `LEFT_OUT`'s others) with ModuleNotFoundError."""
+    """An import finder that answers `import pandas` (and `LEFT_OUT`'s others, and the modules
+    `modules` names) with ModuleNotFoundError."""
+
+    def __init__(self, modules: tuple[str, ...] = ()):
+        self.modules = modules
 
     def find_spec(self, name, path=None, target=None):
-        if name.split(".", 1)[0] in LEFT_OUT:
+        if name.split(".", 1)[0] in LEFT_OUT or name in self.modules:
             raise ModuleNotFoundError(f"No module named {name!r} (left out: wikisnap's command does not use it)")
         return None
 
@@ -193,12 +205,15 @@ def run_without_pandas(raw: list[str]) -> bool:
     43 MB of every run here. A finder ahead of the others makes `import pandas` fail as if it
     were absent, which both handle. Only for the program's own process (`main()` without
     arguments): a caller importing wikisnap keeps its pandas. True when pandas was left out
-    (pymongo and bson with it: `LEFT_OUT`).
+    (pymongo and bson with it: `LEFT_OUT`; Beam's BigQuery connector too when the run is on the
+    local engine: `LEFT_OUT_LOCALLY`).
     """
     command = next((arg for arg in raw if not arg.startswith("-")), None)
     if command not in NO_PANDAS_COMMANDS or "pandas" in sys.modules:
         return False
-    sys.meta_path.insert(0, _PandasLeftOut())
+    runner = flag_value(raw, "--runner")
+    local = runner is None or runner.lower() in LOCAL_RUNNER_NAMES
+    sys.meta_path.insert(0, _PandasLeftOut(LEFT_OUT_LOCALLY if local else ()))
     return True
 
 

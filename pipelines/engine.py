@@ -26,12 +26,12 @@ from apache_beam.options.pipeline_options import (
 
 from wikisnap.pipelines import forkworkers
 from wikisnap.pipelines.errors import UsageError
-from wikisnap.pipelines.options import RunOptions, flag_value
+from wikisnap.pipelines.options import LOCAL_RUNNER_NAMES, RunOptions, flag_value
 from wikisnap.transforms.formats.codecs import default_bz2_threads
 
 log = logging.getLogger("wikisnap")
 
-LOCAL_RUNNERS = {None, "", "direct", "directrunner", "fnapirunner"}
+LOCAL_RUNNERS = {None, *LOCAL_RUNNER_NAMES}
 # Runners whose workers all run on the launching machine (Beam's in-process and local runners):
 # any temp folder works for them. Every other runner may put workers on other machines.
 SINGLE_MACHINE_RUNNERS = LOCAL_RUNNERS | {"bundlebaseddirectrunner", "switchingdirectrunner", "prismrunner"}

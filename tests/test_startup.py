@@ -30,11 +30,12 @@ def test_build_as_the_program_runs_without_pandas_or_other_commands_and_writes_t
         "from wikisnap.pipelines import cli\n"
         f"sys.argv = ['wikisnap', '-q', 'build', {str(ENWIKI)!r}, '--out', {str(out)!r}]\n"
         "code = cli.main()\n"
-        "print(code, 'pandas' in sys.modules, 'apache_beam' in sys.modules)\n"
+        "print(code, 'pandas' in sys.modules, 'apache_beam' in sys.modules, 'apache_beam.io.gcp.bigquery' in sys.modules)\n"
         f"print(*[m for m in {OTHER_COMMANDS!r} if m in sys.modules])\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    assert done.stdout.splitlines()[-2].split() == ["0", "False", "True"], done.stderr[-2000:]
+    # (Beam's BigQuery connector left out of a local run with it)
+    assert done.stdout.splitlines()[-2].split() == ["0", "False", "True", "False"], done.stderr[-2000:]
     # the other commands' modules are not loaded (their flags are not on a build's parser)
     assert done.stdout.splitlines()[-1] == "", done.stdout
     for name in ("enwiki_namespace_0.tar.gz", "parquet/enwiki_namespace_0/enwiki_namespace_0_0.parquet"):
@@ -56,6 +57,14 @@ def test_pandas_is_kept_for_callers_and_for_other_commands(monkeypatch):
     monkeypatch.delitem(sys.modules, "pymongo", raising=False)
     with pytest.raises(ModuleNotFoundError, match="left out"):
         import pymongo  # noqa: F401 - Beam's MongoDB connector's driver, left out with pandas
+    monkeypatch.delitem(sys.modules, "apache_beam.io.gcp.bigquery", raising=False)
+    with pytest.raises(ModuleNotFoundError, match="left out"):
+        import apache_beam.io.gcp.bigquery  # noqa: F401 - Beam's BigQuery connector: not on the local engine
+    # a cluster run keeps it (pandas is left out all the same)
+    monkeypatch.setattr(sys, "meta_path", list(finders))
+    monkeypatch.delitem(sys.modules, "pandas", raising=False)
+    assert cli.run_without_pandas(["update", "--runner=DataflowRunner", "--base", "b"]) is True
+    import apache_beam.io.gcp.bigquery  # noqa: F401, F811
 
 
 def _config(beam_args):
