@@ -86,8 +86,8 @@ def kept_option_views() -> None:
     Beam makes a new view at each call (a parser of that class's flags, built and run over the
     flags again), and building a graph asks for one twice per step only to read the type-check
     flag: 230 views, 0.07 s of an update here. A view holds no value of its own (they live in the
-    options' `_all_options`, shared by every view), so the first view of each class is kept on
-    the options object and handed out again while it shares that dict. Once per process, for
+    options' `_all_options`, shared by every view), so the first view of each class is kept
+    beside the options object and handed out again while it shares that dict. Once per process, for
     local runs (`pipeline_options`); a cluster's launcher keeps Beam's own.
     """
     if getattr(PipelineOptions.view_as, "wikisnap_kept", False):
