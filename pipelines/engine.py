@@ -92,6 +92,8 @@ def kept_option_views() -> None:
     """
     if getattr(PipelineOptions.view_as, "wikisnap_kept", False):
         return
+    if "_all_options" not in PipelineOptions([]).__dict__:
+        return  # a Beam that keeps the values elsewhere: its views are left as they are
     make_view = PipelineOptions.view_as
     # beside the options, not in them: their state is what pickling and deep copies take, and a
     # view's own copy would ask for views again (no end)
@@ -124,9 +126,9 @@ def cached_dofn_specs() -> None:
     """
     from apache_beam.transforms import userstate
 
-    if getattr(userstate.get_dofn_specs, "wikisnap_cached", False):
-        return
-    specs_of = userstate.get_dofn_specs
+    specs_of = getattr(userstate, "get_dofn_specs", None)
+    if specs_of is None or getattr(specs_of, "wikisnap_cached", False):
+        return  # (None: a Beam without it, left as it is)
     known: dict[tuple[type, frozenset], tuple[frozenset, frozenset]] = {}
 
     def get_dofn_specs(dofn):
