@@ -266,6 +266,10 @@ def add_shared_flags(parser: argparse.ArgumentParser, *names: str, **defaults) -
         parser.add_argument(name, **spec)
 
 
+# `--runner` values (lowercased) that mean the local engine (engine.py); no `--runner` means it too
+LOCAL_RUNNER_NAMES = ("", "direct", "directrunner", "fnapirunner")
+
+
 def flag_value(args: list[str], name: str) -> str | None:
     """The value of flag `name` in `args` (`--name VALUE` or `--name=VALUE`), None if absent."""
     for i, arg in enumerate(args):

@@ -5,6 +5,7 @@ garbage collector)."""
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 
@@ -29,11 +30,12 @@ def test_build_as_the_program_runs_without_pandas_or_other_commands_and_writes_t
         "from wikisnap.pipelines import cli\n"
         f"sys.argv = ['wikisnap', '-q', 'build', {str(ENWIKI)!r}, '--out', {str(out)!r}]\n"
         "code = cli.main()\n"
-        "print(code, 'pandas' in sys.modules, 'apache_beam' in sys.modules)\n"
+        "print(code, 'pandas' in sys.modules, 'apache_beam' in sys.modules, 'apache_beam.io.gcp.bigquery' in sys.modules)\n"
         f"print(*[m for m in {OTHER_COMMANDS!r} if m in sys.modules])\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    assert done.stdout.splitlines()[-2].split() == ["0", "False", "True"], done.stderr[-2000:]
+    # (Beam's BigQuery connector left out of a local run with it)
+    assert done.stdout.splitlines()[-2].split() == ["0", "False", "True", "False"], done.stderr[-2000:]
     # the other commands' modules are not loaded (their flags are not on a build's parser)
     assert done.stdout.splitlines()[-1] == "", done.stdout
     for name in ("enwiki_namespace_0.tar.gz", "parquet/enwiki_namespace_0/enwiki_namespace_0_0.parquet"):
@@ -55,6 +57,14 @@ def test_pandas_is_kept_for_callers_and_for_other_commands(monkeypatch):
     monkeypatch.delitem(sys.modules, "pymongo", raising=False)
     with pytest.raises(ModuleNotFoundError, match="left out"):
         import pymongo  # noqa: F401 - Beam's MongoDB connector's driver, left out with pandas
+    monkeypatch.delitem(sys.modules, "apache_beam.io.gcp.bigquery", raising=False)
+    with pytest.raises(ModuleNotFoundError, match="left out"):
+        import apache_beam.io.gcp.bigquery  # noqa: F401 - Beam's BigQuery connector: not on the local engine
+    # a cluster run keeps it (pandas is left out all the same)
+    monkeypatch.setattr(sys, "meta_path", list(finders))
+    monkeypatch.delitem(sys.modules, "pandas", raising=False)
+    assert cli.run_without_pandas(["update", "--runner=DataflowRunner", "--base", "b"]) is True
+    import apache_beam.io.gcp.bigquery  # noqa: F401, F811
 
 
 def _config(beam_args):
@@ -98,14 +108,19 @@ def test_build_graph_passes_beams_type_check_when_asked(build, tmp_path, type_ch
 def test_the_program_freezes_its_imports_and_a_caller_is_left_alone(tmp_path, monkeypatch, capsys):
     # `wikisnap verify` of an empty folder fails fast, after the imports: enough to see the freeze
     gc.unfreeze()
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     try:
         cli.main(["verify", str(tmp_path)])
         assert gc.get_freeze_count() == 0  # called as a library: the caller's objects stay collectable
+        assert "OPENBLAS_NUM_THREADS" not in os.environ  # nor its environment changed
         monkeypatch.setattr(sys, "argv", ["wikisnap", "verify", str(tmp_path)])
         cli.main()
         assert gc.get_freeze_count() > 1000  # the program's own run: Beam's modules and all
+        assert gc.isenabled()  # paused during the imports only
+        assert os.environ["OPENBLAS_NUM_THREADS"] == "1"  # for numpy's BLAS, which it never uses
     finally:
         gc.unfreeze()
+        gc.enable()
 
 
 def test_benchmarks_compile_wikisnap_as_pip_install_does():
@@ -114,16 +129,19 @@ def test_benchmarks_compile_wikisnap_as_pip_install_does():
     import os
 
     import wikisnap.pipelines.cli as module
+    import wikisnap.transforms.update.rewrite as nested  # a sub-package's module too
     from benchmarks.run import compile_like_pip
 
-    cached = importlib.util.cache_from_source(module.__file__)
-    if os.path.exists(cached):
-        os.remove(cached)
+    for source in (module.__file__, nested.__file__):
+        cached = importlib.util.cache_from_source(source)
+        if os.path.exists(cached):
+            os.remove(cached)
     compile_like_pip()
-    with open(cached, "rb") as f:
-        header = f.read(16)
-    assert header[:4] == importlib.util.MAGIC_NUMBER
-    assert int.from_bytes(header[8:12], "little") == int(os.stat(module.__file__).st_mtime)  # fresh for this source
+    for source in (module.__file__, nested.__file__):
+        with open(importlib.util.cache_from_source(source), "rb") as f:
+            header = f.read(16)
+        assert header[:4] == importlib.util.MAGIC_NUMBER
+        assert int.from_bytes(header[8:12], "little") == int(os.stat(source).st_mtime)  # fresh for this source
 
 
 def test_in_process_bundles_sample_their_state_every_20_ms(build, tmp_path, monkeypatch):
@@ -160,3 +178,113 @@ def test_bucket_writers_hand_freed_memory_back_before_and_between_members(build,
     assert code == 0, stderr
     members = len(list((tmp_path / "out" / "parquet" / "enwiki_namespace_0").glob("*.parquet")))
     assert members >= 3 and len(calls) >= members + 1  # each bucket's start, each member's end
+
+
+def test_dofn_specs_are_looked_up_once_per_class_with_beams_answers(monkeypatch):
+    # Beam asks for a DoFn's state and timer specs ~5 times per ParDo and 3 times per bundle;
+    # each answer took every method's signature (0.18 s of an update)
+    import apache_beam as beam
+    from apache_beam.coders import VarIntCoder
+    from apache_beam.transforms import userstate
+    from apache_beam.transforms.timeutil import TimeDomain
+    from apache_beam.transforms.userstate import BagStateSpec, TimerSpec, on_timer
+
+    from wikisnap.pipelines.engine import cached_dofn_specs
+    from wikisnap.transforms.update.rewrite import _RewriteMemberFn
+    from wikisnap.transforms.verify import _VerifyFn
+
+    cached_dofn_specs()
+    cached_dofn_specs()  # idempotent: one layer
+    ask = userstate.get_dofn_specs
+    assert ask.wikisnap_cached and not getattr(ask.beams, "wikisnap_cached", False)
+
+    bag, timer = BagStateSpec("seen", VarIntCoder()), TimerSpec("flush", TimeDomain.WATERMARK)
+
+    class Stateful(beam.DoFn):
+        def process(self, element, seen=beam.DoFn.StateParam(bag), flush=beam.DoFn.TimerParam(timer)):
+            seen.add(element)
+            yield element
+
+        @on_timer(timer)
+        def flushed(self, seen=beam.DoFn.StateParam(bag)):
+            yield from seen.read()
+
+    class Holder:
+        def emit(self, element, seen=beam.DoFn.StateParam(bag)):
+            return [element]
+
+    fns = [
+        Stateful(),
+        Stateful(),
+        _VerifyFn(),
+        _RewriteMemberFn(None),
+        beam.Map(len).fn,  # a plain function as its own `process`: passed over by Beam
+        beam.Map(lambda x: x).fn,
+        beam.FlatMap(Holder().emit).fn,  # a bound method of its own: asked each time
+    ]
+    answers = [(ask.beams(fn), ask(fn)) for fn in fns]
+    for beams, cached in answers:
+        assert cached == beams
+    assert answers[0][1] == ({bag}, {timer}) and answers[2][1] == (set(), set())
+    assert answers[6][1] == ({bag}, set())  # the bound method's own defaults
+    answers[0][1][0].clear()  # a caller's set is its own
+    assert ask(Stateful()) == ({bag}, {timer})
+
+    # what is asked of Beam, through a fresh cache: once per class (both plain-function Maps are
+    # one wrapper class), the DoFn holding a bound method every time
+    calls = []
+
+    def counted(fn):
+        calls.append(type(fn).__name__)
+        return ask.beams(fn)
+
+    monkeypatch.setattr(userstate, "get_dofn_specs", counted)
+    cached_dofn_specs()
+    for fn in fns + fns:
+        assert userstate.get_dofn_specs(fn) == ask.beams(fn)
+    wrappers = ["CallableWrapperDoFn"] * 3
+    assert sorted(calls) == sorted(["Stateful", "_VerifyFn", "_RewriteMemberFn", *wrappers])
+
+
+def test_an_options_view_is_made_once_per_class_and_shares_the_values(monkeypatch):
+    # building a graph asked for a fresh TypeOptions view twice per step (230 parsers, 0.07 s)
+    import copy
+    import pickle
+
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+    from wikisnap.pipelines.engine import kept_option_views
+
+    monkeypatch.setattr(PipelineOptions, "view_as", PipelineOptions.view_as)  # Beam's own again after
+    kept_option_views()
+    kept_option_views()  # idempotent: one layer
+    assert PipelineOptions.view_as.wikisnap_kept
+    made = []
+    init = PipelineOptions.__init__
+
+    def counted(self, *args, **kwargs):
+        made.append(type(self).__name__)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(PipelineOptions, "__init__", counted)
+    options = PipelineOptions(["--direct_num_workers", "3"])
+    views = [options.view_as(TypeOptions) for _ in range(5)]
+    assert all(v is views[0] for v in views) and made == ["PipelineOptions", "TypeOptions"]
+    # values live in the options, shared by every view: a kept view sees a change made through another
+    direct = options.view_as(DirectOptions)
+    assert direct.direct_num_workers == 3
+    views[0].pipeline_type_check = False
+    assert options.view_as(TypeOptions).pipeline_type_check is False
+    direct.direct_running_mode = "in_memory"
+    assert options.view_as(DirectOptions).direct_running_mode == "in_memory"
+    assert options.get_all_options()["direct_running_mode"] == "in_memory"
+    # a copy (Beam's Pipeline deep-copies its options) has views of its own values
+    twin = copy.deepcopy(options)
+    twin.view_as(DirectOptions).direct_num_workers = 5
+    assert options.view_as(DirectOptions).direct_num_workers == 3
+    assert twin.view_as(DirectOptions).direct_num_workers == 5
+    assert twin.view_as(TypeOptions).pipeline_type_check is False
+    assert pickle.loads(pickle.dumps(twin)).view_as(DirectOptions).direct_num_workers == 5
+    # options whose values were replaced get a view of the new ones
+    options._all_options = dict(options._all_options, direct_num_workers=7)
+    assert options.view_as(DirectOptions).direct_num_workers == 7
