@@ -651,12 +651,15 @@ def _analyze_scope(
     if not elements:
         return noindex
     # Element n is the n-th placeholder of `s` (they are made in order, one each, and `s` holds no
-    # other `\x7f`): no need to read its number.
-    for m, element in zip(_PLACEHOLDER.finditer(s), elements, strict=True):
+    # other `\x7f`): its two marks are found with `str.find` (memchr), its number is not read.
+    find = s.find
+    after = 0  # just past the last placeholder
+    for element in elements:
+        at = find(_MARK, after)
+        after = find(_MARK, at + 1) + 1
         content = element.content
         if not content or element.name not in PARSED_TAGS:
             continue
-        at = m.start()
         inner_top = top
         if top and spans:
             if nested is None:
