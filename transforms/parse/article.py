@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from wikisnap.schemas.siteinfo import SiteInfo, wf_urlencode
 from wikisnap.transforms.formats.dumpreader import RawPage
+from wikisnap.transforms.formats.spill import remember_utf8
 from wikisnap.transforms.parse.abstract import abstract
 from wikisnap.transforms.parse.wikitext import analyze
 
@@ -118,8 +119,15 @@ def page_to_article(page: RawPage, site: SiteInfo, license: list[dict]) -> dict:
         record["visibility"] = {"text": False, "editor": bool(editor), "comment": rev.comment is not None}
         return record
     version["number_of_characters"] = len(text)
-    # (an ASCII text is its own UTF-8: `isascii` reads a flag, where `encode` copies the page)
-    version["size"] = {"value": len(text) if text.isascii() else len(text.encode("utf-8")), "unit_text": "B"}
+    # (an ASCII text is its own UTF-8: `isascii` reads a flag, where `encode` copies the page;
+    # a spill reuses the bytes of the encoding, see `remember_utf8`)
+    if text.isascii():
+        size = len(text)
+    else:
+        utf8 = text.encode("utf-8")
+        size = len(utf8)
+        remember_utf8(text, utf8)
+    version["size"] = {"value": size, "unit_text": "B"}
     record["article_body"] = {"wikitext": text}
     if rev.model in WIKITEXT_MODELS:
         facts = analyze(text, site)
