@@ -248,6 +248,7 @@ def to_wme_json(record: dict) -> str:
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_LINE_SEPARATOR = re.compile(b"\xe2\x80[\xa8\xa9]")  # U+2028, U+2029 in UTF-8
 
 
 def to_wme_json_bytes(record: dict) -> bytes:
@@ -287,7 +288,10 @@ def _line(ordered: dict, floats: list[str]) -> bytes:
         except UnicodeEncodeError:
             b = _LONE_SURROGATE.sub(r"\\ufffd", s).encode("utf-8")
     b = b.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
-    if b"\xe2\x80" in b:  # U+2028, U+2029
+    # U+2028, U+2029: their last byte is looked for first (memchr: a microsecond per line), the
+    # whole sequence only then (a three-byte search runs a byte at a time, ~40 µs for a 60 kB
+    # line, and `\xe2\x80` alone starts – — ’ “ …: nearly every line of enwiki holds it).
+    if (b.find(b"\xa8") >= 0 or b.find(b"\xa9") >= 0) and _LINE_SEPARATOR.search(b):
         b = b.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
     for i, text in enumerate(floats):
         b = b.replace(f'"\\u0000{i}\\u0000"'.encode(), text.encode(), 1)

@@ -21,6 +21,7 @@ from wikisnap.transforms.formats.dumpreader import RawPage, ReadStats, iter_page
 from wikisnap.transforms.parse import abstract as abstract_text
 from wikisnap.transforms.parse import plaintext, wikitext
 from wikisnap.transforms.parse.abstract import abstract
+from wikisnap.transforms.parse.article import page_to_article
 from wikisnap.transforms.parse.plaintext import text_from_wikitext
 from wikisnap.transforms.parse.wikitext import analyze
 
@@ -396,3 +397,25 @@ def test_nested_test_agrees_with_spans() -> None:
         nested = wikitext._nested_test(list(spans))
         for pos in range(60):
             assert nested(pos) == nested_by_spans(spans, pos)
+
+
+def test_article_urls_and_size_match_the_plain_forms() -> None:
+    """page_to_article's memoised template/category URLs and its ASCII size shortcut give what
+    `site.url` and the UTF-8 encoding give, on every page of the bundled dumps (twice: the second
+    time every URL comes from the memo)."""
+    en = read_siteinfo(str(ENWIKI))
+    checked = ascii_pages = 0
+    for path in (ENWIKI, ELWIKIVOYAGE, ENWIKTIONARY, BGWIKI_UTF16, VIWIKI_TRUNCATED, NO_SITEINFO):
+        site = en if path == NO_SITEINFO else read_siteinfo(str(path))
+        for page in iter_pages(str(path), site, ReadStats(str(path))):
+            if not isinstance(page, RawPage) or page.revision is None or page.revision.text is None or page.redirect:
+                continue
+            text = page.revision.text
+            for _ in range(2):
+                record = page_to_article(page, site, [])
+                assert record["version"]["size"]["value"] == len(text.encode("utf-8"))
+                for link in record.get("templates", []) + record.get("categories", []):
+                    assert link["url"] == site.url(link["name"])
+                    checked += 1
+            ascii_pages += text.isascii()
+    assert checked > 5000 and ascii_pages > 10

@@ -374,6 +374,20 @@ def test_both_encoders_agree_on_every_character_and_float():
         assert to_wme_json_bytes(record) == (to_wme_json(record) + "\n").encode("utf-8"), value
 
 
+def test_line_separators_escaped_whatever_bytes_surround_them():
+    # the byte line looks for U+2028/U+2029's last byte (a8, a9) before the whole sequence: that
+    # byte also ends è é ¨ © and other characters, beside or without a separator
+    pieces = ["è", "é", "¨", "©", "\u2028", "\u2029", "–", "’", "\u2027", "\u202a", "a", "<"]
+    rng = random.Random(2028)
+    for n in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(n % 12))
+        record = {"name": text, "abstract": text[::-1]}
+        assert to_wme_json_bytes(record) == (to_wme_json(record) + "\n").encode("utf-8"), text
+    assert to_wme_json_bytes({"name": "é\u2029"}) == '{"name":"é\\u2029"}\n'.encode()
+    assert to_wme_json_bytes({"name": "è\u2028"}) == '{"name":"è\\u2028"}\n'.encode()
+    assert to_wme_json_bytes({"name": "©"}) == '{"name":"©"}\n'.encode()
+
+
 def test_values_orjson_refuses_take_the_stdlib_path():
     # a lone surrogate (a lossy decode upstream) and an int past 64 bits
     assert to_wme_json_bytes({"name": "a\udc80b"}) == b'{"name":"a\\ufffdb"}\n'

@@ -8,12 +8,14 @@ times derive from the page itself, so the same dump always gives the same bytes.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass
 
-from wikisnap.schemas.siteinfo import SiteInfo
+from wikisnap.schemas.siteinfo import SiteInfo, wf_urlencode
 from wikisnap.transforms.formats.dumpreader import RawPage
+from wikisnap.transforms.formats.spill import remember_utf8
 from wikisnap.transforms.parse.abstract import abstract
 from wikisnap.transforms.parse.wikitext import analyze
 
@@ -117,7 +119,15 @@ def page_to_article(page: RawPage, site: SiteInfo, license: list[dict]) -> dict:
         record["visibility"] = {"text": False, "editor": bool(editor), "comment": rev.comment is not None}
         return record
     version["number_of_characters"] = len(text)
-    version["size"] = {"value": len(text.encode("utf-8")), "unit_text": "B"}
+    # (an ASCII text is its own UTF-8: `isascii` reads a flag, where `encode` copies the page;
+    # a spill reuses the bytes of the encoding, see `remember_utf8`)
+    if text.isascii():
+        size = len(text)
+    else:
+        utf8 = text.encode("utf-8")
+        size = len(utf8)
+        remember_utf8(text, utf8)
+    version["size"] = {"value": size, "unit_text": "B"}
     record["article_body"] = {"wikitext": text}
     if rev.model in WIKITEXT_MODELS:
         facts = analyze(text, site)
@@ -129,11 +139,20 @@ def page_to_article(page: RawPage, site: SiteInfo, license: list[dict]) -> dict:
             "update_count": facts.update_count,
         }
         if facts.categories:
-            record["categories"] = [{"name": name, "url": site.url(name)} for name in facts.categories]
+            path = site.article_path
+            record["categories"] = [{"name": name, "url": _link_url(path, name)} for name in facts.categories]
         if facts.templates:
-            record["templates"] = [{"name": name, "url": site.url(name)} for name in facts.templates]
+            path = site.article_path
+            record["templates"] = [{"name": name, "url": _link_url(path, name)} for name in facts.templates]
         if page.ns == 0:
             lead = abstract(text, site)
             if lead:
                 record["abstract"] = lead
     return record
+
+
+@functools.lru_cache(maxsize=8192)
+def _link_url(article_path: str, name: str) -> str:
+    """`site.url(name)` for a template or category: the same few thousand names recur on every
+    page (`Template:Cite web`), so their URLs are made once; at most 8192 of them are kept (~2 MB)."""
+    return article_path + wf_urlencode(name)

@@ -651,18 +651,19 @@ def _analyze_scope(
     if not elements:
         return noindex
     # Element n is the n-th placeholder of `s` (they are made in order, one each, and `s` holds no
-    # other `\x7f`): no need to read its number.
-    for m, element in zip(_PLACEHOLDER.finditer(s), elements, strict=True):
+    # other `\x7f`): its two marks are found with `str.find` (memchr), its number is not read.
+    find = s.find
+    after = 0  # just past the last placeholder
+    # Whether a tag's content may sit inside a template's braces (then its templates are not
+    # the page's own): tested only for contents that hold a template, not for the many refs of
+    # plain text.
+    check = top and bool(spans)
+    for element in elements:
+        at = find(_MARK, after)
+        after = find(_MARK, at + 1) + 1
         content = element.content
         if not content or element.name not in PARSED_TAGS:
             continue
-        at = m.start()
-        inner_top = top
-        if top and spans:
-            if nested is None:
-                nested = _nested_test(spans)
-            inner_top = not nested(at)
-        inner_key = (*key, at)
         # Shortcuts for the common contents. Content never holds `\x7f` (the page's were
         # removed before its tags were cut out), so without `<` `_strip` would return it as it
         # is; then without `{{` `_braces` finds nothing, and a lone template is all it finds.
@@ -670,7 +671,10 @@ def _analyze_scope(
             if "{{" in content:
                 lone = _lone_template(content)
                 if lone is None:
-                    sub = _analyze_scope(_Scope(content), inner_key, data, templates, categories, counts, inner_top)
+                    if check and nested is None:
+                        nested = _nested_test(spans)
+                    inner_top = top and not (check and nested(at))
+                    sub = _analyze_scope(_Scope(content), (*key, at), data, templates, categories, counts, inner_top)
                     noindex = noindex or sub
                     continue
                 hit = cached((lone[1], lone[2]), _UNSEEN)
@@ -678,13 +682,19 @@ def _analyze_scope(
                     hit = lookup(lone[1], lone[2])
                 if hit is not None:
                     counts[hit[1]] += 1
-                    if inner_top:
-                        templates.append(((*inner_key, lone[0]), hit[0]))
+                    if top:
+                        if check and nested is None:
+                            nested = _nested_test(spans)
+                        if not (check and nested(at)):
+                            templates.append(((*key, at, lone[0]), hit[0]))
             if "[" in content and "[[" in content:  # (one character is found faster than two)
-                _categories(content, inner_key, data, categories)
+                _categories(content, (*key, at), data, categories)
             noindex = noindex or _NOINDEX in content
             continue
-        sub = _analyze_scope(_Scope(content), inner_key, data, templates, categories, counts, inner_top)
+        if check and nested is None:
+            nested = _nested_test(spans)
+        inner_top = top and not (check and nested(at))
+        sub = _analyze_scope(_Scope(content), (*key, at), data, templates, categories, counts, inner_top)
         noindex = noindex or sub
     return noindex
 
