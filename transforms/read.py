@@ -33,7 +33,6 @@ from wikisnap.transforms.formats.dumpfiles import DumpError, describe_input, ope
 from wikisnap.transforms.formats.dumpreader import PageFailure, ReadStats, blocks_span, iter_pages
 from wikisnap.transforms.formats.fs import ProgressFile
 from wikisnap.transforms.formats.layout import count_attempts, mark_attempt, new_attempt
-from wikisnap.transforms.formats.offload import run_ahead
 from wikisnap.transforms.formats.spill import SpillBuffer
 from wikisnap.transforms.parse.article import page_to_article, redirect_of, redirect_target
 from wikisnap.transforms.parse.plaintext import slim_article, with_early_text
@@ -241,9 +240,9 @@ class ReadParseSpillFn(beam.DoFn):
             blocks=blocks,
             bz2_threads=opts.bz2_threads,
         )
-        # decompression and XML parsing (they release the GIL) beside this thread's analysis of the
-        # pages; `stats` is complete once the loop ends (the reader has finished on its thread)
-        for item in run_ahead(pages, "pages", weight=_text_size, budget=_AHEAD_TEXT):
+        # (read in line: a reader thread beside the analysis was 5% slower on an idle 2-core machine,
+        # its hand-offs costing more than the GIL-free decoding and parsing gave; docs/performance.md)
+        for item in pages:
             self.c_pages.inc()
             if isinstance(item, PageFailure):
                 yield dead_letter(item.reason, item.page_id, item.title, item.raw_xml)
@@ -316,16 +315,6 @@ class ReadParseSpillFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(TAG_STATS, ((db, name), n))
         yield beam.pvalue.TaggedOutput(TAG_UNITS, unit_report(unit, db, stats, verified))
         log.info("%s: done, %s pages, %.1f MB", source_label, f"{stats.pages:,}", stats.bytes_read / 1e6)
-
-
-# Pages the reader may have parsed ahead of the analysis: at most 8, and at most this much text
-# unless a single page is longer (a run of huge pages must not pile up: pages go to 32 MB).
-_AHEAD_TEXT = 8 << 20
-
-
-def _text_size(item) -> int:
-    revision = getattr(item, "revision", None)
-    return len(revision.text or "") if revision is not None else len(getattr(item, "raw_xml", "") or "")
 
 
 def unit_span(unit: WorkUnit) -> int | None:
