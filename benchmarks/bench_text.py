@@ -49,6 +49,9 @@ RESIDUE: dict[str, str | re.Pattern[str]] = {
 }
 
 
+TARGET = 5.0  # `--formats text` against wikiextractor, articles/s (issue 24; round 2's was 3x)
+
+
 def residue_counts(text: str) -> dict[str, int]:
     """How often each RESIDUE marker occurs in `text`."""
     counts = {}
@@ -186,8 +189,8 @@ wikisnap `--workers 1` runs in-process.
 
 {chr(10).join(rows)}
 
-- wikisnap `--formats text` / wikiextractor, articles/s: **{ratio:.2f}x** (target ≥ 3x) —
-  {"PASS" if ratio >= 3 else f"MISS (at {ratio / 3:.0%} of the target)"}
+- wikisnap `--formats text` / wikiextractor, articles/s: **{ratio:.2f}x** (target ≥ {TARGET:g}x, issue 24) —
+  {"PASS" if ratio >= TARGET else f"MISS (at {ratio / TARGET:.0%} of the target)"}
 - the same per CPU second (user+sys of each process tree, less sensitive to a busy machine):
   **{we.cpu_s / ws.cpu_s:.2f}x**
 
