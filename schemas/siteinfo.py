@@ -190,8 +190,13 @@ def ucfirst(text: str) -> str:
     return upper + text[1:]
 
 
+@functools.lru_cache(maxsize=8192)
 def wf_urlencode(title: str) -> str:
-    """MediaWiki's `wfUrlencode` of a title: spaces as `_`, UTF-8 percent-escapes, `;:@$!*(),/~` kept."""
+    """MediaWiki's `wfUrlencode` of a title: spaces as `_`, UTF-8 percent-escapes, `;:@$!*(),/~` kept.
+
+    Cached (8,192 titles, ~2 MB): every page links the same few thousand templates and
+    categories (`Template:Cite web`), and each link's URL is made from its title.
+    """
     title = title.replace(" ", "_")
     if _URL_KEPT.fullmatch(title):
         return title

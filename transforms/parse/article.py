@@ -8,12 +8,11 @@ times derive from the page itself, so the same dump always gives the same bytes.
 
 from __future__ import annotations
 
-import functools
 import re
 import uuid
 from dataclasses import dataclass
 
-from wikisnap.schemas.siteinfo import SiteInfo, wf_urlencode
+from wikisnap.schemas.siteinfo import SiteInfo
 from wikisnap.transforms.formats.dumpreader import RawPage
 from wikisnap.transforms.formats.spill import remember_utf8
 from wikisnap.transforms.parse.abstract import abstract
@@ -139,20 +138,11 @@ def page_to_article(page: RawPage, site: SiteInfo, license: list[dict]) -> dict:
             "update_count": facts.update_count,
         }
         if facts.categories:
-            path = site.article_path
-            record["categories"] = [{"name": name, "url": _link_url(path, name)} for name in facts.categories]
+            record["categories"] = [{"name": name, "url": site.url(name)} for name in facts.categories]
         if facts.templates:
-            path = site.article_path
-            record["templates"] = [{"name": name, "url": _link_url(path, name)} for name in facts.templates]
+            record["templates"] = [{"name": name, "url": site.url(name)} for name in facts.templates]
         if page.ns == 0:
             lead = abstract(text, site)
             if lead:
                 record["abstract"] = lead
     return record
-
-
-@functools.lru_cache(maxsize=8192)
-def _link_url(article_path: str, name: str) -> str:
-    """`site.url(name)` for a template or category: the same few thousand names recur on every
-    page (`Template:Cite web`), so their URLs are made once; at most 8192 of them are kept (~2 MB)."""
-    return article_path + wf_urlencode(name)
