@@ -208,13 +208,18 @@ def run_without_pandas(raw: list[str]) -> bool:
     (pymongo and bson with it: `LEFT_OUT`; Beam's BigQuery connector too when the run is on the
     local engine: `LEFT_OUT_LOCALLY`).
     """
-    command = next((arg for arg in raw if not arg.startswith("-")), None)
+    command = command_of(raw)
     if command not in NO_PANDAS_COMMANDS or "pandas" in sys.modules:
         return False
     runner = flag_value(raw, "--runner")
     local = runner is None or runner.lower() in LOCAL_RUNNER_NAMES
     sys.meta_path.insert(0, _PandasLeftOut(LEFT_OUT_LOCALLY if local else ()))
     return True
+
+
+def command_of(raw: list[str]) -> str | None:
+    """The command `raw` runs, as `split_args` finds it: its first argument that is not a flag."""
+    return next((arg for arg in raw if not arg.startswith("-")), None)
 
 
 def lean_startup() -> None:
@@ -238,8 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("-q" in raw or "--quiet" in raw, "-v" in raw or "--verbose" in raw)
     if argv is None:
         run_without_pandas(raw)  # before Beam is imported (inside make_parser)
-    # the command (as `split_args` finds it): the first argument that is not a flag
-    parser = make_parser(next((arg for arg in raw if not arg.startswith("-")), None))
+    parser = make_parser(command_of(raw))
     if argv is None:
         # The program's own process (not a caller's): the objects of the imports above live until
         # exit, so they leave the collector's generations. Full collections during the run stop
