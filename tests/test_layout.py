@@ -214,7 +214,7 @@ LAYERS = [
         "wikisnap.transforms.read", "wikisnap.transforms.records", "wikisnap.transforms.redirects",
         "wikisnap.transforms.enrich", "wikisnap.transforms.history", "wikisnap.transforms.write",
         "wikisnap.transforms.verify", "wikisnap.transforms.write_structured", "wikisnap.transforms.spilljoin",
-        "wikisnap.transforms.deadletters", "wikisnap.transforms.writeprogress",
+        "wikisnap.transforms.deadletters", "wikisnap.transforms.writeprogress", "wikisnap.transforms.pooled",
     ),
     ("wikisnap.transforms.update",),
     ("wikisnap.pipelines",),

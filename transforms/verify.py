@@ -21,16 +21,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import tarfile
-from concurrent.futures import ThreadPoolExecutor
 
 import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
-from apache_beam.utils.windowed_value import WindowedValue
 
 from wikisnap.transforms.formats.codecs import DECOMPRESS_ERRORS, gzip_decompressor, gzip_reader
 from wikisnap.transforms.formats.fs import HashingReader, open_read, open_read_arrow
 from wikisnap.transforms.formats.tarball import TAR_BLOCK
+from wikisnap.transforms.pooled import PooledDoFn
 
 TAG_PROBLEMS = "problems"
 TARBALL_KINDS = ("tarball", "batch", "structured-tarball")
@@ -209,46 +208,24 @@ def _count_tar_lines_copied(reader, copied: tuple[tuple[int, int, int], ...]) ->
 VERIFY_THREADS = 2
 
 
-class _VerifyFn(beam.DoFn):
+class _VerifyFn(PooledDoFn):
     """OutputFile → itself (records filled in) and its problems. Each file is read back on a pool
-    of `VERIFY_THREADS` threads as it comes; the outputs come out in `finish_bundle` (with their
-    element's timestamp and window), in the order the files came."""
+    of `VERIFY_THREADS` threads as it comes (`PooledDoFn`); the outputs come out in the order the
+    files came."""
+
+    threads = VERIFY_THREADS
+    thread_name = "wikisnap-verify"
 
     def setup(self) -> None:
+        super().setup()
         self.c_ok = Metrics.counter("wikisnap", "outputs_verified")
         self.c_bad = Metrics.counter("wikisnap", "outputs_failed_verification")
         self.c_hashed = Metrics.counter("wikisnap", "copied_members_hashed_not_inflated")
-        self._pool = None
 
-    def start_bundle(self) -> None:
-        self._pending: list = []
+    def work(self, output):
+        return verify_file(output)
 
-    def process(self, output, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(VERIFY_THREADS, thread_name_prefix="wikisnap-verify")
-        self._pending.append((output, self._pool.submit(verify_file, output), timestamp, window))
-
-    def finish_bundle(self):
-        pending, self._pending = self._pending, []
-        try:
-            for output, future, timestamp, window in pending:
-                for out in self._outputs(output, future.result()):
-                    if isinstance(out, beam.pvalue.TaggedOutput):
-                        yield beam.pvalue.TaggedOutput(out.tag, WindowedValue(out.value, timestamp, (window,)))
-                    else:
-                        yield WindowedValue(out, timestamp, (window,))
-        finally:
-            for _output, future, _timestamp, _window in pending:
-                future.cancel()  # a failed bundle leaves no read-back running behind it
-            for _output, future, _timestamp, _window in pending:
-                if not future.cancelled():
-                    future.exception()
-
-    def teardown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def _outputs(self, output, result):
+    def outputs(self, output, result):
         """The checked file's outputs (counters counted here, on the bundle's own thread)."""
         if output.copied:
             self.c_hashed.inc(len(output.copied))

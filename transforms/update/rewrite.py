@@ -27,7 +27,6 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
-from apache_beam.utils.windowed_value import WindowedValue
 
 from wikisnap import faults
 from wikisnap.schemas.arrow import ARTICLE_SCHEMA, TEXT_SCHEMA
@@ -60,6 +59,7 @@ from wikisnap.transforms.formats.tarball import (
     tar_padding,
     wikisnap_members,
 )
+from wikisnap.transforms.pooled import PooledDoFn
 from wikisnap.transforms.update.find import (
     _DATE_KEY,
     TAG_ERRORS,
@@ -629,59 +629,33 @@ class _PlanRewriteFn(beam.DoFn):
 MEMBER_THREADS = 2
 
 
-class _RewriteMemberFn(beam.DoFn):
+class _RewriteMemberFn(PooledDoFn):
     """MemberTask → its part and counts. A touched member is rewritten on a pool of
-    `MEMBER_THREADS` threads as soon as it comes; an untouched one is copied in `finish_bundle`,
-    while the pool works, so no copy holds back the next touched member (0.3 s of the second
-    one's start, of the x50 benchmark's update, went to the copy between them). Every output
-    comes out in `finish_bundle` (with its element's timestamp and window), in the order the
-    tasks came."""
+    `MEMBER_THREADS` threads as soon as it comes (`PooledDoFn`); an untouched one is copied in
+    `finish_bundle`, while the pool works, so no copy holds back the next touched member (0.3 s
+    of the second one's start, of the x50 benchmark's update, went to the copy between them).
+    Every output comes out in the order the tasks came."""
+
+    threads = MEMBER_THREADS
+    thread_name = "wikisnap-member"
 
     def __init__(self, opts: WriteOptions):
         self.opts = opts
 
     def setup(self) -> None:
+        super().setup()
         self.c_copied = Metrics.counter("wikisnap", "members_copied")
         self.c_rewritten = Metrics.counter("wikisnap", "members_rewritten")
         self.c_errors = Metrics.counter("wikisnap", "base_errors")
-        self._pool = None
-
-    def start_bundle(self) -> None:
-        self._pending: list = []
 
     def process(self, task: MemberTask, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
         (self.c_rewritten if task.touched else self.c_copied).inc()
-        if not task.touched:
-            self._pending.append((task, None, timestamp, window))  # copied in finish_bundle
-            return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(MEMBER_THREADS, thread_name_prefix="wikisnap-member")
-        self._pending.append((task, self._pool.submit(self._rewrite, task), timestamp, window))
+        return super().process(task, timestamp, window)
 
-    def finish_bundle(self):
-        pending, self._pending = self._pending, []
-        try:
-            copied = {id(task): self._rewrite(task) for task, future, _t, _w in pending if future is None}
-            for task, future, timestamp, window in pending:
-                result = copied[id(task)] if future is None else future.result()
-                for out in self._outputs(task, result):
-                    if isinstance(out, beam.pvalue.TaggedOutput):
-                        yield beam.pvalue.TaggedOutput(out.tag, WindowedValue(out.value, timestamp, (window,)))
-                    else:
-                        yield WindowedValue(out, timestamp, (window,))
-        finally:
-            futures = [future for _task, future, _timestamp, _window in pending if future is not None]
-            for future in futures:
-                future.cancel()  # a failed bundle leaves no rewrite running behind it
-            for future in futures:
-                if not future.cancelled():
-                    future.exception()  # (waited for: a retry must not meet its files half-written)
+    def pooled(self, task: MemberTask) -> bool:
+        return bool(task.touched)
 
-    def teardown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def _rewrite(self, task: MemberTask):
+    def work(self, task: MemberTask):
         """`rewrite_member`: (part, counts, letters), or the BaseError it raised."""
         letters: list = []
         try:
@@ -690,7 +664,7 @@ class _RewriteMemberFn(beam.DoFn):
             return exc
         return part, counts, letters
 
-    def _outputs(self, task: MemberTask, result):
+    def outputs(self, task: MemberTask, result):
         if isinstance(result, BaseError):
             self.c_errors.inc()
             yield beam.pvalue.TaggedOutput(TAG_ERRORS, str(result))
